@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# quickstart.sh - set up a fresh Debian 12 machine (as root) and either run
+# goprod on the shipped configuration or build and pass every test.
+#
+#   bash contrib/quickstart.sh run    install, build, run goprod -f on etc/gopro.conf
+#   bash contrib/quickstart.sh test   install, build, make check
+#
+# The build goes to _build/quickstart so the source tree stays clean.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build="$top/_build/quickstart"
+
+# Debian packages needed to build, test and run gopro.
+PACKAGES=(build-essential autoconf automake libtool pkg-config
+	libev-dev libconfuse-dev libcmocka-dev libcrypt-dev libsystemd-dev
+	mandoc clang python3 python3-prometheus-client prometheus)
+
+install_packages() {
+	local missing=()
+	for p in "${PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+			grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "quickstart: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+configure_build() {
+	cd "$top"
+	[ -x configure ] || ./autogen.sh
+	mkdir -p "$build"
+	cd "$build"
+	[ -f Makefile ] || "$top/configure" --enable-werror "$@"
+	make -j"$(nproc)"
+}
+
+# Print the plain closing line from the automake test summary.
+summarize() {
+	local log="$build/test-suite.log" pass fail skip
+	pass=$(sed -n 's/^# PASS: *//p' "$log")
+	fail=$(( $(sed -n 's/^# FAIL: *//p' "$log") + $(sed -n 's/^# ERROR: *//p' "$log") ))
+	skip=$(sed -n 's/^# SKIP: *//p' "$log")
+	echo "tests: ${pass:-0} passed, ${fail} failed, ${skip:-0} skipped"
+}
+
+cmd_test() {
+	install_packages
+	configure_build
+	local rc=0
+	make -j"$(nproc)" check || rc=$?
+	if [ $rc -ne 0 ]; then
+		for f in $(find "$build/tests" -name '*.log'); do
+			grep -q -E '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null &&
+				{ echo "==== $f"; tail -50 "$f"; }
+		done
+	fi
+	summarize
+	return $rc
+}
+
+cmd_run() {
+	install_packages
+	configure_build
+	getent group gopro >/dev/null || groupadd --system gopro
+	getent passwd gopro >/dev/null ||
+		useradd --system --gid gopro --no-create-home \
+			--home-dir /nonexistent --shell /usr/sbin/nologin gopro
+	exec "$build/src/goprod" -f -c "$top/etc/gopro.conf"
+}
+
+case "${1:-}" in
+test) cmd_test ;;
+run) cmd_run ;;
+*) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac

@@ -1,0 +1,69 @@
+/*
+ * buf.h - a byte buffer for connections.
+ *
+ * Bytes live in data[start..end); room to append is data[end..cap).  The
+ * buffer grows by doubling up to a cap given by the caller (for the read
+ * side: one maximum frame), compacts by moving the live bytes to the front
+ * when that makes enough room, and can be emptied and handed back without
+ * freeing so a per-worker pool can reuse its memory.
+ */
+#ifndef GOPRO_BUF_H
+#define GOPRO_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf {
+	uint8_t *data;
+	size_t start;
+	size_t end;
+	size_t cap;
+};
+
+static inline size_t
+buf_len(const struct buf *b)
+{
+	return b->end - b->start;
+}
+
+static inline uint8_t *
+buf_head(const struct buf *b)
+{
+	return b->data + b->start;
+}
+
+static inline uint8_t *
+buf_tail(const struct buf *b)
+{
+	return b->data + b->end;
+}
+
+static inline size_t
+buf_room(const struct buf *b)
+{
+	return b->cap - b->end;
+}
+
+/* Initialise with an owned block of cap bytes; -1 (ENOMEM) on failure. */
+int buf_init(struct buf *b, size_t cap);
+/* Free the memory and zero the struct. */
+void buf_free(struct buf *b);
+/*
+ * Make room for at least n more bytes at the tail, compacting first and
+ * growing (doubling) only when needed, without ever holding more than max
+ * bytes of capacity.  Returns 0, or -1 with errno ENOBUFS when the live bytes
+ * plus n exceed max, or ENOMEM.
+ */
+int buf_reserve(struct buf *b, size_t n, size_t max);
+/* Append n bytes (reserving as above); 0 or -1 with errno. */
+int buf_append(struct buf *b, const void *p, size_t n, size_t max);
+/* Record that n bytes were written at the tail (n <= buf_room). */
+void buf_commit(struct buf *b, size_t n);
+/* Drop n bytes from the head (n <= buf_len); resets offsets when empty. */
+void buf_consume(struct buf *b, size_t n);
+/* Move the live bytes to the front of the block. */
+void buf_compact(struct buf *b);
+/* Forget the contents, keep the memory. */
+void buf_reset(struct buf *b);
+
+#endif /* GOPRO_BUF_H */

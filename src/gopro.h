@@ -1,0 +1,143 @@
+/*
+ * gopro.h - the GoPro wire protocol, version 1.
+ *
+ * This header is the public face of the codec: constants of the wire
+ * contract, an incremental decoder that works on whatever bytes a caller has
+ * received so far, and encoders that write into caller-provided memory.
+ * Nothing here allocates, blocks or touches a file descriptor, so the same
+ * code serves the daemon, goproctl, gopro-bench, the tests and any client
+ * author who wants to embed it.  See gopro(7) for the protocol itself.
+ */
+#ifndef GOPRO_H
+#define GOPRO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GOPRO_MAGIC 0x474Fu /* "GO" */
+#define GOPRO_VERSION 1u
+#define GOPRO_HEADER_SIZE 8u
+#define GOPRO_DEFAULT_MAX_BODY (10u * 1024u * 1024u)
+
+/* Limits of the structured bodies (LOGIN, ERROR, GOAWAY). */
+#define GOPRO_USER_MAX 64u
+#define GOPRO_PASSWORD_MAX 1024u
+#define GOPRO_TEXT_MAX 256u
+/* Largest LOGIN body: user, separator, password. */
+#define GOPRO_LOGIN_BODY_MAX (GOPRO_USER_MAX + 1u + GOPRO_PASSWORD_MAX)
+/* Largest ERROR or GOAWAY frame: header, 2-byte code, text. */
+#define GOPRO_STATUS_FRAME_MAX (GOPRO_HEADER_SIZE + 2u + GOPRO_TEXT_MAX)
+
+enum gopro_command {
+	GOPRO_CMD_HEARTBEAT = 0x00,
+	GOPRO_CMD_MESSAGE = 0x01,
+	GOPRO_CMD_LOGIN = 0x02,
+	GOPRO_CMD_LOGIN_ACK = 0x03,
+	GOPRO_CMD_ERROR = 0x04,
+	GOPRO_CMD_GOAWAY = 0x05,
+};
+#define GOPRO_CMD_COUNT 6
+
+/* Codes carried by an ERROR frame. */
+enum gopro_error_code {
+	GOPRO_ERR_BAD_MAGIC = 1,
+	GOPRO_ERR_BAD_VERSION = 2,
+	GOPRO_ERR_TOO_LARGE = 3,
+	GOPRO_ERR_UNKNOWN_COMMAND = 4,
+	GOPRO_ERR_AUTH_REQUIRED = 5,
+	GOPRO_ERR_AUTH_FAILED = 6,
+	GOPRO_ERR_BUSY = 7,
+	GOPRO_ERR_TIMEOUT = 8,
+	GOPRO_ERR_MALFORMED = 9,
+};
+#define GOPRO_ERR_MAX 9
+
+/* Reasons carried by a GOAWAY frame. */
+enum gopro_goaway_reason {
+	GOPRO_GOAWAY_RELOAD = 1,
+	GOPRO_GOAWAY_SHUTDOWN = 2,
+	GOPRO_GOAWAY_OTHER = 3,
+};
+
+struct gopro_header {
+	uint16_t magic;
+	uint8_t version;
+	uint8_t command;
+	uint32_t length;
+};
+
+/* A decoded frame: a view into the caller's buffer, nothing is copied. */
+struct gopro_frame {
+	struct gopro_header header;
+	const uint8_t *body; /* header.length bytes */
+	size_t size;         /* header plus body: bytes to consume */
+};
+
+enum gopro_decode_status {
+	GOPRO_DECODE_FRAME = 0,  /* a complete frame is in *frame */
+	GOPRO_DECODE_NEED_MORE,  /* not enough bytes yet; *need says how many more */
+	GOPRO_DECODE_BAD_MAGIC,  /* protocol violation: ERROR 1 and close */
+	GOPRO_DECODE_BAD_VERSION,/* ERROR 2 and close */
+	GOPRO_DECODE_TOO_LARGE,  /* ERROR 3 and close, decided from the header */
+};
+
+/*
+ * Decode the frame at the start of buf[0..len).  The header is checked in
+ * the order magic, version, length, and each field as soon as its bytes are
+ * there, so a bad first byte is reported without waiting for the rest.
+ * On GOPRO_DECODE_NEED_MORE, *need (when not NULL) is the number of further
+ * bytes required, which is the full remainder of the frame once the header
+ * is complete, and frame->header is filled when the header is complete.
+ * max_body is the largest accepted body; a body of exactly max_body is fine.
+ */
+enum gopro_decode_status gopro_decode(const uint8_t *buf, size_t len,
+    uint32_t max_body, struct gopro_frame *frame, size_t *need);
+
+/* The ERROR code that answers a decoder failure (0 for FRAME/NEED_MORE). */
+uint16_t gopro_decode_error_code(enum gopro_decode_status status);
+
+/* Write an 8-byte header for a frame of version 1. */
+void gopro_header_write(uint8_t out[GOPRO_HEADER_SIZE], uint8_t command,
+    uint32_t length);
+
+/*
+ * Frame encoders.  Each writes a complete frame into out[0..cap) and returns
+ * its size, or 0 when cap is too small or an argument is out of the
+ * protocol's range (nothing useful is written then).
+ */
+size_t gopro_frame_write(uint8_t *out, size_t cap, uint8_t command,
+    const void *body, size_t len);
+size_t gopro_login_write(uint8_t *out, size_t cap, const char *user,
+    size_t user_len, const char *password, size_t password_len);
+/* ERROR and GOAWAY: a text longer than GOPRO_TEXT_MAX is cut to fit. */
+size_t gopro_error_write(uint8_t *out, size_t cap, uint16_t code,
+    const char *text);
+size_t gopro_goaway_write(uint8_t *out, size_t cap, uint16_t reason,
+    const char *text);
+
+/* A parsed LOGIN body: views into the body. */
+struct gopro_login {
+	const uint8_t *user;
+	size_t user_len;
+	const uint8_t *password;
+	size_t password_len;
+};
+
+/* A parsed ERROR or GOAWAY body. */
+struct gopro_status {
+	uint16_t code;
+	const uint8_t *text;
+	size_t text_len;
+};
+
+/* Return 0 on a well-formed body, -1 otherwise (ERROR 9 for LOGIN). */
+int gopro_login_parse(const uint8_t *body, size_t len,
+    struct gopro_login *login);
+int gopro_status_parse(const uint8_t *body, size_t len,
+    struct gopro_status *status);
+
+/* Names for logs and tools; never NULL. */
+const char *gopro_command_name(uint8_t command);
+const char *gopro_error_name(uint16_t code);
+
+#endif /* GOPRO_H */

@@ -1,0 +1,158 @@
+/*
+ * test_buf.c - unit tests of the connection byte buffer: growth up to a
+ * cap, compaction, consume and reset, and refusal past the cap.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "buf.h"
+
+static int
+setup(void **state)
+{
+	static struct buf b;
+
+	if (buf_init(&b, 16) < 0)
+		return -1;
+	*state = &b;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	buf_free(*state);
+	return 0;
+}
+
+static void
+test_append_and_consume(void **state)
+{
+	struct buf *b = *state;
+
+	assert_int_equal(buf_append(b, "hello", 5, 64), 0);
+	assert_int_equal(buf_len(b), 5);
+	assert_memory_equal(buf_head(b), "hello", 5);
+	buf_consume(b, 2);
+	assert_int_equal(buf_len(b), 3);
+	assert_memory_equal(buf_head(b), "llo", 3);
+	buf_consume(b, 3);
+	/* Empty again: offsets go back to the front. */
+	assert_int_equal(buf_len(b), 0);
+	assert_int_equal(b->start, 0);
+	assert_int_equal(b->end, 0);
+}
+
+static void
+test_compacts_before_growing(void **state)
+{
+	struct buf *b = *state;
+	uint8_t *block = b->data;
+
+	assert_int_equal(buf_append(b, "0123456789abcd", 14, 64), 0);
+	buf_consume(b, 10);
+	/* 4 live bytes, 2 free at the tail: 10 more fit after a move. */
+	assert_int_equal(buf_reserve(b, 10, 64), 0);
+	assert_int_equal(b->cap, 16);
+	assert_int_equal(b->start, 0);
+	assert_ptr_equal(b->data, block);
+	assert_memory_equal(buf_head(b), "abcd", 4);
+}
+
+static void
+test_grows_to_cap_and_refuses_past_it(void **state)
+{
+	struct buf *b = *state;
+	uint8_t chunk[40];
+
+	memset(chunk, 'x', sizeof(chunk));
+	assert_int_equal(buf_append(b, chunk, 40, 100), 0);
+	assert_true(b->cap >= 40 && b->cap <= 100);
+	assert_int_equal(buf_append(b, chunk, 40, 100), 0);
+	assert_int_equal(buf_len(b), 80);
+	assert_true(b->cap <= 100);
+	errno = 0;
+	assert_int_equal(buf_append(b, chunk, 21, 100), -1);
+	assert_int_equal(errno, ENOBUFS);
+	/* Nothing was lost by the refusal. */
+	assert_int_equal(buf_len(b), 80);
+	assert_int_equal(buf_append(b, chunk, 20, 100), 0);
+	assert_int_equal(buf_len(b), 100);
+	assert_int_equal(b->cap, 100);
+	/* A request larger than the cap itself is refused. */
+	buf_reset(b);
+	assert_int_equal(buf_reserve(b, 101, 100), -1);
+	assert_int_equal(errno, ENOBUFS);
+	assert_int_equal(buf_reserve(b, (size_t)-1, 100), -1);
+}
+
+static void
+test_commit_after_direct_write(void **state)
+{
+	struct buf *b = *state;
+
+	assert_int_equal(buf_reserve(b, 8, 64), 0);
+	assert_true(buf_room(b) >= 8);
+	memcpy(buf_tail(b), "direct", 6);
+	buf_commit(b, 6);
+	assert_int_equal(buf_len(b), 6);
+	assert_memory_equal(buf_head(b), "direct", 6);
+}
+
+static void
+test_empty_buffer_grows_from_nothing(void **state)
+{
+	struct buf b;
+
+	assert_int_equal(buf_init(&b, 0), 0);
+	assert_null(b.data);
+	assert_int_equal(buf_len(&b), 0);
+	assert_int_equal(buf_append(&b, "x", 1, 10), 0);
+	assert_non_null(b.data);
+	assert_int_equal(buf_len(&b), 1);
+	assert_int_equal(buf_append(&b, NULL, 0, 10), 0);
+	buf_free(&b);
+	assert_null(b.data);
+	assert_int_equal(b.cap, 0);
+}
+
+static void
+test_reset_keeps_memory(void **state)
+{
+	struct buf *b = *state;
+	uint8_t *block;
+
+	assert_int_equal(buf_append(b, "abc", 3, 64), 0);
+	block = b->data;
+	buf_reset(b);
+	assert_int_equal(buf_len(b), 0);
+	assert_ptr_equal(b->data, block);
+	assert_int_equal(b->cap, 16);
+	buf_compact(b);
+	assert_int_equal(buf_len(b), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_append_and_consume, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_compacts_before_growing,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_grows_to_cap_and_refuses_past_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_after_direct_write,
+		    setup, teardown),
+		cmocka_unit_test(test_empty_buffer_grows_from_nothing),
+		cmocka_unit_test_setup_teardown(test_reset_keeps_memory, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
