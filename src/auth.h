@@ -1,0 +1,83 @@
+/*
+ * auth.h - LOGIN support: the users file, password verification, a small
+ * per-worker thread pool so that slow hashing never stalls the event loop,
+ * and a per-client-address rate limit of login attempts.
+ */
+#ifndef GOPRO_AUTH_H
+#define GOPRO_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct ev_loop;
+
+/* ------------------------------------------------------------ users file */
+
+struct auth_users;
+
+/*
+ * Load a users file: one "name:hash" per line, hash in crypt(3) format
+ * (yescrypt "$y$", sha512-crypt "$6$", ...); blank lines and lines starting
+ * with '#' are ignored.  Refuses a file that others can read or write, a
+ * malformed line, a duplicate user or a hash crypt(3) does not support.
+ * Returns NULL and a message naming file and line in err on failure.
+ */
+struct auth_users *auth_users_load(const char *path, char *err,
+    size_t errlen);
+void auth_users_free(struct auth_users *users);
+size_t auth_users_count(const struct auth_users *users);
+
+/*
+ * Check a password (thread-safe, slow on purpose).  An unknown user is
+ * verified against a dummy hash of the same cost, so unknown user and wrong
+ * password take about the same time and give the same answer.
+ */
+bool auth_verify(const struct auth_users *users, const uint8_t *user,
+    size_t user_len, const uint8_t *password, size_t password_len);
+
+/* ------------------------------------------------------------ thread pool */
+
+struct auth_pool;
+
+/* Called on the loop's thread with the result of one submitted check. */
+typedef void (*auth_done_cb)(void *ctx, bool ok);
+
+/* Start threads hashing threads that report to loop through an ev_async. */
+struct auth_pool *auth_pool_new(struct ev_loop *loop, unsigned threads);
+/*
+ * Queue one check.  The credentials are copied (and wiped after use); users
+ * must stay alive until the callback ran (take a reference).  Returns 0, or
+ * -1 with errno (ENOMEM, EAGAIN when the queue is full).
+ */
+int auth_pool_submit(struct auth_pool *pool, struct auth_users *users,
+    const uint8_t *user, size_t user_len, const uint8_t *password,
+    size_t password_len, auth_done_cb cb, void *ctx);
+/* Checks queued or running; the worker waits for zero before it exits. */
+unsigned auth_pool_pending(const struct auth_pool *pool);
+/* Stop the threads; jobs not yet started are dropped without callback. */
+void auth_pool_free(struct auth_pool *pool);
+
+/* Reference counting so a reload can swap users files under running jobs. */
+struct auth_users *auth_users_ref(struct auth_users *users);
+void auth_users_unref(struct auth_users *users);
+
+/* ------------------------------------------------------------ rate limit */
+
+struct auth_ratelimit;
+
+/*
+ * A token bucket per client address (port ignored), rate tokens per second
+ * up to burst, in a fixed-size table of entries slots: memory is bounded
+ * whatever the number of addresses, and the least recently seen address
+ * gives way to a new one.
+ */
+struct auth_ratelimit *auth_ratelimit_new(double rate, unsigned burst,
+    size_t entries);
+/* True when an attempt from addr at time now (seconds) is allowed. */
+bool auth_ratelimit_allow(struct auth_ratelimit *rl,
+    const struct sockaddr *addr, double now);
+void auth_ratelimit_free(struct auth_ratelimit *rl);
+
+#endif /* GOPRO_AUTH_H */

@@ -1,0 +1,90 @@
+/*
+ * conf.h - the configuration of goprod, read from gopro.conf with
+ * libconfuse by conf.c and copied into this plain struct, so nothing else in
+ * the program sees libconfuse.  Every value here is already validated and in
+ * its final unit (seconds as double, sizes in bytes).
+ */
+#ifndef GOPRO_CONF_H
+#define GOPRO_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "log.h"
+
+#define CONF_MAX_LISTEN 16
+#define CONF_MAX_WORKERS 64
+#define CONF_ERR_MAX 2048
+
+struct conf_listen {
+	char *text;                   /* as written: "0.0.0.0:8888", "[::]:8888" */
+	struct sockaddr_storage addr; /* resolved, numeric */
+	socklen_t addrlen;
+};
+
+struct conf_auth {
+	bool required;
+	char *users_file;      /* NULL when not configured */
+	unsigned max_attempts; /* consecutive failures before close, >= 1 */
+	double login_rate;     /* attempts per second per address; 0 = off */
+	unsigned login_burst;
+	unsigned threads;      /* hashing threads per worker */
+};
+
+struct gopro_conf {
+	char *path;                   /* the file this was read from */
+	struct conf_listen listen[CONF_MAX_LISTEN];
+	size_t nlisten;
+	int backlog;
+	unsigned workers;             /* resolved: "auto" becomes the CPU count */
+	bool workers_auto;
+	bool cpu_affinity;            /* worker_cpu_affinity = auto */
+	char *user;                   /* NULL or "" = do not change */
+	char *group;
+	char *pid_file;
+	char *stats_file;
+	char *control_socket;
+	char *metrics_listen;         /* NULL = off */
+	enum log_target log_target;
+	char *log_file;               /* for LOG_TARGET_FILE */
+	int log_level;                /* syslog priority */
+	double idle_timeout;          /* seconds, 0 = off */
+	double frame_timeout;
+	double send_timeout;
+	double drain_timeout;
+	double goaway_grace;
+	uint32_t max_body;            /* bytes */
+	unsigned max_connections;     /* per worker */
+	size_t output_high_water;     /* bytes */
+	size_t output_low_water;
+	char *message_prefix;
+	size_t message_prefix_len;
+	struct conf_auth auth;
+};
+
+/*
+ * Read and validate path.  On success return 0 and a new config in *out.
+ * On failure return -1 and put every error found, one per line, each as
+ * "file:line: option: what is wrong, what is expected", in err[0..errlen).
+ */
+int conf_load(const char *path, struct gopro_conf **out, char *err,
+    size_t errlen);
+void conf_free(struct gopro_conf *conf);
+
+/*
+ * The names of the options whose change only takes effect after a restart,
+ * which differ between a and b: written comma-separated into buf (empty when
+ * none).  Used to warn on reload.
+ */
+void conf_restart_needed(const struct gopro_conf *a,
+    const struct gopro_conf *b, char *buf, size_t len);
+
+/* Unit parsers, exposed for the tests: 0 on success, -1 on bad input. */
+int conf_parse_size(const char *s, uint64_t *bytes);   /* "10M", "512k", "42" */
+int conf_parse_time(const char *s, double *seconds);   /* "60s", "5m", "250ms", "0" */
+int conf_parse_address(const char *s, struct sockaddr_storage *ss,
+    socklen_t *len);                                   /* "host:port", "[v6]:port" */
+
+#endif /* GOPRO_CONF_H */

@@ -1,0 +1,214 @@
+/*
+ * stats.h - the shared-memory statistics segment, layout version 1.
+ *
+ * The master creates a file-backed shared mapping (stats_file, usually
+ * /run/goprod/goprod.stats) before it forks.  Every worker process owns one
+ * entry and is its only writer; goproctl and the master read without locks.
+ * Counters are 64-bit, naturally aligned and accessed with relaxed atomics,
+ * so a reader can never see a torn value.  Each entry starts on its own
+ * 128-byte boundary so that two workers never write the same cache line (nor
+ * the adjacent line the prefetcher pairs with it).
+ *
+ * When a worker exits, the master adds its counters to the "retired" totals
+ * and clears the entry before reuse.  That fold is bracketed by a sequence
+ * counter (odd while it runs), so a reader that sums retired + live entries
+ * retries instead of seeing a total that went down.
+ *
+ * The file is:  struct stats_header, then nentries x struct stats_entry.
+ * Other tools may read it: everything is in host byte order, and the layout
+ * only changes together with STATS_LAYOUT_VERSION.
+ */
+#ifndef GOPRO_STATS_H
+#define GOPRO_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define STATS_MAGIC 0x53544F50474F5052ull /* "GOPROPTS" */
+#define STATS_LAYOUT_VERSION 1u
+#define STATS_ALIGN 128
+
+/*
+ * Every monotonic counter, defined once: the struct, the fold into the
+ * retired totals and every output format of goproctl expand this list.
+ * X(name, help) - name is a C identifier and the metric name stem.
+ */
+#define STATS_COUNTERS(X)                                                     \
+	X(conn_accepted, "Connections accepted")                              \
+	X(conn_closed, "Connections closed, for any reason")                  \
+	X(conn_refused_limit, "Connections refused at max_connections")       \
+	X(conn_idle_timeout, "Connections closed by idle_timeout")            \
+	X(conn_frame_timeout, "Connections closed by frame_timeout")          \
+	X(conn_send_timeout, "Connections closed by send_timeout")            \
+	X(conn_drain_timeout, "Connections closed by drain_timeout")          \
+	X(conn_reset, "Connections closed by a read or write error")          \
+	X(accept_errors, "accept() failures other than EAGAIN")               \
+	X(accept_emfile, "accept() failures for lack of descriptors")         \
+	X(bytes_received, "Bytes received from clients")                      \
+	X(bytes_sent, "Bytes sent to clients")                                \
+	X(frames_received_heartbeat, "HEARTBEAT frames received")             \
+	X(frames_received_message, "MESSAGE frames received")                 \
+	X(frames_received_login, "LOGIN frames received")                     \
+	X(frames_received_other, "Frames received with another command")      \
+	X(frames_sent_heartbeat, "HEARTBEAT frames sent")                     \
+	X(frames_sent_message, "MESSAGE frames sent")                         \
+	X(frames_sent_login_ack, "LOGIN_ACK frames sent")                     \
+	X(frames_sent_error, "ERROR frames sent")                             \
+	X(frames_sent_goaway, "GOAWAY frames sent")                           \
+	X(errors_bad_magic, "ERROR 1 (bad magic) sent")                       \
+	X(errors_bad_version, "ERROR 2 (unsupported version) sent")           \
+	X(errors_too_large, "ERROR 3 (frame too large) sent")                 \
+	X(errors_unknown_command, "ERROR 4 (unknown command) sent")           \
+	X(errors_auth_required, "ERROR 5 (authentication required) sent")     \
+	X(errors_auth_failed, "ERROR 6 (authentication failed) sent")         \
+	X(errors_busy, "ERROR 7 (server busy) sent")                          \
+	X(errors_timeout, "ERROR 8 (timeout) sent")                           \
+	X(errors_malformed, "ERROR 9 (malformed body) sent")                  \
+	X(logins_ok, "Successful logins")                                     \
+	X(logins_failed, "Failed logins")                                     \
+	X(logins_rate_limited, "Login attempts refused by login_rate")        \
+	X(backpressure, "Times reading paused for output above high water")   \
+	X(requests_lost, "Requests read but unanswered when a connection was cut")
+
+enum stats_counter {
+#define STATS_ENUM(name, help) STATS_##name,
+	STATS_COUNTERS(STATS_ENUM)
+#undef STATS_ENUM
+	STATS_NCOUNTERS
+};
+
+/*
+ * Latency of request handling (from the read that completed a request to
+ * the write that handed its reply to the kernel), in log2 buckets of
+ * microseconds: bucket i counts requests that took < 2^i us; the last
+ * bucket is everything slower (+Inf).
+ */
+#define STATS_HIST_BUCKETS 26
+
+enum stats_worker_state {
+	STATS_STATE_FREE = 0,
+	STATS_STATE_STARTING,
+	STATS_STATE_RUNNING,
+	STATS_STATE_DRAINING,
+	STATS_STATE_EXITED,
+};
+
+struct stats_values {
+	uint64_t counter[STATS_NCOUNTERS];
+	uint64_t hist[STATS_HIST_BUCKETS];
+	uint64_t hist_sum_ns; /* sum of the observed latencies */
+};
+
+struct stats_entry {
+	/* Identity: written by the master before the fork, read by anyone. */
+	int32_t pid;
+	uint32_t slot;        /* listening-socket slot */
+	uint32_t generation;  /* config generation the worker runs */
+	uint32_t state;       /* enum stats_worker_state */
+	uint32_t restarts;    /* respawns of this slot so far */
+	uint32_t pad0;
+	int64_t start_time;   /* unix seconds */
+	/* Gauges, written by the worker. */
+	uint64_t conn_active;
+	uint64_t conn_idle;   /* active connections holding no buffer */
+	/* Monotonic values, written by the worker. */
+	struct stats_values v;
+} __attribute__((aligned(STATS_ALIGN)));
+
+struct stats_header {
+	uint64_t magic;
+	uint32_t layout_version;
+	uint32_t header_size;  /* sizeof(struct stats_header) */
+	uint32_t entry_size;   /* sizeof(struct stats_entry) */
+	uint32_t nentries;
+	uint64_t file_size;
+	int32_t master_pid;
+	uint32_t generation;   /* current config generation */
+	int64_t start_time;    /* unix seconds the master started */
+	uint32_t workers;      /* configured worker count */
+	uint32_t reloads;      /* successful reloads */
+	uint32_t reloads_failed;
+	uint32_t pad0;
+	uint64_t fold_seq;     /* odd while the master folds an entry */
+	struct stats_values retired; /* exited workers' counters */
+} __attribute__((aligned(STATS_ALIGN)));
+
+/* Master: entries per segment, enough for old and new generations. */
+#define STATS_ENTRIES (2 * 64 + 16)
+
+/* The mapping as a process sees it. */
+struct stats_segment {
+	struct stats_header *hdr;
+	struct stats_entry *entries;
+	size_t size;
+	int fd;
+	bool writable;
+};
+
+/* ------------------------------------------------------------ writers */
+
+/*
+ * The hot-path update: the entry has one writer, so a relaxed load and
+ * store is enough and compiles to a plain add; readers load relaxed too.
+ * Building with -DGOPRO_NO_STATS removes every update (for measuring what
+ * the stats cost).
+ */
+#ifdef GOPRO_NO_STATS
+#define stats_add(e, which, n) ((void)(e), (void)(n))
+#else
+static inline void
+stats_add(struct stats_entry *e, enum stats_counter which, uint64_t n)
+{
+	uint64_t *c = &e->v.counter[which];
+
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n,
+	    __ATOMIC_RELAXED);
+}
+#endif
+#define stats_inc(e, which) stats_add((e), (which), 1)
+
+static inline void
+stats_gauge_set(uint64_t *gauge, uint64_t v)
+{
+	__atomic_store_n(gauge, v, __ATOMIC_RELAXED);
+}
+
+/* Record n requests that each took ns nanoseconds. */
+void stats_observe(struct stats_entry *e, uint64_t ns, uint64_t n);
+/* The bucket for a latency; exposed for tests. */
+unsigned stats_bucket(uint64_t ns);
+/* Upper bound of bucket i in seconds (+Inf for the last). */
+double stats_bucket_le(unsigned i);
+
+/* Master: create (truncate) the file at path with nentries entries. */
+int stats_create(struct stats_segment *seg, const char *path,
+    unsigned nentries, char *err, size_t errlen);
+/* Reader: map an existing file read-only and check magic and layout. */
+int stats_open(struct stats_segment *seg, const char *path, char *err,
+    size_t errlen);
+void stats_close(struct stats_segment *seg);
+
+/* Master: a free entry for a new worker (state FREE), or -1. */
+int stats_entry_alloc(struct stats_segment *seg);
+/*
+ * Master: add an exited worker's values to the retired totals and free the
+ * entry, under the fold sequence counter.
+ */
+void stats_entry_retire(struct stats_segment *seg, unsigned idx);
+
+/*
+ * Reader: a consistent snapshot of the header and the entries (retrying
+ * while a fold is in progress).  entries must have room for hdr.nentries.
+ */
+int stats_snapshot(const struct stats_segment *seg, struct stats_header *hdr,
+    struct stats_entry *entries, unsigned max);
+/* Sum retired plus every live entry's values into total. */
+void stats_total(const struct stats_header *hdr,
+    const struct stats_entry *entries, unsigned n,
+    struct stats_values *total);
+
+const char *stats_state_name(uint32_t state);
+
+#endif /* GOPRO_STATS_H */
