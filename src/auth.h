@@ -26,16 +26,23 @@ struct auth_users;
  */
 struct auth_users *auth_users_load(const char *path, char *err,
     size_t errlen);
+/* The same as auth_users_unref: a users object is only ever freed by its
+ * last reference, so a job still running keeps it alive. */
 void auth_users_free(struct auth_users *users);
 size_t auth_users_count(const struct auth_users *users);
 
 /*
  * Check a password (thread-safe, slow on purpose).  An unknown user is
  * verified against a dummy hash of the same cost, so unknown user and wrong
- * password take about the same time and give the same answer.
+ * password take about the same time and give the same answer.  An empty
+ * password, one holding a NUL byte or one longer than crypt(3) accepts
+ * (CRYPT_MAX_PASSPHRASE_SIZE - 1 = 511 bytes) is refused at once, whoever
+ * the user is.
  */
 bool auth_verify(const struct auth_users *users, const uint8_t *user,
     size_t user_len, const uint8_t *password, size_t password_len);
+/* Number of password hashes computed by this process (for the tests). */
+unsigned long auth_hash_calls(void);
 
 /* ------------------------------------------------------------ thread pool */
 
@@ -44,7 +51,16 @@ struct auth_pool;
 /* Called on the loop's thread with the result of one submitted check. */
 typedef void (*auth_done_cb)(void *ctx, bool ok);
 
-/* Start threads hashing threads that report to loop through an ev_async. */
+/* Checks a pool holds at once (queued, running, not yet delivered). */
+#define AUTH_POOL_QUEUE_MAX 1024u
+/* Most threads a pool may start. */
+#define AUTH_POOL_THREADS_MAX 64u
+
+/*
+ * Start threads hashing threads (1 .. AUTH_POOL_THREADS_MAX) that report to
+ * loop through an ev_async.  Every auth_pool_* function must be called on
+ * the loop's thread.  Returns NULL with errno (EINVAL, ENOMEM, EAGAIN).
+ */
 struct auth_pool *auth_pool_new(struct ev_loop *loop, unsigned threads);
 /*
  * Queue one check.  The credentials are copied (and wiped after use); users
@@ -54,9 +70,16 @@ struct auth_pool *auth_pool_new(struct ev_loop *loop, unsigned threads);
 int auth_pool_submit(struct auth_pool *pool, struct auth_users *users,
     const uint8_t *user, size_t user_len, const uint8_t *password,
     size_t password_len, auth_done_cb cb, void *ctx);
-/* Checks queued or running; the worker waits for zero before it exits. */
+/*
+ * Checks queued, running or finished but not yet delivered; the worker waits
+ * for zero before it exits.  A callback already sees its own check gone.
+ */
 unsigned auth_pool_pending(const struct auth_pool *pool);
-/* Stop the threads; jobs not yet started are dropped without callback. */
+/*
+ * Stop the threads (a running check is finished first); checks not yet
+ * started or not yet delivered are dropped without callback.  Must not be
+ * called from a callback.
+ */
 void auth_pool_free(struct auth_pool *pool);
 
 /* Reference counting so a reload can swap users files under running jobs. */
@@ -71,11 +94,17 @@ struct auth_ratelimit;
  * A token bucket per client address (port ignored), rate tokens per second
  * up to burst, in a fixed-size table of entries slots: memory is bounded
  * whatever the number of addresses, and the least recently seen address
- * gives way to a new one.
+ * gives way to a new one.  Returns NULL with errno EINVAL for a negative
+ * or NaN rate, a burst of 0 or no entries; rate 0 makes a limiter that
+ * allows everything.
  */
 struct auth_ratelimit *auth_ratelimit_new(double rate, unsigned burst,
     size_t entries);
-/* True when an attempt from addr at time now (seconds) is allowed. */
+/*
+ * True when an attempt from addr at time now (seconds) is allowed.  An
+ * IPv4-mapped IPv6 address counts as the IPv4 address; addresses of other
+ * families (AF_UNIX) are not limited.
+ */
 bool auth_ratelimit_allow(struct auth_ratelimit *rl,
     const struct sockaddr *addr, double now);
 void auth_ratelimit_free(struct auth_ratelimit *rl);

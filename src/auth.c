@@ -1,0 +1,936 @@
+/*
+ * auth.c - LOGIN support (see auth.h): the users file, password checks, the
+ * hashing thread pool of a worker and the per-address login rate limit.
+ *
+ * Password hashes are slow on purpose, so a worker never computes one on its
+ * event loop: conn.c hands each LOGIN to the pool, whose threads run
+ * auth_verify and report back through an ev_async, and the callback runs on
+ * the loop thread like every other event.  The users object is reference
+ * counted so that a reload can swap files while checks against the old one
+ * are still running.  The rate limiter is a plain fixed-size table consulted
+ * on the loop thread before anything is queued.
+ */
+#include <crypt.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "auth.h"
+#include "gopro.h"
+
+/* ------------------------------------------------------------ users file */
+
+struct auth_user {
+	char name[GOPRO_USER_MAX];
+	size_t name_len;
+	char *hash;
+	unsigned line;
+};
+
+struct auth_users {
+	atomic_uint refs;
+	struct auth_user *v;	/* sorted by name for bsearch */
+	size_t n, cap;
+	/* Unknown users are checked against this, at the cost of real ones. */
+	char *dummy;
+};
+
+/* Every crypt_rn call, so the tests can see the unknown-user path hash. */
+static atomic_ulong auth_hashes;
+
+static void auth_say(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+auth_say(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static void
+users_destroy(struct auth_users *users)
+{
+	for (size_t i = 0; i < users->n; i++)
+		free(users->v[i].hash);
+	free(users->v);
+	free(users->dummy);
+	free(users);
+}
+
+/*
+ * Open the file and check what it is through the descriptor, so the checks
+ * apply to the file actually read.  Group access is allowed (root:goprod
+ * 0640 is the expected setup); access by others is not, as the hashes can
+ * be attacked offline and a writable file lets anyone add a user.
+ */
+static FILE *
+users_open(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO in place of the file must not hang the open. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) <
+	    0) {
+		auth_say(err, errlen, "%s: cannot open: %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		auth_say(err, errlen, "%s: cannot stat: %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		auth_say(err, errlen, "%s: not a regular file", path);
+		goto fail;
+	}
+	if (st.st_mode & (S_IROTH | S_IWOTH)) {
+		auth_say(err, errlen, "%s: readable or writable by others "
+		    "(mode %04o); chmod o-rw it", path,
+		    (unsigned)(st.st_mode & 07777));
+		goto fail;
+	}
+	if ((f = fdopen(fd, "r")) == NULL) {
+		auth_say(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	return f;
+fail:
+	close(fd);
+	return NULL;
+}
+
+/* A name: 1..GOPRO_USER_MAX printable bytes other than ':' and space. */
+static const char *
+check_name(const char *name, size_t len)
+{
+	if (len == 0)
+		return "empty user name";
+	if (len > GOPRO_USER_MAX)
+		return "user name longer than 64 bytes";
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (ch <= ' ' || ch == 0x7f)
+			return "user name contains whitespace or a control "
+			    "character";
+	}
+	return NULL;
+}
+
+/*
+ * A hash crypt(3) can use.  crypt_checksalt only looks at the method and
+ * its parameters, so also require the "$method$...$checksum" shape, which
+ * catches a hash cut down to its setting (that would never match).  A full
+ * trial crypt of every hash would cost a login's worth of CPU per user at
+ * each start and reload; only the first hash gets one (users_dummy).
+ */
+static const char *
+check_hash(const char *hash, size_t len)
+{
+	const char *last;
+
+	if (len == 0)
+		return "empty password hash";
+	if (len >= CRYPT_OUTPUT_SIZE)
+		return "password hash too long";
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)hash[i];
+
+		if (ch <= ' ' || ch == 0x7f)
+			return "password hash contains whitespace or a "
+			    "control character";
+	}
+	switch (crypt_checksalt(hash)) {
+	case CRYPT_SALT_OK:
+		break;
+	case CRYPT_SALT_METHOD_LEGACY:
+		return "password hash uses an obsolete method; rehash it "
+		    "with yescrypt ($y$) or sha512-crypt ($6$)";
+	default:
+		return "password hash method not supported by crypt(3)";
+	}
+	last = strrchr(hash, '$');
+	if (hash[0] != '$' || last == NULL || last[1] == '\0' ||
+	    memchr(hash + 1, '$', (size_t)(last - hash - 1)) == NULL)
+		return "password hash has no checksum after its setting";
+	return NULL;
+}
+
+/* Parse "name:hash" into u; returns NULL or why the line is refused. */
+static const char *
+parse_line(char *line, size_t len, struct auth_user *u)
+{
+	const char *why;
+	char *colon, *hash;
+	size_t name_len;
+
+	if (memchr(line, '\0', len) != NULL)
+		return "NUL byte in line";
+	if ((colon = memchr(line, ':', len)) == NULL)
+		return "no ':' between user name and password hash";
+	name_len = (size_t)(colon - line);
+	if ((why = check_name(line, name_len)) != NULL)
+		return why;
+	hash = colon + 1;
+	if ((why = check_hash(hash, len - name_len - 1)) != NULL)
+		return why;
+	if ((u->hash = strdup(hash)) == NULL)
+		return strerror(errno);
+	memcpy(u->name, line, name_len);
+	u->name_len = name_len;
+	return NULL;
+}
+
+static bool
+line_is_blank(const char *line)
+{
+	line += strspn(line, " \t");
+	return *line == '\0' || *line == '#';
+}
+
+static int
+users_append(struct auth_users *users, const struct auth_user *u)
+{
+	struct auth_user *v;
+	size_t cap;
+
+	if (users->n == users->cap) {
+		cap = users->cap ? users->cap * 2 : 16;
+		if ((v = reallocarray(users->v, cap, sizeof(*v))) == NULL)
+			return -1;
+		users->v = v;
+		users->cap = cap;
+	}
+	users->v[users->n++] = *u;
+	return 0;
+}
+
+/* Read every line; returns 0 or -1 with the reason in err. */
+static int
+users_read(struct auth_users *users, FILE *f, const char *path, char *err,
+    size_t errlen)
+{
+	struct auth_user u;
+	char *line = NULL;
+	size_t size = 0;
+	ssize_t len;
+	unsigned lineno = 0;
+	const char *why;
+	int rc = -1;
+
+	while ((len = getline(&line, &size, f)) >= 0) {
+		lineno++;
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		if (line_is_blank(line))
+			continue;
+		memset(&u, 0, sizeof(u));
+		u.line = lineno;
+		if ((why = parse_line(line, (size_t)len, &u)) != NULL) {
+			auth_say(err, errlen, "%s:%u: %s", path, lineno, why);
+			goto out;
+		}
+		if (users_append(users, &u) < 0) {
+			free(u.hash);
+			auth_say(err, errlen, "%s:%u: %s", path, lineno,
+			    strerror(errno));
+			goto out;
+		}
+	}
+	if (ferror(f)) {
+		auth_say(err, errlen, "%s: read error: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(line);
+	return rc;
+}
+
+static int
+name_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c != 0)
+		return c;
+	return (alen > blen) - (alen < blen);
+}
+
+static int
+user_cmp(const void *pa, const void *pb)
+{
+	const struct auth_user *a = pa, *b = pb;
+
+	return name_cmp(a->name, a->name_len, b->name, b->name_len);
+}
+
+/* Sort for bsearch; a name met twice is an error, named with both lines. */
+static int
+users_sort(struct auth_users *users, const char *path, char *err,
+    size_t errlen)
+{
+	const struct auth_user *a, *b;
+
+	if (users->n == 0)
+		return 0;
+	qsort(users->v, users->n, sizeof(users->v[0]), user_cmp);
+	for (size_t i = 1; i < users->n; i++) {
+		a = &users->v[i - 1];
+		b = &users->v[i];
+		if (user_cmp(a, b) != 0)
+			continue;
+		if (a->line > b->line) {
+			a = b;
+			b = &users->v[i - 1];
+		}
+		auth_say(err, errlen, "%s:%u: duplicate user \"%.*s\" "
+		    "(first on line %u)", path, b->line, (int)b->name_len,
+		    b->name, a->line);
+		return -1;
+	}
+	return 0;
+}
+
+/* Fill buf with a NUL-terminated random phrase that no one can guess. */
+static int
+random_phrase(char *buf, size_t size)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	unsigned char rnd[32];
+
+	if (size > sizeof(rnd) + 1)
+		size = sizeof(rnd) + 1;
+	if (getrandom(rnd, size - 1, 0) != (ssize_t)(size - 1))
+		return -1;
+	for (size_t i = 0; i + 1 < size; i++)
+		buf[i] = alphabet[rnd[i] % (sizeof(alphabet) - 1)];
+	buf[size - 1] = '\0';
+	explicit_bzero(rnd, sizeof(rnd));
+	return 0;
+}
+
+/*
+ * The dummy hash for unknown users.  libxcrypt has no call that reads the
+ * cost back out of a hash, so the first hash of the file serves as the
+ * setting: same method, same cost, whatever the method.  Its checksum is
+ * that of a random phrase, so it matches no password of the real user.
+ * This is also the trial crypt that proves the first hash usable.  An empty
+ * file gets a fresh yescrypt setting at the default cost.
+ */
+static int
+users_dummy(struct auth_users *users, const char *path, char *err,
+    size_t errlen)
+{
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE], phrase[33];
+	const struct auth_user *first = NULL;
+	struct crypt_data *cd;
+	const char *out;
+
+	for (size_t i = 0; i < users->n; i++)
+		if (first == NULL || users->v[i].line < first->line)
+			first = &users->v[i];
+	if (first == NULL &&
+	    crypt_gensalt_rn("$y$", 0, NULL, 0, setting, sizeof(setting)) ==
+	    NULL && crypt_gensalt_rn(NULL, 0, NULL, 0, setting,
+	    sizeof(setting)) == NULL) {
+		auth_say(err, errlen, "%s: cannot make a dummy hash setting: "
+		    "%s", path, strerror(errno));
+		return -1;
+	}
+	if ((cd = calloc(1, sizeof(*cd))) == NULL ||
+	    random_phrase(phrase, sizeof(phrase)) < 0) {
+		auth_say(err, errlen, "%s: %s", path, strerror(errno));
+		free(cd);
+		return -1;
+	}
+	out = crypt_rn(phrase, first ? first->hash : setting, cd, sizeof(*cd));
+	atomic_fetch_add_explicit(&auth_hashes, 1, memory_order_relaxed);
+	if (out == NULL || out[0] == '*' ||
+	    (users->dummy = strdup(out)) == NULL) {
+		if (first != NULL)
+			auth_say(err, errlen, "%s:%u: crypt(3) cannot use this "
+			    "password hash (bad parameters or salt)", path,
+			    first->line);
+		else
+			auth_say(err, errlen, "%s: cannot compute a dummy "
+			    "hash: %s", path, strerror(errno));
+		free(cd);
+		return -1;
+	}
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	return 0;
+}
+
+struct auth_users *
+auth_users_load(const char *path, char *err, size_t errlen)
+{
+	struct auth_users *users;
+	FILE *f;
+
+	if ((f = users_open(path, err, errlen)) == NULL)
+		return NULL;
+	if ((users = calloc(1, sizeof(*users))) == NULL) {
+		auth_say(err, errlen, "%s: %s", path, strerror(errno));
+		fclose(f);
+		return NULL;
+	}
+	atomic_init(&users->refs, 1);
+	if (users_read(users, f, path, err, errlen) < 0 ||
+	    users_sort(users, path, err, errlen) < 0 ||
+	    users_dummy(users, path, err, errlen) < 0) {
+		fclose(f);
+		users_destroy(users);
+		return NULL;
+	}
+	fclose(f);
+	return users;
+}
+
+size_t
+auth_users_count(const struct auth_users *users)
+{
+	return users->n;
+}
+
+struct auth_users *
+auth_users_ref(struct auth_users *users)
+{
+	atomic_fetch_add_explicit(&users->refs, 1, memory_order_relaxed);
+	return users;
+}
+
+/* acq_rel: the last owner must see every write made under other refs. */
+void
+auth_users_unref(struct auth_users *users)
+{
+	if (users != NULL &&
+	    atomic_fetch_sub_explicit(&users->refs, 1, memory_order_acq_rel) == 1)
+		users_destroy(users);
+}
+
+void
+auth_users_free(struct auth_users *users)
+{
+	auth_users_unref(users);
+}
+
+/* ------------------------------------------------------------ verify */
+
+static const struct auth_user *
+users_find(const struct auth_users *users, const uint8_t *user, size_t len)
+{
+	size_t lo = 0, hi = users->n, mid;
+	int c;
+
+	if (len == 0 || len > GOPRO_USER_MAX)
+		return NULL;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = name_cmp((const char *)user, len, users->v[mid].name,
+		    users->v[mid].name_len);
+		if (c == 0)
+			return &users->v[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+/*
+ * The state crypt_rn needs is about 32 kB: too much for the stack of a
+ * small thread, so it lives on the heap with the NUL-terminated copy of the
+ * password, and both are wiped before they are freed.
+ */
+struct verify_state {
+	struct crypt_data cd;
+	char phrase[CRYPT_MAX_PASSPHRASE_SIZE];
+};
+
+/* Compare the whole output with the hash in time independent of content. */
+static bool
+hash_equal(const char *out, const char *hash)
+{
+	size_t len = strlen(hash);
+	volatile unsigned char diff = 0;
+
+	/* out lives in a CRYPT_OUTPUT_SIZE buffer and len is below that. */
+	for (size_t i = 0; i <= len; i++)
+		diff |= (unsigned char)out[i] ^ (unsigned char)hash[i];
+	return diff == 0;
+}
+
+static bool
+hash_matches(const char *hash, const uint8_t *password, size_t len)
+{
+	struct verify_state *vs;
+	const char *out;
+	bool ok;
+
+	if ((vs = calloc(1, sizeof(*vs))) == NULL)
+		return false;
+	memcpy(vs->phrase, password, len);
+	out = crypt_rn(vs->phrase, hash, &vs->cd, sizeof(vs->cd));
+	atomic_fetch_add_explicit(&auth_hashes, 1, memory_order_relaxed);
+	ok = out != NULL && hash_equal(vs->cd.output, hash);
+	explicit_bzero(vs, sizeof(*vs));
+	free(vs);
+	return ok;
+}
+
+bool
+auth_verify(const struct auth_users *users, const uint8_t *user,
+    size_t user_len, const uint8_t *password, size_t password_len)
+{
+	const struct auth_user *u;
+	bool ok;
+
+	/* These answers do not depend on the user, so they leak nothing. */
+	if (users == NULL || password_len == 0 ||
+	    password_len >= CRYPT_MAX_PASSPHRASE_SIZE ||
+	    memchr(password, '\0', password_len) != NULL)
+		return false;
+	u = users_find(users, user, user_len);
+	ok = hash_matches(u != NULL ? u->hash : users->dummy, password,
+	    password_len);
+	return ok && u != NULL;
+}
+
+unsigned long
+auth_hash_calls(void)
+{
+	return atomic_load_explicit(&auth_hashes, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------ thread pool */
+
+/*
+ * The pool is created by a worker after fork, so no thread ever exists in a
+ * process that forks, and fork-after-threads hazards (locks held by a thread
+ * that does not exist in the child) cannot arise.  The threads block every
+ * signal: signals must reach the loop thread, where libev handles them.
+ *
+ * A job moves from the queue to a thread, then to the done list, then to
+ * the loop thread, all under one mutex; only the loop thread touches
+ * "pending", so it needs no lock.
+ */
+struct auth_job {
+	TAILQ_ENTRY(auth_job) link;
+	struct auth_users *users;	/* a reference held by the job */
+	auth_done_cb cb;
+	void *ctx;
+	bool ok;
+	size_t user_len, password_len;
+	uint8_t user[GOPRO_USER_MAX];
+	uint8_t password[GOPRO_PASSWORD_MAX];
+};
+TAILQ_HEAD(auth_jobs, auth_job);
+
+struct auth_pool {
+	struct ev_loop *loop;
+	ev_async wakeup;
+	pthread_mutex_t lock;
+	pthread_cond_t work;
+	struct auth_jobs queue;		/* submitted, not started */
+	struct auth_jobs done;		/* finished, not delivered */
+	bool stop;
+	unsigned pending;		/* loop thread only */
+	unsigned nthreads;
+	pthread_t *threads;
+};
+
+static void
+job_free(struct auth_job *job)
+{
+	auth_users_unref(job->users);
+	explicit_bzero(job, sizeof(*job));
+	free(job);
+}
+
+static void *
+pool_thread(void *arg)
+{
+	struct auth_pool *pool = arg;
+	struct auth_job *job;
+
+	pthread_mutex_lock(&pool->lock);
+	for (;;) {
+		while (!pool->stop && TAILQ_EMPTY(&pool->queue))
+			pthread_cond_wait(&pool->work, &pool->lock);
+		if (pool->stop)
+			break;
+		job = TAILQ_FIRST(&pool->queue);
+		TAILQ_REMOVE(&pool->queue, job, link);
+		pthread_mutex_unlock(&pool->lock);
+
+		job->ok = auth_verify(job->users, job->user, job->user_len,
+		    job->password, job->password_len);
+		explicit_bzero(job->password, sizeof(job->password));
+
+		pthread_mutex_lock(&pool->lock);
+		TAILQ_INSERT_TAIL(&pool->done, job, link);
+		ev_async_send(pool->loop, &pool->wakeup);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return NULL;
+}
+
+/* On the loop thread: hand every finished job to its callback. */
+static void
+pool_deliver(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct auth_pool *pool = w->data;
+	struct auth_jobs done = TAILQ_HEAD_INITIALIZER(done);
+	struct auth_job *job;
+
+	pthread_mutex_lock(&pool->lock);
+	TAILQ_CONCAT(&done, &pool->done, link);
+	pthread_mutex_unlock(&pool->lock);
+	while ((job = TAILQ_FIRST(&done)) != NULL) {
+		TAILQ_REMOVE(&done, job, link);
+		/* Before the callback, which may wait for zero to exit. */
+		pool->pending--;
+		job->cb(job->ctx, job->ok);
+		job_free(job);
+	}
+}
+
+/* Tell the threads to stop and join the first n of them. */
+static void
+pool_join(struct auth_pool *pool, unsigned n)
+{
+	pthread_mutex_lock(&pool->lock);
+	pool->stop = true;
+	pthread_cond_broadcast(&pool->work);
+	pthread_mutex_unlock(&pool->lock);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(pool->threads[i], NULL);
+}
+
+/* Threads inherit the creator's mask: block all before, restore after. */
+static int
+pool_start(struct auth_pool *pool)
+{
+	sigset_t all, old;
+	int error = 0;
+	unsigned i;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (i = 0; i < pool->nthreads; i++)
+		if ((error = pthread_create(&pool->threads[i], NULL,
+		    pool_thread, pool)) != 0)
+			break;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (error != 0) {
+		pool_join(pool, i);
+		errno = error;
+		return -1;
+	}
+	return 0;
+}
+
+struct auth_pool *
+auth_pool_new(struct ev_loop *loop, unsigned threads)
+{
+	struct auth_pool *pool;
+	int saved;
+
+	if (threads == 0 || threads > AUTH_POOL_THREADS_MAX) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((pool = calloc(1, sizeof(*pool))) == NULL)
+		return NULL;
+	if ((pool->threads = calloc(threads, sizeof(pthread_t))) == NULL) {
+		free(pool);
+		return NULL;
+	}
+	pool->loop = loop;
+	pool->nthreads = threads;
+	TAILQ_INIT(&pool->queue);
+	TAILQ_INIT(&pool->done);
+	pthread_mutex_init(&pool->lock, NULL);
+	pthread_cond_init(&pool->work, NULL);
+	if (pool_start(pool) < 0) {
+		saved = errno;
+		pthread_cond_destroy(&pool->work);
+		pthread_mutex_destroy(&pool->lock);
+		free(pool->threads);
+		free(pool);
+		errno = saved;
+		return NULL;
+	}
+	ev_async_init(&pool->wakeup, pool_deliver);
+	pool->wakeup.data = pool;
+	ev_async_start(loop, &pool->wakeup);
+	return pool;
+}
+
+int
+auth_pool_submit(struct auth_pool *pool, struct auth_users *users,
+    const uint8_t *user, size_t user_len, const uint8_t *password,
+    size_t password_len, auth_done_cb cb, void *ctx)
+{
+	struct auth_job *job;
+
+	if (users == NULL || cb == NULL || user_len > GOPRO_USER_MAX ||
+	    password_len > GOPRO_PASSWORD_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (pool->pending >= AUTH_POOL_QUEUE_MAX) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if ((job = calloc(1, sizeof(*job))) == NULL)
+		return -1;
+	job->users = auth_users_ref(users);
+	job->cb = cb;
+	job->ctx = ctx;
+	if (user_len > 0)
+		memcpy(job->user, user, user_len);
+	if (password_len > 0)
+		memcpy(job->password, password, password_len);
+	job->user_len = user_len;
+	job->password_len = password_len;
+	pool->pending++;
+	pthread_mutex_lock(&pool->lock);
+	TAILQ_INSERT_TAIL(&pool->queue, job, link);
+	pthread_cond_signal(&pool->work);
+	pthread_mutex_unlock(&pool->lock);
+	return 0;
+}
+
+unsigned
+auth_pool_pending(const struct auth_pool *pool)
+{
+	return pool->pending;
+}
+
+static void
+jobs_drop(struct auth_jobs *jobs)
+{
+	struct auth_job *job;
+
+	while ((job = TAILQ_FIRST(jobs)) != NULL) {
+		TAILQ_REMOVE(jobs, job, link);
+		job_free(job);
+	}
+}
+
+void
+auth_pool_free(struct auth_pool *pool)
+{
+	if (pool == NULL)
+		return;
+	pool_join(pool, pool->nthreads);
+	ev_async_stop(pool->loop, &pool->wakeup);
+	/* The threads are gone: no lock is needed any more. */
+	jobs_drop(&pool->queue);
+	jobs_drop(&pool->done);
+	pthread_cond_destroy(&pool->work);
+	pthread_mutex_destroy(&pool->lock);
+	free(pool->threads);
+	free(pool);
+}
+
+/* ------------------------------------------------------------ rate limit */
+
+/*
+ * Open addressing with a short probe window: an address lives in one of
+ * RL_PROBE slots after its hash, and a newcomer takes a free slot there or
+ * evicts the least recently seen one, so memory is fixed and a flood of
+ * addresses only pushes out stale entries.  The hash is SipHash keyed with a
+ * random seed per table, so no one can aim addresses at one window to evict
+ * a victim's bucket.
+ */
+#define RL_PROBE 8
+
+struct rl_entry {
+	uint8_t addr[16];	/* IPv6, or IPv4 as ::ffff:a.b.c.d */
+	bool used;
+	double tokens;
+	double seen;		/* last attempt, also the refill time */
+};
+
+struct auth_ratelimit {
+	double rate;
+	double burst;
+	size_t n;
+	uint8_t seed[16];
+	struct rl_entry *v;
+};
+
+#define ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+
+static void
+sip_round(uint64_t v[4])
+{
+	v[0] += v[1]; v[1] = ROTL64(v[1], 13); v[1] ^= v[0];
+	v[0] = ROTL64(v[0], 32);
+	v[2] += v[3]; v[3] = ROTL64(v[3], 16); v[3] ^= v[2];
+	v[0] += v[3]; v[3] = ROTL64(v[3], 21); v[3] ^= v[0];
+	v[2] += v[1]; v[1] = ROTL64(v[1], 17); v[1] ^= v[2];
+	v[2] = ROTL64(v[2], 32);
+}
+
+static uint64_t
+load64(const uint8_t *p)
+{
+	uint64_t x = 0;
+
+	for (int i = 7; i >= 0; i--)
+		x = x << 8 | p[i];
+	return x;
+}
+
+/* SipHash-2-4 of a 16-byte message. */
+static uint64_t
+siphash16(const uint8_t key[16], const uint8_t msg[16])
+{
+	uint64_t k0 = load64(key), k1 = load64(key + 8), m;
+	uint64_t v[4] = { k0 ^ 0x736f6d6570736575ULL, k1 ^ 0x646f72616e646f6dULL,
+	    k0 ^ 0x6c7967656e657261ULL, k1 ^ 0x7465646279746573ULL };
+
+	for (int i = 0; i < 3; i++) {
+		/* Two message words, then the length block (16 << 56). */
+		m = i < 2 ? load64(msg + 8 * i) : (uint64_t)16 << 56;
+		v[3] ^= m;
+		sip_round(v);
+		sip_round(v);
+		v[0] ^= m;
+	}
+	v[2] ^= 0xff;
+	for (int i = 0; i < 4; i++)
+		sip_round(v);
+	return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+/* The 16-byte key of an address; -1 for a family that is not limited. */
+static int
+rl_key(const struct sockaddr *sa, uint8_t key[16])
+{
+	const struct sockaddr_in *sin;
+	const struct sockaddr_in6 *sin6;
+
+	if (sa == NULL)
+		return -1;
+	switch (sa->sa_family) {
+	case AF_INET:
+		sin = (const struct sockaddr_in *)(const void *)sa;
+		memset(key, 0, 10);
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &sin->sin_addr, 4);
+		return 0;
+	case AF_INET6:
+		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+		memcpy(key, &sin6->sin6_addr, 16);
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* The entry of key, taking over a free or the stalest slot if needed. */
+static struct rl_entry *
+rl_lookup(struct auth_ratelimit *rl, const uint8_t key[16], double now)
+{
+	size_t start = siphash16(rl->seed, key) % rl->n;
+	size_t probe = rl->n < RL_PROBE ? rl->n : RL_PROBE;
+	struct rl_entry *e, *victim = &rl->v[start];
+
+	for (size_t i = 0; i < probe; i++) {
+		e = &rl->v[(start + i) % rl->n];
+		if (e->used && memcmp(e->addr, key, 16) == 0)
+			return e;
+		if (victim->used && (!e->used || e->seen < victim->seen))
+			victim = e;
+	}
+	memcpy(victim->addr, key, 16);
+	victim->used = true;
+	victim->tokens = rl->burst;
+	victim->seen = now;
+	return victim;
+}
+
+struct auth_ratelimit *
+auth_ratelimit_new(double rate, unsigned burst, size_t entries)
+{
+	struct auth_ratelimit *rl;
+
+	if (!(rate >= 0) || burst == 0 || entries == 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((rl = calloc(1, sizeof(*rl))) == NULL)
+		return NULL;
+	rl->rate = rate;
+	rl->burst = burst;
+	rl->n = entries;
+	if (rate > 0 && (getrandom(rl->seed, sizeof(rl->seed), 0) !=
+	    (ssize_t)sizeof(rl->seed) ||
+	    (rl->v = calloc(entries, sizeof(*rl->v))) == NULL)) {
+		free(rl);
+		return NULL;
+	}
+	return rl;
+}
+
+bool
+auth_ratelimit_allow(struct auth_ratelimit *rl, const struct sockaddr *addr,
+    double now)
+{
+	struct rl_entry *e;
+	uint8_t key[16];
+
+	if (rl->rate == 0 || rl_key(addr, key) < 0)
+		return true;
+	e = rl_lookup(rl, key, now);
+	/* A clock that went back gives no tokens; it only restarts the count. */
+	if (now > e->seen)
+		e->tokens = fmin(rl->burst, e->tokens + (now - e->seen) *
+		    rl->rate);
+	e->seen = now;
+	if (e->tokens < 1)
+		return false;
+	e->tokens -= 1;
+	return true;
+}
+
+void
+auth_ratelimit_free(struct auth_ratelimit *rl)
+{
+	if (rl == NULL)
+		return;
+	free(rl->v);
+	free(rl);
+}
