@@ -63,9 +63,11 @@ typedef void (*auth_done_cb)(void *ctx, bool ok);
  */
 struct auth_pool *auth_pool_new(struct ev_loop *loop, unsigned threads);
 /*
- * Queue one check.  The credentials are copied (and wiped after use); users
- * must stay alive until the callback ran (take a reference).  Returns 0, or
- * -1 with errno (ENOMEM, EAGAIN when the queue is full).
+ * Queue one check.  The credentials are copied (and wiped after use); the
+ * job holds its own reference on users until it is delivered or dropped, so
+ * the caller may unref its users at any time.  Returns 0, or -1 with errno
+ * (EINVAL for a user or password over the protocol limits, ENOMEM, EAGAIN
+ * when AUTH_POOL_QUEUE_MAX checks are pending).
  */
 int auth_pool_submit(struct auth_pool *pool, struct auth_users *users,
     const uint8_t *user, size_t user_len, const uint8_t *password,

@@ -383,10 +383,12 @@ struct job_result {
 
 struct pool_run {
 	struct ev_loop *loop;
+	struct auth_pool *pool;
 	pthread_t loop_thread;
 	struct job_result r[NJOBS];
 	int delivered;
 	bool wrong_thread;
+	bool bad_pending;
 	bool timed_out;
 };
 
@@ -399,7 +401,11 @@ job_done(void *ctx, bool ok)
 		r->run->wrong_thread = true;
 	r->calls++;
 	r->ok = ok;
-	if (++r->run->delivered == NJOBS)
+	/* The worker's drain waits for zero from inside a callback. */
+	if (auth_pool_pending(r->run->pool) !=
+	    (unsigned)(NJOBS - ++r->run->delivered))
+		r->run->bad_pending = true;
+	if (r->run->delivered == NJOBS)
 		ev_break(r->run->loop, EVBREAK_ALL);
 }
 
@@ -438,7 +444,7 @@ test_pool_results(void **state)
 	run.loop = ev_loop_new(0);
 	assert_non_null(run.loop);
 	run.loop_thread = pthread_self();
-	pool = auth_pool_new(run.loop, 3);
+	pool = run.pool = auth_pool_new(run.loop, 3);
 	assert_non_null(pool);
 	for (int i = 0; i < NJOBS; i++) {
 		size_t k = (size_t)i % (sizeof(creds) / sizeof(creds[0]));
@@ -459,6 +465,7 @@ test_pool_results(void **state)
 
 	assert_false(run.timed_out);
 	assert_false(run.wrong_thread);
+	assert_false(run.bad_pending);
 	assert_int_equal(run.delivered, NJOBS);
 	for (int i = 0; i < NJOBS; i++) {
 		assert_int_equal(run.r[i].calls, 1);
@@ -670,6 +677,48 @@ test_rl_eviction(void **state)
 	auth_ratelimit_free(rl);
 }
 
+/*
+ * With 4 slots every address's probe window covers the whole table, so a
+ * newcomer must evict exactly the least recently seen resident.  The test
+ * keeps its own model of the table and checks, round after round, that every
+ * resident the model keeps is still limited (not evicted and reset).
+ */
+static void
+test_rl_lru_eviction(void **state)
+{
+	struct auth_ratelimit *rl = auth_ratelimit_new(1e-6, 1, 4);
+	struct sockaddr_storage a[16];
+	double seen[16], t = 1;
+	int resident[4], n = 0, victim;
+	char ip[32];
+
+	assert_non_null(rl);
+	for (int i = 0; i < 16; i++) {
+		snprintf(ip, sizeof(ip), "10.0.0.%d", i + 1);
+		a[i] = addr4(ip, 1);
+	}
+	for (int i = 0; i < 16; i++) {
+		assert_true(allow(rl, &a[i], t));	/* new: full burst */
+		seen[i] = t++;
+		if (n == 4) {
+			victim = 0;
+			for (int k = 1; k < n; k++)
+				if (seen[resident[k]] < seen[resident[victim]])
+					victim = k;
+			resident[victim] = resident[--n];
+		}
+		/* Check the older residents in a varying order. */
+		for (int k = 0; k < n; k++) {
+			int r = resident[(k + i) % n];
+
+			assert_false(allow(rl, &a[r], t));
+			seen[r] = t++;
+		}
+		resident[n++] = i;
+	}
+	auth_ratelimit_free(rl);
+}
+
 static void
 test_rl_zero_rate_and_args(void **state)
 {
@@ -736,6 +785,7 @@ main(void)
 		cmocka_unit_test(test_rl_v4_mapped),
 		cmocka_unit_test(test_rl_overflow),
 		cmocka_unit_test(test_rl_eviction),
+		cmocka_unit_test(test_rl_lru_eviction),
 		cmocka_unit_test(test_rl_zero_rate_and_args),
 	};
 
