@@ -36,6 +36,11 @@ struct ctl_server *ctl_server_start(struct ev_loop *loop, const char *path,
     size_t errlen);
 /* Close the socket and every client, unlink path. */
 void ctl_server_stop(struct ctl_server *server);
+/*
+ * In a freshly forked child: close the listening socket and every client
+ * socket without touching the loop or the path (they belong to the master).
+ */
+void ctl_server_close_fds(struct ctl_server *server);
 
 /*
  * Client side: send command to the master at path and read the whole

@@ -1,0 +1,812 @@
+/*
+ * goproctl.c - the operator's tool: read the stats segment, drive the master
+ * over its control socket (signals as the fallback), check a configuration,
+ * talk GoPro to a server (ping, send) and make users-file lines (passwd).
+ *
+ * Each subcommand is one cmd_* function in the table below.  The
+ * configuration (-c) is only read by the subcommands that need a path from
+ * it.  Exit status: 0 ok, 1 failure, 2 usage.
+ */
+#include "config.h"
+
+#include <crypt.h>
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "conf.h"
+#include "ctl.h"
+#include "daemon.h"
+#include "gopro.h"
+#include "stats.h"
+#include "stats_format.h"
+
+#define DEFAULT_CONF SYSCONFDIR "/gopro.conf"
+#define CTL_TIMEOUT 30.0
+#define STOP_TIMEOUT 60.0
+#define PASSWORD_MAX 511 /* CRYPT_MAX_PASSPHRASE_SIZE - 1 */
+
+static const char usage_text[] =
+    "usage: goproctl [-c file] stats [--json | --prometheus] [-w seconds]\n"
+    "       goproctl [-c file] status\n"
+    "       goproctl [-c file] reload\n"
+    "       goproctl [-c file] stop [--now] [-t timeout]\n"
+    "       goproctl [-c file] check [file]\n"
+    "       goproctl [-c file] ping [-n count] [-i interval] [-W timeout] "
+    "[host:port]\n"
+    "       goproctl [-c file] send [--user user] [host:port] message\n"
+    "       goproctl passwd [--stdin] user\n";
+
+struct ctx {
+	const char *conf_path;
+	struct gopro_conf *conf;
+};
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fputs(usage_text, stderr);
+	exit(2);
+}
+
+/* The configuration, loaded on first use; exits when it is broken. */
+static const struct gopro_conf *
+need_conf(struct ctx *c)
+{
+	char errs[CONF_ERR_MAX];
+
+	if (c->conf != NULL)
+		return c->conf;
+	if (conf_load(c->conf_path, &c->conf, errs, sizeof(errs)) < 0) {
+		warnx("cannot use the configuration %s:", c->conf_path);
+		fputs(errs, stderr);
+		if (errs[0] != '\0' && errs[strlen(errs) - 1] != '\n')
+			fputc('\n', stderr);
+		exit(1);
+	}
+	return c->conf;
+}
+
+static double
+parse_seconds(const char *s, const char *what, double min)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < min) {
+		warnx("%s: %s is not a number of seconds >= %g", what, s, min);
+		usage();
+	}
+	return v;
+}
+
+static double
+now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+sleep_seconds(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - floor(s)) * 1e9) };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Reset getopt for a subcommand's own argv (glibc: optind 0 re-inits). */
+static void
+getopt_reset(void)
+{
+	optind = 0;
+}
+
+/* ------------------------------------------------------------ stats */
+
+static void
+take_snap(const char *path, struct stats_snap *snap)
+{
+	struct stats_segment seg;
+	char e[512];
+
+	/* Opened afresh each time: a restarted master replaces the file. */
+	if (stats_open(&seg, path, e, sizeof(e)) < 0)
+		errx(1, "%s (is goprod running?)", e);
+	if (stats_snap_take(&seg, snap) < 0)
+		err(1, "cannot read a consistent snapshot of %s", path);
+	stats_close(&seg);
+}
+
+static void
+print_snap(const struct stats_snap *s, int format)
+{
+	int rc;
+
+	if (format == 'j')
+		rc = stats_format_json(stdout, s);
+	else if (format == 'p')
+		rc = stats_format_prometheus(stdout, s);
+	else
+		rc = stats_format_text(stdout, s);
+	if (rc < 0 || fflush(stdout) == EOF)
+		err(1, "cannot write to standard output");
+}
+
+static void __attribute__((noreturn))
+watch_rates(const char *path, double interval)
+{
+	struct stats_snap prev, cur;
+
+	take_snap(path, &prev);
+	for (;;) {
+		sleep_seconds(interval);
+		take_snap(path, &cur);
+		if (isatty(STDOUT_FILENO))
+			fputs("\033[H\033[2J", stdout);
+		else
+			fputs("\n", stdout);
+		if (stats_format_rates(stdout, &prev, &cur) < 0 ||
+		    fflush(stdout) == EOF)
+			err(1, "cannot write to standard output");
+		stats_snap_free(&prev);
+		prev = cur;
+	}
+}
+
+static int
+cmd_stats(struct ctx *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "prometheus", no_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct stats_snap snap;
+	double interval = 0;
+	int ch, format = 't';
+
+	while ((ch = getopt_long(argc, argv, "+w:", longopts, NULL)) != -1) {
+		if (ch == 'w')
+			interval = parse_seconds(optarg, "-w", 0.1);
+		else if ((ch == 'j' || ch == 'p') && format == 't')
+			format = ch;
+		else
+			usage();
+	}
+	if (optind != argc || (interval > 0 && format != 't'))
+		usage();
+	if (interval > 0)
+		watch_rates(need_conf(c)->stats_file, interval);
+	take_snap(need_conf(c)->stats_file, &snap);
+	print_snap(&snap, format);
+	stats_snap_free(&snap);
+	return 0;
+}
+
+/* ------------------------------------------------------------ status */
+
+static bool
+pid_alive(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static int
+status_verdict(const struct stats_snap *s, pid_t file_pid)
+{
+	unsigned running = stats_running_workers(s);
+
+	if (!pid_alive(s->hdr.master_pid)) {
+		warnx("the master (pid %ld) in the stats file is not running",
+		    (long)s->hdr.master_pid);
+		return 1;
+	}
+	if (file_pid != s->hdr.master_pid) {
+		warnx("the pid file names pid %ld, the stats file pid %ld",
+		    (long)file_pid, (long)s->hdr.master_pid);
+		return 1;
+	}
+	if (running != s->hdr.workers) {
+		printf("degraded: %u of %u workers running\n", running,
+		    s->hdr.workers);
+		return 1;
+	}
+	printf("healthy: all %u workers running\n", running);
+	return 0;
+}
+
+static int
+cmd_status(struct ctx *c, int argc, char **argv)
+{
+	const struct gopro_conf *conf;
+	struct stats_snap snap;
+	int rc;
+
+	if (argc != 1)
+		usage();
+	conf = need_conf(c);
+	take_snap(conf->stats_file, &snap);
+	if (stats_format_status(stdout, &snap) < 0)
+		err(1, "cannot write to standard output");
+	rc = status_verdict(&snap, daemon_read_pidfile(conf->pid_file));
+	stats_snap_free(&snap);
+	return rc;
+}
+
+/* ------------------------------------------------------------ reload, stop */
+
+/* Print the detail lines after the status line to f. */
+static void
+print_detail(FILE *f, const char *reply)
+{
+	const char *nl = strchr(reply, '\n');
+
+	if (nl != NULL && nl[1] != '\0')
+		fputs(nl + 1, f);
+}
+
+/* The control socket is not there or nobody listens: use a signal. */
+static bool
+unreachable(int e)
+{
+	return e == ENOENT || e == ECONNREFUSED || e == ENOTSOCK ||
+	    e == EACCES;
+}
+
+static pid_t
+signal_master(const struct gopro_conf *conf, int sig, int ctl_errno)
+{
+	pid_t pid = daemon_read_pidfile(conf->pid_file);
+
+	if (pid <= 0)
+		errx(1, "goprod is not running: control socket %s: %s, and no "
+		    "live pid in %s", conf->control_socket, strerror(ctl_errno),
+		    conf->pid_file);
+	if (kill(pid, sig) < 0)
+		err(1, "cannot signal the master (pid %ld)", (long)pid);
+	warnx("control socket %s: %s; sent SIG%s to the master (pid %ld) instead",
+	    conf->control_socket, strerror(ctl_errno), sigabbrev_np(sig),
+	    (long)pid);
+	return pid;
+}
+
+static int
+cmd_reload(struct ctx *c, int argc, char **argv)
+{
+	const struct gopro_conf *conf;
+	char reply[CTL_REPLY_MAX];
+	int rc, e;
+
+	if (argc != 1)
+		usage();
+	conf = need_conf(c);
+	rc = ctl_call(conf->control_socket, "reload", reply, sizeof(reply),
+	    CTL_TIMEOUT);
+	e = errno;
+	if (rc == 0) {
+		printf("reloaded: ");
+		print_detail(stdout, reply);
+		return 0;
+	}
+	if (rc == 1) {
+		warnx("reload refused, the running configuration is kept:");
+		print_detail(stderr, reply);
+		return 1;
+	}
+	if (!unreachable(e)) {
+		errno = e;
+		err(1, "reload: control socket %s", conf->control_socket);
+	}
+	signal_master(conf, SIGHUP, e);
+	warnx("the result of the reload is only in goprod's log");
+	return 0;
+}
+
+static int
+wait_gone(pid_t pid, double timeout)
+{
+	double deadline = now_mono() + timeout;
+
+	while (pid_alive(pid)) {
+		if (now_mono() >= deadline) {
+			warnx("goprod (pid %ld) is still running after %gs",
+			    (long)pid, timeout);
+			return 1;
+		}
+		sleep_seconds(0.05);
+	}
+	printf("goprod (pid %ld) stopped\n", (long)pid);
+	return 0;
+}
+
+/* The pid in the master's "stopping pid N" answer, else the pid file's. */
+static pid_t
+stop_pid(const struct gopro_conf *conf, const char *reply)
+{
+	const char *p = strstr(reply, "pid ");
+	long pid;
+
+	if (p != NULL && sscanf(p, "pid %ld", &pid) == 1 && pid > 1)
+		return (pid_t)pid;
+	return daemon_read_pidfile(conf->pid_file);
+}
+
+static int
+cmd_stop(struct ctx *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "now", no_argument, NULL, 'N' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct gopro_conf *conf;
+	char reply[CTL_REPLY_MAX];
+	double timeout = STOP_TIMEOUT;
+	bool now = false;
+	pid_t pid;
+	int ch, rc, e;
+
+	while ((ch = getopt_long(argc, argv, "+t:", longopts, NULL)) != -1) {
+		if (ch == 't')
+			timeout = parse_seconds(optarg, "-t", 0);
+		else if (ch == 'N')
+			now = true;
+		else
+			usage();
+	}
+	if (optind != argc)
+		usage();
+	conf = need_conf(c);
+	rc = ctl_call(conf->control_socket, now ? "stop now" : "stop", reply,
+	    sizeof(reply), CTL_TIMEOUT);
+	e = errno;
+	if (rc == 1) {
+		warnx("stop refused:");
+		print_detail(stderr, reply);
+		return 1;
+	}
+	if (rc < 0 && !unreachable(e)) {
+		errno = e;
+		err(1, "stop: control socket %s", conf->control_socket);
+	}
+	pid = rc == 0 ? stop_pid(conf, reply) :
+	    signal_master(conf, now ? SIGQUIT : SIGTERM, e);
+	if (pid <= 0)
+		return 0;
+	return wait_gone(pid, timeout);
+}
+
+/* ------------------------------------------------------------ check */
+
+static int
+cmd_check(struct ctx *c, int argc, char **argv)
+{
+	struct gopro_conf *conf;
+	char errs[CONF_ERR_MAX];
+	const char *path = c->conf_path;
+
+	if (argc > 2)
+		usage();
+	if (argc == 2)
+		path = argv[1];
+	if (conf_load(path, &conf, errs, sizeof(errs)) < 0) {
+		fputs(errs, stderr);
+		if (errs[0] != '\0' && errs[strlen(errs) - 1] != '\n')
+			fputc('\n', stderr);
+		return 1;
+	}
+	conf_free(conf);
+	printf("%s: configuration ok\n", path);
+	return 0;
+}
+
+/* ------------------------------------------------------------ ping, send */
+
+/* The first listen address, with a wildcard turned into loopback. */
+static const char *
+default_address(struct ctx *c, char *buf, size_t len)
+{
+	const struct gopro_conf *conf = need_conf(c);
+	const char *text;
+
+	if (conf->nlisten == 0)
+		errx(1, "%s: no listen address; give HOST:PORT", c->conf_path);
+	text = conf->listen[0].text;
+	if (strncmp(text, "0.0.0.0:", 8) == 0)
+		snprintf(buf, len, "127.0.0.1:%s", text + 8);
+	else if (strncmp(text, "[::]:", 5) == 0)
+		snprintf(buf, len, "[::1]:%s", text + 5);
+	else
+		snprintf(buf, len, "%s", text);
+	return buf;
+}
+
+static int
+connect_or_die(const char *addr, double timeout)
+{
+	char e[512];
+	int fd = client_connect(addr, timeout, e, sizeof(e));
+
+	if (fd < 0)
+		errx(1, "%s", e);
+	return fd;
+}
+
+struct ping {
+	const char *addr;
+	long count;
+	double interval, timeout;
+	long sent, received;
+	double min, max, sum;
+};
+
+/* One heartbeat whose reply must be the same frame: 1 on success. */
+static int
+ping_once(int fd, struct ping *p, long seq)
+{
+	uint8_t body[24], buf[GOPRO_HEADER_SIZE + sizeof(body)];
+	struct gopro_frame f;
+	double t0 = now_mono(), ms;
+	int rc;
+
+	/* A body that only this request has, so a stale reply cannot match. */
+	memcpy(body, "goproctl", 8);
+	memcpy(body + 8, &(int64_t){ seq }, 8);
+	memcpy(body + 16, &t0, sizeof(t0));
+	p->sent++;
+	rc = client_send_frame(fd, GOPRO_CMD_HEARTBEAT, body, sizeof(body),
+	    p->timeout);
+	if (rc == CLIENT_OK)
+		rc = client_read_frame(fd, buf, sizeof(buf), &f, p->timeout);
+	if (rc != CLIENT_OK) {
+		warnx("%s: seq=%ld: %s", p->addr, seq, client_result_text(rc));
+		return rc == CLIENT_TIMEOUT || rc == CLIENT_TOO_LARGE ? 0 : -1;
+	}
+	if (f.header.command != GOPRO_CMD_HEARTBEAT ||
+	    f.header.length != sizeof(body) ||
+	    memcmp(f.body, body, sizeof(body)) != 0) {
+		warnx("%s: seq=%ld: reply is a %s frame of %u bytes, not the "
+		    "heartbeat sent", p->addr, seq,
+		    gopro_command_name(f.header.command), f.header.length);
+		return -1;
+	}
+	ms = (now_mono() - t0) * 1e3;
+	p->received++;
+	p->sum += ms;
+	p->min = p->received == 1 || ms < p->min ? ms : p->min;
+	p->max = ms > p->max ? ms : p->max;
+	printf("%zu bytes from %s: seq=%ld time=%.3f ms\n", f.size, p->addr,
+	    seq, ms);
+	return 1;
+}
+
+static void
+ping_summary(const struct ping *p)
+{
+	printf("--- %s ping statistics ---\n", p->addr);
+	printf("%ld heartbeats sent, %ld received, %.0f%% lost", p->sent,
+	    p->received, p->sent ? 100.0 * (double)(p->sent - p->received) /
+	    (double)p->sent : 0.0);
+	if (p->received > 0)
+		printf(", rtt min/avg/max = %.3f/%.3f/%.3f ms", p->min,
+		    p->sum / (double)p->received, p->max);
+	printf("\n");
+}
+
+static void
+ping_options(struct ping *p, int argc, char **argv)
+{
+	char *end;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "+n:i:W:")) != -1) {
+		if (ch == 'n') {
+			p->count = strtol(optarg, &end, 10);
+			if (*end != '\0' || end == optarg || p->count < 1) {
+				warnx("-n: %s is not a count >= 1", optarg);
+				usage();
+			}
+		} else if (ch == 'i')
+			p->interval = parse_seconds(optarg, "-i", 0.001);
+		else if (ch == 'W')
+			p->timeout = parse_seconds(optarg, "-W", 0.001);
+		else
+			usage();
+	}
+}
+
+static int
+cmd_ping(struct ctx *c, int argc, char **argv)
+{
+	struct ping p = { .count = 4, .interval = 1.0, .timeout = 2.0 };
+	char addr[300];
+	int fd, rc = 1;
+
+	ping_options(&p, argc, argv);
+	if (argc - optind > 1)
+		usage();
+	p.addr = optind < argc ? argv[optind] :
+	    default_address(c, addr, sizeof(addr));
+	fd = connect_or_die(p.addr, p.timeout);
+	printf("PING %s: heartbeats of %zu bytes\n", p.addr,
+	    (size_t)GOPRO_HEADER_SIZE + 24);
+	for (long seq = 1; seq <= p.count && rc >= 0; seq++) {
+		if (seq > 1)
+			sleep_seconds(p.interval);
+		rc = ping_once(fd, &p, seq);
+	}
+	client_close(fd);
+	ping_summary(&p);
+	return p.received == p.count ? 0 : 1;
+}
+
+/* Read a line from fd without echo when it is a terminal. */
+static int
+read_secret(int fd, const char *prompt, char *buf, size_t len)
+{
+	struct termios old, quiet;
+	bool tty = tcgetattr(fd, &old) == 0;
+	size_t n = 0;
+	char ch;
+
+	if (prompt != NULL && write(fd, prompt, strlen(prompt)) < 0)
+		return -1;
+	if (tty) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+		quiet.c_lflag |= ICANON;
+		tcsetattr(fd, TCSAFLUSH, &quiet);
+	}
+	while (read(fd, &ch, 1) == 1 && ch != '\n')
+		if (n + 1 < len)
+			buf[n++] = ch;
+	buf[n] = '\0';
+	if (tty) {
+		tcsetattr(fd, TCSAFLUSH, &old);
+		(void)!write(fd, "\n", 1);
+	}
+	return 0;
+}
+
+static void
+prompt_password(const char *prompt, char *buf, size_t len)
+{
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		err(1, "cannot open /dev/tty to read the password");
+	if (read_secret(fd, prompt, buf, len) < 0)
+		err(1, "/dev/tty");
+	close(fd);
+}
+
+static void
+send_login(int fd, const char *addr, const char *user, uint8_t *buf,
+    size_t cap)
+{
+	char password[GOPRO_PASSWORD_MAX + 2];
+	const char *env = getenv("GOPRO_PASSWORD");
+	struct gopro_frame f;
+	int rc;
+
+	if (env != NULL)
+		snprintf(password, sizeof(password), "%s", env);
+	else
+		prompt_password("Password: ", password, sizeof(password));
+	rc = client_login(fd, user, password, buf, cap, &f, 10.0);
+	explicit_bzero(password, sizeof(password));
+	if (rc != CLIENT_OK)
+		errx(1, "%s: login: %s", addr, client_result_text(rc));
+	if (f.header.command != GOPRO_CMD_LOGIN_ACK) {
+		struct gopro_status st = { 0 };
+
+		(void)gopro_status_parse(f.body, f.header.length, &st);
+		errx(1, "%s: login as %s refused: %s %u (%s): %.*s", addr, user,
+		    gopro_command_name(f.header.command), st.code,
+		    gopro_error_name(st.code), (int)st.text_len,
+		    (const char *)st.text);
+	}
+}
+
+static int
+print_reply(const char *addr, const struct gopro_frame *f)
+{
+	struct gopro_status st = { 0 };
+
+	if (f->header.command == GOPRO_CMD_MESSAGE) {
+		fwrite(f->body, 1, f->header.length, stdout);
+		putchar('\n');
+		return fflush(stdout) == EOF ? 1 : 0;
+	}
+	if (gopro_status_parse(f->body, f->header.length, &st) < 0)
+		warnx("%s: unexpected %s frame", addr,
+		    gopro_command_name(f->header.command));
+	else
+		warnx("%s: %s %u (%s): %.*s", addr,
+		    gopro_command_name(f->header.command), st.code,
+		    f->header.command == GOPRO_CMD_ERROR ?
+		    gopro_error_name(st.code) : "goaway", (int)st.text_len,
+		    (const char *)st.text);
+	return 1;
+}
+
+static int
+send_message(struct ctx *c, const char *addr, const char *user,
+    const char *msg)
+{
+	size_t cap = 2 * (size_t)GOPRO_DEFAULT_MAX_BODY + GOPRO_HEADER_SIZE;
+	uint8_t *buf = malloc(cap);
+	struct gopro_frame f;
+	int fd, rc;
+
+	if (buf == NULL)
+		err(1, "malloc");
+	fd = connect_or_die(addr, 10.0);
+	if (user != NULL)
+		send_login(fd, addr, user, buf, cap);
+	rc = client_send_frame(fd, GOPRO_CMD_MESSAGE, msg, strlen(msg), 10.0);
+	if (rc == CLIENT_OK)
+		rc = client_read_frame(fd, buf, cap, &f, 10.0);
+	if (rc != CLIENT_OK)
+		errx(1, "%s: %s", addr, client_result_text(rc));
+	rc = print_reply(addr, &f);
+	client_close(fd);
+	free(buf);
+	return rc;
+}
+
+static int
+cmd_send(struct ctx *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "user", required_argument, NULL, 'u' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *user = NULL, *addr;
+	char defaddr[300];
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		if (ch != 'u')
+			usage();
+		user = optarg;
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1 || argc > 2)
+		usage();
+	addr = argc == 2 ? argv[0] : default_address(c, defaddr,
+	    sizeof(defaddr));
+	return send_message(c, addr, user, argv[argc - 1]);
+}
+
+/* ------------------------------------------------------------ passwd */
+
+static void
+check_user(const char *user)
+{
+	size_t n = strlen(user);
+
+	if (n == 0 || n > GOPRO_USER_MAX || strpbrk(user, ":\n\r \t#") != NULL)
+		errx(1, "%s: a user name is 1 to %u bytes without ':', '#', "
+		    "space or newline", user, GOPRO_USER_MAX);
+}
+
+static void
+read_new_password(bool from_stdin, char *pw, size_t len)
+{
+	char again[PASSWORD_MAX + 2];
+
+	if (from_stdin) {
+		if (read_secret(STDIN_FILENO, NULL, pw, len) < 0)
+			err(1, "standard input");
+		return;
+	}
+	prompt_password("New password: ", pw, len);
+	prompt_password("Retype new password: ", again, sizeof(again));
+	if (strcmp(pw, again) != 0) {
+		explicit_bzero(again, sizeof(again));
+		errx(1, "the passwords differ; nothing written");
+	}
+	explicit_bzero(again, sizeof(again));
+}
+
+static int
+cmd_passwd(struct ctx *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "stdin", no_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char pw[PASSWORD_MAX + 2], salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data data;
+	bool from_stdin = false;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		if (ch != 's')
+			usage();
+		from_stdin = true;
+	}
+	if (optind != argc - 1)
+		usage();
+	check_user(argv[optind]);
+	read_new_password(from_stdin, pw, sizeof(pw));
+	if (pw[0] == '\0' || strlen(pw) > PASSWORD_MAX)
+		errx(1, "a password is 1 to %d bytes", PASSWORD_MAX);
+	if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt)) == NULL)
+		err(1, "crypt_gensalt_rn: yescrypt");
+	memset(&data, 0, sizeof(data));
+	if (crypt_rn(pw, salt, &data, sizeof(data)) == NULL ||
+	    data.output[0] == '*')
+		err(1, "crypt_rn: yescrypt");
+	explicit_bzero(pw, sizeof(pw));
+	printf("%s:%s\n", argv[optind], data.output);
+	explicit_bzero(&data, sizeof(data));
+	return fflush(stdout) == EOF ? 1 : 0;
+}
+
+/* ------------------------------------------------------------ main */
+
+static const struct command {
+	const char *name;
+	int (*fn)(struct ctx *, int, char **);
+} commands[] = {
+	{ "stats", cmd_stats },
+	{ "status", cmd_status },
+	{ "reload", cmd_reload },
+	{ "stop", cmd_stop },
+	{ "check", cmd_check },
+	{ "ping", cmd_ping },
+	{ "send", cmd_send },
+	{ "passwd", cmd_passwd },
+};
+
+int
+main(int argc, char *argv[])
+{
+	struct ctx c = { .conf_path = DEFAULT_CONF };
+	int ch, rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	while ((ch = getopt(argc, argv, "+c:h")) != -1) {
+		if (ch == 'c')
+			c.conf_path = optarg;
+		else if (ch == 'h') {
+			fputs(usage_text, stdout);
+			return 0;
+		} else
+			usage();
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage();
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[0], commands[i].name) != 0)
+			continue;
+		getopt_reset();
+		rc = commands[i].fn(&c, argc, argv);
+		if (c.conf != NULL)
+			conf_free(c.conf);
+		return rc;
+	}
+	warnx("unknown command: %s", argv[0]);
+	usage();
+}

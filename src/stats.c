@@ -1,0 +1,442 @@
+/*
+ * stats.c - the shared-memory statistics segment (layout in stats.h).
+ *
+ * The master creates the file and maps it shared before it forks, so every
+ * worker inherits the mapping and writes its own entry with relaxed atomic
+ * stores.  Readers (goproctl, the metrics process) map the file read-only
+ * and copy it with relaxed 64-bit loads; the only multi-word update that a
+ * reader must not see half done is the master's fold of an exited worker
+ * into the retired totals, which is bracketed by a sequence counter.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stats.h"
+
+_Static_assert(sizeof(struct stats_header) % STATS_ALIGN == 0,
+    "the header must end on a 128-byte boundary");
+_Static_assert(sizeof(struct stats_entry) % STATS_ALIGN == 0,
+    "each entry must start on a 128-byte boundary");
+_Static_assert(sizeof(struct stats_values) % sizeof(uint64_t) == 0,
+    "values are copied as 64-bit words");
+
+/* Far more than STATS_ENTRIES: a sanity bound for files we did not write. */
+#define STATS_ENTRIES_LIMIT 65536u
+/* Snapshot attempts before giving up while the master keeps folding. */
+#define SNAPSHOT_TRIES 10000
+
+static size_t
+segment_size(unsigned nentries)
+{
+	return sizeof(struct stats_header) +
+	    (size_t)nentries * sizeof(struct stats_entry);
+}
+
+static void
+segment_reset(struct stats_segment *seg)
+{
+	memset(seg, 0, sizeof(*seg));
+	seg->fd = -1;
+}
+
+/* ------------------------------------------------------------ create */
+
+/*
+ * Refuse to replace the segment of a master that is still alive: a second
+ * goprod started by mistake must not take the first one's statistics away.
+ */
+static int
+check_not_in_use(const char *path, char *err, size_t errlen)
+{
+	struct stats_segment old;
+	pid_t pid;
+	char e[256];
+
+	if (stats_open(&old, path, e, sizeof(e)) < 0)
+		return 0;
+	pid = old.hdr->master_pid;
+	stats_close(&old);
+	if (pid <= 1 || pid == getpid() ||
+	    (kill(pid, 0) < 0 && errno == ESRCH))
+		return 0;
+	snprintf(err, errlen, "stats file %s is in use by a running goprod "
+	    "master (pid %ld); stop it first, or remove the file if that pid "
+	    "is not goprod", path, (long)pid);
+	return -1;
+}
+
+static void
+header_init(struct stats_header *h, unsigned nentries, size_t size)
+{
+	h->magic = STATS_MAGIC;
+	h->layout_version = STATS_LAYOUT_VERSION;
+	h->header_size = sizeof(struct stats_header);
+	h->entry_size = sizeof(struct stats_entry);
+	h->nentries = nentries;
+	h->file_size = size;
+	h->master_pid = getpid();
+	h->start_time = (int64_t)time(NULL);
+}
+
+/*
+ * Build the new segment in a temporary file and rename it into place, so a
+ * process that still maps an old file at path keeps a valid mapping
+ * (truncating a mapped file would kill it with SIGBUS).
+ */
+static int
+create_file(const char *path, size_t size, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX];
+	int fd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
+		snprintf(err, errlen, "stats file %s: path too long", path);
+		return -1;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create stats file %s: %s", tmp,
+		    strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, 0644) < 0 || ftruncate(fd, (off_t)size) < 0 ||
+	    rename(tmp, path) < 0) {
+		snprintf(err, errlen, "cannot create stats file %s: %s", path,
+		    strerror(errno));
+		unlink(tmp);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+stats_create(struct stats_segment *seg, const char *path, unsigned nentries,
+    char *err, size_t errlen)
+{
+	size_t size = segment_size(nentries);
+	void *p;
+
+	segment_reset(seg);
+	if (nentries == 0 || nentries > STATS_ENTRIES_LIMIT) {
+		snprintf(err, errlen, "stats file %s: %u entries is out of "
+		    "range 1..%u", path, nentries, STATS_ENTRIES_LIMIT);
+		return -1;
+	}
+	if (check_not_in_use(path, err, errlen) < 0)
+		return -1;
+	if ((seg->fd = create_file(path, size, err, errlen)) < 0)
+		return -1;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, seg->fd, 0);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "cannot map stats file %s: %s", path,
+		    strerror(errno));
+		close(seg->fd);
+		segment_reset(seg);
+		return -1;
+	}
+	seg->hdr = p;
+	seg->entries = (struct stats_entry *)(seg->hdr + 1);
+	seg->size = size;
+	seg->writable = true;
+	header_init(seg->hdr, nentries, size);
+	return 0;
+}
+
+/* ------------------------------------------------------------ open */
+
+static int
+header_check(const struct stats_header *h, off_t file_size, const char *path,
+    char *err, size_t errlen)
+{
+	const char *why = NULL;
+
+	if (h->magic != STATS_MAGIC)
+		why = "not a goprod stats file (bad magic)";
+	else if (h->layout_version != STATS_LAYOUT_VERSION)
+		why = "unsupported layout version";
+	else if (h->header_size != sizeof(struct stats_header) ||
+	    h->entry_size != sizeof(struct stats_entry))
+		why = "header or entry size differs from this program's";
+	else if (h->nentries == 0 || h->nentries > STATS_ENTRIES_LIMIT)
+		why = "entry count out of range";
+	else if (h->file_size != segment_size(h->nentries) ||
+	    (uint64_t)file_size != h->file_size)
+		why = "file size does not match the header (truncated?)";
+	if (why == NULL)
+		return 0;
+	snprintf(err, errlen, "stats file %s: %s (layout %u, expected %u)",
+	    path, why, h->layout_version, STATS_LAYOUT_VERSION);
+	return -1;
+}
+
+static int
+read_header(int fd, struct stats_header *h, off_t *size, const char *path,
+    char *err, size_t errlen)
+{
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "cannot stat stats file %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	*size = st.st_size;
+	n = pread(fd, h, sizeof(*h), 0);
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read stats file %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if ((size_t)n < sizeof(*h)) {
+		snprintf(err, errlen, "stats file %s: too short for a header "
+		    "(%lld bytes)", path, (long long)st.st_size);
+		return -1;
+	}
+	return header_check(h, st.st_size, path, err, errlen);
+}
+
+int
+stats_open(struct stats_segment *seg, const char *path, char *err,
+    size_t errlen)
+{
+	struct stats_header h;
+	off_t size;
+	void *p;
+
+	segment_reset(seg);
+	seg->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (seg->fd < 0) {
+		snprintf(err, errlen, "cannot open stats file %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (read_header(seg->fd, &h, &size, path, err, errlen) < 0)
+		goto fail;
+	p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, seg->fd, 0);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "cannot map stats file %s: %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	seg->hdr = p;
+	seg->entries = (struct stats_entry *)(seg->hdr + 1);
+	seg->size = (size_t)size;
+	return 0;
+fail:
+	close(seg->fd);
+	segment_reset(seg);
+	return -1;
+}
+
+void
+stats_close(struct stats_segment *seg)
+{
+	if (seg->hdr != NULL)
+		munmap(seg->hdr, seg->size);
+	if (seg->fd >= 0)
+		close(seg->fd);
+	segment_reset(seg);
+}
+
+/* ------------------------------------------------------------ master */
+
+int
+stats_entry_alloc(struct stats_segment *seg)
+{
+	for (unsigned i = 0; i < seg->hdr->nentries; i++) {
+		struct stats_entry *e = &seg->entries[i];
+
+		if (__atomic_load_n(&e->state, __ATOMIC_ACQUIRE) !=
+		    STATS_STATE_FREE)
+			continue;
+		/* Taken at once, so two calls never hand out one entry. */
+		__atomic_store_n(&e->state, STATS_STATE_STARTING,
+		    __ATOMIC_RELEASE);
+		return (int)i;
+	}
+	return -1;
+}
+
+static void
+store64(uint64_t *p, uint64_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
+static void
+fold_values(struct stats_values *into, struct stats_values *from)
+{
+	uint64_t *dst = (uint64_t *)into, *src = (uint64_t *)from;
+	size_t n = sizeof(*into) / sizeof(uint64_t);
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+
+		store64(&dst[i], __atomic_load_n(&dst[i], __ATOMIC_RELAXED) + v);
+		store64(&src[i], 0);
+	}
+}
+
+static void
+identity_clear(struct stats_entry *e)
+{
+	__atomic_store_n(&e->pid, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->slot, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->generation, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->restarts, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->start_time, 0, __ATOMIC_RELAXED);
+	store64(&e->conn_active, 0);
+	store64(&e->conn_idle, 0);
+}
+
+void
+stats_entry_retire(struct stats_segment *seg, unsigned idx)
+{
+	struct stats_header *h = seg->hdr;
+	struct stats_entry *e;
+	uint64_t seq;
+
+	if (idx >= h->nentries)
+		return;
+	e = &seg->entries[idx];
+	seq = __atomic_load_n(&h->fold_seq, __ATOMIC_RELAXED);
+	/* Odd first, and visible before any value moves. */
+	__atomic_store_n(&h->fold_seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	fold_values(&h->retired, &e->v);
+	identity_clear(e);
+	__atomic_store_n(&e->state, STATS_STATE_FREE, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->fold_seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+/* ------------------------------------------------------------ readers */
+
+static void
+copy_words(void *dst, const void *src, size_t bytes)
+{
+	uint64_t *d = dst;
+	const uint64_t *s = src;
+
+	for (size_t i = 0; i < bytes / sizeof(uint64_t); i++)
+		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
+static bool
+snapshot_once(const struct stats_segment *seg, struct stats_header *hdr,
+    struct stats_entry *entries, unsigned n)
+{
+	uint64_t before, after;
+
+	before = __atomic_load_n(&seg->hdr->fold_seq, __ATOMIC_ACQUIRE);
+	if (before & 1)
+		return false;
+	copy_words(hdr, seg->hdr, sizeof(*hdr));
+	copy_words(entries, seg->entries, (size_t)n * sizeof(*entries));
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	after = __atomic_load_n(&seg->hdr->fold_seq, __ATOMIC_RELAXED);
+	return before == after;
+}
+
+int
+stats_snapshot(const struct stats_segment *seg, struct stats_header *hdr,
+    struct stats_entry *entries, unsigned max)
+{
+	unsigned n = seg->hdr->nentries;
+
+	if (n > max)
+		n = max;
+	for (int tries = 0; tries < SNAPSHOT_TRIES; tries++) {
+		if (snapshot_once(seg, hdr, entries, n)) {
+			hdr->nentries = n;
+			return 0;
+		}
+		sched_yield();
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
+static void
+values_add(struct stats_values *total, const struct stats_values *v)
+{
+	for (size_t i = 0; i < STATS_NCOUNTERS; i++)
+		total->counter[i] += v->counter[i];
+	for (size_t i = 0; i < STATS_HIST_BUCKETS; i++)
+		total->hist[i] += v->hist[i];
+	total->hist_sum_ns += v->hist_sum_ns;
+}
+
+void
+stats_total(const struct stats_header *hdr, const struct stats_entry *entries,
+    unsigned n, struct stats_values *total)
+{
+	*total = hdr->retired;
+	/* A free entry holds zeros, so summing every entry is exact. */
+	for (unsigned i = 0; i < n; i++)
+		values_add(total, &entries[i].v);
+}
+
+/* ------------------------------------------------------------ histogram */
+
+unsigned
+stats_bucket(uint64_t ns)
+{
+	/* ns < 2^i us  <=>  floor(ns / 1000) < 2^i: the bit length of us. */
+	uint64_t us = ns / 1000;
+	unsigned i = us == 0 ? 0 : 64u - (unsigned)__builtin_clzll(us);
+
+	return i < STATS_HIST_BUCKETS - 1 ? i : STATS_HIST_BUCKETS - 1;
+}
+
+double
+stats_bucket_le(unsigned i)
+{
+	if (i >= STATS_HIST_BUCKETS - 1)
+		return INFINITY;
+	return ldexp(1.0, (int)i) / 1e6;
+}
+
+void
+stats_observe(struct stats_entry *e, uint64_t ns, uint64_t n)
+{
+#ifdef GOPRO_NO_STATS
+	(void)e, (void)ns, (void)n;
+#else
+	uint64_t *b = &e->v.hist[stats_bucket(ns)];
+	uint64_t *sum = &e->v.hist_sum_ns;
+
+	store64(b, __atomic_load_n(b, __ATOMIC_RELAXED) + n);
+	store64(sum, __atomic_load_n(sum, __ATOMIC_RELAXED) + ns * n);
+#endif
+}
+
+const char *
+stats_state_name(uint32_t state)
+{
+	static const char *const names[] = {
+		[STATS_STATE_FREE] = "free",
+		[STATS_STATE_STARTING] = "starting",
+		[STATS_STATE_RUNNING] = "running",
+		[STATS_STATE_DRAINING] = "draining",
+		[STATS_STATE_EXITED] = "exited",
+	};
+
+	if (state >= sizeof(names) / sizeof(names[0]))
+		return "unknown";
+	return names[state];
+}

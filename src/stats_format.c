@@ -1,0 +1,635 @@
+/*
+ * stats_format.c - text, JSON, Prometheus and rate output of a stats
+ * snapshot.  Every format walks the same tables (the STATS_COUNTERS list,
+ * the counter groups, the gauges), so a counter added to stats.h shows up
+ * everywhere with one name.  Nothing here reads the segment itself: callers
+ * take a stats_snap first, which also makes the formats easy to test.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats_format.h"
+
+static const char *const counter_name[STATS_NCOUNTERS] = {
+#define NAME(name, help) #name,
+	STATS_COUNTERS(NAME)
+#undef NAME
+};
+
+static const char *const counter_help[STATS_NCOUNTERS] = {
+#define HELP(name, help) help,
+	STATS_COUNTERS(HELP)
+#undef HELP
+};
+
+/* Sums shown as one column in tables. */
+enum group { GROUP_FRAMES_IN, GROUP_FRAMES_OUT, GROUP_ERRORS, GROUP_COUNT };
+static const struct {
+	enum stats_counter first, last;
+} group_range[GROUP_COUNT] = {
+	[GROUP_FRAMES_IN] = { STATS_frames_received_heartbeat,
+		STATS_frames_received_other },
+	[GROUP_FRAMES_OUT] = { STATS_frames_sent_heartbeat,
+		STATS_frames_sent_goaway },
+	[GROUP_ERRORS] = { STATS_errors_bad_magic, STATS_errors_malformed },
+};
+
+static uint64_t
+group_sum(const struct stats_values *v, enum group g)
+{
+	uint64_t sum = 0;
+
+	for (int i = group_range[g].first; i <= (int)group_range[g].last; i++)
+		sum += v->counter[i];
+	return sum;
+}
+
+static uint64_t
+hist_count(const struct stats_values *v)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < STATS_HIST_BUCKETS; i++)
+		n += v->hist[i];
+	return n;
+}
+
+/* "0.000001" .. "16.777216", "+Inf": exact decimal bounds of the buckets. */
+static const char *
+format_le(unsigned i, char buf[32])
+{
+	char *end;
+
+	if (i >= STATS_HIST_BUCKETS - 1)
+		return "+Inf";
+	snprintf(buf, 32, "%.6f", stats_bucket_le(i));
+	end = buf + strlen(buf) - 1;
+	while (*end == '0')
+		*end-- = '\0';
+	if (*end == '.')
+		*end = '\0';
+	return buf;
+}
+
+static bool
+entry_live(const struct stats_entry *e)
+{
+	return e->state != STATS_STATE_FREE;
+}
+
+static int64_t
+age(time_t now, int64_t since)
+{
+	return since > 0 && now > since ? (int64_t)now - since : 0;
+}
+
+static int
+finish(FILE *out)
+{
+	return ferror(out) ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ snapshot */
+
+int
+stats_snap_take(const struct stats_segment *seg, struct stats_snap *snap)
+{
+	unsigned n = seg->hdr->nentries;
+	struct timespec ts;
+
+	memset(snap, 0, sizeof(*snap));
+	snap->entries = aligned_alloc(STATS_ALIGN,
+	    (size_t)n * sizeof(struct stats_entry));
+	if (snap->entries == NULL)
+		return -1;
+	if (stats_snapshot(seg, &snap->hdr, snap->entries, n) < 0) {
+		stats_snap_free(snap);
+		return -1;
+	}
+	stats_total(&snap->hdr, snap->entries, snap->hdr.nentries,
+	    &snap->total);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snap->taken = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	snap->now = time(NULL);
+	return 0;
+}
+
+void
+stats_snap_free(struct stats_snap *snap)
+{
+	free(snap->entries);
+	snap->entries = NULL;
+}
+
+unsigned
+stats_running_workers(const struct stats_snap *s)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < s->hdr.nentries; i++)
+		if (s->entries[i].state == STATS_STATE_RUNNING &&
+		    s->entries[i].generation == s->hdr.generation)
+			n++;
+	return n;
+}
+
+static uint64_t
+conn_active_total(const struct stats_snap *s)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < s->hdr.nentries; i++)
+		n += s->entries[i].conn_active;
+	return n;
+}
+
+/* ------------------------------------------------------------ text */
+
+static void
+format_duration(char *buf, size_t len, int64_t t)
+{
+	if (t >= 86400)
+		snprintf(buf, len, "%" PRId64 "d%02" PRId64 "h", t / 86400,
+		    t % 86400 / 3600);
+	else if (t >= 3600)
+		snprintf(buf, len, "%" PRId64 "h%02" PRId64 "m", t / 3600,
+		    t % 3600 / 60);
+	else if (t >= 60)
+		snprintf(buf, len, "%" PRId64 "m%02" PRId64 "s", t / 60, t % 60);
+	else
+		snprintf(buf, len, "%" PRId64 "s", t);
+}
+
+/* Upper bound of the bucket holding quantile q, in seconds. */
+static double
+latency_quantile(const struct stats_values *v, double q)
+{
+	uint64_t n = hist_count(v), seen = 0;
+
+	for (unsigned i = 0; i < STATS_HIST_BUCKETS; i++) {
+		seen += v->hist[i];
+		if (n > 0 && (double)seen >= q * (double)n)
+			return stats_bucket_le(i);
+	}
+	return 0;
+}
+
+static void
+text_master(FILE *out, const struct stats_snap *s)
+{
+	const struct stats_header *h = &s->hdr;
+	char up[32];
+
+	format_duration(up, sizeof(up), age(s->now, h->start_time));
+	fprintf(out, "master pid %" PRId32 ", up %s, generation %" PRIu32
+	    ", workers %u/%" PRIu32 " running, reloads %" PRIu32
+	    " (%" PRIu32 " failed)\n", h->master_pid, up, h->generation,
+	    stats_running_workers(s), h->workers, h->reloads,
+	    h->reloads_failed);
+}
+
+static void
+text_latency(FILE *out, const struct stats_values *v)
+{
+	uint64_t n = hist_count(v);
+	double mean = n ? (double)v->hist_sum_ns / (double)n / 1e6 : 0;
+
+	fprintf(out, "  %-28s %" PRIu64 "\n", "requests", n);
+	fprintf(out, "  %-28s %.3f ms\n", "latency_mean", mean);
+	fprintf(out, "  %-28s < %g ms / < %g ms\n", "latency_p50_p99",
+	    latency_quantile(v, 0.5) * 1e3, latency_quantile(v, 0.99) * 1e3);
+}
+
+static void
+text_totals(FILE *out, const struct stats_snap *s)
+{
+	fprintf(out, "\ntotals (retired and live workers)\n");
+	for (int i = 0; i < STATS_NCOUNTERS; i++)
+		fprintf(out, "  %-28s %" PRIu64 "\n", counter_name[i],
+		    s->total.counter[i]);
+	fprintf(out, "  %-28s %" PRIu64 "\n", "conn_active",
+	    conn_active_total(s));
+	text_latency(out, &s->total);
+}
+
+static void
+text_worker(FILE *out, const struct stats_snap *s, const struct stats_entry *e)
+{
+	char up[32];
+
+	format_duration(up, sizeof(up), age(s->now, e->start_time));
+	fprintf(out, "%4" PRIu32 " %8" PRId32 " %4" PRIu32 " %-9s %8s %8" PRIu32
+	    " %7" PRIu64 " %10" PRIu64 " %10" PRIu64 " %12" PRIu64 " %12" PRIu64
+	    " %7" PRIu64 "\n", e->slot, e->pid, e->generation,
+	    stats_state_name(e->state), up, e->restarts, e->conn_active,
+	    group_sum(&e->v, GROUP_FRAMES_IN), group_sum(&e->v, GROUP_FRAMES_OUT),
+	    e->v.counter[STATS_bytes_received], e->v.counter[STATS_bytes_sent],
+	    group_sum(&e->v, GROUP_ERRORS));
+}
+
+static void
+text_workers(FILE *out, const struct stats_snap *s)
+{
+	fprintf(out, "%4s %8s %4s %-9s %8s %8s %7s %10s %10s %12s %12s %7s\n",
+	    "slot", "pid", "gen", "state", "uptime", "restarts", "active",
+	    "frames_in", "frames_out", "bytes_in", "bytes_out", "errors");
+	for (unsigned i = 0; i < s->hdr.nentries; i++)
+		if (entry_live(&s->entries[i]))
+			text_worker(out, s, &s->entries[i]);
+}
+
+int
+stats_format_text(FILE *out, const struct stats_snap *s)
+{
+	text_master(out, s);
+	text_totals(out, s);
+	fputc('\n', out);
+	text_workers(out, s);
+	return finish(out);
+}
+
+int
+stats_format_status(FILE *out, const struct stats_snap *s)
+{
+	text_master(out, s);
+	text_workers(out, s);
+	return finish(out);
+}
+
+/* ------------------------------------------------------------ JSON */
+
+static void
+json_counters(FILE *out, const struct stats_values *v, const char *indent)
+{
+	fprintf(out, "%s\"counters\": {", indent);
+	for (int i = 0; i < STATS_NCOUNTERS; i++)
+		fprintf(out, "%s\n%s  \"%s\": %" PRIu64, i ? "," : "", indent,
+		    counter_name[i], v->counter[i]);
+	fprintf(out, "\n%s},\n", indent);
+}
+
+static void
+json_latency(FILE *out, const struct stats_values *v, const char *indent)
+{
+	char le[32];
+
+	fprintf(out, "%s\"latency\": {\"count\": %" PRIu64 ", \"sum_seconds\": "
+	    "%.9f, \"buckets\": [", indent, hist_count(v),
+	    (double)v->hist_sum_ns / 1e9);
+	for (unsigned i = 0; i < STATS_HIST_BUCKETS; i++)
+		fprintf(out, "%s{\"le\": \"%s\", \"count\": %" PRIu64 "}",
+		    i ? ", " : "", format_le(i, le), v->hist[i]);
+	fprintf(out, "]}\n");
+}
+
+static void
+json_master(FILE *out, const struct stats_snap *s)
+{
+	const struct stats_header *h = &s->hdr;
+
+	fprintf(out, "  \"master\": {\"pid\": %" PRId32 ", \"start_time\": %"
+	    PRId64 ", \"uptime_seconds\": %" PRId64 ", \"generation\": %" PRIu32
+	    ", \"workers\": %" PRIu32 ", \"reloads\": %" PRIu32
+	    ", \"reloads_failed\": %" PRIu32 ", \"layout_version\": %" PRIu32
+	    ", \"entries\": %" PRIu32 "},\n", h->master_pid, h->start_time,
+	    age(s->now, h->start_time), h->generation, h->workers, h->reloads,
+	    h->reloads_failed, h->layout_version, h->nentries);
+}
+
+static void
+json_totals(FILE *out, const struct stats_snap *s)
+{
+	fprintf(out, "  \"totals\": {\n    \"conn_active\": %" PRIu64
+	    ",\n    \"workers_running\": %u,\n", conn_active_total(s),
+	    stats_running_workers(s));
+	json_counters(out, &s->total, "    ");
+	json_latency(out, &s->total, "    ");
+	fprintf(out, "  },\n");
+}
+
+static void
+json_worker(FILE *out, const struct stats_snap *s, const struct stats_entry *e)
+{
+	fprintf(out, "    {\"slot\": %" PRIu32 ", \"pid\": %" PRId32
+	    ", \"generation\": %" PRIu32 ", \"state\": \"%s\", \"start_time\": %"
+	    PRId64 ", \"uptime_seconds\": %" PRId64 ", \"restarts\": %" PRIu32
+	    ", \"conn_active\": %" PRIu64 ", \"conn_idle\": %" PRIu64 ",\n",
+	    e->slot, e->pid, e->generation, stats_state_name(e->state),
+	    e->start_time, age(s->now, e->start_time), e->restarts,
+	    e->conn_active, e->conn_idle);
+	json_counters(out, &e->v, "      ");
+	json_latency(out, &e->v, "      ");
+	fprintf(out, "    }");
+}
+
+int
+stats_format_json(FILE *out, const struct stats_snap *s)
+{
+	bool first = true;
+
+	fprintf(out, "{\n");
+	json_master(out, s);
+	json_totals(out, s);
+	fprintf(out, "  \"workers\": [");
+	for (unsigned i = 0; i < s->hdr.nentries; i++) {
+		if (!entry_live(&s->entries[i]))
+			continue;
+		fprintf(out, "%s\n", first ? "" : ",");
+		json_worker(out, s, &s->entries[i]);
+		first = false;
+	}
+	fprintf(out, "\n  ]\n}\n");
+	return finish(out);
+}
+
+/* ------------------------------------------------------------ Prometheus */
+
+static void
+prom_family(FILE *out, const char *name, const char *help, const char *type)
+{
+	/* The help strings are ours and hold no backslash or newline. */
+	fprintf(out, "# HELP gopro_%s %s\n# TYPE gopro_%s %s\n", name, help,
+	    name, type);
+}
+
+static void
+prom_counters(FILE *out, const struct stats_values *v)
+{
+	char name[96];
+
+	for (int i = 0; i < STATS_NCOUNTERS; i++) {
+		snprintf(name, sizeof(name), "%s_total", counter_name[i]);
+		prom_family(out, name, counter_help[i], "counter");
+		fprintf(out, "gopro_%s %" PRIu64 "\n", name, v->counter[i]);
+	}
+}
+
+static uint64_t
+get_conn_active(const struct stats_snap *s)
+{
+	return conn_active_total(s);
+}
+
+static uint64_t
+get_workers(const struct stats_snap *s)
+{
+	return s->hdr.workers;
+}
+
+static uint64_t
+get_running(const struct stats_snap *s)
+{
+	return stats_running_workers(s);
+}
+
+static uint64_t
+get_generation(const struct stats_snap *s)
+{
+	return s->hdr.generation;
+}
+
+static uint64_t
+get_start_time(const struct stats_snap *s)
+{
+	return (uint64_t)s->hdr.start_time;
+}
+
+static uint64_t
+get_reloads(const struct stats_snap *s)
+{
+	return s->hdr.reloads;
+}
+
+static uint64_t
+get_reloads_failed(const struct stats_snap *s)
+{
+	return s->hdr.reloads_failed;
+}
+
+static const struct {
+	const char *name, *help, *type;
+	uint64_t (*get)(const struct stats_snap *);
+} master_metrics[] = {
+	{ "connections_active", "Open client connections", "gauge",
+	    get_conn_active },
+	{ "workers", "Configured worker processes", "gauge", get_workers },
+	{ "workers_running", "Workers running the current generation",
+	    "gauge", get_running },
+	{ "generation", "Configuration generation", "gauge", get_generation },
+	{ "master_start_time_seconds", "Start time of the master, unix time",
+	    "gauge", get_start_time },
+	{ "reloads_total", "Successful reloads", "counter", get_reloads },
+	{ "reloads_failed_total", "Refused reloads", "counter",
+	    get_reloads_failed },
+};
+
+static uint64_t
+w_active(const struct stats_entry *e)
+{
+	return e->conn_active;
+}
+
+static uint64_t
+w_start(const struct stats_entry *e)
+{
+	return (uint64_t)e->start_time;
+}
+
+static uint64_t
+w_restarts(const struct stats_entry *e)
+{
+	return e->restarts;
+}
+
+static uint64_t
+w_accepted(const struct stats_entry *e)
+{
+	return e->v.counter[STATS_conn_accepted];
+}
+
+static uint64_t
+w_frames_in(const struct stats_entry *e)
+{
+	return group_sum(&e->v, GROUP_FRAMES_IN);
+}
+
+static uint64_t
+w_frames_out(const struct stats_entry *e)
+{
+	return group_sum(&e->v, GROUP_FRAMES_OUT);
+}
+
+static uint64_t
+w_bytes_in(const struct stats_entry *e)
+{
+	return e->v.counter[STATS_bytes_received];
+}
+
+static uint64_t
+w_bytes_out(const struct stats_entry *e)
+{
+	return e->v.counter[STATS_bytes_sent];
+}
+
+static const struct {
+	const char *name, *help, *type;
+	uint64_t (*get)(const struct stats_entry *);
+} worker_metrics[] = {
+	{ "worker_connections_active", "Open connections of a worker",
+	    "gauge", w_active },
+	{ "worker_start_time_seconds", "Start time of a worker, unix time",
+	    "gauge", w_start },
+	{ "worker_slot_restarts", "Respawns of the worker's slot before it",
+	    "gauge", w_restarts },
+	{ "worker_connections_accepted_total", "Connections a worker accepted",
+	    "counter", w_accepted },
+	{ "worker_frames_received_total", "Frames a worker received",
+	    "counter", w_frames_in },
+	{ "worker_frames_sent_total", "Frames a worker sent", "counter",
+	    w_frames_out },
+	{ "worker_bytes_received_total", "Bytes a worker received", "counter",
+	    w_bytes_in },
+	{ "worker_bytes_sent_total", "Bytes a worker sent", "counter",
+	    w_bytes_out },
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static void
+prom_master(FILE *out, const struct stats_snap *s)
+{
+	for (size_t i = 0; i < NELEM(master_metrics); i++) {
+		prom_family(out, master_metrics[i].name, master_metrics[i].help,
+		    master_metrics[i].type);
+		fprintf(out, "gopro_%s %" PRIu64 "\n", master_metrics[i].name,
+		    master_metrics[i].get(s));
+	}
+}
+
+static void
+prom_workers(FILE *out, const struct stats_snap *s)
+{
+	for (size_t m = 0; m < NELEM(worker_metrics); m++) {
+		prom_family(out, worker_metrics[m].name, worker_metrics[m].help,
+		    worker_metrics[m].type);
+		for (unsigned i = 0; i < s->hdr.nentries; i++) {
+			const struct stats_entry *e = &s->entries[i];
+
+			if (!entry_live(e))
+				continue;
+			fprintf(out, "gopro_%s{slot=\"%" PRIu32 "\",pid=\"%"
+			    PRId32 "\"} %" PRIu64 "\n", worker_metrics[m].name,
+			    e->slot, e->pid, worker_metrics[m].get(e));
+		}
+	}
+}
+
+static void
+prom_histogram(FILE *out, const struct stats_values *v)
+{
+	const char *name = "request_duration_seconds";
+	uint64_t cumulative = 0;
+	char le[32];
+
+	prom_family(out, name, "Time from the read that completed a request "
+	    "to the write of its reply", "histogram");
+	for (unsigned i = 0; i < STATS_HIST_BUCKETS; i++) {
+		cumulative += v->hist[i];
+		fprintf(out, "gopro_%s_bucket{le=\"%s\"} %" PRIu64 "\n", name,
+		    format_le(i, le), cumulative);
+	}
+	fprintf(out, "gopro_%s_sum %.9f\n", name, (double)v->hist_sum_ns / 1e9);
+	fprintf(out, "gopro_%s_count %" PRIu64 "\n", name, cumulative);
+}
+
+int
+stats_format_prometheus(FILE *out, const struct stats_snap *s)
+{
+	prom_counters(out, &s->total);
+	prom_master(out, s);
+	prom_histogram(out, &s->total);
+	prom_workers(out, s);
+	return finish(out);
+}
+
+/* ------------------------------------------------------------ rates */
+
+/* A counter of a new master starts again from zero. */
+static uint64_t
+delta(uint64_t prev, uint64_t cur)
+{
+	return cur >= prev ? cur - prev : cur;
+}
+
+static const struct stats_entry *
+find_entry(const struct stats_snap *s, const struct stats_entry *e)
+{
+	for (unsigned i = 0; i < s->hdr.nentries; i++)
+		if (entry_live(&s->entries[i]) && s->entries[i].pid == e->pid)
+			return &s->entries[i];
+	return NULL;
+}
+
+static void
+rates_worker(FILE *out, const struct stats_snap *prev,
+    const struct stats_entry *e, double dt)
+{
+	static const struct stats_entry zero;
+	const struct stats_entry *p = find_entry(prev, e);
+
+	if (p == NULL)
+		p = &zero;
+	fprintf(out, "%4" PRIu32 " %8" PRId32 " %-9s %7" PRIu64
+	    " %12.1f %12.1f %14.1f %14.1f\n", e->slot, e->pid,
+	    stats_state_name(e->state), e->conn_active,
+	    (double)delta(group_sum(&p->v, GROUP_FRAMES_IN),
+	    group_sum(&e->v, GROUP_FRAMES_IN)) / dt,
+	    (double)delta(group_sum(&p->v, GROUP_FRAMES_OUT),
+	    group_sum(&e->v, GROUP_FRAMES_OUT)) / dt,
+	    (double)delta(p->v.counter[STATS_bytes_received],
+	    e->v.counter[STATS_bytes_received]) / dt,
+	    (double)delta(p->v.counter[STATS_bytes_sent],
+	    e->v.counter[STATS_bytes_sent]) / dt);
+}
+
+static void
+rates_latency(FILE *out, const struct stats_values *p,
+    const struct stats_values *c, double dt)
+{
+	uint64_t n = delta(hist_count(p), hist_count(c));
+	uint64_t ns = delta(p->hist_sum_ns, c->hist_sum_ns);
+
+	fprintf(out, "  %-28s %12.1f/s\n", "requests", (double)n / dt);
+	fprintf(out, "  %-28s %12.3f ms\n", "latency_mean",
+	    n ? (double)ns / (double)n / 1e6 : 0.0);
+}
+
+int
+stats_format_rates(FILE *out, const struct stats_snap *prev,
+    const struct stats_snap *cur)
+{
+	double dt = cur->taken - prev->taken;
+
+	if (dt <= 0)
+		dt = 1e-9;
+	text_master(out, cur);
+	fprintf(out, "\nrates over %.2f s\n", dt);
+	for (int i = 0; i < STATS_NCOUNTERS; i++)
+		fprintf(out, "  %-28s %12.1f/s\n", counter_name[i],
+		    (double)delta(prev->total.counter[i],
+		    cur->total.counter[i]) / dt);
+	fprintf(out, "  %-28s %12" PRIu64 "\n", "conn_active",
+	    conn_active_total(cur));
+	rates_latency(out, &prev->total, &cur->total, dt);
+	fprintf(out, "\n%4s %8s %-9s %7s %12s %12s %14s %14s\n", "slot", "pid",
+	    "state", "active", "frames_in/s", "frames_out/s", "bytes_in/s",
+	    "bytes_out/s");
+	for (unsigned i = 0; i < cur->hdr.nentries; i++)
+		if (entry_live(&cur->entries[i]))
+			rates_worker(out, prev, &cur->entries[i], dt);
+	return finish(out);
+}

@@ -1,0 +1,55 @@
+/*
+ * stats_format.h - output formats of a stats snapshot, shared by goproctl
+ * (text, JSON, Prometheus, rates) and the metrics endpoint (Prometheus), so
+ * that every consumer names and counts the same way.
+ *
+ * JSON document (one object):
+ *   "master":  pid, start_time, uptime_seconds, generation, workers,
+ *              reloads, reloads_failed, layout_version, entries
+ *   "totals":  "counters" {every STATS_COUNTERS name: value} (retired plus
+ *              live workers), "conn_active", "workers_running", "latency"
+ *   "workers": [ {slot, pid, generation, state, start_time, uptime_seconds,
+ *              restarts, conn_active, conn_idle, "counters", "latency"} ]
+ *   "latency" = {"count", "sum_seconds", "buckets": [{"le": "0.000001",
+ *              "count": n}, ..., {"le": "+Inf", "count": n}]} with counts
+ *              per bucket (not cumulative).
+ */
+#ifndef GOPRO_STATS_FORMAT_H
+#define GOPRO_STATS_FORMAT_H
+
+#include <stdio.h>
+#include <time.h>
+
+#include "stats.h"
+
+/* A consistent copy of a segment, taken at one time. */
+struct stats_snap {
+	struct stats_header hdr;
+	struct stats_entry *entries; /* hdr.nentries, 128-byte aligned */
+	struct stats_values total;   /* retired + live */
+	double taken;                /* CLOCK_MONOTONIC seconds */
+	time_t now;                  /* wall clock at the copy */
+};
+
+/* Copy seg into snap (allocates); 0, or -1 with errno. */
+int stats_snap_take(const struct stats_segment *seg, struct stats_snap *snap);
+void stats_snap_free(struct stats_snap *snap);
+
+/*
+ * Each writes one complete document to out and returns 0, or -1 when out
+ * reported an error.
+ */
+int stats_format_text(FILE *out, const struct stats_snap *s);
+/* The master line and the worker table, without the totals. */
+int stats_format_status(FILE *out, const struct stats_snap *s);
+int stats_format_json(FILE *out, const struct stats_snap *s);
+/* Prometheus text exposition format 0.0.4. */
+int stats_format_prometheus(FILE *out, const struct stats_snap *s);
+/* Per-second rates between two snapshots of the same master. */
+int stats_format_rates(FILE *out, const struct stats_snap *prev,
+    const struct stats_snap *cur);
+
+/* Workers in state RUNNING of the current generation. */
+unsigned stats_running_workers(const struct stats_snap *s);
+
+#endif /* GOPRO_STATS_FORMAT_H */
