@@ -1,7 +1,8 @@
 /*
- * client.c - the blocking GoPro client (see client.h).  The socket stays
- * non-blocking and every wait is a poll() against a deadline, so one
- * timeout bounds a whole call however the server dribbles its bytes.
+ * client.c - the blocking GoPro client (see client.h).  Every send and
+ * recv is MSG_DONTWAIT and every wait a poll() against a deadline, so one
+ * timeout bounds a whole call however the server dribbles its bytes, even
+ * on a descriptor the caller left blocking.
  */
 #include "config.h"
 
@@ -153,7 +154,7 @@ static int
 write_all(int fd, const uint8_t *p, size_t len, double deadline)
 {
 	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		int rc;
 
 		if (n > 0) {
@@ -191,7 +192,7 @@ static int
 read_exact(int fd, uint8_t *p, size_t len, double deadline)
 {
 	while (len > 0) {
-		ssize_t n = recv(fd, p, len, 0);
+		ssize_t n = recv(fd, p, len, MSG_DONTWAIT);
 		int rc;
 
 		if (n > 0) {

@@ -69,27 +69,34 @@ peer_close(struct ctl_client *c)
 	c->out = NULL;
 }
 
+/* Send what the socket takes now: true when done (or failed for good). */
+static bool
+client_flush(struct ctl_client *c)
+{
+	while (c->outoff < c->outlen) {
+		ssize_t n = send(c->fd, c->out + c->outoff,
+		    c->outlen - c->outoff, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return false;
+		if (n < 0) {
+			log_debug("control client: write: %s", strerror(errno));
+			return true;
+		}
+		c->outoff += (size_t)n;
+	}
+	return true;
+}
+
 static void
 client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctl_client *c = w->data;
 
-	while (c->outoff < c->outlen) {
-		ssize_t n = send(c->fd, c->out + c->outoff,
-		    c->outlen - c->outoff, MSG_NOSIGNAL);
-
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (errno == EAGAIN)
-				return;
-			continue;
-		}
-		if (n < 0) {
-			log_debug("control client: write: %s", strerror(errno));
-			break;
-		}
-		c->outoff += (size_t)n;
-	}
-	peer_close(c);
+	if (client_flush(c))
+		peer_close(c);
 }
 
 /* Queue "ok\n" or "error\n", then the detail text ending in a newline. */
@@ -113,6 +120,15 @@ client_reply(struct ctl_client *c, bool ok, const char *detail)
 	if (nl)
 		c->out[c->outlen++] = '\n';
 	c->outoff = 0;
+	/*
+	 * Written at once: the reply nearly always fits the socket buffer,
+	 * and a handler that stops the loop ("stop now" with no worker left)
+	 * must still have its answer delivered.
+	 */
+	if (client_flush(c)) {
+		peer_close(c);
+		return;
+	}
 	ev_io_stop(c->server->loop, &c->io);
 	ev_io_init(&c->io, client_write_cb, c->fd, EV_WRITE);
 	c->io.data = c;
@@ -372,9 +388,12 @@ ctl_server_stop(struct ctl_server *s)
 
 	if (s == NULL)
 		return;
-	for (int i = 0; i < CTL_CLIENTS_MAX; i++)
-		if (s->clients[i].fd >= 0)
-			peer_close(&s->clients[i]);
+	for (int i = 0; i < CTL_CLIENTS_MAX; i++) {
+		if (s->clients[i].fd < 0)
+			continue;
+		(void)client_flush(&s->clients[i]);
+		peer_close(&s->clients[i]);
+	}
 	ev_io_stop(s->loop, &s->io);
 	close(s->fd);
 	if (lstat(s->path, &st) == 0 && st.st_dev == s->dev &&

@@ -46,7 +46,8 @@ static const char usage_text[] =
     "       goproctl [-c file] ping [-n count] [-i interval] [-W timeout] "
     "[host:port]\n"
     "       goproctl [-c file] send [--user user] [host:port] message\n"
-    "       goproctl passwd [--stdin] user\n";
+    "       goproctl passwd [--stdin] user\n"
+    "       goproctl -h\n";
 
 struct ctx {
 	const char *conf_path;
@@ -60,22 +61,32 @@ usage(void)
 	exit(2);
 }
 
-/* The configuration, loaded on first use; exits when it is broken. */
+/*
+ * The configuration, loaded on first use; exits when it is broken, saying
+ * why (note, when given, says what was therefore not done).
+ */
 static const struct gopro_conf *
-need_conf(struct ctx *c)
+need_conf_note(struct ctx *c, const char *note)
 {
 	char errs[CONF_ERR_MAX];
 
 	if (c->conf != NULL)
 		return c->conf;
 	if (conf_load(c->conf_path, &c->conf, errs, sizeof(errs)) < 0) {
-		warnx("cannot use the configuration %s:", c->conf_path);
+		warnx("cannot use the configuration %s%s%s:", c->conf_path,
+		    note ? "; " : "", note ? note : "");
 		fputs(errs, stderr);
 		if (errs[0] != '\0' && errs[strlen(errs) - 1] != '\n')
 			fputc('\n', stderr);
 		exit(1);
 	}
 	return c->conf;
+}
+
+static const struct gopro_conf *
+need_conf(struct ctx *c)
+{
+	return need_conf_note(c, NULL);
 }
 
 static double
@@ -296,7 +307,9 @@ cmd_reload(struct ctx *c, int argc, char **argv)
 
 	if (argc != 1)
 		usage();
-	conf = need_conf(c);
+	/* The master would refuse it for the same errors: say so here. */
+	conf = need_conf_note(c, "reload not sent, goprod keeps its running "
+	    "configuration");
 	rc = ctl_call(conf->control_socket, "reload", reply, sizeof(reply),
 	    CTL_TIMEOUT);
 	e = errno;
@@ -784,7 +797,6 @@ main(int argc, char *argv[])
 	struct ctx c = { .conf_path = DEFAULT_CONF };
 	int ch, rc;
 
-	signal(SIGPIPE, SIG_IGN);
 	while ((ch = getopt(argc, argv, "+c:h")) != -1) {
 		if (ch == 'c')
 			c.conf_path = optarg;

@@ -246,10 +246,11 @@ client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	c->inlen += (size_t)n;
-	if (head_complete(c))
-		client_respond(c, metrics_request_status(c->in, c->inlen,
-		    &head_only), head_only);
-	else if (c->inlen == sizeof(c->in))
+	if (head_complete(c)) {
+		int code = metrics_request_status(c->in, c->inlen, &head_only);
+
+		client_respond(c, code, head_only);
+	} else if (c->inlen == sizeof(c->in))
 		client_respond(c, 400, false);
 }
 

@@ -1,0 +1,359 @@
+/*
+ * test_stats.c - unit tests of the stats segment: the layout other tools
+ * rely on, create/open and the checks of open, entry allocation, the fold
+ * of an exited worker into the retired totals, the latency buckets and the
+ * consistency of snapshots taken while the master folds.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "stats.h"
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct stats_segment seg;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[512];
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_stats.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/goprod.stats", f->dir);
+	assert_int_equal(stats_create(&f->seg, f->path, 8, err, sizeof(err)),
+	    0);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	stats_close(&f->seg);
+	unlink(f->path);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static void
+test_layout(void **state)
+{
+	assert_int_equal(sizeof(struct stats_header) % STATS_ALIGN, 0);
+	assert_int_equal(sizeof(struct stats_entry) % STATS_ALIGN, 0);
+	assert_int_equal(_Alignof(struct stats_entry), STATS_ALIGN);
+	assert_int_equal(offsetof(struct stats_header, magic), 0);
+	assert_int_equal(offsetof(struct stats_header, layout_version), 8);
+	assert_int_equal(offsetof(struct stats_header, header_size), 12);
+	assert_int_equal(offsetof(struct stats_header, file_size), 24);
+	assert_int_equal(offsetof(struct stats_header, fold_seq) % 8, 0);
+	assert_int_equal(offsetof(struct stats_header, retired) % 8, 0);
+	assert_int_equal(offsetof(struct stats_entry, pid), 0);
+	assert_int_equal(offsetof(struct stats_entry, start_time), 24);
+	assert_int_equal(offsetof(struct stats_entry, conn_active), 32);
+	assert_int_equal(offsetof(struct stats_entry, v) % 8, 0);
+	assert_int_equal(sizeof(struct stats_values) % 8, 0);
+}
+
+static void
+test_create_open_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	struct stats_segment r;
+	struct stat st;
+	char err[512];
+
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	assert_int_equal((size_t)st.st_size, sizeof(struct stats_header) +
+	    8 * sizeof(struct stats_entry));
+	assert_int_equal(f->seg.hdr->master_pid, getpid());
+	assert_true(f->seg.hdr->start_time > 0);
+	f->seg.hdr->generation = 7;
+	f->seg.entries[3].v.counter[STATS_bytes_sent] = 42;
+
+	assert_int_equal(stats_open(&r, f->path, err, sizeof(err)), 0);
+	assert_false(r.writable);
+	assert_int_equal(r.hdr->nentries, 8);
+	assert_int_equal(r.hdr->generation, 7);
+	assert_int_equal(r.entries[3].v.counter[STATS_bytes_sent], 42);
+	stats_close(&r);
+	assert_int_equal(r.fd, -1);
+}
+
+/* Patch one field of the file, expect open to fail naming the problem. */
+static void
+expect_open_fails(const char *path, off_t off, const void *val, size_t len,
+    const char *why)
+{
+	struct stats_segment r;
+	char err[512] = "";
+	int fd = open(path, O_WRONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, val, len, off), (ssize_t)len);
+	close(fd);
+	assert_int_equal(stats_open(&r, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, why));
+	assert_null(r.hdr);
+}
+
+static void
+test_open_bad_magic(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t bad = 0x1234;
+
+	expect_open_fails(f->path, offsetof(struct stats_header, magic), &bad,
+	    sizeof(bad), "bad magic");
+}
+
+static void
+test_open_bad_version(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t v = STATS_LAYOUT_VERSION + 1;
+
+	expect_open_fails(f->path, offsetof(struct stats_header,
+	    layout_version), &v, sizeof(v), "layout version");
+}
+
+static void
+test_open_bad_entry_size(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t v = 64;
+
+	expect_open_fails(f->path, offsetof(struct stats_header, entry_size),
+	    &v, sizeof(v), "size");
+}
+
+static void
+test_open_truncated(void **state)
+{
+	struct fixture *f = *state;
+	struct stats_segment r;
+	char err[512];
+
+	assert_int_equal(truncate(f->path, (off_t)f->seg.size - 128), 0);
+	assert_int_equal(stats_open(&r, f->path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "truncated"));
+	assert_int_equal(truncate(f->path, 10), 0);
+	assert_int_equal(stats_open(&r, f->path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "too short"));
+	unlink(f->path);
+	assert_int_equal(stats_open(&r, f->path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "No such file"));
+}
+
+/* A file whose master is alive (us, seen from a child) is not replaced. */
+static void
+test_create_refuses_live_master(void **state)
+{
+	struct fixture *f = *state;
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct stats_segment s;
+		char err[512] = "";
+
+		_exit(stats_create(&s, f->path, 4, err, sizeof(err)) == -1 &&
+		    strstr(err, "in use") != NULL ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(f->seg.hdr->magic, STATS_MAGIC);
+}
+
+static void
+test_alloc_and_reuse(void **state)
+{
+	struct fixture *f = *state;
+	int idx[8];
+
+	for (int i = 0; i < 8; i++) {
+		idx[i] = stats_entry_alloc(&f->seg);
+		assert_int_equal(idx[i], i);
+		assert_int_equal(f->seg.entries[i].state, STATS_STATE_STARTING);
+	}
+	assert_int_equal(stats_entry_alloc(&f->seg), -1);
+	f->seg.entries[5].pid = 555;
+	stats_entry_retire(&f->seg, 5);
+	assert_int_equal(f->seg.entries[5].state, STATS_STATE_FREE);
+	assert_int_equal(f->seg.entries[5].pid, 0);
+	assert_int_equal(stats_entry_alloc(&f->seg), 5);
+	assert_int_equal(stats_entry_alloc(&f->seg), -1);
+	stats_entry_retire(&f->seg, 100); /* out of range: ignored */
+}
+
+static void
+snapshot_total(const struct stats_segment *seg, struct stats_values *t)
+{
+	struct stats_header h;
+	struct stats_entry e[8];
+
+	assert_int_equal(stats_snapshot(seg, &h, e, 8), 0);
+	assert_int_equal(h.fold_seq % 2, 0);
+	stats_total(&h, e, h.nentries, t);
+}
+
+static void
+test_retire_folds_totals(void **state)
+{
+	struct fixture *f = *state;
+	struct stats_values before, after;
+	int a = stats_entry_alloc(&f->seg), b = stats_entry_alloc(&f->seg);
+	struct stats_entry *ea = &f->seg.entries[a], *eb = &f->seg.entries[b];
+
+	ea->pid = 100;
+	ea->conn_active = 3;
+	stats_add(ea, STATS_frames_received_message, 10);
+	stats_inc(eb, STATS_frames_received_message);
+	stats_observe(ea, 1500, 2);
+	snapshot_total(&f->seg, &before);
+	assert_int_equal(before.counter[STATS_frames_received_message], 11);
+	assert_int_equal(before.hist[stats_bucket(1500)], 2);
+	assert_int_equal(before.hist_sum_ns, 3000);
+
+	stats_entry_retire(&f->seg, (unsigned)a);
+	snapshot_total(&f->seg, &after);
+	assert_memory_equal(&before, &after, sizeof(before));
+	assert_int_equal(f->seg.hdr->retired.counter
+	    [STATS_frames_received_message], 10);
+	assert_int_equal(ea->v.counter[STATS_frames_received_message], 0);
+	assert_int_equal(ea->conn_active, 0);
+	assert_int_equal(ea->pid, 0);
+
+	/* The reused entry starts at zero and totals keep growing. */
+	assert_int_equal(stats_entry_alloc(&f->seg), a);
+	stats_inc(ea, STATS_frames_received_message);
+	snapshot_total(&f->seg, &after);
+	assert_int_equal(after.counter[STATS_frames_received_message], 12);
+}
+
+static void
+test_buckets(void **state)
+{
+	assert_int_equal(stats_bucket(0), 0);
+	assert_int_equal(stats_bucket(999), 0);
+	assert_int_equal(stats_bucket(1000), 1);
+	assert_int_equal(stats_bucket(1999), 1);
+	assert_int_equal(stats_bucket(2000), 2);
+	for (unsigned k = 1; k < STATS_HIST_BUCKETS - 1; k++) {
+		uint64_t edge = (1ull << k) * 1000;
+
+		/* bucket k counts < 2^k us: the edge itself is the next one. */
+		assert_int_equal(stats_bucket(edge - 1), k);
+		assert_int_equal(stats_bucket(edge), k + 1 < STATS_HIST_BUCKETS ?
+		    k + 1 : STATS_HIST_BUCKETS - 1);
+	}
+	assert_int_equal(stats_bucket(UINT64_MAX), STATS_HIST_BUCKETS - 1);
+	assert_int_equal(stats_bucket(3600ull * 1000000000), STATS_HIST_BUCKETS - 1);
+	assert_true(stats_bucket_le(0) == 1e-6);
+	assert_true(stats_bucket_le(10) == 1024e-6);
+	assert_true(isinf(stats_bucket_le(STATS_HIST_BUCKETS - 1)));
+	for (unsigned i = 0; i + 1 < STATS_HIST_BUCKETS - 1; i++)
+		assert_true(stats_bucket_le(i) < stats_bucket_le(i + 1));
+}
+
+static void
+test_state_names(void **state)
+{
+	assert_string_equal(stats_state_name(STATS_STATE_FREE), "free");
+	assert_string_equal(stats_state_name(STATS_STATE_RUNNING), "running");
+	assert_string_equal(stats_state_name(STATS_STATE_DRAINING), "draining");
+	assert_string_equal(stats_state_name(99), "unknown");
+}
+
+/*
+ * A child folds entries in a loop while the parent snapshots: every total
+ * must be exact (the sum stays the same across a fold) and never be seen
+ * half folded.
+ */
+static void
+test_snapshot_consistent_under_folds(void **state)
+{
+	struct fixture *f = *state;
+	struct stats_values t;
+	pid_t pid;
+	int status;
+
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(stats_entry_alloc(&f->seg), i);
+		stats_add(&f->seg.entries[i], STATS_bytes_received, 1000);
+	}
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (int round = 0; round < 20000; round++) {
+			unsigned i = (unsigned)round % 8;
+
+			stats_entry_retire(&f->seg, i);
+			(void)stats_entry_alloc(&f->seg);
+		}
+		_exit(0);
+	}
+	for (int n = 0; n < 2000; n++) {
+		snapshot_total(&f->seg, &t);
+		assert_int_equal(t.counter[STATS_bytes_received], 8000);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snapshot_total(&f->seg, &t);
+	assert_int_equal(t.counter[STATS_bytes_received], 8000);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_layout),
+		cmocka_unit_test(test_buckets),
+		cmocka_unit_test(test_state_names),
+		cmocka_unit_test_setup_teardown(test_create_open_round_trip,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_bad_magic, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_open_bad_version, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_open_bad_entry_size, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_open_truncated, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_create_refuses_live_master,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alloc_and_reuse, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_retire_folds_totals, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_snapshot_consistent_under_folds, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

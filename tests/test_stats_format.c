@@ -1,0 +1,279 @@
+/*
+ * test_stats_format.c - unit tests of the output formats on a snapshot
+ * built by hand: exact lines of the text and Prometheus output, JSON that
+ * a real parser accepts (python3), Prometheus text that promtool accepts
+ * (both skipped with a message when the tool is missing), cumulative
+ * histogram buckets, and rates.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "stats_format.h"
+
+#define NENT 4
+
+static void
+snap_init(struct stats_snap *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->entries = aligned_alloc(STATS_ALIGN, NENT * sizeof(*s->entries));
+	assert_non_null(s->entries);
+	memset(s->entries, 0, NENT * sizeof(*s->entries));
+	s->hdr.magic = STATS_MAGIC;
+	s->hdr.layout_version = STATS_LAYOUT_VERSION;
+	s->hdr.nentries = NENT;
+	s->hdr.master_pid = 4242;
+	s->hdr.generation = 2;
+	s->hdr.workers = 2;
+	s->hdr.start_time = 1700000000;
+	s->now = 1700003723;
+	s->taken = 100.0;
+}
+
+/* Two running workers of generation 2, one retired worker's counters. */
+static void
+snap_fill(struct stats_snap *s)
+{
+	struct stats_entry *e;
+
+	snap_init(s);
+	e = s->entries;
+	for (int i = 0; i < 2; i++) {
+		e[i].pid = 5000 + i;
+		e[i].slot = (uint32_t)i;
+		e[i].generation = 2;
+		e[i].state = STATS_STATE_RUNNING;
+		e[i].start_time = 1700003000;
+		e[i].conn_active = (uint64_t)i + 1;
+		e[i].v.counter[STATS_frames_received_heartbeat] = 2;
+		e[i].v.counter[STATS_bytes_received] = 100;
+	}
+	e[0].v.hist[0] = 3;   /* < 1 us */
+	e[0].v.hist[2] = 1;   /* < 4 us */
+	e[0].v.hist_sum_ns = 5000;
+	s->hdr.retired.counter[STATS_frames_received_heartbeat] = 1;
+	s->hdr.retired.hist[STATS_HIST_BUCKETS - 1] = 1;
+	stats_total(&s->hdr, s->entries, NENT, &s->total);
+}
+
+/* The output of fn as a NUL-terminated string (caller frees). */
+static char *
+render(int (*fn)(FILE *, const struct stats_snap *),
+    const struct stats_snap *s)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	assert_int_equal(fn(f, s), 0);
+	assert_int_equal(fclose(f), 0);
+	return buf;
+}
+
+static void
+assert_line(const char *text, const char *line)
+{
+	const char *p = text;
+	size_t n = strlen(line);
+
+	while ((p = strstr(p, line)) != NULL) {
+		if ((p == text || p[-1] == '\n') && (p[n] == '\n' || !p[n]))
+			return;
+		p += n;
+	}
+	fail_msg("line \"%s\" not found in:\n%s", line, text);
+}
+
+/* Feed text to a shell command; its exit status, or -1 if it is absent. */
+static int
+pipe_to(const char *cmd, const char *text)
+{
+	FILE *p = popen(cmd, "w");
+	int status;
+
+	assert_non_null(p);
+	fputs(text, p);
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+test_text(void **state)
+{
+	struct stats_snap s;
+	char *out;
+
+	snap_fill(&s);
+	out = render(stats_format_text, &s);
+	assert_non_null(strstr(out, "master pid 4242, up 1h02m, generation 2, "
+	    "workers 2/2 running"));
+	assert_non_null(strstr(out, "  frames_received_heartbeat    5\n"));
+	assert_non_null(strstr(out, "  conn_active                  3\n"));
+	assert_non_null(strstr(out, "  requests                     5\n"));
+	assert_non_null(strstr(out, "   0     5000    2 running"));
+	assert_non_null(strstr(out, "   1     5001    2 running"));
+	assert_null(strstr(out, " free "));
+	free(out);
+	stats_snap_free(&s);
+}
+
+static void
+test_json(void **state)
+{
+	struct stats_snap s;
+	char *out;
+	int rc;
+
+	snap_fill(&s);
+	out = render(stats_format_json, &s);
+	assert_non_null(strstr(out, "\"frames_received_heartbeat\": 5"));
+	assert_non_null(strstr(out, "\"state\": \"running\""));
+	assert_non_null(strstr(out, "{\"le\": \"+Inf\", \"count\": 1}"));
+	assert_non_null(strstr(out, "{\"le\": \"0.000004\", \"count\": 1}"));
+	rc = pipe_to("python3 -c 'import json,sys; d=json.load(sys.stdin); "
+	    "assert d[\"totals\"][\"counters\"][\"frames_received_heartbeat\"]"
+	    " == 5; assert len(d[\"workers\"]) == 2; "
+	    "assert d[\"master\"][\"pid\"] == 4242' 2>&1", out);
+	if (rc == 127 || access("/usr/bin/python3", X_OK) != 0)
+		print_message("python3 not found: JSON parse check skipped\n");
+	else
+		assert_int_equal(rc, 0);
+	free(out);
+	stats_snap_free(&s);
+}
+
+static void
+test_json_no_workers(void **state)
+{
+	struct stats_snap s;
+	char *out;
+
+	snap_init(&s);
+	stats_total(&s.hdr, s.entries, NENT, &s.total);
+	out = render(stats_format_json, &s);
+	assert_non_null(strstr(out, "\"workers\": [\n  ]"));
+	if (access("/usr/bin/python3", X_OK) == 0)
+		assert_int_equal(pipe_to("python3 -c 'import json,sys; "
+		    "json.load(sys.stdin)'", out), 0);
+	free(out);
+	stats_snap_free(&s);
+}
+
+static void
+test_prometheus_lines(void **state)
+{
+	struct stats_snap s;
+	char *out;
+
+	snap_fill(&s);
+	out = render(stats_format_prometheus, &s);
+	assert_line(out, "# HELP gopro_frames_received_heartbeat_total "
+	    "HEARTBEAT frames received");
+	assert_line(out, "# TYPE gopro_frames_received_heartbeat_total counter");
+	assert_line(out, "gopro_frames_received_heartbeat_total 5");
+	assert_line(out, "gopro_bytes_received_total 200");
+	assert_line(out, "gopro_connections_active 3");
+	assert_line(out, "gopro_workers 2");
+	assert_line(out, "gopro_workers_running 2");
+	assert_line(out, "gopro_generation 2");
+	assert_line(out, "gopro_master_start_time_seconds 1700000000");
+	assert_line(out, "# TYPE gopro_request_duration_seconds histogram");
+	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"0.000001\"} 3");
+	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"0.000002\"} 3");
+	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"0.000004\"} 4");
+	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"16.777216\"} 4");
+	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"+Inf\"} 5");
+	assert_line(out, "gopro_request_duration_seconds_sum 0.000005000");
+	assert_line(out, "gopro_request_duration_seconds_count 5");
+	assert_line(out, "gopro_worker_connections_active{slot=\"1\",pid=\"5001\"} 2");
+	assert_line(out, "gopro_worker_frames_received_total{slot=\"0\",pid=\"5000\"} 2");
+	/* +Inf is the last bucket, and _count follows the buckets. */
+	assert_true(strstr(out, "le=\"+Inf\"") <
+	    strstr(out, "gopro_request_duration_seconds_sum"));
+	free(out);
+	stats_snap_free(&s);
+}
+
+static void
+test_prometheus_promtool(void **state)
+{
+	struct stats_snap s;
+	char *out;
+
+	if (access("/usr/bin/promtool", X_OK) != 0) {
+		print_message("/usr/bin/promtool not found (Debian package "
+		    "prometheus): promtool check skipped\n");
+		skip();
+	}
+	snap_fill(&s);
+	out = render(stats_format_prometheus, &s);
+	assert_int_equal(pipe_to("/usr/bin/promtool check metrics", out), 0);
+	free(out);
+	stats_snap_free(&s);
+}
+
+static void
+test_rates(void **state)
+{
+	struct stats_snap a, b;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	snap_fill(&a);
+	snap_fill(&b);
+	b.taken = a.taken + 2.0;
+	b.entries[0].v.counter[STATS_bytes_received] += 400;
+	b.entries[0].v.counter[STATS_frames_received_heartbeat] += 10;
+	stats_total(&b.hdr, b.entries, NENT, &b.total);
+	f = open_memstream(&buf, &len);
+	assert_int_equal(stats_format_rates(f, &a, &b), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "rates over 2.00 s"));
+	assert_non_null(strstr(buf, "  bytes_received                      200.0/s"));
+	assert_non_null(strstr(buf, "  frames_received_heartbeat             5.0/s"));
+	assert_non_null(strstr(buf, "  bytes_sent                            0.0/s"));
+	free(buf);
+	stats_snap_free(&a);
+	stats_snap_free(&b);
+}
+
+static void
+test_running_workers(void **state)
+{
+	struct stats_snap s;
+
+	snap_fill(&s);
+	assert_int_equal(stats_running_workers(&s), 2);
+	s.entries[1].generation = 1; /* an old generation does not count */
+	assert_int_equal(stats_running_workers(&s), 1);
+	s.entries[0].state = STATS_STATE_DRAINING;
+	assert_int_equal(stats_running_workers(&s), 0);
+	stats_snap_free(&s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_json_no_workers),
+		cmocka_unit_test(test_prometheus_lines),
+		cmocka_unit_test(test_prometheus_promtool),
+		cmocka_unit_test(test_rates),
+		cmocka_unit_test(test_running_workers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
