@@ -1,0 +1,816 @@
+/*
+ * conn.c - serving one connection.
+ *
+ * Reading: bytes go straight into the connection's input block (taken from
+ * the worker's pool only while something is buffered), every complete frame
+ * in it is answered in one pass, and the replies are appended to the output
+ * block.  Writing: the worker calls conn_flush once per loop iteration for
+ * every connection with new output, so a batch of pipelined requests costs
+ * one read and one write.
+ *
+ * This file owns every limit of a connection: the maximum frame, the output
+ * water marks (backpressure), the idle, frame, send and GOAWAY clocks, the
+ * login attempt limit, and how a connection is closed: after its last reply
+ * is written, with a half-close and a short linger so the reply is not
+ * destroyed by a reset.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "gopro.h"
+#include "log.h"
+
+/* Reads per readiness event: bounded so one client cannot starve others. */
+#define READS_PER_EVENT 8
+/* Smallest room worth a read() when the input block is almost full. */
+#define READ_MIN_ROOM 2048
+
+static void conn_read_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void conn_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void conn_process(struct conn *c);
+static void conn_finish(struct conn *c);
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ watchers */
+
+static void
+conn_set_reading(struct conn *c, bool on)
+{
+	if (on == c->reading)
+		return;
+	c->reading = on;
+	if (on)
+		ev_io_start(c->w->loop, &c->rio);
+	else
+		ev_io_stop(c->w->loop, &c->rio);
+}
+
+static void
+conn_set_writing(struct conn *c, bool on)
+{
+	if (on == c->writing)
+		return;
+	c->writing = on;
+	if (on)
+		ev_io_start(c->w->loop, &c->wio);
+	else
+		ev_io_stop(c->w->loop, &c->wio);
+}
+
+/* Read only when nothing holds the connection back. */
+static void
+conn_update_reading(struct conn *c)
+{
+	conn_set_reading(c, !c->dead && (c->lingering ||
+	    (!c->paused && !c->auth_pending && !c->closing && !c->eof)));
+}
+
+/* ------------------------------------------------------------ clocks */
+
+static void
+conn_set_clock(struct conn *c, enum conn_clock k)
+{
+	struct worker *w = c->w;
+
+	if (c->clock != CLOCK_NONE)
+		TAILQ_REMOVE(&w->clocks[c->clock], c, clock_link);
+	c->clock = CLOCK_NONE;
+	if (k == CLOCK_NONE || w->clock_timeout[k] <= 0)
+		return;
+	c->clock = (uint8_t)k;
+	c->clock_since = ev_now(w->loop);
+	TAILQ_INSERT_TAIL(&w->clocks[k], c, clock_link);
+	worker_clock_changed(w);
+}
+
+/*
+ * Choose the clock that runs for c now.  activity says that bytes arrived
+ * (the idle clock restarts), frame_done that a frame completed (a partial
+ * frame now in the buffer is a new one, its clock restarts).
+ */
+static void
+conn_update_clock(struct conn *c, bool activity, bool frame_done)
+{
+	enum conn_clock k;
+
+	if (c->dead || c->lingering)
+		return;
+	if (c->paused || c->auth_pending || c->closing || c->eof)
+		k = CLOCK_NONE;
+	else if (buf_len(&c->in) > 0)
+		k = CLOCK_FRAME;
+	else if (c->goaway_sent)
+		k = buf_len(&c->out) == 0 ? CLOCK_GRACE : CLOCK_NONE;
+	else
+		k = CLOCK_IDLE;
+	if (k == c->clock && !(k == CLOCK_FRAME ? frame_done : activity))
+		return;
+	if (k == CLOCK_GRACE && c->w->clock_timeout[CLOCK_GRACE] <= 0) {
+		/* goaway_grace 0: close as soon as the GOAWAY is written. */
+		c->closing = true;
+		conn_finish(c);
+		return;
+	}
+	conn_set_clock(c, k);
+}
+
+static void
+conn_set_sending(struct conn *c, bool on, bool progress)
+{
+	struct worker *w = c->w;
+
+	if (c->sending && (!on || progress)) {
+		TAILQ_REMOVE(&w->sending, c, send_link);
+		c->sending = false;
+	}
+	if (on && !c->sending && w->conf->send_timeout > 0) {
+		c->send_since = ev_now(w->loop);
+		TAILQ_INSERT_TAIL(&w->sending, c, send_link);
+		c->sending = true;
+		worker_clock_changed(w);
+	}
+}
+
+/* ------------------------------------------------------------ buffers */
+
+static void
+conn_release_buffers(struct conn *c)
+{
+	if (buf_len(&c->in) == 0 && c->in.data != NULL) {
+		worker_block_put(c->w, c->in.data, c->in.cap);
+		memset(&c->in, 0, sizeof(c->in));
+		c->in_need = 0;
+	}
+	if (buf_len(&c->out) == 0 && c->out.data != NULL) {
+		worker_block_put(c->w, c->out.data, c->out.cap);
+		memset(&c->out, 0, sizeof(c->out));
+	}
+}
+
+static int
+conn_take_block(struct conn *c, struct buf *b)
+{
+	if (b->data != NULL)
+		return 0;
+	b->data = worker_block_get(c->w);
+	if (b->data == NULL)
+		return -1;
+	b->cap = WORKER_BLOCK_SIZE;
+	b->start = b->end = 0;
+	return 0;
+}
+
+/* Room for the next read: the rest of a large frame at once, or a block. */
+static int
+conn_reserve_input(struct conn *c)
+{
+	size_t max = GOPRO_HEADER_SIZE + (size_t)c->w->conf->max_body;
+	size_t want = c->in_need > READ_MIN_ROOM ? c->in_need : READ_MIN_ROOM;
+
+	if (max < WORKER_BLOCK_SIZE)
+		max = WORKER_BLOCK_SIZE;
+	if (conn_take_block(c, &c->in) < 0)
+		return -1;
+	if (buf_room(&c->in) >= want)
+		return 0;
+	return buf_reserve(&c->in, want, max);
+}
+
+/* Room for a reply of n bytes at the tail of the output; NULL on ENOMEM. */
+static uint8_t *
+conn_out_reserve(struct conn *c, size_t n)
+{
+	if (conn_take_block(c, &c->out) < 0 ||
+	    buf_reserve(&c->out, n, SIZE_MAX / 2) < 0)
+		return NULL;
+	return buf_tail(&c->out);
+}
+
+static void
+conn_out_commit(struct conn *c, size_t n, enum stats_counter sent)
+{
+	buf_commit(&c->out, n);
+	c->out_replies++;
+	stats_inc(c->w->stats, sent);
+	if (!c->flushing) {
+		c->flushing = true;
+		TAILQ_INSERT_TAIL(&c->w->flushing, c, flush_link);
+	}
+}
+
+/* ------------------------------------------------------------ replies */
+
+static void conn_abort(struct conn *c, enum stats_counter why);
+
+static void
+conn_reply_frame(struct conn *c, uint8_t cmd, const uint8_t *prefix,
+    size_t prefix_len, const uint8_t *body, size_t len,
+    enum stats_counter sent)
+{
+	size_t total = GOPRO_HEADER_SIZE + prefix_len + len;
+	uint8_t *p = conn_out_reserve(c, total);
+
+	if (p == NULL) {
+		log_warn("connection %d: no memory for a %zu-byte reply", c->fd,
+		    total);
+		conn_abort(c, STATS_conn_reset);
+		return;
+	}
+	gopro_header_write(p, cmd, (uint32_t)(prefix_len + len));
+	if (prefix_len)
+		memcpy(p + GOPRO_HEADER_SIZE, prefix, prefix_len);
+	if (len)
+		memcpy(p + GOPRO_HEADER_SIZE + prefix_len, body, len);
+	conn_out_commit(c, total, sent);
+}
+
+static const enum stats_counter error_counter[GOPRO_ERR_MAX + 1] = {
+	[GOPRO_ERR_BAD_MAGIC] = STATS_errors_bad_magic,
+	[GOPRO_ERR_BAD_VERSION] = STATS_errors_bad_version,
+	[GOPRO_ERR_TOO_LARGE] = STATS_errors_too_large,
+	[GOPRO_ERR_UNKNOWN_COMMAND] = STATS_errors_unknown_command,
+	[GOPRO_ERR_AUTH_REQUIRED] = STATS_errors_auth_required,
+	[GOPRO_ERR_AUTH_FAILED] = STATS_errors_auth_failed,
+	[GOPRO_ERR_BUSY] = STATS_errors_busy,
+	[GOPRO_ERR_TIMEOUT] = STATS_errors_timeout,
+	[GOPRO_ERR_MALFORMED] = STATS_errors_malformed,
+};
+
+/* Queue an ERROR frame; the connection stays open. */
+static void
+conn_reply_error(struct conn *c, uint16_t code, const char *text)
+{
+	uint8_t *p = conn_out_reserve(c, GOPRO_STATUS_FRAME_MAX);
+	size_t n;
+
+	if (p == NULL) {
+		conn_abort(c, STATS_conn_reset);
+		return;
+	}
+	n = gopro_error_write(p, GOPRO_STATUS_FRAME_MAX, code, text);
+	if (code <= GOPRO_ERR_MAX && code > 0)
+		stats_inc(c->w->stats, error_counter[code]);
+	conn_out_commit(c, n, STATS_frames_sent_error);
+}
+
+/* Queue an ERROR frame, then close once it is written. */
+static void
+conn_fail(struct conn *c, uint16_t code, const char *text)
+{
+	log_debug("connection %d: %s, closing", c->fd, text);
+	conn_reply_error(c, code, text);
+	c->closing = true;
+	conn_update_reading(c);
+}
+
+/* ------------------------------------------------------------ login */
+
+static void
+conn_login_ok(struct conn *c)
+{
+	c->logged_in = true;
+	c->failed_logins = 0;
+	stats_inc(c->w->stats, STATS_logins_ok);
+	conn_reply_frame(c, GOPRO_CMD_LOGIN_ACK, NULL, 0,
+	    (const uint8_t *)"OK", 2, STATS_frames_sent_login_ack);
+}
+
+/* A failed login: code is 6, or 9 for a malformed body. */
+static void
+conn_login_failed(struct conn *c, uint16_t code)
+{
+	c->logged_in = false;
+	if (c->failed_logins < UINT16_MAX)
+		c->failed_logins++;
+	stats_inc(c->w->stats, STATS_logins_failed);
+	if (c->failed_logins >= c->w->conf->auth.max_attempts)
+		conn_fail(c, GOPRO_ERR_AUTH_FAILED, "too many failed logins");
+	else if (code == GOPRO_ERR_MALFORMED)
+		conn_reply_error(c, code, "malformed LOGIN body");
+	else
+		conn_reply_error(c, code, "authentication failed");
+}
+
+static void
+conn_login_done(void *ctx, bool ok)
+{
+	struct conn *c = ctx;
+
+	c->auth_pending = false;
+	if (c->dead) {
+		/* Closed while the hash ran: free it now. */
+		TAILQ_INSERT_TAIL(&c->w->closed, c, clock_link);
+		return;
+	}
+	if (ok)
+		conn_login_ok(c);
+	else
+		conn_login_failed(c, GOPRO_ERR_AUTH_FAILED);
+	conn_update_reading(c);
+	conn_process(c);
+}
+
+static void
+conn_login(struct conn *c, const struct gopro_frame *f)
+{
+	struct worker *w = c->w;
+	struct gopro_login l;
+
+	if (gopro_login_parse(f->body, f->header.length, &l) < 0) {
+		conn_login_failed(c, GOPRO_ERR_MALFORMED);
+		return;
+	}
+	if (w->login_limit != NULL &&
+	    !auth_ratelimit_allow(w->login_limit, &c->peer.sa, ev_now(w->loop))) {
+		stats_inc(w->stats, STATS_logins_rate_limited);
+		conn_login_failed(c, GOPRO_ERR_AUTH_FAILED);
+		return;
+	}
+	if (w->users == NULL) {
+		conn_login_ok(c);
+		return;
+	}
+	if (auth_pool_submit(w->auth_pool, w->users, l.user, l.user_len,
+	    l.password, l.password_len, conn_login_done, c) < 0) {
+		log_warn("connection %d: cannot queue a login check", c->fd);
+		conn_login_failed(c, GOPRO_ERR_AUTH_FAILED);
+		return;
+	}
+	c->auth_pending = true;
+	conn_update_reading(c);
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void
+conn_dispatch(struct conn *c, const struct gopro_frame *f)
+{
+	const struct gopro_conf *conf = c->w->conf;
+	struct stats_entry *st = c->w->stats;
+
+	switch (f->header.command) {
+	case GOPRO_CMD_HEARTBEAT:
+		stats_inc(st, STATS_frames_received_heartbeat);
+		conn_reply_frame(c, GOPRO_CMD_HEARTBEAT, NULL, 0, f->body,
+		    f->header.length, STATS_frames_sent_heartbeat);
+		break;
+	case GOPRO_CMD_MESSAGE:
+		stats_inc(st, STATS_frames_received_message);
+		if (conf->auth.required && !c->logged_in)
+			conn_reply_error(c, GOPRO_ERR_AUTH_REQUIRED,
+			    "login required");
+		else
+			conn_reply_frame(c, GOPRO_CMD_MESSAGE,
+			    (const uint8_t *)conf->message_prefix,
+			    conf->message_prefix_len, f->body,
+			    f->header.length, STATS_frames_sent_message);
+		break;
+	case GOPRO_CMD_LOGIN:
+		stats_inc(st, STATS_frames_received_login);
+		conn_login(c, f);
+		break;
+	default:
+		stats_inc(st, STATS_frames_received_other);
+		conn_reply_error(c, GOPRO_ERR_UNKNOWN_COMMAND,
+		    "unknown command");
+		break;
+	}
+}
+
+static const char *
+decode_error_text(enum gopro_decode_status st)
+{
+	switch (st) {
+	case GOPRO_DECODE_BAD_MAGIC:
+		return "bad magic";
+	case GOPRO_DECODE_BAD_VERSION:
+		return "unsupported version";
+	default:
+		return "frame too large";
+	}
+}
+
+static void
+conn_queue_goaway(struct conn *c)
+{
+	uint8_t *p = conn_out_reserve(c, GOPRO_STATUS_FRAME_MAX);
+	const char *text = c->w->goaway_reason == GOPRO_GOAWAY_RELOAD ?
+	    "server reloading" : "server shutting down";
+
+	if (p == NULL) {
+		conn_abort(c, STATS_conn_reset);
+		return;
+	}
+	c->goaway_sent = true;
+	conn_out_commit(c, gopro_goaway_write(p, GOPRO_STATUS_FRAME_MAX,
+	    c->w->goaway_reason, text), STATS_frames_sent_goaway);
+}
+
+/* Stop reading when the output passes the high-water mark. */
+static bool
+conn_check_backpressure(struct conn *c)
+{
+	if (buf_len(&c->out) <= c->w->conf->output_high_water)
+		return false;
+	c->paused = true;
+	stats_inc(c->w->stats, STATS_backpressure);
+	conn_update_reading(c);
+	return true;
+}
+
+/*
+ * Answer every complete frame in the input, in order, until the input is
+ * exhausted or something holds the connection back (backpressure, a login
+ * being verified, a protocol error).
+ */
+static void
+conn_process(struct conn *c)
+{
+	const uint32_t max_body = c->w->conf->max_body;
+	enum gopro_decode_status st = GOPRO_DECODE_NEED_MORE;
+	struct gopro_frame f;
+	bool frame_done = false;
+	size_t need = 0;
+
+	while (!c->paused && !c->auth_pending && !c->closing && !c->dead) {
+		st = gopro_decode(buf_head(&c->in), buf_len(&c->in), max_body,
+		    &f, &need);
+		if (st != GOPRO_DECODE_FRAME)
+			break;
+		c->batch_frames++;
+		conn_dispatch(c, &f);
+		buf_consume(&c->in, f.size);
+		frame_done = true;
+		if (conn_check_backpressure(c))
+			break;
+	}
+	if (c->dead)
+		return;
+	if (st == GOPRO_DECODE_NEED_MORE)
+		c->in_need = buf_len(&c->in) > 0 ? need : 0;
+	else if (st != GOPRO_DECODE_FRAME && !c->closing)
+		conn_fail(c, gopro_decode_error_code(st), decode_error_text(st));
+	if (c->goaway_wanted && !c->goaway_sent && st == GOPRO_DECODE_NEED_MORE &&
+	    !c->paused && !c->auth_pending && !c->closing)
+		conn_queue_goaway(c);
+	conn_update_clock(c, false, frame_done);
+}
+
+/* ------------------------------------------------------------ reading */
+
+/* After the client's FIN: answer what is complete, then close. */
+static void
+conn_on_eof(struct conn *c)
+{
+	c->eof = true;
+	conn_update_reading(c);
+	conn_set_clock(c, CLOCK_NONE);
+	if (!c->auth_pending && buf_len(&c->out) == 0 && !c->flushing)
+		conn_close_now(c);
+}
+
+/* Lingering: read and drop whatever the client still sends. */
+static void
+conn_discard(struct conn *c)
+{
+	static uint8_t sink[16384];
+	ssize_t n;
+
+	do
+		n = read(c->fd, sink, sizeof(sink));
+	while (n > 0);
+	if (n == 0 || (errno != EAGAIN && errno != EINTR))
+		conn_close_now(c);
+}
+
+static void
+conn_read_error(struct conn *c)
+{
+	log_debug("connection %d: read: %s", c->fd, strerror(errno));
+	conn_abort(c, STATS_conn_reset);
+}
+
+static void
+conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = io->data;
+	bool got = false;
+	size_t room;
+	ssize_t n;
+
+	if (c->lingering) {
+		conn_discard(c);
+		return;
+	}
+	for (int i = 0; i < READS_PER_EVENT && c->reading; i++) {
+		if (conn_reserve_input(c) < 0) {
+			log_warn("connection %d: no room for input", c->fd);
+			conn_abort(c, STATS_conn_reset);
+			return;
+		}
+		room = buf_room(&c->in);
+		n = read(c->fd, buf_tail(&c->in), room);
+		if (n == 0) {
+			conn_on_eof(c);
+			break;
+		}
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				conn_read_error(c);
+			break;
+		}
+		if (!got && c->batch_frames == 0)
+			c->batch_start_ns = now_ns();
+		got = true;
+		buf_commit(&c->in, (size_t)n);
+		stats_add(c->w->stats, STATS_bytes_received, (uint64_t)n);
+		conn_process(c);
+		if ((size_t)n < room)
+			break;
+	}
+	if (c->dead)
+		return;
+	if (got)
+		conn_update_clock(c, true, false);
+	if (buf_len(&c->out) == 0)
+		conn_release_buffers(c);
+}
+
+/* ------------------------------------------------------------ writing */
+
+static void
+conn_observe_batch(struct conn *c)
+{
+	if (c->batch_frames == 0)
+		return;
+	stats_observe(c->w->stats, now_ns() - c->batch_start_ns,
+	    c->batch_frames);
+	c->batch_frames = 0;
+}
+
+/* Output fell below the low-water mark: read and answer again. */
+static void
+conn_resume(struct conn *c)
+{
+	c->paused = false;
+	conn_update_reading(c);
+	conn_process(c);
+}
+
+static void
+conn_after_write(struct conn *c)
+{
+	if (buf_len(&c->out) > 0)
+		return;
+	c->out_replies = 0;
+	conn_set_writing(c, false);
+	conn_set_sending(c, false, false);
+	if (c->closing || c->eof) {
+		if (!c->auth_pending)
+			conn_finish(c);
+		return;
+	}
+	conn_update_clock(c, false, false);
+	conn_release_buffers(c);
+}
+
+void
+conn_flush(struct conn *c)
+{
+	size_t len = buf_len(&c->out);
+	ssize_t n;
+
+	c->flushing = false;
+	if (c->dead || len == 0)
+		return;
+	n = write(c->fd, buf_head(&c->out), len);
+	if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		log_debug("connection %d: write: %s", c->fd, strerror(errno));
+		conn_abort(c, STATS_conn_reset);
+		return;
+	}
+	conn_observe_batch(c);
+	if (n > 0) {
+		buf_consume(&c->out, (size_t)n);
+		stats_add(c->w->stats, STATS_bytes_sent, (uint64_t)n);
+	}
+	if (buf_len(&c->out) > 0) {
+		conn_set_writing(c, true);
+		conn_set_sending(c, true, n > 0);
+	}
+	if (c->paused && buf_len(&c->out) <= c->w->conf->output_low_water)
+		conn_resume(c);
+	conn_after_write(c);
+}
+
+static void
+conn_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = io->data;
+
+	if (!c->flushing)
+		conn_flush(c);
+}
+
+/* ------------------------------------------------------------ closing */
+
+/*
+ * Everything is written.  If the client already closed its side, close;
+ * otherwise half-close and linger so our last bytes are not destroyed by a
+ * reset if the client still sends.
+ */
+static void
+conn_finish(struct conn *c)
+{
+	if (c->eof || c->dead) {
+		conn_close_now(c);
+		return;
+	}
+	if (c->lingering)
+		return;
+	shutdown(c->fd, SHUT_WR);
+	c->lingering = true;
+	c->closing = true;
+	conn_set_clock(c, CLOCK_LINGER);
+	conn_release_buffers(c);
+	conn_update_reading(c);
+}
+
+/* Requests read whose replies never fully left: counted as lost. */
+static uint64_t
+conn_count_unanswered(const struct conn *c)
+{
+	const uint8_t *p = buf_head(&c->in);
+	size_t left = buf_len(&c->in);
+	struct gopro_frame f;
+	uint64_t n = c->auth_pending ? 1 : 0;
+
+	if (buf_len(&c->out) > 0)
+		n += c->out_replies;
+	while (gopro_decode(p, left, c->w->conf->max_body, &f, NULL) ==
+	    GOPRO_DECODE_FRAME) {
+		n++;
+		p += f.size;
+		left -= f.size;
+	}
+	return n;
+}
+
+static void
+conn_abort(struct conn *c, enum stats_counter why)
+{
+	if (c->dead)
+		return;
+	stats_inc(c->w->stats, why);
+	stats_add(c->w->stats, STATS_requests_lost, conn_count_unanswered(c));
+	conn_close_now(c);
+}
+
+void
+conn_close_now(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->dead)
+		return;
+	c->dead = true;
+	conn_set_reading(c, false);
+	conn_set_writing(c, false);
+	conn_set_clock(c, CLOCK_NONE);
+	conn_set_sending(c, false, false);
+	if (c->flushing) {
+		TAILQ_REMOVE(&w->flushing, c, flush_link);
+		c->flushing = false;
+	}
+	close(c->fd);
+	log_debug("connection %d closed", c->fd);
+	c->fd = -1;
+	TAILQ_REMOVE(&w->all, c, all_link);
+	w->nconns--;
+	stats_inc(w->stats, STATS_conn_closed);
+	stats_gauge_set(&w->stats->conn_active, w->nconns);
+	/* A pending login callback still points at c: it frees c later. */
+	if (!c->auth_pending)
+		TAILQ_INSERT_TAIL(&w->closed, c, clock_link);
+	worker_conn_gone(w);
+}
+
+void
+conn_free(struct conn *c)
+{
+	buf_reset(&c->in);
+	buf_reset(&c->out);
+	conn_release_buffers(c);
+	free(c);
+}
+
+/* ------------------------------------------------------------ events */
+
+void
+conn_clock_expired(struct conn *c)
+{
+	switch (c->clock) {
+	case CLOCK_IDLE:
+		stats_inc(c->w->stats, STATS_conn_idle_timeout);
+		conn_set_clock(c, CLOCK_NONE);
+		conn_fail(c, GOPRO_ERR_TIMEOUT, "idle timeout");
+		break;
+	case CLOCK_FRAME:
+		stats_inc(c->w->stats, STATS_conn_frame_timeout);
+		conn_set_clock(c, CLOCK_NONE);
+		conn_fail(c, GOPRO_ERR_TIMEOUT, "incomplete frame timeout");
+		break;
+	case CLOCK_GRACE:
+		conn_set_clock(c, CLOCK_NONE);
+		c->closing = true;
+		conn_finish(c);
+		break;
+	default:
+		conn_close_now(c);
+		break;
+	}
+}
+
+void
+conn_send_expired(struct conn *c)
+{
+	log_debug("connection %d: send timeout", c->fd);
+	conn_abort(c, STATS_conn_send_timeout);
+}
+
+void
+conn_drain_expired(struct conn *c)
+{
+	conn_abort(c, STATS_conn_drain_timeout);
+}
+
+void
+conn_goaway(struct conn *c)
+{
+	if (c->dead || c->goaway_wanted)
+		return;
+	c->goaway_wanted = true;
+	if (c->lingering || c->closing || c->eof)
+		return;
+	conn_process(c);
+}
+
+struct conn *
+conn_new(struct worker *w, int fd, const struct sockaddr *peer,
+    socklen_t peerlen)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		close(fd);
+		return NULL;
+	}
+	c->w = w;
+	c->fd = fd;
+	if (peerlen > sizeof(c->peer))
+		peerlen = sizeof(c->peer);
+	memcpy(&c->peer, peer, peerlen);
+	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
+	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
+	c->rio.data = c->wio.data = c;
+	w->nconns++;
+	TAILQ_INSERT_TAIL(&w->all, c, all_link);
+	stats_inc(w->stats, STATS_conn_accepted);
+	stats_gauge_set(&w->stats->conn_active, w->nconns);
+	conn_update_reading(c);
+	conn_update_clock(c, true, false);
+	if (w->draining)
+		conn_goaway(c);
+	return c;
+}
+
+void
+conn_refuse(struct worker *w, int fd, uint16_t code, const char *text)
+{
+	uint8_t frame[GOPRO_STATUS_FRAME_MAX];
+	size_t n = gopro_error_write(frame, sizeof(frame), code, text);
+
+	/* Best effort: a fresh socket has room for one small frame. */
+	if (write(fd, frame, n) == (ssize_t)n) {
+		stats_add(w->stats, STATS_bytes_sent, n);
+		stats_inc(w->stats, STATS_frames_sent_error);
+		if (code <= GOPRO_ERR_MAX)
+			stats_inc(w->stats, error_counter[code]);
+	}
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}

@@ -1,0 +1,206 @@
+/*
+ * daemon.c - daemon chores (see daemon.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "daemon.h"
+
+int
+daemon_detach(void)
+{
+	int fd;
+
+	switch (fork()) {
+	case -1:
+		return -1;
+	case 0:
+		break;
+	default:
+		_exit(0);
+	}
+	if (setsid() < 0)
+		return -1;
+	/* A second fork: never reacquire a controlling terminal. */
+	switch (fork()) {
+	case -1:
+		return -1;
+	case 0:
+		break;
+	default:
+		_exit(0);
+	}
+	if (chdir("/") < 0)
+		return -1;
+	fd = open("/dev/null", O_RDWR);
+	if (fd < 0)
+		return -1;
+	dup2(fd, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+	return 0;
+}
+
+int
+daemon_make_parent(const char *path, uid_t uid, gid_t gid, char *err,
+    size_t errlen)
+{
+	char *copy = strdup(path), *dir;
+	int rc = 0;
+
+	if (copy == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	dir = dirname(copy);
+	if (mkdir(dir, 0755) == 0) {
+		if (uid != (uid_t)-1 && chown(dir, uid, gid) < 0) {
+			snprintf(err, errlen, "chown %s: %s", dir,
+			    strerror(errno));
+			rc = -1;
+		}
+	} else if (errno != EEXIST) {
+		snprintf(err, errlen, "cannot create directory %s: %s", dir,
+		    strerror(errno));
+		rc = -1;
+	}
+	free(copy);
+	return rc;
+}
+
+pid_t
+daemon_read_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long pid = 0;
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%ld", &pid) != 1 || pid <= 1)
+		pid = 0;
+	fclose(f);
+	if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+		pid = 0;
+	return (pid_t)pid;
+}
+
+int
+daemon_write_pidfile(const char *path, char *err, size_t errlen)
+{
+	pid_t other = daemon_read_pidfile(path);
+	char line[32];
+	int fd, n;
+
+	if (other > 0 && other != getpid()) {
+		snprintf(err, errlen, "%s: goprod is already running as pid %ld",
+		    path, (long)other);
+		return -1;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot write pid file %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (write(fd, line, (size_t)n) != n) {
+		snprintf(err, errlen, "cannot write pid file %s: %s", path,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+long
+daemon_raise_nofile(long want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -1;
+	if (rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ||
+		    (long)rl.rlim_max > want ? (rlim_t)want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? want : (long)rl.rlim_cur;
+}
+
+int
+daemon_lookup_ids(const char *user, const char *group, uid_t *uid,
+    gid_t *gid, char *err, size_t errlen)
+{
+	struct passwd *pw;
+	struct group *gr;
+
+	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
+	if (geteuid() != 0)
+		return 0;
+	if (user != NULL && *user != '\0') {
+		if ((pw = getpwnam(user)) == NULL) {
+			snprintf(err, errlen, "user %s: no such user", user);
+			return -1;
+		}
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+	}
+	if (group != NULL && *group != '\0') {
+		if ((gr = getgrnam(group)) == NULL) {
+			snprintf(err, errlen, "group %s: no such group", group);
+			return -1;
+		}
+		*gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+int
+daemon_drop_privileges(uid_t uid, gid_t gid, const char *user, char *err,
+    size_t errlen)
+{
+	if (geteuid() != 0 || (uid == (uid_t)-1 && gid == (gid_t)-1))
+		return 0;
+	if (gid != (gid_t)-1 && (setgroups(1, &gid) < 0 || setgid(gid) < 0)) {
+		snprintf(err, errlen, "cannot switch to group %ld: %s",
+		    (long)gid, strerror(errno));
+		return -1;
+	}
+	if (uid != (uid_t)-1 && setuid(uid) < 0) {
+		snprintf(err, errlen, "cannot switch to user %s: %s",
+		    user ? user : "?", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void
+daemon_notify(const char *state)
+{
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}

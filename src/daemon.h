@@ -1,0 +1,35 @@
+/*
+ * daemon.h - the chores of a Unix daemon: detach from the terminal, the pid
+ * file, the runtime directory, the descriptor limit, dropping privileges,
+ * and telling systemd about our state.
+ */
+#ifndef GOPRO_DAEMON_H
+#define GOPRO_DAEMON_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Fork into the background, new session, stdio on /dev/null; 0 or -1. */
+int daemon_detach(void);
+/*
+ * Create path's directory (mode 0755) when missing and hand it to uid:gid
+ * when they are not -1; 0, or -1 with a message in err.
+ */
+int daemon_make_parent(const char *path, uid_t uid, gid_t gid, char *err,
+    size_t errlen);
+/* Refuse when path names a live process; write our pid; 0 or -1 + err. */
+int daemon_write_pidfile(const char *path, char *err, size_t errlen);
+/* The pid recorded in path when that process is alive, else 0. */
+pid_t daemon_read_pidfile(const char *path);
+/* Raise RLIMIT_NOFILE to want (or the hard limit); returns the new soft limit. */
+long daemon_raise_nofile(long want);
+/* Look up user and group ("" or NULL: keep ours); 0 or -1 + err. */
+int daemon_lookup_ids(const char *user, const char *group, uid_t *uid,
+    gid_t *gid, char *err, size_t errlen);
+/* Switch to uid:gid for good (only when root); 0 or -1 + err. */
+int daemon_drop_privileges(uid_t uid, gid_t gid, const char *user,
+    char *err, size_t errlen);
+/* sd_notify when built with systemd and run under it; a no-op otherwise. */
+void daemon_notify(const char *state);
+
+#endif /* GOPRO_DAEMON_H */

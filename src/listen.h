@@ -1,0 +1,23 @@
+/*
+ * listen.h - listening sockets: one SO_REUSEPORT socket per address and
+ * worker slot, created and kept by the master.
+ */
+#ifndef GOPRO_LISTEN_H
+#define GOPRO_LISTEN_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "conf.h"
+
+/*
+ * A non-blocking listening socket on addr with SO_REUSEPORT (and
+ * IPV6_V6ONLY for IPv6, so "[::]:p" and "0.0.0.0:p" can coexist).  Returns
+ * the fd, or -1 with a message naming the address in err.
+ */
+int listen_open(const struct conf_listen *addr, int backlog, char *err,
+    size_t errlen);
+/* Whether two configured addresses are the same socket address. */
+int listen_same(const struct conf_listen *a, const struct conf_listen *b);
+
+#endif /* GOPRO_LISTEN_H */

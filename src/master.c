@@ -1,0 +1,908 @@
+/*
+ * master.c - the master process (see master.h).
+ *
+ * Sockets: for every listen address the master binds one SO_REUSEPORT
+ * socket per worker slot and keeps it for as long as the slot exists, so a
+ * respawned or reloaded worker takes over a socket whose accept queue was
+ * never closed: no connection attempt is refused while it restarts.
+ *
+ * Reload: parse and validate the new file; on any error keep everything as
+ * it is and report why.  Otherwise bind what is new, fork a new generation
+ * of workers on the same sockets, wait (briefly) until they run, then tell
+ * the old generation to drain (GOAWAY reason 1) and close the sockets of
+ * removed addresses and slots.
+ *
+ * Every event (signal, child exit, control command) is handled in the
+ * default libev loop, never in signal context; libev reaps the children.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "ctl.h"
+#include "daemon.h"
+#include "listen.h"
+#include "log.h"
+#include "master.h"
+#include "metrics.h"
+#include "worker.h"
+
+/* How long a reload waits for the new workers before draining the old. */
+#define HANDOVER_TIMEOUT 2.0
+#define HANDOVER_POLL 0.005
+/* A worker that dies sooner than this after its start counts as a crash loop. */
+#define CRASH_WINDOW 1.0
+#define BACKOFF_FIRST 0.1
+#define BACKOFF_MAX 30.0
+/* Extra time after drain_timeout before stragglers are killed. */
+#define STOP_GRACE 5.0
+
+static struct master *the_master;
+
+static void master_spawn(struct master *m, unsigned slot);
+static void master_begin_stop(struct master *m, bool now);
+static void metrics_child_exited(struct master *m, int status);
+static void metrics_child_stop(struct master *m);
+
+/* ------------------------------------------------------------ sockets */
+
+static void
+sockets_clear(int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS])
+{
+	for (int a = 0; a < CONF_MAX_LISTEN; a++)
+		for (int s = 0; s < CONF_MAX_WORKERS; s++)
+			fds[a][s] = -1;
+}
+
+static void
+sockets_close(int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS])
+{
+	for (int a = 0; a < CONF_MAX_LISTEN; a++)
+		for (int s = 0; s < CONF_MAX_WORKERS; s++)
+			if (fds[a][s] >= 0) {
+				close(fds[a][s]);
+				fds[a][s] = -1;
+			}
+}
+
+/* Bind every address of conf for slots [from, to) into fds; 0 or -1 + err. */
+static int
+sockets_bind(const struct gopro_conf *conf,
+    int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS], unsigned from, unsigned to,
+    char *err, size_t errlen)
+{
+	for (size_t a = 0; a < conf->nlisten; a++)
+		for (unsigned s = from; s < to; s++) {
+			if (fds[a][s] >= 0)
+				continue;
+			fds[a][s] = listen_open(&conf->listen[a], conf->backlog,
+			    err, errlen);
+			if (fds[a][s] < 0)
+				return -1;
+		}
+	return 0;
+}
+
+/* ------------------------------------------------------------ workers */
+
+static unsigned
+live_workers(const struct master *m)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < STATS_ENTRIES; i++)
+		n += m->procs[i].pid > 0;
+	return n;
+}
+
+/*
+ * In a new child: stop the master's watchers so that the child may attach
+ * the same signals to a loop of its own (libev refuses a signal on two
+ * loops), without ever touching the kernel state the master still uses.
+ */
+static void
+child_forget_master_watchers(struct master *m)
+{
+	for (size_t i = 0; i < sizeof(m->sigs) / sizeof(m->sigs[0]); i++)
+		ev_signal_stop(m->loop, &m->sigs[i]);
+	ev_child_stop(m->loop, &m->child);
+	ev_timer_stop(m->loop, &m->handover_timer);
+	ev_timer_stop(m->loop, &m->stop_timer);
+	ev_timer_stop(m->loop, &m->metrics_restart);
+	for (unsigned s = 0; s < CONF_MAX_WORKERS; s++)
+		ev_timer_stop(m->loop, &m->slots[s].respawn);
+}
+
+/* In the child: close what belongs to the master, keep the slot's sockets. */
+static void
+child_close_master_fds(struct master *m, unsigned slot)
+{
+	child_forget_master_watchers(m);
+	for (size_t a = 0; a < CONF_MAX_LISTEN; a++)
+		for (unsigned s = 0; s < CONF_MAX_WORKERS; s++)
+			if (s != slot && m->fds[a][s] >= 0)
+				close(m->fds[a][s]);
+	for (size_t a = 0; a < CONF_MAX_LISTEN; a++)
+		for (unsigned s = 0; s < CONF_MAX_WORKERS; s++)
+			if (m->retired_fds[a][s] >= 0)
+				close(m->retired_fds[a][s]);
+	if (m->ctl != NULL)
+		ctl_server_close_fds(m->ctl);
+	if (m->metrics_fd >= 0)
+		close(m->metrics_fd);
+	if (m->stats.fd >= 0)
+		close(m->stats.fd);
+}
+
+static void
+child_run_worker(struct master *m, unsigned slot, unsigned idx)
+{
+	struct worker_params p;
+	int fds[CONF_MAX_LISTEN];
+
+	child_close_master_fds(m, slot);
+	for (size_t a = 0; a < m->nlisten; a++)
+		fds[a] = m->fds[a][slot];
+	memset(&p, 0, sizeof(p));
+	p.conf = m->conf;
+	p.stats = &m->stats.entries[idx];
+	p.slot = slot;
+	p.generation = m->generation;
+	p.listen_fds = fds;
+	p.nlisten = m->nlisten;
+	p.users = m->users;
+	worker_main(&p);
+}
+
+static void
+entry_init(struct master *m, unsigned idx, unsigned slot)
+{
+	struct stats_entry *e = &m->stats.entries[idx];
+
+	e->slot = slot;
+	e->generation = m->generation;
+	e->restarts = m->slots[slot].restarts;
+	e->start_time = (int64_t)time(NULL);
+	__atomic_store_n(&e->state, STATS_STATE_STARTING, __ATOMIC_RELEASE);
+}
+
+/*
+ * fork() with every signal blocked: the child keeps them blocked until its
+ * own loop has handlers, so no signal reaches the master's handlers there.
+ */
+static pid_t
+fork_blocked(void)
+{
+	sigset_t all, old;
+	pid_t pid;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid = fork();
+	if (pid != 0)
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	return pid;
+}
+
+static void
+master_spawn(struct master *m, unsigned slot)
+{
+	int idx = stats_entry_alloc(&m->stats);
+	pid_t pid;
+
+	if (idx < 0) {
+		log_warnx("no free stats entry for a worker in slot %u", slot);
+		return;
+	}
+	entry_init(m, (unsigned)idx, slot);
+	pid = fork_blocked();
+	if (pid < 0) {
+		log_warn("cannot fork a worker for slot %u", slot);
+		stats_entry_retire(&m->stats, (unsigned)idx);
+		return;
+	}
+	if (pid == 0)
+		child_run_worker(m, slot, (unsigned)idx);
+	m->stats.entries[idx].pid = pid;
+	m->procs[idx] = (struct worker_proc){ .pid = pid, .slot = slot,
+		.generation = m->generation, .started = ev_time() };
+	log_info("worker %u started as pid %ld (generation %u)", slot,
+	    (long)pid, m->generation);
+}
+
+static void
+respawn_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct master *m = the_master;
+	unsigned slot = (unsigned)(uintptr_t)t->data;
+
+	if (!m->stopping && slot < m->conf->workers)
+		master_spawn(m, slot);
+}
+
+static void
+describe_status(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)%s",
+		    WTERMSIG(status), strsignal(WTERMSIG(status)),
+		    WCOREDUMP(status) ? ", core dumped" : "");
+	else
+		snprintf(buf, len, "exited with status %d",
+		    WEXITSTATUS(status));
+}
+
+/* An unexpected exit: replace at once, or after a back-off in a crash loop. */
+static void
+schedule_respawn(struct master *m, const struct worker_proc *p, int status)
+{
+	struct slot_state *s = &m->slots[p->slot];
+	char why[96];
+	double delay = 0;
+
+	describe_status(status, why, sizeof(why));
+	s->restarts++;
+	if (ev_now(m->loop) - p->started < CRASH_WINDOW)
+		s->fast_crashes++;
+	else
+		s->fast_crashes = 0;
+	if (s->fast_crashes > 0) {
+		delay = BACKOFF_FIRST * (double)(1u << (s->fast_crashes < 9 ?
+		    s->fast_crashes - 1 : 8));
+		if (delay > BACKOFF_MAX)
+			delay = BACKOFF_MAX;
+	}
+	log_warnx("worker %u (pid %ld) %s; respawning %s%.1fs", p->slot,
+	    (long)p->pid, why, delay > 0 ? "after " : "in ", delay);
+	if (delay == 0) {
+		master_spawn(m, p->slot);
+		return;
+	}
+	ev_timer_stop(m->loop, &s->respawn);
+	ev_timer_set(&s->respawn, delay, 0);
+	ev_timer_start(m->loop, &s->respawn);
+}
+
+static int
+find_proc(const struct master *m, pid_t pid)
+{
+	for (int i = 0; i < STATS_ENTRIES; i++)
+		if (m->procs[i].pid == pid)
+			return i;
+	return -1;
+}
+
+static void
+master_exit_if_done(struct master *m)
+{
+	if (m->stopping && live_workers(m) == 0)
+		ev_break(m->loop, EVBREAK_ALL);
+}
+
+static void
+child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct master *m = w->data;
+	int idx = find_proc(m, w->rpid);
+	struct worker_proc p;
+	char why[96];
+
+	if (w->rpid == m->metrics_pid && m->metrics_pid > 0) {
+		metrics_child_exited(m, w->rstatus);
+		return;
+	}
+	if (idx < 0)
+		return;
+	p = m->procs[idx];
+	m->procs[idx].pid = 0;
+	stats_entry_retire(&m->stats, (unsigned)idx);
+	if (m->stopping || p.draining || p.generation != m->generation ||
+	    p.slot >= m->conf->workers) {
+		describe_status(w->rstatus, why, sizeof(why));
+		log_info("worker %u (pid %ld, generation %u) %s after drain",
+		    p.slot, (long)p.pid, p.generation, why);
+		master_exit_if_done(m);
+		return;
+	}
+	schedule_respawn(m, &p, w->rstatus);
+}
+
+static void
+signal_procs(struct master *m, int sig, bool (*which)(const struct master *,
+    const struct worker_proc *))
+{
+	for (int i = 0; i < STATS_ENTRIES; i++) {
+		struct worker_proc *p = &m->procs[i];
+
+		if (p->pid <= 0 || (which && !which(m, p)))
+			continue;
+		if (sig == SIGTERM || sig == SIGUSR2)
+			p->draining = true;
+		kill(p->pid, sig);
+	}
+}
+
+static bool
+is_old_generation(const struct master *m, const struct worker_proc *p)
+{
+	return p->generation != m->generation && !p->draining;
+}
+
+/* ------------------------------------------------------------ reload */
+
+/* The options that need a restart keep their running values. */
+static void
+keep_restart_options(struct gopro_conf *old, struct gopro_conf *nc)
+{
+	char names[256];
+	char *tmp;
+
+	conf_restart_needed(old, nc, names, sizeof(names));
+	if (*names)
+		log_warnx("reload: %s changed; these take effect only after "
+		    "a restart", names);
+#define KEEP(field) do { tmp = nc->field; nc->field = old->field; \
+	old->field = tmp; } while (0)
+	KEEP(user);
+	KEEP(group);
+	KEEP(pid_file);
+	KEEP(stats_file);
+	KEEP(control_socket);
+	KEEP(metrics_listen);
+	KEEP(log_file);
+#undef KEEP
+	nc->log_target = old->log_target;
+}
+
+/*
+ * New socket table for nc: reuse the sockets of unchanged addresses for
+ * the slots both configurations have, bind the rest.
+ */
+static int
+reload_sockets(struct master *m, const struct gopro_conf *nc,
+    int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS], char *err, size_t errlen)
+{
+	sockets_clear(fds);
+	for (size_t a = 0; a < nc->nlisten; a++)
+		for (size_t o = 0; o < m->nlisten; o++) {
+			if (!listen_same(&nc->listen[a], &m->conf->listen[o]))
+				continue;
+			for (unsigned s = 0; s < nc->workers && s < m->nslots; s++) {
+				fds[a][s] = m->fds[o][s];
+				m->fds[o][s] = -1;
+			}
+		}
+	return sockets_bind(nc, fds, 0, nc->workers, err, errlen);
+}
+
+/* Give reused sockets back after a failed reload. */
+static void
+reload_undo_sockets(struct master *m, const struct gopro_conf *nc,
+    int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS])
+{
+	for (size_t a = 0; a < nc->nlisten; a++)
+		for (size_t o = 0; o < m->nlisten; o++) {
+			if (!listen_same(&nc->listen[a], &m->conf->listen[o]))
+				continue;
+			for (unsigned s = 0; s < nc->workers && s < m->nslots; s++) {
+				m->fds[o][s] = fds[a][s];
+				fds[a][s] = -1;
+			}
+		}
+	sockets_close(fds);
+}
+
+static struct auth_users *
+reload_users(const struct gopro_conf *nc, char *err, size_t errlen)
+{
+	if (nc->auth.users_file == NULL)
+		return NULL;
+	return auth_users_load(nc->auth.users_file, err, errlen);
+}
+
+static void
+handover_finish(struct master *m)
+{
+	ev_timer_stop(m->loop, &m->handover_timer);
+	m->handover = false;
+	signal_procs(m, SIGUSR2, is_old_generation);
+	sockets_close(m->retired_fds);
+	daemon_notify("READY=1");
+}
+
+/* Are all workers of the new generation serving? */
+static bool
+handover_ready(const struct master *m)
+{
+	for (int i = 0; i < STATS_ENTRIES; i++)
+		if (m->procs[i].pid > 0 &&
+		    m->procs[i].generation == m->generation &&
+		    __atomic_load_n(&m->stats.entries[i].state,
+		    __ATOMIC_ACQUIRE) == STATS_STATE_STARTING)
+			return false;
+	return true;
+}
+
+static void
+handover_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct master *m = t->data;
+
+	if (handover_ready(m) ||
+	    ev_now(loop) - m->handover_started > HANDOVER_TIMEOUT)
+		handover_finish(m);
+}
+
+/* Adopt nc: the socket table, the users, the generation, the workers. */
+static void
+reload_apply(struct master *m, struct gopro_conf *nc,
+    int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS], struct auth_users *users)
+{
+	/* What the new table did not take is closed after the handover. */
+	memcpy(m->retired_fds, m->fds, sizeof(m->fds));
+	memcpy(m->fds, fds, sizeof(m->fds));
+	keep_restart_options(m->conf, nc);
+	conf_free(m->conf);
+	m->conf = nc;
+	m->nlisten = nc->nlisten;
+	m->nslots = nc->workers;
+	if (m->users)
+		auth_users_unref(m->users);
+	m->users = users;
+	m->generation++;
+	m->stats.hdr->generation = m->generation;
+	m->stats.hdr->workers = nc->workers;
+	m->stats.hdr->reloads++;
+	for (unsigned s = 0; s < nc->workers; s++) {
+		ev_timer_stop(m->loop, &m->slots[s].respawn);
+		master_spawn(m, s);
+	}
+	m->handover = true;
+	m->handover_started = ev_now(m->loop);
+	ev_timer_set(&m->handover_timer, HANDOVER_POLL, HANDOVER_POLL);
+	ev_timer_start(m->loop, &m->handover_timer);
+}
+
+/* Returns 0 and the new generation, or -1 with the reason in err. */
+static int
+master_reload(struct master *m, char *err, size_t errlen)
+{
+	int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS];
+	struct gopro_conf *nc = NULL;
+	struct auth_users *users = NULL;
+
+	if (m->stopping) {
+		snprintf(err, errlen, "goprod is shutting down");
+		return -1;
+	}
+	if (m->handover) {
+		snprintf(err, errlen, "a reload is already in progress");
+		return -1;
+	}
+	daemon_notify("RELOADING=1");
+	if (conf_load(m->conf->path, &nc, err, errlen) < 0)
+		goto fail;
+	if (nc->auth.users_file && (users = reload_users(nc, err, errlen)) == NULL)
+		goto fail;
+	if (reload_sockets(m, nc, fds, err, errlen) < 0) {
+		reload_undo_sockets(m, nc, fds);
+		goto fail;
+	}
+	reload_apply(m, nc, fds, users);
+	log_notice("reloaded %s: generation %u with %u workers",
+	    m->conf->path, m->generation, m->conf->workers);
+	return 0;
+fail:
+	m->stats.hdr->reloads_failed++;
+	if (users)
+		auth_users_unref(users);
+	conf_free(nc);
+	log_warnx("reload failed, keeping the running configuration: %s", err);
+	daemon_notify("READY=1");
+	return -1;
+}
+
+/* ------------------------------------------------------------ workers +/- */
+
+static void
+master_add_worker(struct master *m)
+{
+	char err[CONF_ERR_MAX];
+	unsigned slot = m->conf->workers;
+
+	if (m->stopping || m->handover || slot >= CONF_MAX_WORKERS) {
+		log_warnx("SIGTTIN: cannot add a worker now");
+		return;
+	}
+	if (sockets_bind(m->conf, m->fds, slot, slot + 1, err, sizeof(err)) < 0) {
+		log_warnx("SIGTTIN: %s", err);
+		return;
+	}
+	m->conf->workers = m->nslots = slot + 1;
+	m->stats.hdr->workers = m->conf->workers;
+	master_spawn(m, slot);
+}
+
+static bool
+is_last_slot(const struct master *m, const struct worker_proc *p)
+{
+	return p->slot == m->conf->workers && !p->draining;
+}
+
+static void
+master_remove_worker(struct master *m)
+{
+	unsigned slot;
+
+	if (m->stopping || m->handover || m->conf->workers <= 1) {
+		log_warnx("SIGTTOU: cannot remove a worker now");
+		return;
+	}
+	slot = --m->conf->workers;
+	m->nslots = slot;
+	m->stats.hdr->workers = m->conf->workers;
+	ev_timer_stop(m->loop, &m->slots[slot].respawn);
+	/*
+	 * Close our copy first: the worker then holds the last reference, and
+	 * the socket disappears the moment it has accepted its queue.
+	 */
+	for (size_t a = 0; a < m->nlisten; a++) {
+		close(m->fds[a][slot]);
+		m->fds[a][slot] = -1;
+	}
+	signal_procs(m, SIGUSR2, is_last_slot);
+}
+
+/* ------------------------------------------------------------ stopping */
+
+static void
+stop_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct master *m = t->data;
+
+	log_warnx("%u workers still running after the drain; killing them",
+	    live_workers(m));
+	signal_procs(m, SIGKILL, NULL);
+}
+
+static void
+master_begin_stop(struct master *m, bool now)
+{
+	if (m->stopping && !now)
+		return;
+	m->stopping = true;
+	daemon_notify("STOPPING=1");
+	log_notice("%s", now ? "stopping at once" :
+	    "draining all workers, then exiting");
+	ev_timer_stop(m->loop, &m->handover_timer);
+	m->handover = false;
+	/*
+	 * Close our copies of the sockets first: each worker then holds the
+	 * last reference to its socket, accepts what is queued and closes it,
+	 * which leaves the smallest window in which a connection can be reset.
+	 */
+	sockets_close(m->fds);
+	sockets_close(m->retired_fds);
+	for (unsigned s = 0; s < CONF_MAX_WORKERS; s++)
+		ev_timer_stop(m->loop, &m->slots[s].respawn);
+	signal_procs(m, now ? SIGQUIT : SIGTERM, NULL);
+	metrics_child_stop(m);
+	ev_timer_set(&m->stop_timer, now ? 1.0 :
+	    m->conf->drain_timeout + STOP_GRACE, 0);
+	ev_timer_start(m->loop, &m->stop_timer);
+	master_exit_if_done(m);
+}
+
+/* ------------------------------------------------------------ signals */
+
+static void
+master_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	struct master *m = s->data;
+	char err[CONF_ERR_MAX];
+
+	switch (s->signum) {
+	case SIGHUP:
+		log_notice("SIGHUP: reloading %s", m->conf->path);
+		(void)master_reload(m, err, sizeof(err));
+		break;
+	case SIGTERM:
+	case SIGINT:
+		master_begin_stop(m, false);
+		break;
+	case SIGQUIT:
+		master_begin_stop(m, true);
+		break;
+	case SIGUSR1:
+		log_reopen();
+		signal_procs(m, SIGUSR1, NULL);
+		break;
+	case SIGTTIN:
+		master_add_worker(m);
+		break;
+	case SIGTTOU:
+		master_remove_worker(m);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+master_signals(struct master *m)
+{
+	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1,
+		SIGTTIN, SIGTTOU };
+
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		ev_signal_init(&m->sigs[i], master_signal_cb, sigs[i]);
+		m->sigs[i].data = m;
+		ev_signal_start(m->loop, &m->sigs[i]);
+	}
+	ev_child_init(&m->child, child_cb, 0, 0);
+	m->child.data = m;
+	ev_child_start(m->loop, &m->child);
+}
+
+/* ------------------------------------------------------------ control */
+
+static int
+ctl_status(struct master *m, char *reply, size_t len)
+{
+	snprintf(reply, len, "pid %ld\ngeneration %u\nworkers %u\nlive %u\n"
+	    "stopping %s\n", (long)getpid(), m->generation, m->conf->workers,
+	    live_workers(m), m->stopping ? "yes" : "no");
+	return 0;
+}
+
+static int
+master_ctl(const char *command, char *reply, size_t len, void *arg)
+{
+	struct master *m = arg;
+
+	if (strcmp(command, "reload") == 0) {
+		if (master_reload(m, reply, len) < 0)
+			return -1;
+		snprintf(reply, len, "generation %u\n", m->generation);
+		return 0;
+	}
+	if (strcmp(command, "stop") == 0 || strcmp(command, "stop now") == 0) {
+		master_begin_stop(m, command[4] != '\0');
+		snprintf(reply, len, "stopping pid %ld\n", (long)getpid());
+		return 0;
+	}
+	if (strcmp(command, "ping") == 0)
+		return snprintf(reply, len, "pong\n") < 0 ? -1 : 0;
+	if (strcmp(command, "status") == 0)
+		return ctl_status(m, reply, len);
+	snprintf(reply, len, "unknown command: %.64s\n", command);
+	return -1;
+}
+
+/* ------------------------------------------------------------ metrics */
+
+static void
+metrics_child_start(struct master *m)
+{
+	pid_t pid;
+
+	if (m->metrics_fd < 0 || m->stopping)
+		return;
+	pid = fork_blocked();
+	if (pid < 0) {
+		log_warn("cannot fork the metrics process");
+		return;
+	}
+	if (pid == 0) {
+		int fd = m->metrics_fd;
+		sigset_t none;
+
+		m->metrics_fd = -1;
+		child_close_master_fds(m, CONF_MAX_WORKERS);
+		log_set_procname("metrics");
+		ev_loop_destroy(EV_DEFAULT);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		_exit(metrics_serve(fd, m->conf->stats_file));
+	}
+	m->metrics_pid = pid;
+	log_info("metrics endpoint on %s served by pid %ld",
+	    m->conf->metrics_listen, (long)pid);
+}
+
+static void
+metrics_restart_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	metrics_child_start(t->data);
+}
+
+static void
+metrics_child_exited(struct master *m, int status)
+{
+	char why[96];
+
+	m->metrics_pid = 0;
+	if (m->stopping)
+		return;
+	describe_status(status, why, sizeof(why));
+	log_warnx("metrics process %s; restarting in 1s", why);
+	ev_timer_set(&m->metrics_restart, 1.0, 0);
+	ev_timer_start(m->loop, &m->metrics_restart);
+}
+
+static void
+metrics_child_stop(struct master *m)
+{
+	ev_timer_stop(m->loop, &m->metrics_restart);
+	if (m->metrics_pid > 0)
+		kill(m->metrics_pid, SIGTERM);
+}
+
+static int
+metrics_open(struct master *m, char *err, size_t errlen)
+{
+	struct conf_listen addr;
+	int fd;
+
+	m->metrics_fd = -1;
+	if (m->conf->metrics_listen == NULL)
+		return 0;
+	memset(&addr, 0, sizeof(addr));
+	addr.text = m->conf->metrics_listen;
+	if (conf_parse_address(addr.text, &addr.addr, &addr.addrlen) < 0) {
+		snprintf(err, errlen, "metrics_listen %s: bad address",
+		    addr.text);
+		return -1;
+	}
+	fd = listen_open(&addr, 64, err, errlen);
+	if (fd < 0)
+		return -1;
+	m->metrics_fd = fd;
+	return 0;
+}
+
+/* ------------------------------------------------------------ start-up */
+
+static void
+init_or_die(int rc, const char *err)
+{
+	if (rc < 0)
+		fatalx("%s", err);
+}
+
+static void
+master_check_nofile(const struct gopro_conf *conf)
+{
+	/* Each worker is a process: the limit applies to each separately. */
+	long want = (long)conf->max_connections + 64 +
+	    (long)conf->nlisten * CONF_MAX_WORKERS;
+	long have = daemon_raise_nofile(want);
+
+	if (have < want)
+		log_warnx("the descriptor limit is %ld but max_connections = %u "
+		    "needs about %ld per worker: raise LimitNOFILE/ulimit -n, "
+		    "or expect refused connections", have,
+		    conf->max_connections, want);
+}
+
+static void
+master_make_dirs(struct master *m)
+{
+	const char *paths[] = { m->conf->pid_file, m->conf->stats_file,
+		m->conf->control_socket };
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		init_or_die(daemon_make_parent(paths[i], m->uid, m->gid, err,
+		    sizeof(err)), err);
+}
+
+void
+master_init(struct master *m, struct gopro_conf *conf, bool foreground)
+{
+	char err[CONF_ERR_MAX];
+
+	memset(m, 0, sizeof(*m));
+	the_master = m;
+	m->loop = EV_DEFAULT;
+	m->conf = conf;
+	m->foreground = foreground;
+	m->generation = 1;
+	m->nlisten = conf->nlisten;
+	m->nslots = conf->workers;
+	m->stats.fd = -1;
+	sockets_clear(m->fds);
+	sockets_clear(m->retired_fds);
+	master_check_nofile(conf);
+	init_or_die(daemon_lookup_ids(conf->user, conf->group, &m->uid, &m->gid,
+	    err, sizeof(err)), err);
+	init_or_die(sockets_bind(conf, m->fds, 0, conf->workers, err,
+	    sizeof(err)), err);
+	if (conf->auth.users_file != NULL &&
+	    (m->users = auth_users_load(conf->auth.users_file, err,
+	    sizeof(err))) == NULL)
+		fatalx("%s", err);
+	master_make_dirs(m);
+	init_or_die(stats_create(&m->stats, conf->stats_file, STATS_ENTRIES,
+	    err, sizeof(err)), err);
+	init_or_die(metrics_open(m, err, sizeof(err)), err);
+	m->ctl = ctl_server_start(m->loop, conf->control_socket, m->uid, m->gid,
+	    master_ctl, m, err, sizeof(err));
+	if (m->ctl == NULL)
+		fatalx("%s", err);
+}
+
+static void
+master_timers(struct master *m)
+{
+	ev_init(&m->handover_timer, handover_cb);
+	m->handover_timer.data = m;
+	ev_init(&m->stop_timer, stop_timer_cb);
+	m->stop_timer.data = m;
+	ev_init(&m->metrics_restart, metrics_restart_cb);
+	m->metrics_restart.data = m;
+	for (unsigned s = 0; s < CONF_MAX_WORKERS; s++) {
+		ev_init(&m->slots[s].respawn, respawn_cb);
+		m->slots[s].respawn.data = (void *)(uintptr_t)s;
+	}
+}
+
+static void
+master_cleanup(struct master *m)
+{
+	if (m->ctl)
+		ctl_server_stop(m->ctl);
+	if (unlink(m->conf->pid_file) < 0 && errno != ENOENT)
+		log_warn("cannot remove %s", m->conf->pid_file);
+	if (unlink(m->conf->stats_file) < 0 && errno != ENOENT)
+		log_warn("cannot remove %s", m->conf->stats_file);
+	stats_close(&m->stats);
+	sockets_close(m->fds);
+	sockets_close(m->retired_fds);
+	if (m->metrics_fd >= 0)
+		close(m->metrics_fd);
+	if (m->users)
+		auth_users_unref(m->users);
+	conf_free(m->conf);
+}
+
+int
+master_run(struct master *m)
+{
+	char err[512];
+
+	if (!m->foreground) {
+		if (daemon_detach() < 0)
+			fatal("cannot detach into the background");
+		ev_loop_fork(m->loop);
+	}
+	m->stats.hdr->master_pid = getpid();
+	m->stats.hdr->generation = m->generation;
+	m->stats.hdr->workers = m->conf->workers;
+	init_or_die(daemon_write_pidfile(m->conf->pid_file, err, sizeof(err)),
+	    err);
+	init_or_die(daemon_drop_privileges(m->uid, m->gid, m->conf->user, err,
+	    sizeof(err)), err);
+	log_set_procname("master");
+	master_signals(m);
+	master_timers(m);
+	for (unsigned s = 0; s < m->conf->workers; s++)
+		master_spawn(m, s);
+	metrics_child_start(m);
+	log_notice("goprod started: pid %ld, %u workers, %zu listen addresses",
+	    (long)getpid(), m->conf->workers, m->nlisten);
+	daemon_notify("READY=1");
+	ev_run(m->loop, 0);
+	log_notice("all workers gone; exiting");
+	master_cleanup(m);
+	return m->exit_code;
+}

@@ -1,0 +1,425 @@
+/*
+ * harness.c - integration-test support (see harness.h).
+ *
+ * Failures call cmocka's fail_msg, so a test that cannot start its server
+ * fails with the reason instead of hanging.  Every server is started with
+ * -f so its PID is the master's, and stopped by that PID.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define START_TIMEOUT 10.0
+#define STOP_TIMEOUT 15.0
+#define IO_TIMEOUT 5.0
+
+double
+harness_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+harness_sleep(double seconds)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)seconds;
+	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+const char *
+harness_program(const char *name)
+{
+	const char *p = getenv(name);
+
+	if (p == NULL || *p == '\0')
+		fail_msg("%s is not set: run the tests through make check", name);
+	return p;
+}
+
+int
+harness_free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	assert_true(fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+static void
+write_conf(struct goprod *g, const char *extra)
+{
+	FILE *f = fopen(g->conf_path, "w");
+
+	if (f == NULL)
+		fail_msg("cannot write %s: %s", g->conf_path, strerror(errno));
+	fprintf(f,
+	    "listen = {\"%s\"}\n"
+	    "workers = 1\n"
+	    "user = \"\"\n"
+	    "group = \"\"\n"
+	    "pid_file = \"%s/goprod.pid\"\n"
+	    "stats_file = \"%s\"\n"
+	    "control_socket = \"%s/goprod.sock\"\n"
+	    "log = \"file:%s\"\n"
+	    "log_level = \"info\"\n"
+	    "%s\n",
+	    g->addr, g->dir, g->stats_path, g->dir, g->log_path,
+	    extra ? extra : "");
+	fclose(f);
+}
+
+void
+harness_rewrite_conf(struct goprod *g, const char *extra)
+{
+	write_conf(g, extra);
+}
+
+/* A heartbeat round trip: the server is up and a worker serves. */
+static bool
+server_answers(const struct goprod *g)
+{
+	struct sockaddr_in sin;
+	uint8_t hb[8], reply[8];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok = false;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)g->port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	gopro_header_write(hb, GOPRO_CMD_HEARTBEAT, 0);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    write(fd, hb, 8) == 8 && harness_read_exact(fd, reply, 8, 1.0) == 0)
+		ok = memcmp(hb, reply, 8) == 0;
+	close(fd);
+	return ok;
+}
+
+static void
+dump_log(const struct goprod *g)
+{
+	char line[512];
+	FILE *f = fopen(g->log_path, "r");
+
+	if (f == NULL)
+		return;
+	fprintf(stderr, "---- %s\n", g->log_path);
+	while (fgets(line, sizeof(line), f))
+		fputs(line, stderr);
+	fclose(f);
+}
+
+void
+harness_start(struct goprod *g, const char *extra)
+{
+	const char *goprod = harness_program("GOPROD");
+	double deadline;
+	int status;
+
+	memset(g, 0, sizeof(*g));
+	snprintf(g->dir, sizeof(g->dir), "/tmp/gopro-test-XXXXXX");
+	if (mkdtemp(g->dir) == NULL)
+		fail_msg("mkdtemp: %s", strerror(errno));
+	g->port = harness_free_port();
+	snprintf(g->addr, sizeof(g->addr), "127.0.0.1:%d", g->port);
+	snprintf(g->conf_path, sizeof(g->conf_path), "%s/gopro.conf", g->dir);
+	snprintf(g->stats_path, sizeof(g->stats_path), "%s/goprod.stats",
+	    g->dir);
+	snprintf(g->log_path, sizeof(g->log_path), "%s/goprod.log", g->dir);
+	write_conf(g, extra);
+	g->pid = fork();
+	assert_true(g->pid >= 0);
+	if (g->pid == 0) {
+		/* -f logs to stderr: into the log file, out of the test output. */
+		int null = open("/dev/null", O_RDWR);
+		int log = open(g->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		dup2(null, STDIN_FILENO);
+		dup2(log, STDERR_FILENO);
+		execl(goprod, "goprod", "-f", "-c", g->conf_path, (char *)NULL);
+		_exit(127);
+	}
+	deadline = harness_now() + START_TIMEOUT;
+	while (harness_now() < deadline) {
+		if (waitpid(g->pid, &status, WNOHANG) == g->pid) {
+			g->pid = 0;
+			dump_log(g);
+			fail_msg("goprod exited during start-up (status %d)",
+			    status);
+		}
+		if (server_answers(g))
+			return;
+		harness_sleep(0.02);
+	}
+	harness_stop(g);
+	fail_msg("goprod did not answer on %s within %.0fs", g->addr,
+	    START_TIMEOUT);
+}
+
+int
+harness_wait_exit(struct goprod *g, double timeout)
+{
+	double deadline = harness_now() + timeout;
+	int status;
+
+	if (g->pid <= 0)
+		return -1;
+	while (harness_now() < deadline) {
+		if (waitpid(g->pid, &status, WNOHANG) == g->pid) {
+			g->pid = 0;
+			return status;
+		}
+		harness_sleep(0.01);
+	}
+	return -1;
+}
+
+static void
+remove_dir(const char *dir)
+{
+	char cmd[400];
+
+	if (*dir == '\0' || strncmp(dir, "/tmp/gopro-test-", 16) != 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+int
+harness_stop(struct goprod *g)
+{
+	int status = -1;
+
+	if (g->pid > 0) {
+		kill(g->pid, SIGTERM);
+		status = harness_wait_exit(g, STOP_TIMEOUT);
+		if (status == -1 && g->pid > 0) {
+			kill(g->pid, SIGKILL);
+			waitpid(g->pid, &status, 0);
+			g->pid = 0;
+		}
+	}
+	remove_dir(g->dir);
+	return status;
+}
+
+/* ------------------------------------------------------------ sockets */
+
+int
+harness_connect(const struct goprod *g)
+{
+	struct sockaddr_in sin;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	assert_true(fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)g->port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		fail_msg("connect %s: %s", g->addr, strerror(errno));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+void
+harness_write(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			fail_msg("write: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+int
+harness_read_exact(int fd, void *buf, size_t len, double timeout)
+{
+	double deadline = harness_now() + timeout;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint8_t *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		double left = deadline - harness_now();
+		if (left <= 0 || poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
+			return -1;
+		n = read(fd, p, len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t
+harness_read_frame(int fd, uint8_t *buf, size_t cap, struct gopro_frame *f,
+    double timeout)
+{
+	size_t need;
+
+	assert_true(cap >= GOPRO_HEADER_SIZE);
+	if (harness_read_exact(fd, buf, GOPRO_HEADER_SIZE, timeout) < 0)
+		return -1;
+	if (gopro_decode(buf, GOPRO_HEADER_SIZE, (uint32_t)(cap - 8), f,
+	    &need) == GOPRO_DECODE_FRAME)
+		return GOPRO_HEADER_SIZE;
+	assert_int_equal(gopro_decode(buf, GOPRO_HEADER_SIZE,
+	    (uint32_t)(cap - 8), f, &need), GOPRO_DECODE_NEED_MORE);
+	if (harness_read_exact(fd, buf + 8, need, timeout) < 0)
+		return -1;
+	assert_int_equal(gopro_decode(buf, 8 + need, (uint32_t)(cap - 8), f,
+	    NULL), GOPRO_DECODE_FRAME);
+	return (ssize_t)(8 + need);
+}
+
+bool
+harness_wait_closed(int fd, double timeout)
+{
+	double deadline = harness_now() + timeout;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint8_t sink[4096];
+	ssize_t n;
+
+	while (harness_now() < deadline) {
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		n = read(fd, sink, sizeof(sink));
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+			return true;
+	}
+	return false;
+}
+
+void
+harness_expect_frame(int fd, uint8_t cmd, const void *body, size_t len)
+{
+	uint8_t *buf = malloc(len + 64);
+	struct gopro_frame f;
+
+	assert_non_null(buf);
+	if (harness_read_frame(fd, buf, len + 64, &f, IO_TIMEOUT) < 0)
+		fail_msg("no %s reply within %.0fs", gopro_command_name(cmd),
+		    IO_TIMEOUT);
+	assert_int_equal(f.header.version, 1);
+	assert_int_equal(f.header.command, cmd);
+	assert_int_equal(f.header.length, len);
+	if (len)
+		assert_memory_equal(f.body, body, len);
+	free(buf);
+}
+
+void
+harness_expect_error(int fd, uint16_t code)
+{
+	uint8_t buf[GOPRO_STATUS_FRAME_MAX];
+	struct gopro_frame f;
+	struct gopro_status st;
+
+	if (harness_read_frame(fd, buf, sizeof(buf), &f, IO_TIMEOUT) < 0)
+		fail_msg("no ERROR %u within %.0fs", code, IO_TIMEOUT);
+	assert_int_equal(f.header.command, GOPRO_CMD_ERROR);
+	assert_int_equal(gopro_status_parse(f.body, f.header.length, &st), 0);
+	assert_int_equal(st.code, code);
+}
+
+/* ------------------------------------------------------------ stats */
+
+void
+harness_totals(const struct goprod *g, struct stats_values *total)
+{
+	struct stats_segment seg;
+	struct stats_header hdr;
+	struct stats_entry *e;
+	char err[256];
+
+	if (stats_open(&seg, g->stats_path, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	e = calloc(seg.hdr->nentries, sizeof(*e));
+	assert_non_null(e);
+	assert_int_equal(stats_snapshot(&seg, &hdr, e, seg.hdr->nentries), 0);
+	stats_total(&hdr, e, hdr.nentries, total);
+	free(e);
+	stats_close(&seg);
+}
+
+int
+harness_worker_pids(const struct goprod *g, pid_t *pids, int max)
+{
+	struct stats_segment seg;
+	struct stats_header hdr;
+	struct stats_entry *e;
+	char err[256];
+	int n = 0;
+
+	if (stats_open(&seg, g->stats_path, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	e = calloc(seg.hdr->nentries, sizeof(*e));
+	assert_non_null(e);
+	assert_int_equal(stats_snapshot(&seg, &hdr, e, seg.hdr->nentries), 0);
+	for (unsigned i = 0; i < hdr.nentries && n < max; i++)
+		if (e[i].state == STATS_STATE_RUNNING && e[i].pid > 0)
+			pids[n++] = e[i].pid;
+	free(e);
+	stats_close(&seg);
+	return n;
+}
+
+long
+harness_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}

@@ -1,0 +1,71 @@
+/*
+ * harness.h - integration-test support: start a real goprod on a free
+ * loopback port from a temporary configuration, talk to it over real
+ * sockets, and stop what was started, by PID, within bounded time.
+ */
+#ifndef GOPRO_HARNESS_H
+#define GOPRO_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "gopro.h"
+#include "stats.h"
+
+struct goprod {
+	pid_t pid;
+	int port;
+	char dir[256];         /* temporary directory, removed at stop */
+	char conf_path[320];
+	char addr[64];         /* "127.0.0.1:port" */
+	char stats_path[320];
+	char log_path[320];
+};
+
+/* A TCP port on 127.0.0.1 that nothing listens on right now. */
+int harness_free_port(void);
+/*
+ * Write a config (listen on a free port, files in a temp dir, no user
+ * switch, log to a file, one worker) followed by the lines in extra, which
+ * override the defaults; start goprod -f on it and wait until it answers a
+ * heartbeat.  Fails the test on error.
+ */
+void harness_start(struct goprod *g, const char *extra);
+/* Rewrite the config file (same port and paths) with new extra lines. */
+void harness_rewrite_conf(struct goprod *g, const char *extra);
+/* SIGTERM, wait (bounded), SIGKILL if needed; returns the exit status. */
+int harness_stop(struct goprod *g);
+/* Wait for the master to exit by itself; -1 on timeout. */
+int harness_wait_exit(struct goprod *g, double timeout);
+/* Path of a built program: $GOPROD / $GOPROCTL from the environment. */
+const char *harness_program(const char *name);
+
+/* Connect to the server; fails the test on error. */
+int harness_connect(const struct goprod *g);
+/* Write all of buf; fails the test on error. */
+void harness_write(int fd, const void *buf, size_t len);
+/* Read exactly len bytes within timeout seconds: 0, or -1 on EOF/timeout. */
+int harness_read_exact(int fd, void *buf, size_t len, double timeout);
+/* Read one frame into buf (cap bytes); returns its size, -1 on EOF/timeout. */
+ssize_t harness_read_frame(int fd, uint8_t *buf, size_t cap,
+    struct gopro_frame *f, double timeout);
+/* True when the peer closed (EOF or reset) within timeout seconds. */
+bool harness_wait_closed(int fd, double timeout);
+/* Send a frame; expect a reply frame with command cmd and body. */
+void harness_expect_frame(int fd, uint8_t cmd, const void *body, size_t len);
+/* Expect an ERROR frame with code. */
+void harness_expect_error(int fd, uint16_t code);
+/* Snapshot the stats totals of a running goprod. */
+void harness_totals(const struct goprod *g, struct stats_values *total);
+/* Pids of the live workers; returns how many. */
+int harness_worker_pids(const struct goprod *g, pid_t *pids, int max);
+/* VmRSS of a process in KiB, -1 when unknown. */
+long harness_rss_kib(pid_t pid);
+/* Monotonic seconds. */
+double harness_now(void);
+/* Sleep for seconds. */
+void harness_sleep(double seconds);
+
+#endif /* GOPRO_HARNESS_H */

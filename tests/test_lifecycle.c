@@ -1,0 +1,225 @@
+/*
+ * test_lifecycle.c - integration tests of the process lifecycle: a worker
+ * killed with SIGKILL is replaced, a reload changes behaviour while
+ * existing clients are served until their GOAWAY, a broken config keeps the
+ * old one, SIGTERM drains and exits 0, and goprod -t judges config files.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+static void
+send_frame(int fd, uint8_t cmd, const char *body)
+{
+	uint8_t buf[256];
+
+	harness_write(fd, buf, gopro_frame_write(buf, sizeof(buf), cmd, body,
+	    strlen(body)));
+}
+
+static void
+expect_goaway(int fd, uint16_t reason)
+{
+	uint8_t buf[GOPRO_STATUS_FRAME_MAX];
+	struct gopro_frame f;
+	struct gopro_status st;
+
+	assert_true(harness_read_frame(fd, buf, sizeof(buf), &f, 5) > 0);
+	assert_int_equal(f.header.command, GOPRO_CMD_GOAWAY);
+	assert_int_equal(gopro_status_parse(f.body, f.header.length, &st), 0);
+	assert_int_equal(st.code, reason);
+}
+
+/* Wait until a worker other than old serves; returns its pid. */
+static pid_t
+wait_new_worker(const struct goprod *g, pid_t old, double timeout)
+{
+	double t0 = harness_now();
+	pid_t pid;
+
+	while (harness_now() - t0 < timeout) {
+		if (harness_worker_pids(g, &pid, 1) == 1 && pid != old)
+			return pid;
+		harness_sleep(0.01);
+	}
+	return 0;
+}
+
+static void
+test_kill9_worker_is_replaced(void **state)
+{
+	struct stats_values before, after;
+	struct goprod g;
+	pid_t worker, replacement;
+	double t0;
+	int fd;
+
+	harness_start(&g, NULL);
+	fd = harness_connect(&g);
+	for (int i = 0; i < 10; i++) {
+		send_frame(fd, GOPRO_CMD_HEARTBEAT, "x");
+		harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "x", 1);
+	}
+	harness_totals(&g, &before);
+	assert_int_equal(harness_worker_pids(&g, &worker, 1), 1);
+	assert_int_equal(kill(worker, SIGKILL), 0);
+	t0 = harness_now();
+	/* Its connections are cut... */
+	assert_true(harness_wait_closed(fd, 2));
+	close(fd);
+	/* ...and a new connection is served within a second. */
+	fd = harness_connect(&g);
+	send_frame(fd, GOPRO_CMD_HEARTBEAT, "y");
+	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "y", 1);
+	assert_true(harness_now() - t0 < 1.0);
+	replacement = wait_new_worker(&g, worker, 2);
+	assert_true(replacement > 0 && replacement != worker);
+	/* Counters never go down across the respawn. */
+	harness_totals(&g, &after);
+	assert_true(after.counter[STATS_frames_received_heartbeat] >=
+	    before.counter[STATS_frames_received_heartbeat] + 1);
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+static void
+test_reload_changes_prefix_and_drains_old(void **state)
+{
+	struct goprod g;
+	int old_fd, new_fd;
+
+	harness_start(&g, "message_prefix = \"v1: \"\ngoaway_grace = 2s\n");
+	old_fd = harness_connect(&g);
+	send_frame(old_fd, GOPRO_CMD_MESSAGE, "a");
+	harness_expect_frame(old_fd, GOPRO_CMD_MESSAGE, "v1: a", 5);
+	harness_rewrite_conf(&g, "message_prefix = \"v2: \"\n"
+	    "goaway_grace = 2s\n");
+	assert_int_equal(kill(g.pid, SIGHUP), 0);
+	/* The old connection is told to go away (reason 1, reload)... */
+	expect_goaway(old_fd, GOPRO_GOAWAY_RELOAD);
+	/* ...and is still served by the old generation until it goes. */
+	send_frame(old_fd, GOPRO_CMD_MESSAGE, "b");
+	harness_expect_frame(old_fd, GOPRO_CMD_MESSAGE, "v1: b", 5);
+	new_fd = harness_connect(&g);
+	send_frame(new_fd, GOPRO_CMD_MESSAGE, "c");
+	harness_expect_frame(new_fd, GOPRO_CMD_MESSAGE, "v2: c", 5);
+	/* With nothing pending, goaway_grace closes the old connection. */
+	assert_true(harness_wait_closed(old_fd, 5));
+	close(old_fd);
+	close(new_fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+static void
+test_reload_with_broken_config_keeps_old(void **state)
+{
+	struct goprod g;
+	pid_t before, after;
+	int fd;
+
+	harness_start(&g, "message_prefix = \"v1: \"\n");
+	assert_int_equal(harness_worker_pids(&g, &before, 1), 1);
+	harness_rewrite_conf(&g, "message_prefix = \"v2: \"\nno_such_option = 1\n");
+	assert_int_equal(kill(g.pid, SIGHUP), 0);
+	harness_sleep(0.5);
+	assert_int_equal(harness_worker_pids(&g, &after, 1), 1);
+	assert_int_equal(before, after);
+	fd = harness_connect(&g);
+	send_frame(fd, GOPRO_CMD_MESSAGE, "a");
+	harness_expect_frame(fd, GOPRO_CMD_MESSAGE, "v1: a", 5);
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/* SIGTERM: GOAWAY 2 after the replies already owed, then exit 0. */
+static void
+test_sigterm_drains_and_exits_zero(void **state)
+{
+	uint8_t buf[1024];
+	struct goprod g;
+	size_t n = 0;
+	int fd, status;
+
+	harness_start(&g, "goaway_grace = 5s\n");
+	fd = harness_connect(&g);
+	for (int i = 0; i < 20; i++)
+		n += gopro_frame_write(buf + n, sizeof(buf) - n,
+		    GOPRO_CMD_HEARTBEAT, "z", 1);
+	harness_write(fd, buf, n);
+	assert_int_equal(kill(g.pid, SIGTERM), 0);
+	for (int i = 0; i < 20; i++)
+		harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "z", 1);
+	expect_goaway(fd, GOPRO_GOAWAY_SHUTDOWN);
+	/* Still answered during the drain. */
+	send_frame(fd, GOPRO_CMD_HEARTBEAT, "late");
+	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "late", 4);
+	close(fd);
+	status = harness_wait_exit(&g, 10);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	harness_stop(&g);
+}
+
+/* Run goprod -t on a file; returns the exit code, output into out. */
+static int
+run_check(const char *conf_text, char *out, size_t outlen)
+{
+	char path[] = "/tmp/gopro-check-XXXXXX", cmd[600];
+	int fd = mkstemp(path), status;
+	FILE *p;
+	size_t n;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, conf_text, strlen(conf_text)),
+	    (ssize_t)strlen(conf_text));
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s' 2>&1",
+	    harness_program("GOPROD"), path);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, outlen - 1, p);
+	out[n] = '\0';
+	status = pclose(p);
+	unlink(path);
+	return WEXITSTATUS(status);
+}
+
+static void
+test_check_mode(void **state)
+{
+	char out[4096];
+
+	assert_int_equal(run_check("listen = {\"127.0.0.1:1\"}\n"
+	    "user = \"\"\ngroup = \"\"\n", out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "ok"));
+	assert_int_equal(run_check("listen = {\"127.0.0.1:1\"}\n"
+	    "user = \"\"\n\nidle_timeout = banana\n", out, sizeof(out)), 1);
+	/* The error names the file, the line and the option. */
+	assert_non_null(strstr(out, "/tmp/gopro-check-"));
+	assert_non_null(strstr(out, ":4"));
+	assert_non_null(strstr(out, "idle_timeout"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kill9_worker_is_replaced),
+		cmocka_unit_test(test_reload_changes_prefix_and_drains_old),
+		cmocka_unit_test(test_reload_with_broken_config_keeps_old),
+		cmocka_unit_test(test_sigterm_drains_and_exits_zero),
+		cmocka_unit_test(test_check_mode),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,211 @@
+/*
+ * test_limits.c - integration tests of the limits a connection lives
+ * under: the idle, frame and send timeouts, the connection limit, and
+ * backpressure against a client that writes without reading.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+/* An idle connection gets ERROR 8 after idle_timeout, then EOF. */
+static void
+test_idle_timeout(void **state)
+{
+	struct goprod g;
+	double t0;
+	int fd;
+
+	harness_start(&g, "idle_timeout = 1s\nframe_timeout = 0\n");
+	fd = harness_connect(&g);
+	t0 = harness_now();
+	harness_expect_error(fd, GOPRO_ERR_TIMEOUT);
+	assert_true(harness_now() - t0 >= 0.8);
+	assert_true(harness_now() - t0 < 3.0);
+	assert_true(harness_wait_closed(fd, 3));
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/* Traffic restarts the idle clock. */
+static void
+test_activity_keeps_connection(void **state)
+{
+	struct goprod g;
+	uint8_t hb[8];
+	int fd;
+
+	harness_start(&g, "idle_timeout = 1s\n");
+	fd = harness_connect(&g);
+	gopro_header_write(hb, GOPRO_CMD_HEARTBEAT, 0);
+	for (int i = 0; i < 6; i++) {
+		harness_sleep(0.4);
+		harness_write(fd, hb, 8);
+		harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, NULL, 0);
+	}
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/*
+ * Slowloris: a frame dribbled a byte at a time must still complete within
+ * frame_timeout of its first byte, however lively the dribble.
+ */
+static void
+test_frame_timeout_stops_dribbling(void **state)
+{
+	uint8_t frame[64];
+	struct goprod g;
+	double t0;
+	size_t n;
+	int fd;
+
+	harness_start(&g, "idle_timeout = 0\nframe_timeout = 1s\n");
+	fd = harness_connect(&g);
+	n = gopro_frame_write(frame, sizeof(frame), GOPRO_CMD_MESSAGE,
+	    "0123456789012345678901234567890123456789", 40);
+	t0 = harness_now();
+	for (size_t i = 0; i < n && harness_now() - t0 < 4; i++) {
+		if (write(fd, frame + i, 1) != 1)
+			break;
+		harness_sleep(0.2);
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 0) > 0)
+			break;
+	}
+	harness_expect_error(fd, GOPRO_ERR_TIMEOUT);
+	assert_true(harness_now() - t0 < 2.5);
+	assert_true(harness_wait_closed(fd, 3));
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/* Half a header, then silence: frame_timeout, not idle_timeout. */
+static void
+test_half_header_stall(void **state)
+{
+	static const uint8_t half[] = { 0x47, 0x4F, 0x01 };
+	struct goprod g;
+	double t0;
+	int fd;
+
+	harness_start(&g, "idle_timeout = 30s\nframe_timeout = 1s\n");
+	fd = harness_connect(&g);
+	harness_write(fd, half, sizeof(half));
+	t0 = harness_now();
+	harness_expect_error(fd, GOPRO_ERR_TIMEOUT);
+	assert_true(harness_now() - t0 < 2.5);
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/* Past max_connections: ERROR 7 and close; the others keep working. */
+static void
+test_connection_limit(void **state)
+{
+	struct goprod g;
+	uint8_t hb[8];
+	int a, b, c;
+
+	harness_start(&g, "max_connections = 2\n");
+	gopro_header_write(hb, GOPRO_CMD_HEARTBEAT, 0);
+	/* The start-up probe's connection may still be closing: let it go. */
+	harness_sleep(0.2);
+	a = harness_connect(&g);
+	b = harness_connect(&g);
+	harness_write(a, hb, 8);
+	harness_expect_frame(a, GOPRO_CMD_HEARTBEAT, NULL, 0);
+	harness_write(b, hb, 8);
+	harness_expect_frame(b, GOPRO_CMD_HEARTBEAT, NULL, 0);
+	c = harness_connect(&g);
+	harness_expect_error(c, GOPRO_ERR_BUSY);
+	assert_true(harness_wait_closed(c, 3));
+	harness_write(a, hb, 8);
+	harness_expect_frame(a, GOPRO_CMD_HEARTBEAT, NULL, 0);
+	close(c);
+	close(b);
+	close(a);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/*
+ * Write requests without ever reading, for up to 100 MiB or a few seconds:
+ * the worker stops reading at the high-water mark, so its memory stays
+ * bounded (stated bound: 16 MiB over its idle size with 256 KiB water
+ * marks), and send_timeout finally closes the connection.
+ */
+static void
+test_backpressure_bounds_memory(void **state)
+{
+	static uint8_t chunk[64 * 1024];
+	struct stats_values total;
+	struct goprod g;
+	size_t off = 0, sent = 0;
+	long rss0, rss1;
+	pid_t worker;
+	double t0;
+	int fd;
+
+	harness_start(&g, "output_high_water = 256k\noutput_low_water = 64k\n"
+	    "send_timeout = 3s\nidle_timeout = 0\n");
+	assert_int_equal(harness_worker_pids(&g, &worker, 1), 1);
+	rss0 = harness_rss_kib(worker);
+	while (off + 8 + 1024 <= sizeof(chunk))
+		off += gopro_frame_write(chunk + off, sizeof(chunk) - off,
+		    GOPRO_CMD_MESSAGE, chunk, 1024);
+	fd = harness_connect(&g);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	t0 = harness_now();
+	while (sent < 100u * 1024 * 1024 && harness_now() - t0 < 2.0) {
+		ssize_t n = write(fd, chunk, off);
+		if (n > 0)
+			sent += (size_t)n;
+		else
+			harness_sleep(0.01);
+	}
+	rss1 = harness_rss_kib(worker);
+	print_message("wrote %zu bytes unread; worker RSS %ld -> %ld KiB\n",
+	    sent, rss0, rss1);
+	assert_true(rss1 - rss0 < 16 * 1024);
+	/*
+	 * The server gives up on the client within send_timeout (+ slack).
+	 * Watch the counters, not the socket: reading would unblock it.
+	 */
+	t0 = harness_now();
+	do {
+		harness_sleep(0.1);
+		harness_totals(&g, &total);
+	} while (total.counter[STATS_conn_send_timeout] == 0 &&
+	    harness_now() - t0 < 8);
+	assert_int_equal(total.counter[STATS_conn_send_timeout], 1);
+	assert_true(total.counter[STATS_backpressure] >= 1);
+	assert_true(total.counter[STATS_requests_lost] >= 1);
+	assert_true(harness_wait_closed(fd, 3));
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_idle_timeout),
+		cmocka_unit_test(test_activity_keeps_connection),
+		cmocka_unit_test(test_frame_timeout_stops_dribbling),
+		cmocka_unit_test(test_half_header_stall),
+		cmocka_unit_test(test_connection_limit),
+		cmocka_unit_test(test_backpressure_bounds_memory),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,257 @@
+/*
+ * test_login.c - integration tests of LOGIN against a real goprod with a
+ * users file: required login, wrong and right passwords, the attempt limit,
+ * the per-address rate limit, and that hashing never stalls other clients.
+ */
+#include <crypt.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+static char users_path[] = "/tmp/gopro-users-XXXXXX";
+
+/* A users file with alice:wonderland hashed as sha512-crypt. */
+static int
+setup(void **state)
+{
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data data;
+	const char *hash;
+	FILE *f;
+	int fd;
+
+	memset(&data, 0, sizeof(data));
+	assert_non_null(crypt_gensalt_rn("$6$", 5000, NULL, 0, salt,
+	    sizeof(salt)));
+	hash = crypt_r("wonderland", salt, &data);
+	assert_non_null(hash);
+	fd = mkstemp(users_path);
+	assert_true(fd >= 0);
+	fchmod(fd, 0600);
+	f = fdopen(fd, "w");
+	fprintf(f, "# test users\nalice:%s\n", hash);
+	fclose(f);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	unlink(users_path);
+	return 0;
+}
+
+static void
+send_login(int fd, const char *user, const char *password)
+{
+	uint8_t buf[GOPRO_HEADER_SIZE + GOPRO_LOGIN_BODY_MAX];
+	size_t n = gopro_login_write(buf, sizeof(buf), user, strlen(user),
+	    password, strlen(password));
+
+	assert_true(n > 0);
+	harness_write(fd, buf, n);
+}
+
+static void
+send_frame(int fd, uint8_t cmd, const char *body)
+{
+	uint8_t buf[256];
+
+	harness_write(fd, buf, gopro_frame_write(buf, sizeof(buf), cmd, body,
+	    strlen(body)));
+}
+
+static void
+start(struct goprod *g, const char *extra)
+{
+	char conf[1024];
+
+	snprintf(conf, sizeof(conf), "auth {\n required = true\n"
+	    " users_file = \"%s\"\n %s\n}\n", users_path, extra);
+	harness_start(g, conf);
+}
+
+static void
+test_required_login_flow(void **state)
+{
+	struct goprod g;
+	int fd;
+
+	start(&g, "login_rate = 0");
+	fd = harness_connect(&g);
+	/* Before login: MESSAGE refused, HEARTBEAT fine. */
+	send_frame(fd, GOPRO_CMD_MESSAGE, "hi");
+	harness_expect_error(fd, GOPRO_ERR_AUTH_REQUIRED);
+	send_frame(fd, GOPRO_CMD_HEARTBEAT, "");
+	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, NULL, 0);
+	/* Wrong password and unknown user: the same ERROR 6. */
+	send_login(fd, "alice", "wrong");
+	harness_expect_error(fd, GOPRO_ERR_AUTH_FAILED);
+	send_login(fd, "bob", "wonderland");
+	harness_expect_error(fd, GOPRO_ERR_AUTH_FAILED);
+	/* Right password: LOGIN_ACK "OK", then MESSAGE works. */
+	send_login(fd, "alice", "wonderland");
+	harness_expect_frame(fd, GOPRO_CMD_LOGIN_ACK, "OK", 2);
+	send_frame(fd, GOPRO_CMD_MESSAGE, "hi");
+	harness_expect_frame(fd, GOPRO_CMD_MESSAGE, "Server says: hi", 15);
+	/* A failed re-login logs the connection out. */
+	send_login(fd, "alice", "nope");
+	harness_expect_error(fd, GOPRO_ERR_AUTH_FAILED);
+	send_frame(fd, GOPRO_CMD_MESSAGE, "hi");
+	harness_expect_error(fd, GOPRO_ERR_AUTH_REQUIRED);
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/* Pipelined requests behind a LOGIN keep their order. */
+static void
+test_pipelined_login_keeps_order(void **state)
+{
+	uint8_t buf[512];
+	struct goprod g;
+	size_t n = 0;
+	int fd;
+
+	start(&g, "login_rate = 0");
+	fd = harness_connect(&g);
+	n += gopro_frame_write(buf + n, sizeof(buf) - n, GOPRO_CMD_HEARTBEAT,
+	    "1", 1);
+	n += gopro_login_write(buf + n, sizeof(buf) - n, "alice", 5,
+	    "wonderland", 10);
+	n += gopro_frame_write(buf + n, sizeof(buf) - n, GOPRO_CMD_MESSAGE,
+	    "2", 1);
+	harness_write(fd, buf, n);
+	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "1", 1);
+	harness_expect_frame(fd, GOPRO_CMD_LOGIN_ACK, "OK", 2);
+	harness_expect_frame(fd, GOPRO_CMD_MESSAGE, "Server says: 2", 14);
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/* The max_attempts-th consecutive failure closes the connection. */
+static void
+test_attempt_limit_closes(void **state)
+{
+	struct goprod g;
+	int fd;
+
+	start(&g, "login_rate = 0\n max_attempts = 3");
+	fd = harness_connect(&g);
+	send_login(fd, "alice", "one");
+	harness_expect_error(fd, GOPRO_ERR_AUTH_FAILED);
+	send_frame(fd, GOPRO_CMD_LOGIN, "malformed");
+	harness_expect_error(fd, GOPRO_ERR_MALFORMED);
+	send_login(fd, "alice", "three");
+	harness_expect_error(fd, GOPRO_ERR_AUTH_FAILED);
+	assert_true(harness_wait_closed(fd, 3));
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/* Over login_rate: ERROR 6 at once, without hashing, counted. */
+static void
+test_rate_limit(void **state)
+{
+	struct stats_values total;
+	struct goprod g;
+	int fd;
+
+	start(&g, "login_rate = 0.1\n login_burst = 2\n max_attempts = 100");
+	fd = harness_connect(&g);
+	for (int i = 0; i < 6; i++) {
+		send_login(fd, "alice", "wrong");
+		harness_expect_error(fd, GOPRO_ERR_AUTH_FAILED);
+	}
+	/* Even the right password is refused while over the rate. */
+	send_login(fd, "alice", "wonderland");
+	harness_expect_error(fd, GOPRO_ERR_AUTH_FAILED);
+	harness_totals(&g, &total);
+	assert_true(total.counter[STATS_logins_rate_limited] >= 4);
+	assert_int_equal(total.counter[STATS_logins_ok], 0);
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/*
+ * While logins hash, another client's heartbeats stay fast: hashing runs
+ * off the event loop.  Bound: every heartbeat round trip under 100 ms
+ * while ten slow logins are in flight (each hash takes a few ms to tens of ms).
+ */
+static void
+test_hashing_does_not_stall_loop(void **state)
+{
+	struct goprod g;
+	double worst = 0;
+	int busy, fd;
+
+	start(&g, "login_rate = 0\n max_attempts = 1000\n threads = 1");
+	busy = harness_connect(&g);
+	fd = harness_connect(&g);
+	for (int i = 0; i < 10; i++)
+		send_login(busy, "alice", "wrong-password");
+	for (int i = 0; i < 20; i++) {
+		double t0 = harness_now(), dt;
+		send_frame(fd, GOPRO_CMD_HEARTBEAT, "");
+		harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, NULL, 0);
+		dt = harness_now() - t0;
+		if (dt > worst)
+			worst = dt;
+	}
+	print_message("worst heartbeat round trip during hashing: %.1f ms\n",
+	    worst * 1000);
+	assert_true(worst < 0.100);
+	for (int i = 0; i < 10; i++)
+		harness_expect_error(busy, GOPRO_ERR_AUTH_FAILED);
+	close(busy);
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+static void
+test_world_readable_users_file_refused(void **state)
+{
+	char out[2048], cmd[700], conf[] = "/tmp/gopro-conf-XXXXXX";
+	int fd = mkstemp(conf);
+	FILE *p;
+	size_t n;
+
+	assert_true(fd >= 0);
+	dprintf(fd, "user = \"\"\ngroup = \"\"\nauth {\n users_file = \"%s\"\n}\n",
+	    users_path);
+	close(fd);
+	chmod(users_path, 0644);
+	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s' 2>&1; echo rc=$?",
+	    harness_program("GOPROD"), conf);
+	p = popen(cmd, "r");
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	pclose(p);
+	chmod(users_path, 0600);
+	unlink(conf);
+	assert_non_null(strstr(out, users_path));
+	assert_non_null(strstr(out, "rc=1"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_required_login_flow),
+		cmocka_unit_test(test_pipelined_login_keeps_order),
+		cmocka_unit_test(test_attempt_limit_closes),
+		cmocka_unit_test(test_rate_limit),
+		cmocka_unit_test(test_hashing_does_not_stall_loop),
+		cmocka_unit_test(test_world_readable_users_file_refused),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
