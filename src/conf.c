@@ -1,0 +1,1302 @@
+/*
+ * conf.c - read gopro.conf with libconfuse and copy it into the plain
+ * struct gopro_conf of conf.h, so that no other file sees libconfuse.
+ *
+ * Every option is declared once, in OPTIONS below: where it lives, its name,
+ * what kind of value it takes, its default as it would be written in the
+ * file, and its range.  libconfuse sees every value as a string.  The checks
+ * are ours because then they can say what was expected, and because a
+ * libconfuse number that does not parse stops the whole parse: ours record
+ * the error and let the parse go on, so that one "goprod -t" reports every
+ * bad value of a file.  A syntax error or an unknown option still stops
+ * libconfuse, which cannot tell where the next option begins.
+ *
+ * A validator registered per option (cfg_set_validate_func) checks a value
+ * right after libconfuse has read it, while cfg->line is still the line of
+ * the value.  "listen" is a list, and libconfuse calls a list's validator
+ * once per element and once more at the closing brace, so its elements are
+ * checked by its value parsing callback instead, which runs exactly once
+ * per element.  Checks that involve two options (the water marks,
+ * auth.required without auth.users_file, whether the user exists) run after
+ * the parse with the lines the validators recorded.  libconfuse callbacks
+ * have no user argument, hence the one file-level pointer to the load in
+ * progress; conf_load is not reentrant (neither is libconfuse's lexer).
+ *
+ * Which changes need a restart, as conf_restart_needed reports them:
+ *
+ *   option           applied by  why
+ *   user, group      restart     the master drops privileges once, at start
+ *   pid_file         restart     written at start, removed at exit
+ *   stats_file       restart     the shared segment is created at start
+ *   control_socket   restart     bound once, at start, before dropping root
+ *   metrics_listen   restart     the metrics process is started once
+ *   log              restart     target and file are opened at start
+ *   everything else  reload      listen, backlog (of new sockets), workers,
+ *                                worker_cpu_affinity, the timeouts, limits,
+ *                                water marks, message_prefix, log_level and
+ *                                the auth section go to the new workers
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <netinet/in.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <math.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <confuse.h>
+
+#include "conf.h"
+
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR "/run"
+#endif
+
+#define SIZE_MAX_SENSIBLE	(1ULL << 30)	/* 1G: bodies and buffers */
+#define TIME_MAX		86400.0		/* one day, in seconds */
+#define PREFIX_MAX		1024
+#define WATER_MIN		4096
+#define QUOTE_MAX		64		/* of a bad value, in a message */
+#define TRUNC_RESERVE		48		/* for the "N more errors" line */
+
+enum kind {
+	KIND_LISTEN,		/* list of host:port */
+	KIND_INT,		/* whole number in [min, max] */
+	KIND_RATE,		/* decimal number in [min, max] */
+	KIND_BOOL,
+	KIND_TIME,		/* 0 .. TIME_MAX */
+	KIND_TIME_NONZERO,	/* > 0 .. TIME_MAX */
+	KIND_SIZE,		/* bytes in [min, max] */
+	KIND_WORKERS,		/* "auto" or 1 .. CONF_MAX_WORKERS */
+	KIND_AFFINITY,		/* "auto" or "off" */
+	KIND_IDENTITY,		/* user or group name, checked after the parse */
+	KIND_PATH,		/* absolute path */
+	KIND_SOCKET_PATH,	/* absolute path that fits in sun_path */
+	KIND_ADDRESS,		/* host:port, "" = off */
+	KIND_LOG,		/* stderr, syslog or file:/path */
+	KIND_LEVEL,		/* error .. debug */
+	KIND_PREFIX,		/* any string up to PREFIX_MAX bytes */
+	KIND_USERS_FILE,	/* existing regular file, "" = none */
+};
+
+/*
+ * The options: id, name, kind, default as written in the file (NULL =
+ * unset), min, max.  T is an option at the top level, A one in the auth
+ * section.
+ */
+#define OPTIONS(T, A)							\
+	T(LISTEN, "listen", KIND_LISTEN, "{\"0.0.0.0:8888\"}", 0, 0)	\
+	T(BACKLOG, "backlog", KIND_INT, "511", 1, 65535)		\
+	T(WORKERS, "workers", KIND_WORKERS, "auto", 1, CONF_MAX_WORKERS) \
+	T(AFFINITY, "worker_cpu_affinity", KIND_AFFINITY, "off", 0, 0)	\
+	T(USER, "user", KIND_IDENTITY, "gopro", 0, 0)			\
+	T(GROUP, "group", KIND_IDENTITY, "gopro", 0, 0)			\
+	T(PID_FILE, "pid_file", KIND_PATH,				\
+	    RUNSTATEDIR "/goprod/goprod.pid", 0, 0)			\
+	T(STATS_FILE, "stats_file", KIND_PATH,				\
+	    RUNSTATEDIR "/goprod/goprod.stats", 0, 0)			\
+	T(CONTROL_SOCKET, "control_socket", KIND_SOCKET_PATH,		\
+	    RUNSTATEDIR "/goprod/goprod.sock", 0, 0)			\
+	T(METRICS_LISTEN, "metrics_listen", KIND_ADDRESS, NULL, 0, 0)	\
+	T(LOG, "log", KIND_LOG, "syslog", 0, 0)				\
+	T(LOG_LEVEL, "log_level", KIND_LEVEL, "info", 0, 0)		\
+	T(IDLE_TIMEOUT, "idle_timeout", KIND_TIME, "60s", 0, 0)		\
+	T(FRAME_TIMEOUT, "frame_timeout", KIND_TIME, "30s", 0, 0)	\
+	T(SEND_TIMEOUT, "send_timeout", KIND_TIME, "60s", 0, 0)		\
+	T(DRAIN_TIMEOUT, "drain_timeout", KIND_TIME_NONZERO, "30s", 0, 0) \
+	T(GOAWAY_GRACE, "goaway_grace", KIND_TIME, "1s", 0, 0)		\
+	T(MAX_BODY, "max_body", KIND_SIZE, "10M", 1, SIZE_MAX_SENSIBLE)	\
+	T(MAX_CONNECTIONS, "max_connections", KIND_INT, "10000", 1, 1000000) \
+	T(HIGH_WATER, "output_high_water", KIND_SIZE, "1M", WATER_MIN,	\
+	    SIZE_MAX_SENSIBLE)						\
+	T(LOW_WATER, "output_low_water", KIND_SIZE, "256k", 0,		\
+	    SIZE_MAX_SENSIBLE)						\
+	T(MESSAGE_PREFIX, "message_prefix", KIND_PREFIX, "Server says: ", \
+	    0, 0)							\
+	A(AUTH_REQUIRED, "required", KIND_BOOL, "false", 0, 0)		\
+	A(AUTH_USERS_FILE, "users_file", KIND_USERS_FILE, NULL, 0, 0)	\
+	A(AUTH_MAX_ATTEMPTS, "max_attempts", KIND_INT, "3", 1, 1000)	\
+	A(AUTH_LOGIN_RATE, "login_rate", KIND_RATE, "10", 0, 1e6)	\
+	A(AUTH_LOGIN_BURST, "login_burst", KIND_INT, "20", 1, 1e6)	\
+	A(AUTH_THREADS, "threads", KIND_INT, "2", 1, 64)
+
+#define OPTION_ID(id, name, kind, def, min, max) OPT_##id,
+enum option_id {
+	OPTIONS(OPTION_ID, OPTION_ID)
+	OPT_COUNT
+};
+
+struct option_spec {
+	const char *section;	/* NULL at the top level */
+	const char *name;	/* as in the file */
+	const char *path;	/* for cfg_getstr: "auth|required" */
+	const char *shown;	/* in messages: "auth.required" */
+	enum kind kind;
+	const char *def;
+	double min, max;
+};
+
+#define OPTION_TOP(id, nm, kd, df, mn, mx)				\
+	{ NULL, nm, nm, nm, kd, df, mn, mx },
+#define OPTION_AUTH(id, nm, kd, df, mn, mx)				\
+	{ "auth", nm, "auth|" nm, "auth." nm, kd, df, mn, mx },
+static const struct option_spec options[OPT_COUNT] = {
+	OPTIONS(OPTION_TOP, OPTION_AUTH)
+};
+
+/* One conf_load in progress: where errors go, and what the parse saw. */
+struct load {
+	const char *path;
+	char *err;
+	size_t errlen;
+	size_t used;
+	unsigned nerrors;
+	unsigned dropped;		/* errors that did not fit in err */
+	int line[OPT_COUNT];		/* where each option was set; 0 = default */
+	bool listen_ok[CONF_MAX_LISTEN];
+	struct sockaddr_storage listen_addr[CONF_MAX_LISTEN];
+	socklen_t listen_len[CONF_MAX_LISTEN];
+};
+
+static struct load *current;
+
+struct keyword {
+	const char *word;
+	int value;
+};
+
+static const struct keyword bool_words[] = {
+	{ "true", 1 }, { "yes", 1 }, { "on", 1 },
+	{ "false", 0 }, { "no", 0 }, { "off", 0 },
+	{ NULL, 0 }
+};
+
+static const struct keyword level_words[] = {
+	{ "error", LOG_ERR }, { "warning", LOG_WARNING },
+	{ "notice", LOG_NOTICE }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
+	{ NULL, 0 }
+};
+
+static const struct keyword affinity_words[] = {
+	{ "auto", 1 }, { "off", 0 }, { NULL, 0 }
+};
+
+static int
+keyword_find(const struct keyword *k, const char *word, int *value)
+{
+	for (; k->word != NULL; k++) {
+		if (strcasecmp(k->word, word) == 0) {
+			*value = k->value;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------ messages */
+
+/* A value as shown in a message: bounded, with control bytes as '?'. */
+static const char *
+quote(const char *v, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; v[i] != '\0' && i + 1 < len && i < QUOTE_MAX; i++)
+		buf[i] = isprint((unsigned char)v[i]) ? v[i] : '?';
+	buf[i] = '\0';
+	if (v[i] != '\0' && i >= 3)
+		memcpy(buf + i - 3, "...", 3);
+	return buf;
+}
+
+/*
+ * Append one error line to the caller's buffer.  A line that does not fit
+ * whole is dropped and counted, so the buffer ends with complete lines and
+ * room for the count of what was dropped.
+ */
+static void
+append_error(struct load *ld, const char *line)
+{
+	size_t n = strlen(line);
+
+	ld->nerrors++;
+	if (ld->errlen == 0)
+		return;
+	if (ld->used == 0) {
+		snprintf(ld->err, ld->errlen, "%s", line);
+		ld->used = n < ld->errlen ? n : ld->errlen - 1;
+		return;
+	}
+	if (ld->used + 1 + n + TRUNC_RESERVE >= ld->errlen) {
+		ld->dropped++;
+		return;
+	}
+	ld->err[ld->used++] = '\n';
+	memcpy(ld->err + ld->used, line, n + 1);
+	ld->used += n;
+}
+
+static void
+finish_errors(struct load *ld)
+{
+	size_t room;
+	int n;
+
+	if (ld->dropped == 0 || ld->errlen == 0)
+		return;
+	room = ld->errlen - ld->used;
+	n = snprintf(ld->err + ld->used, room, "\n(%u more errors not shown)",
+	    ld->dropped);
+	if (n < 0 || (size_t)n >= room)
+		ld->err[ld->used] = '\0';
+}
+
+/* "file:line: option: message"; line 0 means no line, name NULL no option. */
+static void report(struct load *ld, int line, const char *name,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+report(struct load *ld, int line, const char *name, const char *fmt, ...)
+{
+	char msg[512], out[1024 + 512];
+	char where[32] = "";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(where, sizeof(where), ":%d", line);
+	snprintf(out, sizeof(out), "%s%s: %s%s%s", ld->path, where,
+	    name ? name : "", name ? ": " : "", msg);
+	append_error(ld, out);
+}
+
+/*
+ * libconfuse's own errors: syntax errors and unknown options.  An unknown
+ * option is rewritten to lead with its name, like every other message.
+ */
+static void cfg_error_cb(cfg_t *cfg, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void
+cfg_error_cb(cfg_t *cfg, const char *fmt, va_list ap)
+{
+	struct load *ld = current;
+	const char *sec = cfg->name;
+	char name[128], msg[512];
+
+	if (ld == NULL)
+		return;
+	if (strcmp(fmt, "no such option '%s'") == 0) {
+		if (sec == NULL || strcmp(sec, "root") == 0)
+			snprintf(name, sizeof(name), "%s", va_arg(ap, char *));
+		else
+			snprintf(name, sizeof(name), "%s.%s", sec,
+			    va_arg(ap, char *));
+		report(ld, cfg->line, name, "unknown option (expected one of "
+		    "the options of gopro.conf(5))");
+		return;
+	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	report(ld, cfg->line, NULL, "syntax error: %s", msg);
+}
+
+/* ------------------------------------------------------------ unit parsers */
+
+/* At least one decimal digit, no sign; *end is the first byte after them. */
+static int
+parse_digits(const char *s, const char **end, uint64_t *v)
+{
+	uint64_t n = 0;
+	const char *p;
+
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		if (n > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -1;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (p == s)
+		return -1;
+	*end = p;
+	*v = n;
+	return 0;
+}
+
+static int
+parse_uint(const char *s, uint64_t *v)
+{
+	const char *end;
+
+	if (parse_digits(s, &end, v) < 0 || *end != '\0')
+		return -1;
+	return 0;
+}
+
+/*
+ * "12" or "1.25": digits, then optionally a point and more digits.  Done by
+ * hand rather than with strtod, which would also take signs, exponents, hex,
+ * "inf", leading blanks, and the locale's decimal point.
+ */
+static int
+parse_decimal(const char *s, const char **end, double *v)
+{
+	uint64_t whole;
+	const char *p;
+	double frac = 0, scale = 0.1;
+
+	if (parse_digits(s, &p, &whole) < 0)
+		return -1;
+	if (*p == '.') {
+		if (p[1] < '0' || p[1] > '9')
+			return -1;
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			frac += (*p - '0') * scale;
+			scale /= 10;
+		}
+	}
+	*end = p;
+	*v = (double)whole + frac;
+	return 0;
+}
+
+int
+conf_parse_size(const char *s, uint64_t *bytes)
+{
+	const char *end;
+	uint64_t v, mult = 1;
+
+	if (s == NULL || parse_digits(s, &end, &v) < 0)
+		return -1;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k': case 'K':
+		mult = 1ULL << 10;
+		end++;
+		break;
+	case 'm': case 'M':
+		mult = 1ULL << 20;
+		end++;
+		break;
+	case 'g': case 'G':
+		mult = 1ULL << 30;
+		end++;
+		break;
+	default:
+		return -1;
+	}
+	if (*end != '\0' || v > UINT64_MAX / mult)
+		return -1;
+	*bytes = v * mult;
+	return 0;
+}
+
+int
+conf_parse_time(const char *s, double *seconds)
+{
+	const char *unit;
+	double v, mult;
+
+	if (s == NULL || parse_decimal(s, &unit, &v) < 0)
+		return -1;
+	if (*unit == '\0' || strcmp(unit, "s") == 0)
+		mult = 1;
+	else if (strcmp(unit, "ms") == 0)
+		mult = 0.001;
+	else if (strcmp(unit, "m") == 0)
+		mult = 60;
+	else if (strcmp(unit, "h") == 0)
+		mult = 3600;
+	else
+		return -1;
+	v *= mult;
+	if (!isfinite(v))
+		return -1;
+	*seconds = v;
+	return 0;
+}
+
+static int
+parse_port(const char *s)
+{
+	uint64_t v;
+
+	if (strlen(s) > 5 || parse_uint(s, &v) < 0 || v < 1 || v > 65535)
+		return -1;
+	return (int)v;
+}
+
+/* Split "host:port", "[v6]:port" or "*:port"; host gets the bare host. */
+static int
+split_address(const char *s, char *host, size_t hostlen, const char **port,
+    bool *bracketed, char *why, size_t whylen)
+{
+	const char *colon, *h = s;
+	size_t n;
+
+	*bracketed = s[0] == '[';
+	if (*bracketed) {
+		colon = strchr(s, ']');
+		if (colon == NULL || colon[1] != ':') {
+			snprintf(why, whylen, "expected [ipv6-address]:port");
+			return -1;
+		}
+		h = s + 1;
+		n = (size_t)(colon - h);
+		colon++;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL) {
+			snprintf(why, whylen, "missing \":port\"");
+			return -1;
+		}
+		n = (size_t)(colon - s);
+		if (memchr(s, ':', n) != NULL) {
+			snprintf(why, whylen, "an IPv6 address must be in "
+			    "brackets, as in [::1]:8888");
+			return -1;
+		}
+	}
+	if (n == 0 || n >= hostlen) {
+		snprintf(why, whylen, n == 0 ? "missing host" : "host too long");
+		return -1;
+	}
+	memcpy(host, h, n);
+	host[n] = '\0';
+	*port = colon + 1;
+	return 0;
+}
+
+static int
+parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len,
+    char *why, size_t whylen)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[256];
+	const char *port;
+	bool bracketed;
+	int rc;
+
+	if (split_address(s, host, sizeof(host), &port, &bracketed, why,
+	    whylen) < 0)
+		return -1;
+	if (parse_port(port) < 0) {
+		snprintf(why, whylen, "the port must be a number from 1 to 65535");
+		return -1;
+	}
+	if (!bracketed && strcmp(host, "*") == 0)
+		snprintf(host, sizeof(host), "0.0.0.0");
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = bracketed ? AF_INET6 : AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | (bracketed ? AI_NUMERICHOST : 0);
+	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
+		snprintf(why, whylen, "cannot resolve %.64s: %s", host,
+		    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return -1;
+	}
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int
+conf_parse_address(const char *s, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	char why[256];
+
+	if (s == NULL)
+		return -1;
+	return parse_address(s, ss, len, why, sizeof(why));
+}
+
+static bool
+same_address(const struct sockaddr_storage *a, socklen_t alen,
+    const struct sockaddr_storage *b, socklen_t blen)
+{
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
+	const struct sockaddr_in *b4 = (const struct sockaddr_in *)b;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+	const struct sockaddr_in6 *b6 = (const struct sockaddr_in6 *)b;
+
+	if (alen != blen || a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return a4->sin_port == b4->sin_port &&
+		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6)
+		return a6->sin6_port == b6->sin6_port &&
+		    a6->sin6_scope_id == b6->sin6_scope_id &&
+		    memcmp(&a6->sin6_addr, &b6->sin6_addr,
+		    sizeof(a6->sin6_addr)) == 0;
+	return memcmp(a, b, alen) == 0;
+}
+
+/* ------------------------------------------------------------ value checks */
+
+/*
+ * Each check writes "what is wrong (expected ...)" into why and returns -1,
+ * or returns 0 for a good value.
+ */
+static int
+check_int(const struct option_spec *sp, const char *v, char *why, size_t n)
+{
+	uint64_t x;
+	char q[QUOTE_MAX + 1];
+
+	if (parse_uint(v, &x) == 0 && x >= sp->min && x <= sp->max)
+		return 0;
+	snprintf(why, n, "\"%s\" is %s (expected a whole number from %.0f "
+	    "to %.0f)", quote(v, q, sizeof(q)),
+	    parse_uint(v, &x) == 0 ? "out of range" : "not a whole number",
+	    sp->min, sp->max);
+	return -1;
+}
+
+static int
+check_rate(const struct option_spec *sp, const char *v, char *why, size_t n)
+{
+	const char *end;
+	double x;
+	char q[QUOTE_MAX + 1];
+
+	if (parse_decimal(v, &end, &x) == 0 && *end == '\0' &&
+	    x >= sp->min && x <= sp->max)
+		return 0;
+	snprintf(why, n, "\"%s\" is not a number in range (expected a number "
+	    "such as 10 or 0.5, from %.0f to %.0f; 0 = off)",
+	    quote(v, q, sizeof(q)), sp->min, sp->max);
+	return -1;
+}
+
+static int
+check_time(const struct option_spec *sp, const char *v, char *why, size_t n)
+{
+	double x;
+	char q[QUOTE_MAX + 1];
+	const char *wrong;
+
+	if (conf_parse_time(v, &x) < 0)
+		wrong = "not a time";
+	else if (x > TIME_MAX)
+		wrong = "too long";
+	else if (x == 0 && sp->kind == KIND_TIME_NONZERO)
+		wrong = "zero, which is not allowed here";
+	else
+		return 0;
+	snprintf(why, n, "\"%s\" is %s (expected a number with an optional "
+	    "unit ms, s, m or h, such as 30s, 1.5s or 250ms, %s 86400s)",
+	    quote(v, q, sizeof(q)), wrong,
+	    sp->kind == KIND_TIME_NONZERO ? "above 0 and at most" :
+	    "from 0 (off) to");
+	return -1;
+}
+
+static int
+check_size(const struct option_spec *sp, const char *v, char *why, size_t n)
+{
+	uint64_t x;
+	char q[QUOTE_MAX + 1];
+
+	if (conf_parse_size(v, &x) == 0 && x >= sp->min && x <= sp->max)
+		return 0;
+	snprintf(why, n, "\"%s\" is %s (expected a number of bytes with an "
+	    "optional suffix k, M or G, from %.0f to %.0f)",
+	    quote(v, q, sizeof(q)), conf_parse_size(v, &x) == 0 ?
+	    "out of range" : "not a size", sp->min, sp->max);
+	return -1;
+}
+
+static int
+check_keyword(const struct option_spec *sp, const char *v, char *why,
+    size_t n)
+{
+	const struct keyword *k = sp->kind == KIND_BOOL ? bool_words :
+	    sp->kind == KIND_LEVEL ? level_words : affinity_words;
+	const char *expected = sp->kind == KIND_BOOL ? "true or false" :
+	    sp->kind == KIND_LEVEL ? "error, warning, notice, info or debug" :
+	    "auto or off";
+	char q[QUOTE_MAX + 1];
+	int value;
+
+	if (keyword_find(k, v, &value) == 0)
+		return 0;
+	snprintf(why, n, "\"%s\" is not a valid value (expected %s)",
+	    quote(v, q, sizeof(q)), expected);
+	return -1;
+}
+
+static int
+check_workers(const struct option_spec *sp, const char *v, char *why,
+    size_t n)
+{
+	uint64_t x;
+	char q[QUOTE_MAX + 1];
+
+	if (strcasecmp(v, "auto") == 0 ||
+	    (parse_uint(v, &x) == 0 && x >= 1 && x <= CONF_MAX_WORKERS))
+		return 0;
+	snprintf(why, n, "\"%s\" is not a worker count (expected auto or a "
+	    "whole number from 1 to %d)", quote(v, q, sizeof(q)),
+	    CONF_MAX_WORKERS);
+	return -1;
+}
+
+static int
+check_path(const struct option_spec *sp, const char *v, char *why, size_t n)
+{
+	struct sockaddr_un sun;
+	char q[QUOTE_MAX + 1];
+
+	if (v[0] != '/') {
+		snprintf(why, n, "\"%s\" is not an absolute path (expected a "
+		    "path starting with /)", quote(v, q, sizeof(q)));
+		return -1;
+	}
+	if (sp->kind == KIND_SOCKET_PATH && strlen(v) >= sizeof(sun.sun_path)) {
+		snprintf(why, n, "\"%s\" is too long for a unix socket (expected "
+		    "at most %zu bytes)", quote(v, q, sizeof(q)),
+		    sizeof(sun.sun_path) - 1);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_address(const struct option_spec *sp, const char *v, char *why,
+    size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char q[QUOTE_MAX + 1], detail[256];
+
+	if (*v == '\0' ||
+	    parse_address(v, &ss, &len, detail, sizeof(detail)) == 0)
+		return 0;
+	snprintf(why, n, "\"%s\": %s (expected host:port, [ipv6]:port or "
+	    "*:port, port 1-65535)", quote(v, q, sizeof(q)), detail);
+	return -1;
+}
+
+static int
+check_log(const struct option_spec *sp, const char *v, char *why, size_t n)
+{
+	char q[QUOTE_MAX + 1];
+
+	if (strcmp(v, "stderr") == 0 || strcmp(v, "syslog") == 0 ||
+	    (strncmp(v, "file:", 5) == 0 && v[5] == '/'))
+		return 0;
+	snprintf(why, n, "\"%s\" is not a log target (expected stderr, syslog "
+	    "or file:/absolute/path)", quote(v, q, sizeof(q)));
+	return -1;
+}
+
+static int
+check_prefix(const struct option_spec *sp, const char *v, char *why,
+    size_t n)
+{
+	if (strlen(v) <= PREFIX_MAX)
+		return 0;
+	snprintf(why, n, "%zu bytes is too long (expected at most %d bytes)",
+	    strlen(v), PREFIX_MAX);
+	return -1;
+}
+
+/* auth.c parses the file; here only that it is there, as early as -t. */
+static int
+check_users_file(const struct option_spec *sp, const char *v, char *why,
+    size_t n)
+{
+	struct stat st;
+	char q[QUOTE_MAX + 1];
+
+	if (*v == '\0')
+		return 0;
+	if (v[0] != '/') {
+		snprintf(why, n, "\"%s\" is not an absolute path (expected a "
+		    "path starting with /: goprod runs in /)",
+		    quote(v, q, sizeof(q)));
+		return -1;
+	}
+	if (stat(v, &st) < 0) {
+		snprintf(why, n, "%s: %s (expected an existing users file)",
+		    quote(v, q, sizeof(q)), strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, n, "%s is not a regular file (expected a users "
+		    "file)", quote(v, q, sizeof(q)));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_value(const struct option_spec *sp, const char *v, char *why, size_t n)
+{
+	switch (sp->kind) {
+	case KIND_INT:
+		return check_int(sp, v, why, n);
+	case KIND_RATE:
+		return check_rate(sp, v, why, n);
+	case KIND_TIME:
+	case KIND_TIME_NONZERO:
+		return check_time(sp, v, why, n);
+	case KIND_SIZE:
+		return check_size(sp, v, why, n);
+	case KIND_BOOL:
+	case KIND_LEVEL:
+	case KIND_AFFINITY:
+		return check_keyword(sp, v, why, n);
+	case KIND_WORKERS:
+		return check_workers(sp, v, why, n);
+	case KIND_PATH:
+	case KIND_SOCKET_PATH:
+		return check_path(sp, v, why, n);
+	case KIND_ADDRESS:
+		return check_address(sp, v, why, n);
+	case KIND_LOG:
+		return check_log(sp, v, why, n);
+	case KIND_PREFIX:
+		return check_prefix(sp, v, why, n);
+	case KIND_USERS_FILE:
+		return check_users_file(sp, v, why, n);
+	case KIND_LISTEN:	/* checked by listen_parse */
+	case KIND_IDENTITY:	/* checked after the parse */
+		break;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ callbacks */
+
+static const struct option_spec *
+spec_of(const cfg_t *cfg, const cfg_opt_t *opt)
+{
+	bool top = cfg->name == NULL || strcmp(cfg->name, "root") == 0;
+	size_t i;
+
+	for (i = 0; i < OPT_COUNT; i++) {
+		if (strcmp(options[i].name, opt->name) != 0)
+			continue;
+		if (top ? options[i].section == NULL :
+		    options[i].section != NULL &&
+		    strcmp(options[i].section, cfg->name) == 0)
+			return &options[i];
+	}
+	return NULL;
+}
+
+/*
+ * The validator of every single-valued option.  It returns 0 even for a bad
+ * value: the error is recorded, and libconfuse would otherwise stop at the
+ * first one.
+ */
+static int
+validate_option(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const struct option_spec *sp = spec_of(cfg, opt);
+	const char *v = cfg_opt_getnstr(opt, 0);
+	char why[512];
+
+	if (sp == NULL || current == NULL)
+		return 0;
+	current->line[sp - options] = cfg->line;
+	if (v != NULL && check_value(sp, v, why, sizeof(why)) < 0)
+		report(current, cfg->line, sp->shown, "%s", why);
+	return 0;
+}
+
+/*
+ * Called by libconfuse once per element of "listen", the default included,
+ * with the element's index nvalues - 1.  The resolved address is kept, so
+ * that a name is resolved once and the duplicates compare addresses:
+ * "*:8888" and "0.0.0.0:8888" are the same socket.
+ */
+static int
+listen_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	struct load *ld = current;
+	unsigned i = cfg_opt_size(opt) - 1, j;
+	char why[256], q[QUOTE_MAX + 1];
+
+	*(const char **)result = value;
+	if (ld == NULL)
+		return 0;
+	ld->line[OPT_LISTEN] = cfg->line;
+	if (i >= CONF_MAX_LISTEN) {
+		if (i == CONF_MAX_LISTEN)
+			report(ld, cfg->line, "listen", "more than %d addresses "
+			    "(expected at most %d)", CONF_MAX_LISTEN,
+			    CONF_MAX_LISTEN);
+		return 0;
+	}
+	ld->listen_ok[i] = false;
+	if (parse_address(value, &ld->listen_addr[i], &ld->listen_len[i], why,
+	    sizeof(why)) < 0) {
+		report(ld, cfg->line, "listen", "\"%s\": %s (expected host:port, "
+		    "[ipv6]:port or *:port, port 1-65535)",
+		    quote(value, q, sizeof(q)), why);
+		return 0;
+	}
+	for (j = 0; j < i; j++) {
+		if (ld->listen_ok[j] && same_address(&ld->listen_addr[j],
+		    ld->listen_len[j], &ld->listen_addr[i], ld->listen_len[i])) {
+			report(ld, cfg->line, "listen", "\"%s\" is the same "
+			    "address as \"%s\" (expected each address once)",
+			    quote(value, q, sizeof(q)),
+			    cfg_opt_getnstr(opt, j));
+			return 0;
+		}
+	}
+	ld->listen_ok[i] = true;
+	return 0;
+}
+
+/* ------------------------------------------------------------ the parse */
+
+static cfg_opt_t *
+build_opts(const char *section, cfg_opt_t *out)
+{
+	cfg_opt_t str = CFG_STR(NULL, NULL, CFGF_NONE);
+	cfg_opt_t list = CFG_STR_LIST_CB(NULL, NULL, CFGF_NONE, listen_parse);
+	cfg_opt_t end = CFG_END();
+	size_t i, n = 0;
+
+	for (i = 0; i < OPT_COUNT; i++) {
+		const struct option_spec *sp = &options[i];
+
+		if ((sp->section == NULL) != (section == NULL))
+			continue;
+		out[n] = sp->kind == KIND_LISTEN ? list : str;
+		out[n].name = sp->name;
+		if (sp->kind == KIND_LISTEN)
+			out[n].def.parsed = (char *)(uintptr_t)sp->def;
+		else
+			out[n].def.string = sp->def;
+		n++;
+	}
+	out[n] = end;
+	return out;
+}
+
+static cfg_t *
+cfg_new(struct load *ld)
+{
+	static cfg_opt_t top[OPT_COUNT + 2], auth[OPT_COUNT + 1];
+	cfg_opt_t sec = CFG_SEC("auth", NULL, CFGF_NONE);
+	cfg_t *cfg;
+	size_t i, n;
+
+	/* cfg_init copies the tables, so static ones are only a template. */
+	build_opts("auth", auth);
+	build_opts(NULL, top);
+	for (n = 0; top[n].name != NULL; n++)
+		;
+	top[n + 1] = top[n];
+	top[n] = sec;
+	top[n].subopts = auth;
+	if ((cfg = cfg_init(top, CFGF_NONE)) == NULL) {
+		report(ld, 0, NULL, "cannot set up the parser: %s",
+		    strerror(errno));
+		return NULL;
+	}
+	cfg_set_error_function(cfg, cfg_error_cb);
+	for (i = 0; i < OPT_COUNT; i++)
+		if (options[i].kind != KIND_LISTEN)
+			cfg_set_validate_func(cfg, options[i].path,
+			    validate_option);
+	return cfg;
+}
+
+static FILE *
+open_conf(struct load *ld, const char *path)
+{
+	struct stat st;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		report(ld, 0, NULL, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(fp), &st) < 0) {
+		report(ld, 0, NULL, "cannot read: %s", strerror(errno));
+		fclose(fp);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		report(ld, 0, NULL, "cannot read: %s", S_ISDIR(st.st_mode) ?
+		    "is a directory" : "not a regular file");
+		fclose(fp);
+		return NULL;
+	}
+	return fp;
+}
+
+static const char *
+value_of(cfg_t *cfg, enum option_id id)
+{
+	return cfg_getstr(cfg, options[id].path);
+}
+
+static int
+line_of(const struct load *ld, enum option_id a, enum option_id b)
+{
+	return ld->line[a] > 0 ? ld->line[a] : ld->line[b];
+}
+
+static void
+check_water(struct load *ld, cfg_t *cfg)
+{
+	const char *hv = value_of(cfg, OPT_HIGH_WATER);
+	const char *lv = value_of(cfg, OPT_LOW_WATER);
+	uint64_t high, low;
+	char why[512];
+
+	/* A value already reported as bad is not compared. */
+	if (check_value(&options[OPT_HIGH_WATER], hv, why, sizeof(why)) < 0 ||
+	    check_value(&options[OPT_LOW_WATER], lv, why, sizeof(why)) < 0 ||
+	    conf_parse_size(hv, &high) < 0 || conf_parse_size(lv, &low) < 0 ||
+	    low < high)
+		return;
+	report(ld, line_of(ld, OPT_LOW_WATER, OPT_HIGH_WATER),
+	    options[OPT_LOW_WATER].shown, "%llu bytes is not below "
+	    "output_high_water, %llu bytes (expected low < high)",
+	    (unsigned long long)low, (unsigned long long)high);
+}
+
+static void
+check_auth(struct load *ld, cfg_t *cfg)
+{
+	const char *file = value_of(cfg, OPT_AUTH_USERS_FILE);
+	int required;
+
+	if (keyword_find(bool_words, value_of(cfg, OPT_AUTH_REQUIRED),
+	    &required) < 0 || !required || (file != NULL && *file != '\0'))
+		return;
+	report(ld, line_of(ld, OPT_AUTH_REQUIRED, OPT_AUTH_USERS_FILE),
+	    options[OPT_AUTH_REQUIRED].shown, "true without a users file "
+	    "(expected users_file = \"/path\" in the auth section)");
+}
+
+/*
+ * Only root can change identity, so only root needs the user and group to
+ * exist: a goprod started by another user runs as that user whatever
+ * these say, and its tests and its -t must not depend on /etc/passwd.
+ */
+static void
+check_identity(struct load *ld, cfg_t *cfg)
+{
+	const char *user = value_of(cfg, OPT_USER);
+	const char *group = value_of(cfg, OPT_GROUP);
+	char q[QUOTE_MAX + 1];
+
+	if (geteuid() != 0)
+		return;
+	if (user != NULL && *user != '\0' && getpwnam(user) == NULL)
+		report(ld, ld->line[OPT_USER], "user", "no such user \"%s\"%s "
+		    "(expected an existing user, or \"\" to keep running as "
+		    "root)", quote(user, q, sizeof(q)),
+		    ld->line[OPT_USER] > 0 ? "" : ", the default");
+	if (group != NULL && *group != '\0' && getgrnam(group) == NULL)
+		report(ld, ld->line[OPT_GROUP], "group", "no such group \"%s\"%s "
+		    "(expected an existing group, or \"\" for the user's "
+		    "group)", quote(group, q, sizeof(q)),
+		    ld->line[OPT_GROUP] > 0 ? "" : ", the default");
+}
+
+static void
+check_relations(struct load *ld, cfg_t *cfg)
+{
+	if (cfg_size(cfg, "listen") == 0)
+		report(ld, ld->line[OPT_LISTEN], "listen", "empty list "
+		    "(expected at least one host:port)");
+	check_water(ld, cfg);
+	check_auth(ld, cfg);
+	check_identity(ld, cfg);
+}
+
+/* ------------------------------------------------------------ the copy */
+
+/* After the parse every value is known good: these cannot fail. */
+static uint64_t
+uint_of(cfg_t *cfg, enum option_id id)
+{
+	uint64_t v = 0;
+
+	if (options[id].kind == KIND_SIZE)
+		conf_parse_size(value_of(cfg, id), &v);
+	else
+		parse_uint(value_of(cfg, id), &v);
+	return v;
+}
+
+static double
+double_of(cfg_t *cfg, enum option_id id)
+{
+	const char *end;
+	double v = 0;
+
+	if (options[id].kind == KIND_RATE)
+		parse_decimal(value_of(cfg, id), &end, &v);
+	else
+		conf_parse_time(value_of(cfg, id), &v);
+	return v;
+}
+
+static int
+keyword_of(cfg_t *cfg, enum option_id id, const struct keyword *k)
+{
+	int v = 0;
+
+	keyword_find(k, value_of(cfg, id), &v);
+	return v;
+}
+
+/* strdup that keeps NULL; "" becomes NULL when empty_is_null. */
+static int
+dup_value(char **dst, const char *s, bool empty_is_null)
+{
+	*dst = NULL;
+	if (s == NULL || (empty_is_null && *s == '\0'))
+		return 0;
+	return (*dst = strdup(s)) == NULL ? -1 : 0;
+}
+
+static unsigned
+workers_of(cfg_t *cfg, bool *is_auto)
+{
+	long n;
+
+	*is_auto = strcasecmp(value_of(cfg, OPT_WORKERS), "auto") == 0;
+	if (!*is_auto)
+		return (unsigned)uint_of(cfg, OPT_WORKERS);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	return n > CONF_MAX_WORKERS ? CONF_MAX_WORKERS : (unsigned)n;
+}
+
+static int
+copy_listen(const struct load *ld, cfg_t *cfg, struct gopro_conf *c)
+{
+	size_t i;
+
+	c->nlisten = cfg_size(cfg, "listen");
+	for (i = 0; i < c->nlisten; i++) {
+		c->listen[i].addr = ld->listen_addr[i];
+		c->listen[i].addrlen = ld->listen_len[i];
+		if (dup_value(&c->listen[i].text, cfg_getnstr(cfg, "listen",
+		    (unsigned)i), false) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+copy_log(cfg_t *cfg, struct gopro_conf *c)
+{
+	const char *log = value_of(cfg, OPT_LOG);
+
+	c->log_level = keyword_of(cfg, OPT_LOG_LEVEL, level_words);
+	if (strcmp(log, "stderr") == 0)
+		c->log_target = LOG_TARGET_STDERR;
+	else if (strcmp(log, "syslog") == 0)
+		c->log_target = LOG_TARGET_SYSLOG;
+	else {
+		c->log_target = LOG_TARGET_FILE;
+		return dup_value(&c->log_file, log + strlen("file:"), false);
+	}
+	return 0;
+}
+
+static void
+copy_numbers(cfg_t *cfg, struct gopro_conf *c)
+{
+	c->backlog = (int)uint_of(cfg, OPT_BACKLOG);
+	c->workers = workers_of(cfg, &c->workers_auto);
+	c->cpu_affinity = keyword_of(cfg, OPT_AFFINITY, affinity_words);
+	c->idle_timeout = double_of(cfg, OPT_IDLE_TIMEOUT);
+	c->frame_timeout = double_of(cfg, OPT_FRAME_TIMEOUT);
+	c->send_timeout = double_of(cfg, OPT_SEND_TIMEOUT);
+	c->drain_timeout = double_of(cfg, OPT_DRAIN_TIMEOUT);
+	c->goaway_grace = double_of(cfg, OPT_GOAWAY_GRACE);
+	c->max_body = (uint32_t)uint_of(cfg, OPT_MAX_BODY);
+	c->max_connections = (unsigned)uint_of(cfg, OPT_MAX_CONNECTIONS);
+	c->output_high_water = (size_t)uint_of(cfg, OPT_HIGH_WATER);
+	c->output_low_water = (size_t)uint_of(cfg, OPT_LOW_WATER);
+	c->auth.required = keyword_of(cfg, OPT_AUTH_REQUIRED, bool_words);
+	c->auth.max_attempts = (unsigned)uint_of(cfg, OPT_AUTH_MAX_ATTEMPTS);
+	c->auth.login_rate = double_of(cfg, OPT_AUTH_LOGIN_RATE);
+	c->auth.login_burst = (unsigned)uint_of(cfg, OPT_AUTH_LOGIN_BURST);
+	c->auth.threads = (unsigned)uint_of(cfg, OPT_AUTH_THREADS);
+}
+
+static int
+copy_strings(cfg_t *cfg, struct gopro_conf *c)
+{
+	if (dup_value(&c->user, value_of(cfg, OPT_USER), false) < 0 ||
+	    dup_value(&c->group, value_of(cfg, OPT_GROUP), false) < 0 ||
+	    dup_value(&c->pid_file, value_of(cfg, OPT_PID_FILE), false) < 0 ||
+	    dup_value(&c->stats_file, value_of(cfg, OPT_STATS_FILE),
+	    false) < 0 ||
+	    dup_value(&c->control_socket, value_of(cfg, OPT_CONTROL_SOCKET),
+	    false) < 0 ||
+	    dup_value(&c->metrics_listen, value_of(cfg, OPT_METRICS_LISTEN),
+	    true) < 0 ||
+	    dup_value(&c->auth.users_file, value_of(cfg, OPT_AUTH_USERS_FILE),
+	    true) < 0 ||
+	    dup_value(&c->message_prefix, value_of(cfg, OPT_MESSAGE_PREFIX),
+	    false) < 0)
+		return -1;
+	c->message_prefix_len = strlen(c->message_prefix);
+	return 0;
+}
+
+static struct gopro_conf *
+copy_conf(struct load *ld, cfg_t *cfg, const char *path)
+{
+	struct gopro_conf *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto oom;
+	copy_numbers(cfg, c);
+	if (dup_value(&c->path, path, false) < 0 ||
+	    copy_listen(ld, cfg, c) < 0 || copy_log(cfg, c) < 0 ||
+	    copy_strings(cfg, c) < 0)
+		goto oom;
+	return c;
+oom:
+	report(ld, 0, NULL, "out of memory");
+	conf_free(c);
+	return NULL;
+}
+
+int
+conf_load(const char *path, struct gopro_conf **out, char *err,
+    size_t errlen)
+{
+	struct load ld;
+	struct gopro_conf *conf = NULL;
+	cfg_t *cfg = NULL;
+	FILE *fp = NULL;
+	int rc;
+
+	*out = NULL;
+	memset(&ld, 0, sizeof(ld));
+	ld.path = path != NULL ? path : "(null)";
+	ld.err = err;
+	ld.errlen = err != NULL ? errlen : 0;
+	if (ld.errlen > 0)
+		err[0] = '\0';
+	current = &ld;
+	if (path == NULL || (fp = open_conf(&ld, path)) == NULL ||
+	    (cfg = cfg_new(&ld)) == NULL)
+		goto done;
+	if ((cfg->filename = strdup(path)) == NULL) {
+		report(&ld, 0, NULL, "out of memory");
+		goto done;
+	}
+	rc = cfg_parse_fp(cfg, fp);
+	if (rc != CFG_SUCCESS && ld.nerrors == 0)
+		report(&ld, 0, NULL, "cannot parse: %s", strerror(errno));
+	if (rc == CFG_SUCCESS)
+		check_relations(&ld, cfg);
+	if (ld.nerrors == 0)
+		conf = copy_conf(&ld, cfg, path);
+done:
+	finish_errors(&ld);
+	current = NULL;
+	if (cfg != NULL)
+		cfg_free(cfg);
+	if (fp != NULL)
+		fclose(fp);
+	*out = conf;
+	return conf != NULL ? 0 : -1;
+}
+
+void
+conf_free(struct gopro_conf *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->nlisten; i++)
+		free(c->listen[i].text);
+	free(c->path);
+	free(c->user);
+	free(c->group);
+	free(c->pid_file);
+	free(c->stats_file);
+	free(c->control_socket);
+	free(c->metrics_listen);
+	free(c->log_file);
+	free(c->message_prefix);
+	free(c->auth.users_file);
+	free(c);
+}
+
+/* ------------------------------------------------------------ restart */
+
+static bool
+differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+static void
+add_name(char *buf, size_t len, const char *name)
+{
+	size_t used = strlen(buf);
+
+	snprintf(buf + used, len - used, "%s%s", used ? ", " : "", name);
+}
+
+void
+conf_restart_needed(const struct gopro_conf *a, const struct gopro_conf *b,
+    char *buf, size_t len)
+{
+	if (buf == NULL || len == 0)
+		return;
+	buf[0] = '\0';
+	if (a == NULL || b == NULL)
+		return;
+	if (differs(a->user, b->user))
+		add_name(buf, len, "user");
+	if (differs(a->group, b->group))
+		add_name(buf, len, "group");
+	if (differs(a->pid_file, b->pid_file))
+		add_name(buf, len, "pid_file");
+	if (differs(a->stats_file, b->stats_file))
+		add_name(buf, len, "stats_file");
+	if (differs(a->control_socket, b->control_socket))
+		add_name(buf, len, "control_socket");
+	if (differs(a->metrics_listen, b->metrics_listen))
+		add_name(buf, len, "metrics_listen");
+	if (a->log_target != b->log_target ||
+	    (a->log_target == LOG_TARGET_FILE &&
+	    differs(a->log_file, b->log_file)))
+		add_name(buf, len, "log");
+}
