@@ -1300,3 +1300,21 @@ conf_restart_needed(const struct gopro_conf *a, const struct gopro_conf *b,
 	    differs(a->log_file, b->log_file)))
 		add_name(buf, len, "log");
 }
+
+/* ------------------------------------------------------------ option names */
+
+/*
+ * The names of every option, read from OPTIONS itself so that a new option
+ * cannot be left out of the list: "listen", ..., "auth.required", ....
+ * tests/test_docs.c checks each against gopro.conf(5) and etc/gopro.conf.
+ */
+const char *const *
+conf_option_names(void)
+{
+	static const char *names[OPT_COUNT + 1];
+
+	if (names[0] == NULL)
+		for (size_t i = 0; i < OPT_COUNT; i++)
+			names[i] = options[i].shown;
+	return names;
+}

@@ -81,6 +81,12 @@ void conf_free(struct gopro_conf *conf);
 void conf_restart_needed(const struct gopro_conf *a,
     const struct gopro_conf *b, char *buf, size_t len);
 
+/*
+ * Every option the parser accepts, NULL-terminated, as shown in messages:
+ * "listen", ..., "auth.required" for the options of the auth section.
+ */
+const char *const *conf_option_names(void);
+
 /* Unit parsers, exposed for the tests: 0 on success, -1 on bad input. */
 int conf_parse_size(const char *s, uint64_t *bytes);   /* "10M", "512k", "42" */
 int conf_parse_time(const char *s, double *seconds);   /* "60s", "5m", "250ms", "0" */
