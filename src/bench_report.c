@@ -13,6 +13,7 @@
 
 static const double percentiles[] = { 50.0, 90.0, 99.0, 99.9 };
 static const char *const percentile_keys[] = { "p50", "p90", "p99", "p99_9" };
+static const char *const percentile_labels[] = { "p50", "p90", "p99", "p99.9" };
 #define NPERCENTILES (sizeof(percentiles) / sizeof(percentiles[0]))
 
 uint64_t
@@ -116,7 +117,7 @@ text_latency(FILE *f, const struct bench_hist *h)
 {
 	fprintf(f, "latency     ");
 	for (size_t i = 0; i < NPERCENTILES; i++)
-		fprintf(f, "%s %.3f ms  ", percentile_keys[i],
+		fprintf(f, "%s %.3f ms  ", percentile_labels[i],
 		    (double)bench_hist_percentile(h, percentiles[i]) / 1e6);
 	fprintf(f, "max %.3f ms  mean %.3f ms\n", (double)h->max / 1e6,
 	    bench_hist_mean(h) / 1e6);
