@@ -213,10 +213,30 @@ cmd_stats(struct ctx *c, int argc, char **argv)
 
 /* ------------------------------------------------------------ status */
 
+/* A zombie has exited; only its parent has not collected it yet. */
+static bool
+pid_zombie(pid_t pid)
+{
+	char path[64], buf[256], *paren;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) S ...": comm may hold spaces and parentheses. */
+	paren = strrchr(buf, ')');
+	return paren != NULL && paren[1] == ' ' && paren[2] == 'Z';
+}
+
 static bool
 pid_alive(pid_t pid)
 {
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM) &&
+	    !pid_zombie(pid);
 }
 
 static int
@@ -361,30 +381,38 @@ stop_pid(const struct gopro_conf *conf, const char *reply)
 	return daemon_read_pidfile(conf->pid_file);
 }
 
-static int
-cmd_stop(struct ctx *c, int argc, char **argv)
+static void
+stop_options(int argc, char **argv, bool *now, double *timeout)
 {
 	static const struct option longopts[] = {
 		{ "now", no_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct gopro_conf *conf;
-	char reply[CTL_REPLY_MAX];
-	double timeout = STOP_TIMEOUT;
-	bool now = false;
-	pid_t pid;
-	int ch, rc, e;
+	int ch;
 
 	while ((ch = getopt_long(argc, argv, "+t:", longopts, NULL)) != -1) {
 		if (ch == 't')
-			timeout = parse_seconds(optarg, "-t", 0);
+			*timeout = parse_seconds(optarg, "-t", 0);
 		else if (ch == 'N')
-			now = true;
+			*now = true;
 		else
 			usage();
 	}
 	if (optind != argc)
 		usage();
+}
+
+static int
+cmd_stop(struct ctx *c, int argc, char **argv)
+{
+	const struct gopro_conf *conf;
+	char reply[CTL_REPLY_MAX];
+	double timeout = STOP_TIMEOUT;
+	bool now = false;
+	pid_t pid;
+	int rc, e;
+
+	stop_options(argc, argv, &now, &timeout);
 	conf = need_conf(c);
 	rc = ctl_call(conf->control_socket, now ? "stop now" : "stop", reply,
 	    sizeof(reply), CTL_TIMEOUT);
@@ -469,7 +497,17 @@ struct ping {
 	double min, max, sum;
 };
 
-/* One heartbeat whose reply must be the same frame: 1 on success. */
+static bool
+same_heartbeat(const struct gopro_frame *f, const uint8_t *body, size_t len)
+{
+	return f->header.command == GOPRO_CMD_HEARTBEAT &&
+	    f->header.length == len && memcmp(f->body, body, len) == 0;
+}
+
+/*
+ * One heartbeat whose reply must be the same frame, byte for byte: 1 when
+ * it was, 0 for a lost reply (go on), -1 when the connection is unusable.
+ */
 static int
 ping_once(int fd, struct ping *p, long seq)
 {
@@ -491,9 +529,7 @@ ping_once(int fd, struct ping *p, long seq)
 		warnx("%s: seq=%ld: %s", p->addr, seq, client_result_text(rc));
 		return rc == CLIENT_TIMEOUT || rc == CLIENT_TOO_LARGE ? 0 : -1;
 	}
-	if (f.header.command != GOPRO_CMD_HEARTBEAT ||
-	    f.header.length != sizeof(body) ||
-	    memcmp(f.body, body, sizeof(body)) != 0) {
+	if (!same_heartbeat(&f, body, sizeof(body))) {
 		warnx("%s: seq=%ld: reply is a %s frame of %u bytes, not the "
 		    "heartbeat sent", p->addr, seq,
 		    gopro_command_name(f.header.command), f.header.length);

@@ -1,0 +1,226 @@
+/*
+ * test_goproctl.c - integration tests of goproctl against a real goprod:
+ * exact counters in `stats --json` for traffic of known size, totals that
+ * do not go down when a worker is killed or on reload, `status`, `reload`
+ * with a good and a broken configuration, `--prometheus` through promtool,
+ * `stop`, and `ping` against a stopped server.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+/* Run goproctl -c conf ARGS; output (stdout and stderr) in *out. */
+static int
+ctl(const struct goprod *g, char **out, const char *fmt, ...)
+{
+	char args[512], cmd[1024];
+	size_t len = 0, cap = 1 << 20;
+	va_list ap;
+	FILE *p;
+	int status;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "%s -c %s %s 2>&1",
+	    harness_program("GOPROCTL"), g->conf_path, args);
+	*out = malloc(cap);
+	assert_non_null(*out);
+	assert_non_null(p = popen(cmd, "r"));
+	len = fread(*out, 1, cap - 1, p);
+	(*out)[len] = '\0';
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A counter of the "totals" object (the first occurrence of the name). */
+static uint64_t
+json_total(const char *json, const char *name)
+{
+	char key[96];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\"%s\": ", name);
+	p = strstr(json, key);
+	if (p == NULL)
+		fail_msg("%s not in:\n%s", name, json);
+	return strtoull(p + strlen(key), NULL, 10);
+}
+
+static uint64_t
+total_now(const struct goprod *g, const char *name)
+{
+	char *out;
+	uint64_t v;
+
+	assert_int_equal(ctl(g, &out, "stats --json"), 0);
+	v = json_total(out, name);
+	free(out);
+	return v;
+}
+
+static void
+send_frame(int fd, uint8_t cmd, const char *body)
+{
+	uint8_t buf[256];
+
+	harness_write(fd, buf, gopro_frame_write(buf, sizeof(buf), cmd, body,
+	    strlen(body)));
+}
+
+static void
+heartbeat(int fd)
+{
+	send_frame(fd, GOPRO_CMD_HEARTBEAT, "");
+	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, NULL, 0);
+}
+
+/* A goprod per test, stopped by the teardown even when the test fails. */
+static int
+setup(void **state)
+{
+	struct goprod *g = calloc(1, sizeof(*g));
+
+	assert_non_null(g);
+	harness_start(g, NULL);
+	*state = g;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct goprod *g = *state;
+
+	harness_stop(g);
+	free(g);
+	return 0;
+}
+
+static void
+test_exact_counters(void **state)
+{
+	struct goprod g = *(struct goprod *)*state;
+	uint8_t buf[256];
+	struct gopro_frame f;
+	uint64_t hb0, msg0, bytes0, bad0;
+	int fd;
+
+	hb0 = total_now(&g, "frames_received_heartbeat");
+	msg0 = total_now(&g, "frames_received_message");
+	bytes0 = total_now(&g, "bytes_received");
+	bad0 = total_now(&g, "errors_bad_magic");
+	fd = harness_connect(&g);
+	for (int i = 0; i < 3; i++)
+		heartbeat(fd);
+	send_frame(fd, GOPRO_CMD_MESSAGE, "hello");
+	assert_true(harness_read_frame(fd, buf, sizeof(buf), &f, 5) > 0);
+	assert_int_equal(f.header.command, GOPRO_CMD_MESSAGE);
+	harness_write(fd, "XXXXXXXX", 8);
+	harness_expect_error(fd, GOPRO_ERR_BAD_MAGIC);
+	close(fd);
+	harness_sleep(0.2);
+	assert_int_equal(total_now(&g, "frames_received_heartbeat"), hb0 + 3);
+	assert_int_equal(total_now(&g, "frames_received_message"), msg0 + 1);
+	assert_int_equal(total_now(&g, "errors_bad_magic"), bad0 + 1);
+	/* 3 x 8 header bytes, 8 + 5 for the message, 8 bad bytes. */
+	assert_int_equal(total_now(&g, "bytes_received"), bytes0 + 24 + 13 + 8);
+}
+
+static void
+test_kill9_and_reload_keep_totals(void **state)
+{
+	struct goprod g = *(struct goprod *)*state;
+	uint64_t before;
+	pid_t pid, fresh = 0;
+	char *out;
+	int fd;
+
+	fd = harness_connect(&g);
+	for (int i = 0; i < 5; i++)
+		heartbeat(fd);
+	close(fd);
+	before = total_now(&g, "frames_received_heartbeat");
+	assert_int_equal(harness_worker_pids(&g, &pid, 1), 1);
+	kill(pid, SIGKILL);
+	for (double t0 = harness_now(); harness_now() - t0 < 5 && fresh == 0;
+	    harness_sleep(0.02))
+		if (harness_worker_pids(&g, &fresh, 1) != 1 || fresh == pid)
+			fresh = 0;
+	assert_true(fresh > 0);
+	assert_true(total_now(&g, "frames_received_heartbeat") >= before);
+	assert_int_equal(ctl(&g, &out, "stats --json"), 0);
+	assert_non_null(strstr(out, "\"restarts\": 1"));
+	free(out);
+
+	assert_int_equal(ctl(&g, &out, "reload"), 0);
+	assert_non_null(strstr(out, "reloaded: generation 2"));
+	free(out);
+	assert_true(total_now(&g, "frames_received_heartbeat") >= before);
+}
+
+static void
+test_status_reload_broken_stop_ping(void **state)
+{
+	struct goprod *gp = *state, g = *gp;
+	char *out;
+
+	assert_int_equal(ctl(&g, &out, "status"), 0);
+	assert_non_null(strstr(out, "healthy: all 1 workers running"));
+	free(out);
+	assert_int_equal(ctl(&g, &out, "ping -n 2 -i 0.01"), 0);
+	assert_non_null(strstr(out, "2 heartbeats sent, 2 received"));
+	free(out);
+
+	harness_rewrite_conf(&g, "workers = banana");
+	assert_int_equal(ctl(&g, &out, "reload"), 1);
+	assert_non_null(strstr(out, "workers"));
+	assert_non_null(strstr(out, g.conf_path));
+	free(out);
+	harness_rewrite_conf(&g, NULL);
+
+	if (access("/usr/bin/promtool", X_OK) == 0) {
+		char cmd[1024];
+
+		snprintf(cmd, sizeof(cmd), "%s -c %s stats --prometheus | "
+		    "/usr/bin/promtool check metrics", harness_program("GOPROCTL"),
+		    g.conf_path);
+		assert_int_equal(system(cmd), 0);
+	} else
+		print_message("promtool not found: Prometheus check skipped\n");
+
+	assert_int_equal(ctl(&g, &out, "stop -t 20"), 0);
+	assert_non_null(strstr(out, "stopped"));
+	free(out);
+	assert_int_equal(harness_wait_exit(gp, 5), 0);
+	assert_int_not_equal(ctl(&g, &out, "ping -n 1 -W 1"), 0);
+	free(out);
+	assert_int_equal(ctl(&g, &out, "status"), 1);
+	free(out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_exact_counters, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_kill9_and_reload_keep_totals, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_status_reload_broken_stop_ping, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
