@@ -402,7 +402,9 @@ bconn_read(struct bconn *c)
 		}
 		n = read(c->fd, p, room);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			bconn_lost(c, c->rx.goaway || c->rx.doomed);
+			/* A GOAWAY or an ERROR frame announced the close. */
+			bconn_lost(c, c->rx.goaway || c->rx.doomed ||
+			    c->rx.last_error != 0);
 			return;
 		}
 		if (n < 0)
