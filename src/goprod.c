@@ -118,11 +118,14 @@ main(int argc, char **argv)
 	struct options o;
 	struct gopro_conf *conf;
 	struct master m;
-	char err[CONF_ERR_MAX];
+	char err[CONF_ERR_MAX], *abs_path;
 	int rc;
 
 	parse_options(argc, argv, &o);
 	log_init("goprod");
+	/* Reloads re-read the file after chdir("/"): keep an absolute path. */
+	if ((abs_path = realpath(o.conf_path, NULL)) != NULL)
+		o.conf_path = abs_path;
 	if (conf_load(o.conf_path, &conf, err, sizeof(err)) < 0) {
 		fprintf(stderr, "goprod: configuration errors:\n%s", err);
 		if (*err && err[strlen(err) - 1] != '\n')
@@ -132,9 +135,10 @@ main(int argc, char **argv)
 	if (o.check) {
 		rc = check_config(o.conf_path, conf);
 		conf_free(conf);
+		free(abs_path);
 		return rc;
 	}
 	start_logging(&o, conf);
-	master_init(&m, conf, o.foreground);
+	master_init(&m, conf, o.foreground, o.debug);
 	return master_run(&m);
 }

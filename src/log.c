@@ -93,6 +93,12 @@ log_set_procname(const char *name)
 	snprintf(log_procname, sizeof(log_procname), "%s", name);
 }
 
+void
+log_set_level(int level)
+{
+	log_level = level;
+}
+
 int
 log_get_level(void)
 {

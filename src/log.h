@@ -30,6 +30,8 @@ void log_reopen(void);
 /* Name of this process in every line: "master", "worker 2/g1", ... */
 void log_set_procname(const char *name);
 int log_get_level(void);
+/* Change the level of the current target (a reload). */
+void log_set_level(int level);
 void log_close(void);
 
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

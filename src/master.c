@@ -253,9 +253,10 @@ schedule_respawn(struct master *m, const struct worker_proc *p, int status)
 		s->fast_crashes++;
 	else
 		s->fast_crashes = 0;
-	if (s->fast_crashes > 0) {
-		delay = BACKOFF_FIRST * (double)(1u << (s->fast_crashes < 9 ?
-		    s->fast_crashes - 1 : 8));
+	/* The first crash is replaced at once; a crash loop backs off. */
+	if (s->fast_crashes > 1) {
+		delay = BACKOFF_FIRST * (double)(1u << (s->fast_crashes < 12 ?
+		    s->fast_crashes - 2 : 10));
 		if (delay > BACKOFF_MAX)
 			delay = BACKOFF_MAX;
 	}
@@ -412,8 +413,9 @@ handover_finish(struct master *m)
 {
 	ev_timer_stop(m->loop, &m->handover_timer);
 	m->handover = false;
-	signal_procs(m, SIGUSR2, is_old_generation);
+	/* Sockets the new generation dropped: the old workers hold the last copies. */
 	sockets_close(m->retired_fds);
+	signal_procs(m, SIGUSR2, is_old_generation);
 	daemon_notify("READY=1");
 }
 
@@ -449,6 +451,8 @@ reload_apply(struct master *m, struct gopro_conf *nc,
 	memcpy(m->retired_fds, m->fds, sizeof(m->fds));
 	memcpy(m->fds, fds, sizeof(m->fds));
 	keep_restart_options(m->conf, nc);
+	if (!m->log_level_fixed)
+		log_set_level(nc->log_level);
 	conf_free(m->conf);
 	m->conf = nc;
 	m->nlisten = nc->nlisten;
@@ -807,7 +811,8 @@ master_make_dirs(struct master *m)
 }
 
 void
-master_init(struct master *m, struct gopro_conf *conf, bool foreground)
+master_init(struct master *m, struct gopro_conf *conf, bool foreground,
+    bool debug)
 {
 	char err[CONF_ERR_MAX];
 
@@ -816,6 +821,7 @@ master_init(struct master *m, struct gopro_conf *conf, bool foreground)
 	m->loop = EV_DEFAULT;
 	m->conf = conf;
 	m->foreground = foreground;
+	m->log_level_fixed = debug;
 	m->generation = 1;
 	m->nlisten = conf->nlisten;
 	m->nslots = conf->workers;

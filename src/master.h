@@ -38,6 +38,7 @@ struct master {
 	struct gopro_conf *conf;
 	unsigned generation;
 	bool foreground;
+	bool log_level_fixed;   /* -d given: reloads keep debug logging */
 
 	/* fds[a][s]: the socket of listen address a for worker slot s. */
 	int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS];
@@ -73,7 +74,8 @@ struct master {
  * Set up everything that can fail before daemonizing: sockets, stats,
  * control socket.  Exits with a message on failure.
  */
-void master_init(struct master *m, struct gopro_conf *conf, bool foreground);
+void master_init(struct master *m, struct gopro_conf *conf, bool foreground,
+    bool debug);
 /* Write the pid file, drop privileges, fork the workers, run; returns the exit code. */
 int master_run(struct master *m);
 

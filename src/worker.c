@@ -278,11 +278,14 @@ worker_drain(struct worker *w, uint16_t reason)
 
 	if (w->draining)
 		return;
-	/* On shutdown, take whatever already waits in the accept queue. */
-	if (reason == GOPRO_GOAWAY_SHUTDOWN)
-		for (size_t i = 0; i < w->nlisteners; i++)
-			while (accept_batch(w, w->listeners[i].fd, 1024) > 0)
-				;
+	/*
+	 * Take whatever already waits in the accept queue: those clients get
+	 * GOAWAY rather than a reset if this was the socket's last holder
+	 * (shutdown, or a slot or address that a reload removed).
+	 */
+	for (size_t i = 0; i < w->nlisteners; i++)
+		while (accept_batch(w, w->listeners[i].fd, 1024) > 0)
+			;
 	w->draining = true;
 	w->goaway_reason = reason;
 	worker_set_state(w, STATS_STATE_DRAINING);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -24,6 +25,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "stats_format.h"
 
 #define START_TIMEOUT 10.0
 #define STOP_TIMEOUT 15.0
@@ -166,7 +168,10 @@ harness_start(struct goprod *g, const char *extra)
 		int null = open("/dev/null", O_RDWR);
 		int log = open(g->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
 		dup2(log, STDERR_FILENO);
+		/* A test that dies must not leave its server behind. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		execl(goprod, "goprod", "-f", "-c", g->conf_path, (char *)NULL);
 		_exit(127);
 	}
@@ -367,43 +372,41 @@ harness_expect_error(int fd, uint16_t code)
 
 /* ------------------------------------------------------------ stats */
 
-void
-harness_totals(const struct goprod *g, struct stats_values *total)
+/* Fails the test when the segment cannot be read. */
+static void
+take_snapshot(const struct goprod *g, struct stats_snap *snap)
 {
 	struct stats_segment seg;
-	struct stats_header hdr;
-	struct stats_entry *e;
 	char err[256];
 
 	if (stats_open(&seg, g->stats_path, err, sizeof(err)) < 0)
 		fail_msg("%s", err);
-	e = calloc(seg.hdr->nentries, sizeof(*e));
-	assert_non_null(e);
-	assert_int_equal(stats_snapshot(&seg, &hdr, e, seg.hdr->nentries), 0);
-	stats_total(&hdr, e, hdr.nentries, total);
-	free(e);
+	assert_int_equal(stats_snap_take(&seg, snap), 0);
 	stats_close(&seg);
+}
+
+void
+harness_totals(const struct goprod *g, struct stats_values *total)
+{
+	struct stats_snap snap;
+
+	take_snapshot(g, &snap);
+	*total = snap.total;
+	stats_snap_free(&snap);
 }
 
 int
 harness_worker_pids(const struct goprod *g, pid_t *pids, int max)
 {
-	struct stats_segment seg;
-	struct stats_header hdr;
-	struct stats_entry *e;
-	char err[256];
+	struct stats_snap snap;
 	int n = 0;
 
-	if (stats_open(&seg, g->stats_path, err, sizeof(err)) < 0)
-		fail_msg("%s", err);
-	e = calloc(seg.hdr->nentries, sizeof(*e));
-	assert_non_null(e);
-	assert_int_equal(stats_snapshot(&seg, &hdr, e, seg.hdr->nentries), 0);
-	for (unsigned i = 0; i < hdr.nentries && n < max; i++)
-		if (e[i].state == STATS_STATE_RUNNING && e[i].pid > 0)
-			pids[n++] = e[i].pid;
-	free(e);
-	stats_close(&seg);
+	take_snapshot(g, &snap);
+	for (unsigned i = 0; i < snap.hdr.nentries && n < max; i++)
+		if (snap.entries[i].state == STATS_STATE_RUNNING &&
+		    snap.entries[i].pid > 0)
+			pids[n++] = snap.entries[i].pid;
+	stats_snap_free(&snap);
 	return n;
 }
 
