@@ -119,7 +119,7 @@ main(int argc, char **argv)
 	struct gopro_conf *conf;
 	struct master m;
 	char err[CONF_ERR_MAX], *abs_path;
-	int rc;
+	int rc = 1;
 
 	parse_options(argc, argv, &o);
 	log_init("goprod");
@@ -130,15 +130,17 @@ main(int argc, char **argv)
 		fprintf(stderr, "goprod: configuration errors:\n%s", err);
 		if (*err && err[strlen(err) - 1] != '\n')
 			fputc('\n', stderr);
-		return 1;
+		goto done;
 	}
 	if (o.check) {
 		rc = check_config(o.conf_path, conf);
 		conf_free(conf);
-		free(abs_path);
-		return rc;
+		goto done;
 	}
 	start_logging(&o, conf);
 	master_init(&m, conf, o.foreground, o.debug);
-	return master_run(&m);
+	rc = master_run(&m);
+done:
+	free(abs_path);
+	return rc;
 }

@@ -236,6 +236,9 @@ harness_stop(struct goprod *g)
 			g->pid = 0;
 		}
 	}
+	/* A failed stop is a finding: show what the server said. */
+	if (status != 0)
+		dump_log(g);
 	remove_dir(g->dir);
 	return status;
 }
