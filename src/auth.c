@@ -934,3 +934,14 @@ auth_ratelimit_free(struct auth_ratelimit *rl)
 	free(rl->v);
 	free(rl);
 }
+
+int
+auth_users_check(const char *path, char *err, size_t errlen)
+{
+	struct auth_users *users = auth_users_load(path, err, errlen);
+
+	if (users == NULL)
+		return -1;
+	auth_users_unref(users);
+	return 0;
+}

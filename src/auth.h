@@ -29,6 +29,8 @@ struct auth_users *auth_users_load(const char *path, char *err,
 /* The same as auth_users_unref: a users object is only ever freed by its
  * last reference, so a job still running keeps it alive. */
 void auth_users_free(struct auth_users *users);
+/* Load and drop path, for configuration checks; 0, or -1 with err. */
+int auth_users_check(const char *path, char *err, size_t errlen);
 size_t auth_users_count(const struct auth_users *users);
 
 /*

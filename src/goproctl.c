@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "client.h"
 #include "conf.h"
 #include "ctl.h"
@@ -450,6 +451,13 @@ cmd_check(struct ctx *c, int argc, char **argv)
 		fputs(errs, stderr);
 		if (errs[0] != '\0' && errs[strlen(errs) - 1] != '\n')
 			fputc('\n', stderr);
+		return 1;
+	}
+	/* The same checks as goprod -t: the users file must load too. */
+	if (conf->auth.users_file != NULL &&
+	    auth_users_check(conf->auth.users_file, errs, sizeof(errs)) < 0) {
+		fprintf(stderr, "%s\n", errs);
+		conf_free(conf);
 		return 1;
 	}
 	conf_free(conf);

@@ -85,15 +85,11 @@ static int
 check_config(const char *path, const struct gopro_conf *conf)
 {
 	char err[CONF_ERR_MAX];
-	struct auth_users *users;
 
-	if (conf->auth.users_file != NULL) {
-		users = auth_users_load(conf->auth.users_file, err, sizeof(err));
-		if (users == NULL) {
-			fprintf(stderr, "goprod: %s\n", err);
-			return 1;
-		}
-		auth_users_unref(users);
+	if (conf->auth.users_file != NULL &&
+	    auth_users_check(conf->auth.users_file, err, sizeof(err)) < 0) {
+		fprintf(stderr, "goprod: %s\n", err);
+		return 1;
 	}
 	printf("goprod: configuration file %s is ok\n", path);
 	return 0;
