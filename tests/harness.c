@@ -109,8 +109,8 @@ harness_rewrite_conf(struct goprod *g, const char *extra)
 }
 
 /* A heartbeat round trip: the server is up and a worker serves. */
-static bool
-server_answers(const struct goprod *g)
+bool
+harness_answers(const struct goprod *g)
 {
 	struct sockaddr_in sin;
 	uint8_t hb[8], reply[8];
@@ -146,21 +146,33 @@ dump_log(const struct goprod *g)
 void
 harness_start(struct goprod *g, const char *extra)
 {
-	const char *goprod = harness_program("GOPROD");
-	double deadline;
-	int status;
+	harness_start_port(g, harness_free_port(), extra);
+}
 
+void
+harness_prepare(struct goprod *g, int port, const char *extra)
+{
 	memset(g, 0, sizeof(*g));
 	snprintf(g->dir, sizeof(g->dir), "/tmp/gopro-test-XXXXXX");
 	if (mkdtemp(g->dir) == NULL)
 		fail_msg("mkdtemp: %s", strerror(errno));
-	g->port = harness_free_port();
+	g->port = port;
 	snprintf(g->addr, sizeof(g->addr), "127.0.0.1:%d", g->port);
 	snprintf(g->conf_path, sizeof(g->conf_path), "%s/gopro.conf", g->dir);
 	snprintf(g->stats_path, sizeof(g->stats_path), "%s/goprod.stats",
 	    g->dir);
 	snprintf(g->log_path, sizeof(g->log_path), "%s/goprod.log", g->dir);
 	write_conf(g, extra);
+}
+
+void
+harness_start_port(struct goprod *g, int port, const char *extra)
+{
+	const char *goprod = harness_program("GOPROD");
+	double deadline;
+	int status;
+
+	harness_prepare(g, port, extra);
 	g->pid = fork();
 	assert_true(g->pid >= 0);
 	if (g->pid == 0) {
@@ -183,7 +195,7 @@ harness_start(struct goprod *g, const char *extra)
 			fail_msg("goprod exited during start-up (status %d)",
 			    status);
 		}
-		if (server_answers(g))
+		if (harness_answers(g))
 			return;
 		harness_sleep(0.02);
 	}

@@ -33,6 +33,12 @@ int harness_free_port(void);
  * heartbeat.  Fails the test on error.
  */
 void harness_start(struct goprod *g, const char *extra);
+/* The same on a given port (for configs that list several addresses). */
+void harness_start_port(struct goprod *g, int port, const char *extra);
+/* Create the temp dir and write the config only (nothing is started). */
+void harness_prepare(struct goprod *g, int port, const char *extra);
+/* True when a heartbeat round trip succeeds right now. */
+bool harness_answers(const struct goprod *g);
 /* Rewrite the config file (same port and paths) with new extra lines. */
 void harness_rewrite_conf(struct goprod *g, const char *extra);
 /* SIGTERM, wait (bounded), SIGKILL if needed; returns the exit status. */

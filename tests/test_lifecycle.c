@@ -5,6 +5,7 @@
  * old one, SIGTERM drains and exits 0, and goprod -t judges config files.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -210,6 +214,122 @@ test_check_mode(void **state)
 	assert_non_null(strstr(out, "idle_timeout"));
 }
 
+/* Count RUNNING workers until want is reached or timeout; returns count. */
+static int
+wait_workers(const struct goprod *g, int want, double timeout)
+{
+	double t0 = harness_now();
+	pid_t pids[8];
+	int n;
+
+	do {
+		n = harness_worker_pids(g, pids, 8);
+		if (n == want)
+			return n;
+		harness_sleep(0.02);
+	} while (harness_now() - t0 < timeout);
+	return n;
+}
+
+/* SIGTTIN adds a worker on a new slot, SIGTTOU drains the last one. */
+static void
+test_ttin_ttou_change_worker_count(void **state)
+{
+	struct goprod g;
+	int fd;
+
+	harness_start(&g, NULL);
+	assert_int_equal(kill(g.pid, SIGTTIN), 0);
+	assert_int_equal(wait_workers(&g, 2, 3), 2);
+	assert_int_equal(kill(g.pid, SIGTTOU), 0);
+	assert_int_equal(wait_workers(&g, 1, 3), 1);
+	fd = harness_connect(&g);
+	send_frame(fd, GOPRO_CMD_HEARTBEAT, "n");
+	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "n", 1);
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/* Several listen addresses, IPv4 and IPv6, served by the same workers. */
+static void
+test_ipv4_and_ipv6_listeners(void **state)
+{
+	struct sockaddr_in6 sin6;
+	char extra[128];
+	struct goprod g;
+	int port = harness_free_port(), fd;
+
+	snprintf(extra, sizeof(extra), "listen = {\"127.0.0.1:%d\", "
+	    "\"[::1]:%d\"}\n", port, port);
+	harness_start_port(&g, port, extra);
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons((uint16_t)port);
+	sin6.sin6_addr = in6addr_loopback;
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin6, sizeof(sin6)), 0);
+	send_frame(fd, GOPRO_CMD_HEARTBEAT, "six");
+	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "six", 3);
+	close(fd);
+	fd = harness_connect(&g);
+	send_frame(fd, GOPRO_CMD_HEARTBEAT, "four");
+	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "four", 4);
+	close(fd);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/* Gone, or a zombie that nobody reaped (the daemon is not our child). */
+static bool
+process_gone(long pid)
+{
+	char path[64], stat[256];
+	FILE *f;
+	bool zombie = false;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return true;
+	if (fgets(stat, sizeof(stat), f) && strstr(stat, ") Z "))
+		zombie = true;
+	fclose(f);
+	return zombie;
+}
+
+/* Without -f: detach, write the pid file, serve, exit on SIGTERM. */
+static void
+test_daemon_mode(void **state)
+{
+	char cmd[512], pidfile[400];
+	struct goprod g;
+	long pid = 0;
+	double t0;
+	FILE *f;
+
+	harness_prepare(&g, harness_free_port(), NULL);
+	snprintf(cmd, sizeof(cmd), "'%s' -c '%s' </dev/null >/dev/null 2>&1",
+	    harness_program("GOPROD"), g.conf_path);
+	assert_int_equal(system(cmd), 0);
+	snprintf(pidfile, sizeof(pidfile), "%s/goprod.pid", g.dir);
+	for (t0 = harness_now(); harness_now() - t0 < 5; harness_sleep(0.02))
+		if ((f = fopen(pidfile, "r")) != NULL) {
+			if (fscanf(f, "%ld", &pid) != 1)
+				pid = 0;
+			fclose(f);
+			if (pid > 0 && harness_answers(&g))
+				break;
+		}
+	assert_true(pid > 1);
+	assert_true(harness_answers(&g));
+	assert_int_equal(kill((pid_t)pid, SIGTERM), 0);
+	for (t0 = harness_now(); harness_now() - t0 < 10; harness_sleep(0.02))
+		if (process_gone(pid))
+			break;
+	assert_true(process_gone(pid));
+	/* The master removed its pid file on the way out. */
+	assert_true(access(pidfile, F_OK) < 0);
+	harness_stop(&g);
+}
+
 int
 main(void)
 {
@@ -219,6 +339,9 @@ main(void)
 		cmocka_unit_test(test_reload_with_broken_config_keeps_old),
 		cmocka_unit_test(test_sigterm_drains_and_exits_zero),
 		cmocka_unit_test(test_check_mode),
+		cmocka_unit_test(test_ttin_ttou_change_worker_count),
+		cmocka_unit_test(test_ipv4_and_ipv6_listeners),
+		cmocka_unit_test(test_daemon_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
