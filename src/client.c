@@ -19,35 +19,15 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "iowait.h"
 
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* CLIENT_OK when fd is ready, CLIENT_TIMEOUT or CLIENT_ERROR. */
+/* iowait_fd's answer as a client result. */
 static int
-wait_fd(int fd, short events, double deadline)
+wait_result(int rc)
 {
-	struct pollfd p = { .fd = fd, .events = events };
-
-	for (;;) {
-		double left = deadline - now_mono();
-		int rc;
-
-		if (left <= 0)
-			return CLIENT_TIMEOUT;
-		rc = poll(&p, 1, (int)(left * 1000) + 1);
-		if (rc > 0)
-			return CLIENT_OK;
-		if (rc < 0 && errno != EINTR)
-			return CLIENT_ERROR;
-	}
+	return rc > 0 ? CLIENT_OK : rc == 0 ? CLIENT_TIMEOUT : CLIENT_ERROR;
 }
+
 
 /* ------------------------------------------------------------ connect */
 
@@ -95,7 +75,7 @@ connect_one(const struct addrinfo *ai, double deadline)
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 		return fd;
 	if (errno == EINPROGRESS) {
-		int rc = wait_fd(fd, POLLOUT, deadline);
+		int rc = wait_result(iowait_fd(fd, POLLOUT, deadline));
 
 		if (rc == CLIENT_TIMEOUT)
 			soerr = ETIMEDOUT;
@@ -118,7 +98,7 @@ client_connect(const char *hostport, double timeout, char *err,
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 		.ai_flags = AI_NUMERICSERV }, *res, *ai;
-	double deadline = now_mono() + timeout;
+	double deadline = iowait_now() + timeout;
 	char host[256], port[16];
 	int rc, fd = -1;
 
@@ -162,7 +142,8 @@ write_all(int fd, const uint8_t *p, size_t len, double deadline)
 			len -= (size_t)n;
 		} else if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return CLIENT_ERROR;
-		else if ((rc = wait_fd(fd, POLLOUT, deadline)) != CLIENT_OK)
+		else if ((rc = wait_result(iowait_fd(fd, POLLOUT,
+		    deadline))) != CLIENT_OK)
 			return rc;
 	}
 	return CLIENT_OK;
@@ -172,7 +153,7 @@ int
 client_send_frame(int fd, uint8_t command, const void *body, size_t len,
     double timeout)
 {
-	double deadline = now_mono() + timeout;
+	double deadline = iowait_now() + timeout;
 	uint8_t hdr[GOPRO_HEADER_SIZE];
 	int rc;
 
@@ -204,7 +185,8 @@ read_exact(int fd, uint8_t *p, size_t len, double deadline)
 			return CLIENT_EOF;
 		else if (errno != EAGAIN && errno != EINTR)
 			return CLIENT_ERROR;
-		else if ((rc = wait_fd(fd, POLLIN, deadline)) != CLIENT_OK)
+		else if ((rc = wait_result(iowait_fd(fd, POLLIN,
+		    deadline))) != CLIENT_OK)
 			return rc;
 	}
 	return CLIENT_OK;
@@ -227,7 +209,7 @@ int
 client_read_frame(int fd, uint8_t *buf, size_t cap, struct gopro_frame *frame,
     double timeout)
 {
-	double deadline = now_mono() + timeout;
+	double deadline = iowait_now() + timeout;
 	uint32_t max_body;
 	size_t have = 0, need = GOPRO_HEADER_SIZE;
 	enum gopro_decode_status st;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "iowait.h"
 #include "log.h"
 
 #define CTL_CLIENTS_MAX 16
@@ -419,32 +420,6 @@ ctl_server_close_fds(struct ctl_server *s)
 
 /* ------------------------------------------------------------ client */
 
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Wait for events on fd until deadline: 1 ready, 0 timeout, -1 error. */
-static int
-wait_fd(int fd, short events, double deadline)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-
-	for (;;) {
-		double left = deadline - now_mono();
-		int rc;
-
-		if (left <= 0)
-			return 0;
-		rc = poll(&p, 1, (int)(left * 1000) + 1);
-		if (rc >= 0 || errno != EINTR)
-			return rc > 0 ? 1 : rc;
-	}
-}
 
 static int
 call_connect(const char *path)
@@ -487,7 +462,7 @@ call_send(int fd, const char *command, double deadline)
 			off += (size_t)n;
 		else if (errno != EAGAIN && errno != EINTR)
 			return -1;
-		else if (wait_fd(fd, POLLOUT, deadline) <= 0)
+		else if (iowait_fd(fd, POLLOUT, deadline) <= 0)
 			return errno = ETIMEDOUT, -1;
 	}
 	return 0;
@@ -511,7 +486,7 @@ call_receive(int fd, char *reply, size_t len, double deadline)
 			have += (size_t)n;
 		else if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return -1;
-		else if (n < 0 && wait_fd(fd, POLLIN, deadline) <= 0)
+		else if (n < 0 && iowait_fd(fd, POLLIN, deadline) <= 0)
 			return errno = ETIMEDOUT, -1;
 	}
 	reply[have] = '\0';
@@ -533,7 +508,7 @@ int
 ctl_call(const char *path, const char *command, char *reply, size_t len,
     double timeout)
 {
-	double deadline = now_mono() + timeout;
+	double deadline = iowait_now() + timeout;
 	int fd, rc = -1, saved;
 
 	if (len == 0) {

@@ -291,6 +291,16 @@ harness_write(int fd, const void *buf, size_t len)
 	}
 }
 
+void
+harness_send(int fd, uint8_t cmd, const char *body)
+{
+	uint8_t buf[GOPRO_HEADER_SIZE + 256];
+	size_t n = gopro_frame_write(buf, sizeof(buf), cmd, body, strlen(body));
+
+	assert_true(n > 0);
+	harness_write(fd, buf, n);
+}
+
 int
 harness_read_exact(int fd, void *buf, size_t len, double timeout)
 {

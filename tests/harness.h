@@ -52,6 +52,8 @@ const char *harness_program(const char *name);
 int harness_connect(const struct goprod *g);
 /* Write all of buf; fails the test on error. */
 void harness_write(int fd, const void *buf, size_t len);
+/* Send one frame whose body is a short string (up to 256 bytes). */
+void harness_send(int fd, uint8_t cmd, const char *body);
 /* Read exactly len bytes within timeout seconds: 0, or -1 on EOF/timeout. */
 int harness_read_exact(int fd, void *buf, size_t len, double timeout);
 /* Read one frame into buf (cap bytes); returns its size, -1 on EOF/timeout. */

@@ -70,18 +70,9 @@ total_now(const struct goprod *g, const char *name)
 }
 
 static void
-send_frame(int fd, uint8_t cmd, const char *body)
-{
-	uint8_t buf[256];
-
-	harness_write(fd, buf, gopro_frame_write(buf, sizeof(buf), cmd, body,
-	    strlen(body)));
-}
-
-static void
 heartbeat(int fd)
 {
-	send_frame(fd, GOPRO_CMD_HEARTBEAT, "");
+	harness_send(fd, GOPRO_CMD_HEARTBEAT, "");
 	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, NULL, 0);
 }
 
@@ -123,7 +114,7 @@ test_exact_counters(void **state)
 	fd = harness_connect(&g);
 	for (int i = 0; i < 3; i++)
 		heartbeat(fd);
-	send_frame(fd, GOPRO_CMD_MESSAGE, "hello");
+	harness_send(fd, GOPRO_CMD_MESSAGE, "hello");
 	assert_true(harness_read_frame(fd, buf, sizeof(buf), &f, 5) > 0);
 	assert_int_equal(f.header.command, GOPRO_CMD_MESSAGE);
 	harness_write(fd, "XXXXXXXX", 8);

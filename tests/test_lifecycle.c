@@ -23,15 +23,6 @@
 #include "harness.h"
 
 static void
-send_frame(int fd, uint8_t cmd, const char *body)
-{
-	uint8_t buf[256];
-
-	harness_write(fd, buf, gopro_frame_write(buf, sizeof(buf), cmd, body,
-	    strlen(body)));
-}
-
-static void
 expect_goaway(int fd, uint16_t reason)
 {
 	uint8_t buf[GOPRO_STATUS_FRAME_MAX];
@@ -71,7 +62,7 @@ test_kill9_worker_is_replaced(void **state)
 	harness_start(&g, NULL);
 	fd = harness_connect(&g);
 	for (int i = 0; i < 10; i++) {
-		send_frame(fd, GOPRO_CMD_HEARTBEAT, "x");
+		harness_send(fd, GOPRO_CMD_HEARTBEAT, "x");
 		harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "x", 1);
 	}
 	harness_totals(&g, &before);
@@ -83,7 +74,7 @@ test_kill9_worker_is_replaced(void **state)
 	close(fd);
 	/* ...and a new connection is served within a second. */
 	fd = harness_connect(&g);
-	send_frame(fd, GOPRO_CMD_HEARTBEAT, "y");
+	harness_send(fd, GOPRO_CMD_HEARTBEAT, "y");
 	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "y", 1);
 	assert_true(harness_now() - t0 < 1.0);
 	replacement = wait_new_worker(&g, worker, 2);
@@ -104,7 +95,7 @@ test_reload_changes_prefix_and_drains_old(void **state)
 
 	harness_start(&g, "message_prefix = \"v1: \"\ngoaway_grace = 2s\n");
 	old_fd = harness_connect(&g);
-	send_frame(old_fd, GOPRO_CMD_MESSAGE, "a");
+	harness_send(old_fd, GOPRO_CMD_MESSAGE, "a");
 	harness_expect_frame(old_fd, GOPRO_CMD_MESSAGE, "v1: a", 5);
 	harness_rewrite_conf(&g, "message_prefix = \"v2: \"\n"
 	    "goaway_grace = 2s\n");
@@ -112,10 +103,10 @@ test_reload_changes_prefix_and_drains_old(void **state)
 	/* The old connection is told to go away (reason 1, reload)... */
 	expect_goaway(old_fd, GOPRO_GOAWAY_RELOAD);
 	/* ...and is still served by the old generation until it goes. */
-	send_frame(old_fd, GOPRO_CMD_MESSAGE, "b");
+	harness_send(old_fd, GOPRO_CMD_MESSAGE, "b");
 	harness_expect_frame(old_fd, GOPRO_CMD_MESSAGE, "v1: b", 5);
 	new_fd = harness_connect(&g);
-	send_frame(new_fd, GOPRO_CMD_MESSAGE, "c");
+	harness_send(new_fd, GOPRO_CMD_MESSAGE, "c");
 	harness_expect_frame(new_fd, GOPRO_CMD_MESSAGE, "v2: c", 5);
 	/* With nothing pending, goaway_grace closes the old connection. */
 	assert_true(harness_wait_closed(old_fd, 5));
@@ -139,7 +130,7 @@ test_reload_with_broken_config_keeps_old(void **state)
 	assert_int_equal(harness_worker_pids(&g, &after, 1), 1);
 	assert_int_equal(before, after);
 	fd = harness_connect(&g);
-	send_frame(fd, GOPRO_CMD_MESSAGE, "a");
+	harness_send(fd, GOPRO_CMD_MESSAGE, "a");
 	harness_expect_frame(fd, GOPRO_CMD_MESSAGE, "v1: a", 5);
 	close(fd);
 	assert_int_equal(harness_stop(&g), 0);
@@ -165,7 +156,7 @@ test_sigterm_drains_and_exits_zero(void **state)
 		harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "z", 1);
 	expect_goaway(fd, GOPRO_GOAWAY_SHUTDOWN);
 	/* Still answered during the drain. */
-	send_frame(fd, GOPRO_CMD_HEARTBEAT, "late");
+	harness_send(fd, GOPRO_CMD_HEARTBEAT, "late");
 	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "late", 4);
 	close(fd);
 	status = harness_wait_exit(&g, 10);
@@ -244,7 +235,7 @@ test_ttin_ttou_change_worker_count(void **state)
 	assert_int_equal(kill(g.pid, SIGTTOU), 0);
 	assert_int_equal(wait_workers(&g, 1, 3), 1);
 	fd = harness_connect(&g);
-	send_frame(fd, GOPRO_CMD_HEARTBEAT, "n");
+	harness_send(fd, GOPRO_CMD_HEARTBEAT, "n");
 	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "n", 1);
 	close(fd);
 	assert_int_equal(harness_stop(&g), 0);
@@ -268,11 +259,11 @@ test_ipv4_and_ipv6_listeners(void **state)
 	sin6.sin6_port = htons((uint16_t)port);
 	sin6.sin6_addr = in6addr_loopback;
 	assert_int_equal(connect(fd, (struct sockaddr *)&sin6, sizeof(sin6)), 0);
-	send_frame(fd, GOPRO_CMD_HEARTBEAT, "six");
+	harness_send(fd, GOPRO_CMD_HEARTBEAT, "six");
 	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "six", 3);
 	close(fd);
 	fd = harness_connect(&g);
-	send_frame(fd, GOPRO_CMD_HEARTBEAT, "four");
+	harness_send(fd, GOPRO_CMD_HEARTBEAT, "four");
 	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "four", 4);
 	close(fd);
 	assert_int_equal(harness_stop(&g), 0);

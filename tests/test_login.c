@@ -62,15 +62,6 @@ send_login(int fd, const char *user, const char *password)
 }
 
 static void
-send_frame(int fd, uint8_t cmd, const char *body)
-{
-	uint8_t buf[256];
-
-	harness_write(fd, buf, gopro_frame_write(buf, sizeof(buf), cmd, body,
-	    strlen(body)));
-}
-
-static void
 start(struct goprod *g, const char *extra)
 {
 	char conf[1024];
@@ -89,9 +80,9 @@ test_required_login_flow(void **state)
 	start(&g, "login_rate = 0");
 	fd = harness_connect(&g);
 	/* Before login: MESSAGE refused, HEARTBEAT fine. */
-	send_frame(fd, GOPRO_CMD_MESSAGE, "hi");
+	harness_send(fd, GOPRO_CMD_MESSAGE, "hi");
 	harness_expect_error(fd, GOPRO_ERR_AUTH_REQUIRED);
-	send_frame(fd, GOPRO_CMD_HEARTBEAT, "");
+	harness_send(fd, GOPRO_CMD_HEARTBEAT, "");
 	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, NULL, 0);
 	/* Wrong password and unknown user: the same ERROR 6. */
 	send_login(fd, "alice", "wrong");
@@ -101,12 +92,12 @@ test_required_login_flow(void **state)
 	/* Right password: LOGIN_ACK "OK", then MESSAGE works. */
 	send_login(fd, "alice", "wonderland");
 	harness_expect_frame(fd, GOPRO_CMD_LOGIN_ACK, "OK", 2);
-	send_frame(fd, GOPRO_CMD_MESSAGE, "hi");
+	harness_send(fd, GOPRO_CMD_MESSAGE, "hi");
 	harness_expect_frame(fd, GOPRO_CMD_MESSAGE, "Server says: hi", 15);
 	/* A failed re-login logs the connection out. */
 	send_login(fd, "alice", "nope");
 	harness_expect_error(fd, GOPRO_ERR_AUTH_FAILED);
-	send_frame(fd, GOPRO_CMD_MESSAGE, "hi");
+	harness_send(fd, GOPRO_CMD_MESSAGE, "hi");
 	harness_expect_error(fd, GOPRO_ERR_AUTH_REQUIRED);
 	close(fd);
 	assert_int_equal(harness_stop(&g), 0);
@@ -148,7 +139,7 @@ test_attempt_limit_closes(void **state)
 	fd = harness_connect(&g);
 	send_login(fd, "alice", "one");
 	harness_expect_error(fd, GOPRO_ERR_AUTH_FAILED);
-	send_frame(fd, GOPRO_CMD_LOGIN, "malformed");
+	harness_send(fd, GOPRO_CMD_LOGIN, "malformed");
 	harness_expect_error(fd, GOPRO_ERR_MALFORMED);
 	send_login(fd, "alice", "three");
 	harness_expect_error(fd, GOPRO_ERR_AUTH_FAILED);
@@ -200,7 +191,7 @@ test_hashing_does_not_stall_loop(void **state)
 		send_login(busy, "alice", "wrong-password");
 	for (int i = 0; i < 20; i++) {
 		double t0 = harness_now(), dt;
-		send_frame(fd, GOPRO_CMD_HEARTBEAT, "");
+		harness_send(fd, GOPRO_CMD_HEARTBEAT, "");
 		harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, NULL, 0);
 		dt = harness_now() - t0;
 		if (dt > worst)
