@@ -234,9 +234,37 @@ remove_dir(const char *dir)
 		fprintf(stderr, "cannot remove %s\n", dir);
 }
 
+/*
+ * The sanitizers report on goprod's stderr, which is the log file: a report
+ * from any of its processes (a worker that aborted and was respawned, a
+ * leak at exit) is a failure even when the master exits 0.
+ */
+static const char *
+sanitizer_report(const struct goprod *g)
+{
+	static const char *const marks[] = { "ERROR: AddressSanitizer",
+		"ERROR: LeakSanitizer", "runtime error:" };
+	static char found[64];
+	char line[512];
+	FILE *f = fopen(g->log_path, "r");
+
+	if (f == NULL)
+		return NULL;
+	*found = '\0';
+	while (*found == '\0' && fgets(line, sizeof(line), f))
+		for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+			if (strstr(line, marks[i]) != NULL) {
+				snprintf(found, sizeof(found), "%s", marks[i]);
+				break;
+			}
+	fclose(f);
+	return *found ? found : NULL;
+}
+
 int
 harness_stop(struct goprod *g)
 {
+	const char *report;
 	int status = -1;
 
 	if (g->pid > 0) {
@@ -248,10 +276,13 @@ harness_stop(struct goprod *g)
 			g->pid = 0;
 		}
 	}
+	report = sanitizer_report(g);
 	/* A failed stop is a finding: show what the server said. */
-	if (status != 0)
+	if (status != 0 || report != NULL)
 		dump_log(g);
 	remove_dir(g->dir);
+	if (report != NULL)
+		fail_msg("goprod's log contains \"%s\" (shown above)", report);
 	return status;
 }
 

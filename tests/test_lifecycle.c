@@ -140,6 +140,7 @@ test_reload_with_broken_config_keeps_old(void **state)
 static void
 test_sigterm_drains_and_exits_zero(void **state)
 {
+	struct stats_values before, now;
 	uint8_t buf[1024];
 	struct goprod g;
 	size_t n = 0;
@@ -150,7 +151,18 @@ test_sigterm_drains_and_exits_zero(void **state)
 	for (int i = 0; i < 20; i++)
 		n += gopro_frame_write(buf + n, sizeof(buf) - n,
 		    GOPRO_CMD_HEARTBEAT, "z", 1);
+	harness_totals(&g, &before);
 	harness_write(fd, buf, n);
+	/*
+	 * Signal only once the worker has read them: a SIGTERM handled before
+	 * the read puts the GOAWAY first (the requests are still answered,
+	 * after it), which is not the order this test checks.
+	 */
+	do {
+		harness_sleep(0.005);
+		harness_totals(&g, &now);
+	} while (now.counter[STATS_frames_received_heartbeat] <
+	    before.counter[STATS_frames_received_heartbeat] + 20);
 	assert_int_equal(kill(g.pid, SIGTERM), 0);
 	for (int i = 0; i < 20; i++)
 		harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "z", 1);
