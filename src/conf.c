@@ -33,8 +33,13 @@
  *   log              restart     target and file are opened at start
  *   everything else  reload      listen, backlog (of new sockets), workers,
  *                                worker_cpu_affinity, the timeouts, limits,
- *                                water marks, message_prefix, log_level and
+ *                                water marks, message_prefix, log_level,
+ *                                proxy_protocol, proxy_protocol_from and
  *                                the auth section go to the new workers
+ *
+ * proxy_protocol and proxy_protocol_from are lists like "listen", checked by
+ * their own value callbacks; whether each proxy_protocol address is also a
+ * listen address is checked after the parse.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -62,6 +67,7 @@
 #include <confuse.h>
 
 #include "conf.h"
+#include "proxy.h"
 
 #ifndef RUNSTATEDIR
 #define RUNSTATEDIR "/run"
@@ -92,6 +98,8 @@ enum kind {
 	KIND_LEVEL,		/* error .. debug */
 	KIND_PREFIX,		/* any string up to PREFIX_MAX bytes */
 	KIND_USERS_FILE,	/* existing regular file, "" = none */
+	KIND_PROXY_LISTEN,	/* list of listen addresses */
+	KIND_NETS,		/* list of address/prefix */
 };
 
 /*
@@ -128,6 +136,8 @@ enum kind {
 	    SIZE_MAX_SENSIBLE)						\
 	T(MESSAGE_PREFIX, "message_prefix", KIND_PREFIX, "Server says: ", \
 	    0, 0)							\
+	T(PROXY_PROTOCOL, "proxy_protocol", KIND_PROXY_LISTEN, NULL, 0, 0) \
+	T(PROXY_FROM, "proxy_protocol_from", KIND_NETS, NULL, 0, 0)	\
 	A(AUTH_REQUIRED, "required", KIND_BOOL, "false", 0, 0)		\
 	A(AUTH_USERS_FILE, "users_file", KIND_USERS_FILE, NULL, 0, 0)	\
 	A(AUTH_MAX_ATTEMPTS, "max_attempts", KIND_INT, "3", 1, 1000)	\
@@ -171,6 +181,10 @@ struct load {
 	bool listen_ok[CONF_MAX_LISTEN];
 	struct sockaddr_storage listen_addr[CONF_MAX_LISTEN];
 	socklen_t listen_len[CONF_MAX_LISTEN];
+	bool proxy_ok[CONF_MAX_LISTEN];
+	struct sockaddr_storage proxy_addr[CONF_MAX_LISTEN];
+	socklen_t proxy_len[CONF_MAX_LISTEN];
+	struct proxy_net proxy_from[CONF_MAX_PROXY_FROM];
 };
 
 static struct load *current;
@@ -781,6 +795,8 @@ check_value(const struct option_spec *sp, const char *v, char *why, size_t n)
 	case KIND_USERS_FILE:
 		return check_users_file(sp, v, why, n);
 	case KIND_LISTEN:	/* checked by listen_parse */
+	case KIND_PROXY_LISTEN:	/* by proxy_listen_parse */
+	case KIND_NETS:		/* by proxy_from_parse */
 	case KIND_IDENTITY:	/* checked after the parse */
 		break;
 	}
@@ -872,13 +888,90 @@ listen_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	return 0;
 }
 
+/*
+ * Called once per element of "proxy_protocol": the address must parse; that
+ * it is also a listen address is checked after the parse, when both lists
+ * are complete.
+ */
+static int
+proxy_listen_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value,
+    void *result)
+{
+	struct load *ld = current;
+	unsigned i = cfg_opt_size(opt) - 1;
+	char why[256], q[QUOTE_MAX + 1];
+
+	*(const char **)result = value;
+	if (ld == NULL)
+		return 0;
+	ld->line[OPT_PROXY_PROTOCOL] = cfg->line;
+	if (i >= CONF_MAX_LISTEN) {
+		if (i == CONF_MAX_LISTEN)
+			report(ld, cfg->line, "proxy_protocol", "more than %d "
+			    "addresses (expected at most one per listen "
+			    "address)", CONF_MAX_LISTEN);
+		return 0;
+	}
+	ld->proxy_ok[i] = parse_address(value, &ld->proxy_addr[i],
+	    &ld->proxy_len[i], why, sizeof(why)) == 0;
+	if (!ld->proxy_ok[i])
+		report(ld, cfg->line, "proxy_protocol", "\"%s\": %s (expected "
+		    "one of the listen addresses)", quote(value, q, sizeof(q)),
+		    why);
+	return 0;
+}
+
+/* Called once per element of "proxy_protocol_from". */
+static int
+proxy_from_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	struct load *ld = current;
+	unsigned i = cfg_opt_size(opt) - 1;
+	char why[256], q[QUOTE_MAX + 1];
+
+	*(const char **)result = value;
+	if (ld == NULL)
+		return 0;
+	ld->line[OPT_PROXY_FROM] = cfg->line;
+	if (i >= CONF_MAX_PROXY_FROM) {
+		if (i == CONF_MAX_PROXY_FROM)
+			report(ld, cfg->line, "proxy_protocol_from", "more than "
+			    "%d networks (expected at most %d)",
+			    CONF_MAX_PROXY_FROM, CONF_MAX_PROXY_FROM);
+		return 0;
+	}
+	if (proxy_net_parse(value, &ld->proxy_from[i], why, sizeof(why)) < 0)
+		report(ld, cfg->line, "proxy_protocol_from", "\"%s\": %s "
+		    "(expected an address such as 198.51.100.7 or a network "
+		    "such as 198.51.100.0/24 or 2001:db8::/32)",
+		    quote(value, q, sizeof(q)), why);
+	return 0;
+}
+
 /* ------------------------------------------------------------ the parse */
+
+static bool
+kind_is_list(enum kind k)
+{
+	return k == KIND_LISTEN || k == KIND_PROXY_LISTEN || k == KIND_NETS;
+}
+
+static cfg_opt_t
+list_opt(enum kind k)
+{
+	cfg_opt_t listen = CFG_STR_LIST_CB(NULL, NULL, CFGF_NONE, listen_parse);
+	cfg_opt_t proxy = CFG_STR_LIST_CB(NULL, NULL, CFGF_NONE,
+	    proxy_listen_parse);
+	cfg_opt_t nets = CFG_STR_LIST_CB(NULL, NULL, CFGF_NONE,
+	    proxy_from_parse);
+
+	return k == KIND_LISTEN ? listen : k == KIND_PROXY_LISTEN ? proxy : nets;
+}
 
 static cfg_opt_t *
 build_opts(const char *section, cfg_opt_t *out)
 {
 	cfg_opt_t str = CFG_STR(NULL, NULL, CFGF_NONE);
-	cfg_opt_t list = CFG_STR_LIST_CB(NULL, NULL, CFGF_NONE, listen_parse);
 	cfg_opt_t end = CFG_END();
 	size_t i, n = 0;
 
@@ -887,9 +980,9 @@ build_opts(const char *section, cfg_opt_t *out)
 
 		if ((sp->section == NULL) != (section == NULL))
 			continue;
-		out[n] = sp->kind == KIND_LISTEN ? list : str;
+		out[n] = kind_is_list(sp->kind) ? list_opt(sp->kind) : str;
 		out[n].name = sp->name;
-		if (sp->kind == KIND_LISTEN)
+		if (kind_is_list(sp->kind))
 			out[n].def.parsed = (char *)(uintptr_t)sp->def;
 		else
 			out[n].def.string = sp->def;
@@ -922,7 +1015,7 @@ cfg_new(struct load *ld)
 	}
 	cfg_set_error_function(cfg, cfg_error_cb);
 	for (i = 0; i < OPT_COUNT; i++)
-		if (options[i].kind != KIND_LISTEN)
+		if (!kind_is_list(options[i].kind))
 			cfg_set_validate_func(cfg, options[i].path,
 			    validate_option);
 	return cfg;
@@ -1024,6 +1117,36 @@ check_identity(struct load *ld, cfg_t *cfg)
 		    ld->line[OPT_GROUP] > 0 ? "" : ", the default");
 }
 
+/* Each proxy_protocol address must be one of the listen addresses. */
+static void
+check_proxy(struct load *ld, cfg_t *cfg)
+{
+	unsigned n = cfg_size(cfg, "proxy_protocol"), i, j, nl;
+	char q[QUOTE_MAX + 1];
+
+	nl = cfg_size(cfg, "listen");
+	for (i = 0; i < n && i < CONF_MAX_LISTEN; i++) {
+		if (!ld->proxy_ok[i])
+			continue;
+		for (j = 0; j < nl && j < CONF_MAX_LISTEN; j++)
+			if (ld->listen_ok[j] && same_address(&ld->listen_addr[j],
+			    ld->listen_len[j], &ld->proxy_addr[i],
+			    ld->proxy_len[i]))
+				break;
+		if (j == nl || j == CONF_MAX_LISTEN)
+			report(ld, ld->line[OPT_PROXY_PROTOCOL],
+			    "proxy_protocol", "\"%s\" is not a listen address "
+			    "(expected each address also in listen)",
+			    quote(cfg_getnstr(cfg, "proxy_protocol", i), q,
+			    sizeof(q)));
+	}
+	if (n > 0 && cfg_size(cfg, "proxy_protocol_from") == 0)
+		report(ld, ld->line[OPT_PROXY_PROTOCOL], "proxy_protocol",
+		    "set without proxy_protocol_from, so every connection "
+		    "would be refused (expected proxy_protocol_from = "
+		    "{\"address of the load balancer\"})");
+}
+
 static void
 check_relations(struct load *ld, cfg_t *cfg)
 {
@@ -1033,6 +1156,7 @@ check_relations(struct load *ld, cfg_t *cfg)
 	check_water(ld, cfg);
 	check_auth(ld, cfg);
 	check_identity(ld, cfg);
+	check_proxy(ld, cfg);
 }
 
 /* ------------------------------------------------------------ the copy */
@@ -1112,6 +1236,22 @@ copy_listen(const struct load *ld, cfg_t *cfg, struct gopro_conf *c)
 	return 0;
 }
 
+/* Mark the PROXY listeners and take the trusted networks. */
+static void
+copy_proxy(const struct load *ld, cfg_t *cfg, struct gopro_conf *c)
+{
+	size_t n = cfg_size(cfg, "proxy_protocol");
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < c->nlisten; j++)
+			if (same_address(&c->listen[j].addr, c->listen[j].addrlen,
+			    &ld->proxy_addr[i], ld->proxy_len[i]))
+				c->listen[j].proxy = true;
+	c->nproxy_from = cfg_size(cfg, "proxy_protocol_from");
+	memcpy(c->proxy_from, ld->proxy_from,
+	    c->nproxy_from * sizeof(c->proxy_from[0]));
+}
+
 static int
 copy_log(cfg_t *cfg, struct gopro_conf *c)
 {
@@ -1184,6 +1324,7 @@ copy_conf(struct load *ld, cfg_t *cfg, const char *path)
 	    copy_listen(ld, cfg, c) < 0 || copy_log(cfg, c) < 0 ||
 	    copy_strings(cfg, c) < 0)
 		goto oom;
+	copy_proxy(ld, cfg, c);
 	return c;
 oom:
 	report(ld, 0, NULL, "out of memory");

@@ -13,8 +13,10 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "proxy.h"
 
 #define CONF_MAX_LISTEN 16
+#define CONF_MAX_PROXY_FROM 64
 #define CONF_MAX_WORKERS 64
 #define CONF_ERR_MAX 2048
 
@@ -22,6 +24,7 @@ struct conf_listen {
 	char *text;                   /* as written: "0.0.0.0:8888", "[::]:8888" */
 	struct sockaddr_storage addr; /* resolved, numeric */
 	socklen_t addrlen;
+	bool proxy;                   /* in proxy_protocol: PROXY header first */
 };
 
 struct conf_auth {
@@ -62,6 +65,9 @@ struct gopro_conf {
 	char *message_prefix;
 	size_t message_prefix_len;
 	struct conf_auth auth;
+	/* proxy_protocol_from: who may send a PROXY header. */
+	struct proxy_net proxy_from[CONF_MAX_PROXY_FROM];
+	size_t nproxy_from;
 };
 
 /*

@@ -13,6 +13,11 @@
  * login attempt limit, and how a connection is closed: after its last reply
  * is written, with a half-close and a short linger so the reply is not
  * destroyed by a reset.
+ *
+ * On a listener in proxy_protocol the connection first waits for the PROXY
+ * header of the load balancer (proxy.c parses it), under the frame_timeout
+ * clock; the client address it gives replaces the peer for everything after
+ * (login rate limit, logs), and the bytes behind it are frames as usual.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -25,6 +30,7 @@
 #include "conn.h"
 #include "gopro.h"
 #include "log.h"
+#include "proxy.h"
 
 /* Reads per readiness event: bounded so one client cannot starve others. */
 #define READS_PER_EVENT 8
@@ -111,7 +117,7 @@ conn_update_clock(struct conn *c, bool activity, bool frame_done)
 		return;
 	if (c->paused || c->auth_pending || c->closing || c->eof)
 		k = CLOCK_NONE;
-	else if (buf_len(&c->in) > 0)
+	else if (buf_len(&c->in) > 0 || c->proxy_wait)
 		k = CLOCK_FRAME;
 	else if (c->goaway_sent)
 		k = buf_len(&c->out) == 0 ? CLOCK_GRACE : CLOCK_NONE;
@@ -432,6 +438,58 @@ conn_check_backpressure(struct conn *c)
 	return true;
 }
 
+/* The client address the header gave becomes the peer. */
+static void
+conn_proxy_adopt(struct conn *c, const struct proxy_result *r)
+{
+	char client[PROXY_ADDR_TEXT], via[PROXY_ADDR_TEXT];
+
+	if (!r->has_addr)
+		return;	/* LOCAL (health check) or UNKNOWN: the proxy itself */
+	stats_inc(c->w->stats, STATS_conn_proxied);
+	if (log_get_level() >= LOG_DEBUG)
+		log_debug("connection %d: client %s via proxy %s (PROXY v%u)",
+		    c->fd, proxy_addr_format(&r->src.sa, client, sizeof(client)),
+		    proxy_addr_format(&c->peer.sa, via, sizeof(via)),
+		    r->version);
+	memset(&c->peer, 0, sizeof(c->peer));
+	if (r->src.sa.sa_family == AF_INET)
+		c->peer.in4 = r->src.in4;
+	else
+		c->peer.in6 = r->src.in6;
+}
+
+/*
+ * The PROXY header that opens a connection on a PROXY listener: 0 once it
+ * is consumed, -1 while it is incomplete or when it was invalid (then the
+ * connection is closed: what follows cannot be trusted to be frames).
+ */
+static int
+conn_proxy_header(struct conn *c)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 5);
+	struct proxy_result r;
+	char via[PROXY_ADDR_TEXT];
+
+	switch (proxy_parse(buf_head(&c->in), buf_len(&c->in), &r)) {
+	case PROXY_NEED_MORE:
+		return -1;
+	case PROXY_INVALID:
+		stats_inc(c->w->stats, STATS_proxy_rejected);
+		log_rl(&rl, LOG_NOTICE, "connection from %s: invalid PROXY "
+		    "header: %s; closing", proxy_addr_format(&c->peer.sa, via,
+		    sizeof(via)), r.error);
+		conn_close_now(c);
+		return -1;
+	case PROXY_DONE:
+		break;
+	}
+	buf_consume(&c->in, r.size);
+	c->proxy_wait = false;
+	conn_proxy_adopt(c, &r);
+	return 0;
+}
+
 /*
  * Answer every complete frame in the input, in order, until the input is
  * exhausted or something holds the connection back (backpressure, a login
@@ -446,6 +504,8 @@ conn_process(struct conn *c)
 	bool frame_done = false;
 	size_t need = 0;
 
+	if (c->proxy_wait && conn_proxy_header(c) < 0)
+		return;
 	while (!c->paused && !c->auth_pending && !c->closing && !c->dead) {
 		st = gopro_decode(buf_head(&c->in), buf_len(&c->in), max_body,
 		    &f, &need);
@@ -720,6 +780,21 @@ conn_free(struct conn *c)
 
 /* ------------------------------------------------------------ events */
 
+/* No complete PROXY header within frame_timeout. */
+static void
+conn_proxy_late(struct conn *c)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 5);
+	char via[PROXY_ADDR_TEXT];
+
+	stats_inc(c->w->stats, STATS_conn_frame_timeout);
+	stats_inc(c->w->stats, STATS_proxy_rejected);
+	log_rl(&rl, LOG_NOTICE, "connection from %s: no complete PROXY header "
+	    "within frame_timeout; closing", proxy_addr_format(&c->peer.sa, via,
+	    sizeof(via)));
+	conn_close_now(c);
+}
+
 void
 conn_clock_expired(struct conn *c)
 {
@@ -730,6 +805,10 @@ conn_clock_expired(struct conn *c)
 		conn_fail(c, GOPRO_ERR_TIMEOUT, "idle timeout");
 		break;
 	case CLOCK_FRAME:
+		if (c->proxy_wait) {
+			conn_proxy_late(c);
+			break;
+		}
 		stats_inc(c->w->stats, STATS_conn_frame_timeout);
 		conn_set_clock(c, CLOCK_NONE);
 		conn_fail(c, GOPRO_ERR_TIMEOUT, "incomplete frame timeout");
@@ -771,7 +850,7 @@ conn_goaway(struct conn *c)
 
 struct conn *
 conn_new(struct worker *w, int fd, const struct sockaddr *peer,
-    socklen_t peerlen)
+    socklen_t peerlen, bool proxy)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
@@ -784,6 +863,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer,
 	if (peerlen > sizeof(c->peer))
 		peerlen = sizeof(c->peer);
 	memcpy(&c->peer, peer, peerlen);
+	c->proxy_wait = proxy;
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
 	c->rio.data = c->wio.data = c;

@@ -61,13 +61,18 @@ struct conn {
 	bool goaway_wanted : 1;
 	bool goaway_sent : 1;
 	bool dead : 1;            /* fd closed, waiting to be freed */
+	bool proxy_wait : 1;      /* a PROXY header must come before any frame */
 
+	/* The client: the socket's peer, or the address a PROXY header gave. */
 	union conn_addr peer;
 };
 
-/* Take over an accepted, non-blocking socket; NULL (fd closed) on ENOMEM. */
+/*
+ * Take over an accepted, non-blocking socket; NULL (fd closed) on ENOMEM.
+ * proxy: the listener expects a PROXY header first (the peer is trusted).
+ */
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer,
-    socklen_t peerlen);
+    socklen_t peerlen, bool proxy);
 /* Refuse an accepted socket with ERROR code (limit, descriptors) and close. */
 void conn_refuse(struct worker *w, int fd, uint16_t code, const char *text);
 /* Drain: send GOAWAY at the next frame boundary. */

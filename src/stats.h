@@ -70,7 +70,9 @@
 	X(logins_failed, "Failed logins")                                     \
 	X(logins_rate_limited, "Login attempts refused by login_rate")        \
 	X(backpressure, "Times reading paused for output above high water")   \
-	X(requests_lost, "Requests read but unanswered when a connection was cut")
+	X(requests_lost, "Requests read but unanswered when a connection was cut") \
+	X(conn_proxied, "Connections whose client address came from a PROXY header") \
+	X(proxy_rejected, "PROXY listener connections refused: untrusted source, bad or late header")
 
 enum stats_counter {
 #define STATS_ENUM(name, help) STATS_##name,

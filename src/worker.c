@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "conn.h"
 #include "gopro.h"
 #include "log.h"
+#include "proxy.h"
 #include "worker.h"
 
 #define ACCEPTS_PER_EVENT 64
@@ -189,25 +191,49 @@ worker_conn_gone(struct worker *w)
 	}
 }
 
+/*
+ * A PROXY listener only takes connections from proxy_protocol_from: anyone
+ * else could claim any client address.
+ */
 static void
-accept_one(struct worker *w, int fd, struct sockaddr *sa, socklen_t len)
+accept_untrusted(struct worker *w, int fd, const struct sockaddr *sa)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 5);
+	char from[PROXY_ADDR_TEXT];
+
+	stats_inc(w->stats, STATS_proxy_rejected);
+	log_rl(&rl, LOG_NOTICE, "connection from %s to a PROXY listener: not "
+	    "in proxy_protocol_from; closing",
+	    proxy_addr_format(sa, from, sizeof(from)));
+	close(fd);
+}
+
+static void
+accept_one(struct worker *w, const struct listener *l, int fd,
+    struct sockaddr *sa, socklen_t len)
 {
 	int one = 1;
 
+	if (l->proxy && !proxy_net_match(w->conf->proxy_from,
+	    w->conf->nproxy_from, sa)) {
+		accept_untrusted(w, fd, sa);
+		return;
+	}
 	if (w->nconns >= w->conf->max_connections) {
 		stats_inc(w->stats, STATS_conn_refused_limit);
 		conn_refuse(w, fd, GOPRO_ERR_BUSY, "server busy");
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (conn_new(w, fd, sa, len) == NULL)
+	if (conn_new(w, fd, sa, len, l->proxy) == NULL)
 		log_warnx("out of memory for a new connection");
 }
 
 /* Accept until the queue is empty (or a batch is done); 0 when empty. */
 static int
-accept_batch(struct worker *w, int lfd, int max)
+accept_batch(struct worker *w, const struct listener *l, int max)
 {
+	int lfd = l->fd;
 	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 5);
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -218,7 +244,7 @@ accept_batch(struct worker *w, int lfd, int max)
 		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			accept_one(w, fd, (struct sockaddr *)&ss, len);
+			accept_one(w, l, fd, (struct sockaddr *)&ss, len);
 			continue;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -240,7 +266,10 @@ accept_batch(struct worker *w, int lfd, int max)
 static void
 accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	accept_batch(io->data, io->fd, ACCEPTS_PER_EVENT);
+	const struct listener *l = (const struct listener *)
+	    ((const char *)io - offsetof(struct listener, io));
+
+	accept_batch(io->data, l, ACCEPTS_PER_EVENT);
 }
 
 /* ------------------------------------------------------------ draining */
@@ -284,7 +313,7 @@ worker_drain(struct worker *w, uint16_t reason)
 	 * (shutdown, or a slot or address that a reload removed).
 	 */
 	for (size_t i = 0; i < w->nlisteners; i++)
-		while (accept_batch(w, w->listeners[i].fd, 1024) > 0)
+		while (accept_batch(w, &w->listeners[i], 1024) > 0)
 			;
 	w->draining = true;
 	w->goaway_reason = reason;
@@ -429,6 +458,7 @@ worker_setup_listeners(struct worker *w, const int *fds, size_t n)
 	w->nlisteners = n;
 	for (size_t i = 0; i < n; i++) {
 		w->listeners[i].fd = fds[i];
+		w->listeners[i].proxy = w->conf->listen[i].proxy;
 		ev_io_init(&w->listeners[i].io, accept_cb, fds[i], EV_READ);
 		w->listeners[i].io.data = w;
 	}

@@ -53,6 +53,7 @@ enum conn_clock {
 struct listener {
 	ev_io io;
 	int fd;
+	bool proxy;	/* in proxy_protocol: trusted peers, PROXY header first */
 };
 
 /* Free read/write blocks of WORKER_BLOCK_SIZE bytes, reused across connections. */
