@@ -38,6 +38,22 @@
 /* Worker CPU bound while saturated: a fraction of one core. */
 #define CPU_BOUND 0.10
 
+/*
+ * Under AddressSanitizer freed memory sits in a quarantine of up to 256 MiB
+ * instead of being reused, so the memory bounds are only checked in a
+ * plain build (the sanitizer build checks for leaks instead).
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_CHECKED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_CHECKED 0
+#endif
+#endif
+#ifndef RSS_CHECKED
+#define RSS_CHECKED 1
+#endif
+
 /* ------------------------------------------------------------ latency */
 
 struct latency {
@@ -315,12 +331,14 @@ test_slow_consumers(void **state)
 	print_message("slow consumers: %d clients wrote %zu MiB unread; worker "
 	    "RSS %ld -> %ld KiB (+%ld, bound +%ld)\n", CONSUMERS,
 	    total >> 20, rss0, rss1, rss1 - rss0, bound);
-	assert_true(rss1 - rss0 < bound);
+	assert_true(!RSS_CHECKED || rss1 - rss0 < bound);
 	/* Then send_timeout (2 s without progress) closes every one. */
 	t0 = harness_now();
 	while (counter(&g, STATS_conn_send_timeout) < CONSUMERS &&
-	    harness_now() - t0 < 6)
+	    harness_now() - t0 < 6) {
 		latency_probe(&lat, good);
+		harness_sleep(0.002);
+	}
 	print_message("slow consumers: %llu closed by send_timeout within "
 	    "%.1f s of the last write\n", (unsigned long long)counter(&g,
 	    STATS_conn_send_timeout), harness_now() - t0);

@@ -1,0 +1,566 @@
+/*
+ * test_faults.c - faults under load: gopro-bench keeps pipelined traffic
+ * running against a real goprod while it is reloaded 20 times in a row,
+ * while a worker is killed with SIGKILL, while it is stopped with SIGTERM,
+ * and while a reload changes the number of workers or the listen
+ * addresses.  Every request gopro-bench sent is either answered correctly
+ * or counted as lost (its --json summary); the figure asserted is "lost".
+ *
+ * These are the short versions for make check; tests/stress/run.sh runs
+ * the same scenarios for longer.  gopro-bench is found next to $GOPROD.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <cmocka.h>
+
+#include "harness.h"
+#include "stats_format.h"
+
+static char bench_path[512];
+
+static int
+setup(void **state)
+{
+	const char *goprod = harness_program("GOPROD");
+	const char *slash = strrchr(goprod, '/');
+
+	snprintf(bench_path, sizeof(bench_path), "%.*sgopro-bench",
+	    slash ? (int)(slash - goprod + 1) : 0, goprod);
+	if (access(bench_path, X_OK) != 0)
+		fail_msg("%s: %s", bench_path, strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* ------------------------------------------------------------ gopro-bench */
+
+struct bench {
+	pid_t pid;
+	int fd;
+	char *out;
+};
+
+/* gopro-bench -s addr -d seconds -c conns -P depth --json, plus extra. */
+static void
+bench_start(struct bench *b, char *addr, char *seconds, char *conns,
+    char *depth, bool allow_lost)
+{
+	char *args[] = { bench_path, "-s", addr, "-d", seconds, "-c", conns,
+		"-P", depth, "-m", "heartbeat:3,message:1", "-b", "16", "--json",
+		"--quiet", "--timeout", "3", allow_lost ? "--allow-lost" : NULL,
+		NULL };
+	int p[2];
+
+	assert_int_equal(pipe(p), 0);
+	b->pid = fork();
+	assert_true(b->pid >= 0);
+	if (b->pid == 0) {
+		dup2(p[1], STDOUT_FILENO);
+		close(p[0]);
+		close(p[1]);
+		execv(bench_path, args);
+		_exit(127);
+	}
+	close(p[1]);
+	b->fd = p[0];
+	b->out = NULL;
+}
+
+/* Wait for gopro-bench; returns its exit code, the JSON in b->out. */
+static int
+bench_finish(struct bench *b)
+{
+	size_t len = 0, cap = 65536;
+	ssize_t n;
+	int status;
+
+	b->out = malloc(cap);
+	assert_non_null(b->out);
+	while ((n = read(b->fd, b->out + len, cap - len - 1)) > 0)
+		len += (size_t)n;
+	b->out[len] = '\0';
+	close(b->fd);
+	assert_int_equal(waitpid(b->pid, &status, 0), b->pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The unsigned number after "key": in the JSON summary. */
+static unsigned long long
+bench_num(const struct bench *b, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(b->out, pat);
+	if (p == NULL)
+		fail_msg("no %s in %s", key, b->out);
+	return strtoull(p + strlen(pat), NULL, 10);
+}
+
+static void
+bench_print(const struct bench *b, const char *what)
+{
+	print_message("%s: requests %llu, lost %llu, errors %llu (connect "
+	    "failed %llu, closed by server %llu, timeout %llu), goaway %llu, "
+	    "connections %llu\n", what, bench_num(b, "requests"),
+	    bench_num(b, "lost"), bench_num(b, "errors"),
+	    bench_num(b, "connect_failed"), bench_num(b, "closed_by_server"),
+	    bench_num(b, "timeout"), bench_num(b, "goaway"),
+	    bench_num(b, "connections_opened"));
+}
+
+/* ------------------------------------------------------------ stats */
+
+static void
+snap(const struct goprod *g, struct stats_snap *s)
+{
+	struct stats_segment seg;
+	char err[256];
+
+	if (stats_open(&seg, g->stats_path, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	for (int tries = 0; stats_snap_take(&seg, s) < 0; tries++)
+		if (tries == 100)
+			fail_msg("no consistent stats snapshot");
+	stats_close(&seg);
+}
+
+/* Every counter of now is at least the one of before. */
+static void
+check_monotonic(const struct stats_values *before,
+    const struct stats_values *now, const char *when)
+{
+	for (int i = 0; i < STATS_NCOUNTERS; i++)
+		if (now->counter[i] < before->counter[i])
+			fail_msg("%s: counter %d went down from %llu to %llu",
+			    when, i, (unsigned long long)before->counter[i],
+			    (unsigned long long)now->counter[i]);
+}
+
+/* RUNNING workers of the current generation, by slot; returns how many. */
+static int
+running(const struct goprod *g, pid_t by_slot[8])
+{
+	struct stats_snap s;
+	int n = 0;
+
+	snap(g, &s);
+	memset(by_slot, 0, 8 * sizeof(pid_t));
+	for (unsigned i = 0; i < s.hdr.nentries; i++) {
+		const struct stats_entry *e = &s.entries[i];
+
+		if (e->state == STATS_STATE_RUNNING && e->pid > 0 &&
+		    e->generation == s.hdr.generation && e->slot < 8) {
+			by_slot[e->slot] = e->pid;
+			n++;
+		}
+	}
+	stats_snap_free(&s);
+	return n;
+}
+
+/* The live entry of pid in a snapshot, NULL when gone. */
+static const struct stats_entry *
+entry_of(const struct stats_snap *s, pid_t pid)
+{
+	for (unsigned i = 0; i < s->hdr.nentries; i++)
+		if (s->entries[i].pid == pid &&
+		    s->entries[i].state != STATS_STATE_FREE)
+			return &s->entries[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------ control */
+
+static int
+goproctl(const struct goprod *g, const char *command, char *out, size_t len)
+{
+	char cmd[1024];
+	size_t n;
+	FILE *p;
+	int status;
+
+	snprintf(cmd, sizeof(cmd), "%s -c %s %s 2>&1",
+	    harness_program("GOPROCTL"), g->conf_path, command);
+	assert_non_null(p = popen(cmd, "r"));
+	n = fread(out, 1, len - 1, p);
+	out[n] = '\0';
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * The reload numbered n (from 1) is done: counted by the master and every
+ * worker of its generation serving.  Totals are checked on the way.
+ */
+static void
+wait_reloaded(const struct goprod *g, uint32_t n, unsigned workers,
+    struct stats_values *last)
+{
+	double t0 = harness_now();
+	struct stats_snap s;
+	pid_t pids[8];
+
+	for (;;) {
+		snap(g, &s);
+		check_monotonic(last, &s.total, "during the reloads");
+		*last = s.total;
+		if (s.hdr.reloads_failed != 0)
+			fail_msg("reload %u failed", n);
+		if (s.hdr.reloads == n && running(g, pids) == (int)workers) {
+			stats_snap_free(&s);
+			return;
+		}
+		stats_snap_free(&s);
+		if (harness_now() - t0 > 5)
+			fail_msg("reload %u not done within 5 s", n);
+		harness_sleep(0.01);
+	}
+}
+
+/* ------------------------------------------------------------ reloads */
+
+/*
+ * 20 reloads in a row, SIGHUP and `goproctl reload` in turn, under 16
+ * pipelined connections: no connection refused, no request lost, no
+ * error, and no stats total ever goes down.
+ */
+static void
+test_twenty_reloads(void **state)
+{
+	struct stats_values last;
+	struct stats_snap s;
+	struct bench b;
+	struct goprod g;
+	char out[512];
+	int rc;
+
+	harness_start(&g, "workers = 2\ngoaway_grace = 0.5s\n");
+	snap(&g, &s);
+	last = s.total;
+	stats_snap_free(&s);
+	bench_start(&b, g.addr, "6", "16", "8", false);
+	harness_sleep(0.5);
+	for (uint32_t i = 1; i <= 20; i++) {
+		if (i % 2)
+			assert_int_equal(kill(g.pid, SIGHUP), 0);
+		else if ((rc = goproctl(&g, "reload", out, sizeof(out))) != 0)
+			fail_msg("goproctl reload %u: exit %d: %s", i, rc, out);
+		wait_reloaded(&g, i, 2, &last);
+		harness_sleep(0.1);
+	}
+	rc = bench_finish(&b);
+	bench_print(&b, "20 reloads");
+	if (rc != 0)
+		fail_msg("gopro-bench failed (exit %d): %s", rc, b.out);
+	assert_int_equal(bench_num(&b, "lost"), 0);
+	assert_int_equal(bench_num(&b, "errors"), 0);
+	assert_int_equal(bench_num(&b, "connect_failed"), 0);
+	assert_true(bench_num(&b, "goaway") >= 20);
+	snap(&g, &s);
+	check_monotonic(&last, &s.total, "after the reloads");
+	assert_int_equal(s.hdr.reloads, 20);
+	assert_int_equal(s.total.counter[STATS_requests_lost], 0);
+	stats_snap_free(&s);
+	free(b.out);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/* ------------------------------------------------------------ kill -9 */
+
+/* Connect and get a heartbeat answered; false when refused or unanswered. */
+static bool
+served(const struct goprod *g)
+{
+	struct sockaddr_in sin;
+	uint8_t hb[8], reply[8];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok = false;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)g->port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	gopro_header_write(hb, GOPRO_CMD_HEARTBEAT, 0);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    write(fd, hb, 8) == 8 && harness_read_exact(fd, reply, 8, 3) == 0)
+		ok = memcmp(hb, reply, 8) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Connections cut by the server: resets, timeouts, drains. */
+static uint64_t
+cuts(const struct stats_entry *e)
+{
+	return e->v.counter[STATS_conn_reset] +
+	    e->v.counter[STATS_conn_idle_timeout] +
+	    e->v.counter[STATS_conn_frame_timeout] +
+	    e->v.counter[STATS_conn_send_timeout] +
+	    e->v.counter[STATS_conn_drain_timeout];
+}
+
+/*
+ * workers = 2, one killed with SIGKILL under load: the survivor cuts no
+ * connection, every connection attempt during the respawn is served (the
+ * slot's socket and its queue outlive the worker), the slot serves again
+ * within a second, gopro-bench sees at most the killed worker's
+ * connections closed, and loses at most what was in flight on them
+ * (depth 4 each).
+ */
+static void
+test_kill9_under_load(void **state)
+{
+	const struct stats_entry *e;
+	struct stats_snap s0, s1;
+	pid_t before[8], after[8];
+	uint64_t victim_conns, cuts0;
+	double t0, back = -1;
+	int attempts = 0, ok = 0, rc;
+	struct bench b;
+	struct goprod g;
+
+	harness_start(&g, "workers = 2\n");
+	bench_start(&b, g.addr, "3", "16", "4", true);
+	harness_sleep(1.0);
+	assert_int_equal(running(&g, before), 2);
+	snap(&g, &s0);
+	if ((e = entry_of(&s0, before[0])) == NULL) {
+		fail_msg("no stats entry for worker %ld", (long)before[0]);
+		return;
+	}
+	victim_conns = e->conn_active;
+	if ((e = entry_of(&s0, before[1])) == NULL) {
+		fail_msg("no stats entry for worker %ld", (long)before[1]);
+		return;
+	}
+	cuts0 = cuts(e);
+	assert_int_equal(kill(before[0], SIGKILL), 0);
+	t0 = harness_now();
+	while (harness_now() - t0 < 1.0) {
+		attempts++;
+		ok += served(&g);
+		if (back < 0 && running(&g, after) == 2 && after[0] != before[0])
+			back = harness_now() - t0;
+		harness_sleep(0.01);
+	}
+	snap(&g, &s1);
+	if ((e = entry_of(&s1, before[1])) == NULL) {
+		fail_msg("worker %ld is gone", (long)before[1]);
+		return;
+	}
+	print_message("kill -9: the victim had %llu connections; slot 0 back "
+	    "after %.3f s; %d of %d connection attempts during the respawn "
+	    "served; the survivor cut %llu connections\n",
+	    (unsigned long long)victim_conns, back, ok, attempts,
+	    (unsigned long long)(cuts(e) - cuts0));
+	/* The survivor's connections are untouched... */
+	assert_int_equal(cuts(e), cuts0);
+	stats_snap_free(&s0);
+	stats_snap_free(&s1);
+	/* ...no attempt is refused, and the slot is back within a second. */
+	assert_int_equal(ok, attempts);
+	assert_true(back >= 0 && back < 1.0);
+	rc = bench_finish(&b);
+	bench_print(&b, "kill -9 of one of 2 workers");
+	/* Exit 1: the cut connections count as errors. */
+	if (rc != 0 && rc != 1)
+		fail_msg("gopro-bench failed (exit %d): %s", rc, b.out);
+	assert_int_equal(bench_num(&b, "connect_failed"), 0);
+	assert_true(bench_num(&b, "closed_by_server") <= victim_conns);
+	assert_true(bench_num(&b, "lost") <= 4 * victim_conns);
+	free(b.out);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/* ------------------------------------------------------------ SIGTERM */
+
+/*
+ * SIGTERM under load (drain_timeout = 3 s): every request the server read
+ * is answered (its requests_lost stays 0, and gopro-bench, which honours
+ * GOAWAY, loses nothing), and the master exits 0 within drain_timeout.
+ * After the drain the clients' reconnects are refused: that is the only
+ * error allowed.
+ */
+static void
+test_sigterm_under_load(void **state)
+{
+	struct stats_segment seg;
+	struct stats_snap s;
+	struct bench b;
+	struct goprod g;
+	char err[256];
+	double t0, took;
+	int status, rc;
+
+	harness_start(&g, "workers = 2\ndrain_timeout = 3s\n"
+	    "goaway_grace = 0.5s\n");
+	/* Keep the segment mapped: the master unlinks it when it exits. */
+	if (stats_open(&seg, g.stats_path, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	bench_start(&b, g.addr, "2.5", "16", "8", true);
+	harness_sleep(1.0);
+	assert_int_equal(kill(g.pid, SIGTERM), 0);
+	t0 = harness_now();
+	status = harness_wait_exit(&g, 10);
+	took = harness_now() - t0;
+	assert_int_equal(stats_snap_take(&seg, &s), 0);
+	stats_close(&seg);
+	rc = bench_finish(&b);
+	bench_print(&b, "SIGTERM under load");
+	print_message("SIGTERM: master exited with status %d after %.3f s "
+	    "(drain_timeout 3 s); server requests_lost %llu, drain_timeout "
+	    "cuts %llu\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1, took,
+	    (unsigned long long)s.total.counter[STATS_requests_lost],
+	    (unsigned long long)s.total.counter[STATS_conn_drain_timeout]);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(took < 3.0);
+	assert_int_equal(s.total.counter[STATS_requests_lost], 0);
+	assert_int_equal(s.total.counter[STATS_conn_drain_timeout], 0);
+	stats_snap_free(&s);
+	/* Exit 1 for the refused reconnects is expected; the JSON decides. */
+	if (rc != 0 && rc != 1)
+		fail_msg("gopro-bench failed (exit %d): %s", rc, b.out);
+	assert_int_equal(bench_num(&b, "lost"), 0);
+	assert_int_equal(bench_num(&b, "errors"),
+	    bench_num(&b, "connect_failed"));
+	free(b.out);
+	harness_stop(&g);
+}
+
+/* ------------------------------------------------------------ topology */
+
+/*
+ * Reloads that change the number of workers, 2 -> 1 -> 2, under load.
+ * What a client sees: GOAWAY on every connection at each reload (all
+ * workers are replaced), the replies it is owed, then a new connection.
+ * Nothing it sent on an accepted connection is lost; a connection that
+ * was still queued on slot 1's socket when its last holder closed it is
+ * reset by Linux unless net.ipv4.tcp_migrate_req = 1 moves it to another
+ * socket of the group, so gopro-bench may see such a reset (counted as
+ * closed by server, with the requests it had already sent on it as
+ * lost).  The counts are printed; tests/stress/run.sh compares both
+ * settings of tcp_migrate_req.
+ */
+static void
+test_reload_worker_count(void **state)
+{
+	struct stats_values last;
+	struct stats_snap s;
+	struct bench b;
+	struct goprod g;
+	int rc;
+
+	harness_start(&g, "workers = 2\ngoaway_grace = 0.5s\n");
+	snap(&g, &s);
+	last = s.total;
+	stats_snap_free(&s);
+	bench_start(&b, g.addr, "4", "16", "8", true);
+	harness_sleep(0.5);
+	harness_rewrite_conf(&g, "workers = 1\ngoaway_grace = 0.5s\n");
+	assert_int_equal(kill(g.pid, SIGHUP), 0);
+	wait_reloaded(&g, 1, 1, &last);
+	harness_sleep(1.0);
+	harness_rewrite_conf(&g, "workers = 2\ngoaway_grace = 0.5s\n");
+	assert_int_equal(kill(g.pid, SIGHUP), 0);
+	wait_reloaded(&g, 2, 2, &last);
+	rc = bench_finish(&b);
+	bench_print(&b, "reloads 2 -> 1 -> 2 workers");
+	if (rc != 0)
+		fail_msg("gopro-bench failed (exit %d): %s", rc, b.out);
+	snap(&g, &s);
+	print_message("workers 2 -> 1 -> 2: server requests_lost %llu\n",
+	    (unsigned long long)s.total.counter[STATS_requests_lost]);
+	assert_int_equal(s.total.counter[STATS_requests_lost], 0);
+	stats_snap_free(&s);
+	assert_int_equal(bench_num(&b, "connect_failed"), 0);
+	/* Only resets of never-accepted connections may lose requests. */
+	assert_int_equal(bench_num(&b, "errors"),
+	    bench_num(&b, "closed_by_server"));
+	assert_true(bench_num(&b, "lost") <= 8 * bench_num(&b,
+	    "closed_by_server"));
+	free(b.out);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/*
+ * Reloads that change the listen addresses under load: {A} -> {A, B} ->
+ * {B}.  A client of B (started once B exists) sees nothing at all but
+ * GOAWAYs; a client of A gets GOAWAY when A is removed, its owed replies,
+ * and then "connection refused" on A: it loses nothing it sent.
+ */
+static void
+test_reload_listen_change(void **state)
+{
+	char conf[256], addr_b[64];
+	struct stats_values last;
+	struct stats_snap s;
+	struct bench a, b;
+	struct goprod g;
+	int port_b = harness_free_port(), rc;
+
+	harness_start(&g, "goaway_grace = 0.5s\n");
+	snprintf(addr_b, sizeof(addr_b), "127.0.0.1:%d", port_b);
+	snap(&g, &s);
+	last = s.total;
+	stats_snap_free(&s);
+	bench_start(&a, g.addr, "3", "8", "8", true);
+	harness_sleep(0.5);
+	snprintf(conf, sizeof(conf), "listen = {\"%s\", \"%s\"}\n"
+	    "goaway_grace = 0.5s\n", g.addr, addr_b);
+	harness_rewrite_conf(&g, conf);
+	assert_int_equal(kill(g.pid, SIGHUP), 0);
+	wait_reloaded(&g, 1, 1, &last);
+	bench_start(&b, addr_b, "2.5", "8", "8", false);
+	harness_sleep(0.5);
+	snprintf(conf, sizeof(conf), "listen = {\"%s\"}\n"
+	    "goaway_grace = 0.5s\n", addr_b);
+	harness_rewrite_conf(&g, conf);
+	assert_int_equal(kill(g.pid, SIGHUP), 0);
+	wait_reloaded(&g, 2, 1, &last);
+	rc = bench_finish(&b);
+	bench_print(&b, "client of B across adding B and removing A");
+	if (rc != 0)
+		fail_msg("gopro-bench on B failed (exit %d): %s", rc, b.out);
+	assert_int_equal(bench_num(&b, "lost"), 0);
+	assert_int_equal(bench_num(&b, "errors"), 0);
+	rc = bench_finish(&a);
+	bench_print(&a, "client of A across the removal of A");
+	if (rc != 0 && rc != 1)
+		fail_msg("gopro-bench on A failed (exit %d): %s", rc, a.out);
+	assert_int_equal(bench_num(&a, "lost"), 0);
+	assert_int_equal(bench_num(&a, "errors"),
+	    bench_num(&a, "connect_failed"));
+	assert_true(bench_num(&a, "goaway") >= 8);
+	assert_true(bench_num(&a, "connect_failed") >= 1);
+	free(a.out);
+	free(b.out);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_twenty_reloads),
+		cmocka_unit_test(test_kill9_under_load),
+		cmocka_unit_test(test_sigterm_under_load),
+		cmocka_unit_test(test_reload_worker_count),
+		cmocka_unit_test(test_reload_listen_change),
+	};
+
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
