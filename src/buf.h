@@ -26,16 +26,21 @@ buf_len(const struct buf *b)
 	return b->end - b->start;
 }
 
+/*
+ * An empty buffer may own no memory (conn.c gives its blocks back while a
+ * connection is idle), and NULL + 0 is undefined behaviour in C: such a
+ * buffer's head and tail are NULL.
+ */
 static inline uint8_t *
 buf_head(const struct buf *b)
 {
-	return b->data + b->start;
+	return b->data != NULL ? b->data + b->start : NULL;
 }
 
 static inline uint8_t *
 buf_tail(const struct buf *b)
 {
-	return b->data + b->end;
+	return b->data != NULL ? b->data + b->end : NULL;
 }
 
 static inline size_t

@@ -137,6 +137,24 @@ test_reset_keeps_memory(void **state)
 	assert_int_equal(buf_len(b), 0);
 }
 
+/*
+ * A buffer that owns no memory (a connection's, between requests) has a
+ * NULL head and tail, never NULL + offset: conn.c decodes and counts from
+ * buf_head of such a buffer when a drain or send timeout cuts an idle
+ * connection (found by tests/fuzz/fuzz_conn under clang's UBSan).
+ */
+static void
+test_memoryless_buffer_has_null_ends(void **state)
+{
+	struct buf b;
+
+	memset(&b, 0, sizeof(b));
+	assert_null(buf_head(&b));
+	assert_null(buf_tail(&b));
+	assert_int_equal(buf_len(&b), 0);
+	assert_int_equal(buf_room(&b), 0);
+}
+
 int
 main(void)
 {
@@ -150,6 +168,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_commit_after_direct_write,
 		    setup, teardown),
 		cmocka_unit_test(test_empty_buffer_grows_from_nothing),
+		cmocka_unit_test(test_memoryless_buffer_has_null_ends),
 		cmocka_unit_test_setup_teardown(test_reset_keeps_memory, setup,
 		    teardown),
 	};
