@@ -468,20 +468,10 @@ worker_setup_listeners(struct worker *w, const int *fds, size_t n)
 	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* The loop, the lists, the block pool and the timers. */
 static void
-worker_init(struct worker *w, const struct worker_params *p)
+worker_init_loop(struct worker *w)
 {
-	char name[32];
-
-	memset(w, 0, sizeof(*w));
-	w->conf = p->conf;
-	w->stats = p->stats;
-	w->slot = p->slot;
-	w->generation = p->generation;
-	snprintf(name, sizeof(name), "worker %u/g%u", p->slot, p->generation);
-	log_set_procname(name);
-	/* The master's default loop must not be touched from here. */
-	ev_loop_destroy(EV_DEFAULT);
 	w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
 	if (w->loop == NULL)
 		fatalx("cannot create the event loop");
@@ -499,6 +489,23 @@ worker_init(struct worker *w, const struct worker_params *p)
 	ev_prepare_start(w->loop, &w->before_sleep);
 	ev_init(&w->drain_timer, drain_timeout_cb);
 	w->drain_timer.data = w;
+}
+
+static void
+worker_init(struct worker *w, const struct worker_params *p)
+{
+	char name[32];
+
+	memset(w, 0, sizeof(*w));
+	w->conf = p->conf;
+	w->stats = p->stats;
+	w->slot = p->slot;
+	w->generation = p->generation;
+	snprintf(name, sizeof(name), "worker %u/g%u", p->slot, p->generation);
+	log_set_procname(name);
+	/* The master's default loop must not be touched from here. */
+	ev_loop_destroy(EV_DEFAULT);
+	worker_init_loop(w);
 	worker_signals(w);
 	worker_pin_cpu(w);
 	worker_setup_auth(w, p->users);
@@ -524,6 +531,25 @@ worker_cleanup(struct worker *w)
 		close(w->spare_fd);
 	pool_free(&w->pool);
 	ev_loop_destroy(w->loop);
+}
+
+void
+worker_init_for_test(struct worker *w, const struct gopro_conf *conf,
+    struct stats_entry *stats)
+{
+	memset(w, 0, sizeof(*w));
+	w->conf = conf;
+	w->stats = stats;
+	w->spare_fd = -1;
+	worker_init_loop(w);
+	ev_init(&w->accept_retry, accept_retry_cb);
+	w->accept_retry.data = w;
+}
+
+void
+worker_cleanup_for_test(struct worker *w)
+{
+	worker_cleanup(w);
 }
 
 void

@@ -115,6 +115,15 @@ struct worker_params {
 void worker_main(const struct worker_params *params)
     __attribute__((noreturn));
 
+/*
+ * For tests and fuzz targets: a worker with its loop, lists, pool and
+ * clocks, but no signals, listeners or login threads, in this process.
+ * Connections are added with conn_new; cleanup closes and frees them.
+ */
+void worker_init_for_test(struct worker *w, const struct gopro_conf *conf,
+    struct stats_entry *stats);
+void worker_cleanup_for_test(struct worker *w);
+
 /* Block pool, used by conn.c. */
 void *worker_block_get(struct worker *w);
 void worker_block_put(struct worker *w, void *block, size_t cap);
