@@ -1,0 +1,371 @@
+#!/usr/bin/env bash
+#
+# run.sh - build the Debian package from a clean copy of the tree, install
+# it, run the installed goprod on the installed /etc/gopro.conf, drive it
+# with the installed goproctl, purge the package and check that nothing is
+# left; then build the RPM from the "make dist" tarball.  Run by .ci/run as
+# root on Debian 12; takes two to three minutes.
+#
+#   bash tests/packaging/run.sh
+#
+# PACKAGING_CHECK=1 also runs "make check" inside both package builds; by
+# default they skip it (DEB_BUILD_OPTIONS=nocheck, rpmbuild --nocheck)
+# because CI has just run the suite twice on the same tree.
+#
+# No systemd runs on the CI machines, so goprod is started directly, as
+# root, the way the package's documentation allows: it must create
+# /run/goprod and drop to the user gopro that the package created.  It
+# listens where the shipped configuration says (port 8888); the test checks
+# that the port is free first rather than edit the installed file.
+#
+# The machine is left as it was found, even on failure: the package is
+# purged, the goprod started here (and only it, by pid, with its workers)
+# is stopped, and the user and group gopro are deleted if the package
+# created them.  The package itself keeps them on purge, as Debian does
+# with system users; the test checks that.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+port=$(sed -n 's/^listen *= *{ *"[^"]*:\([0-9]*\)".*/\1/p' "$top/etc/gopro.conf")
+work=""
+goprod_pid=""
+installed=no
+had_user=yes
+had_group=yes
+t0=$(date +%s)
+
+say() { echo "packaging: [$(( $(date +%s) - t0 ))s] $*"; }
+fail() { echo "packaging: FAIL: $*" >&2; exit 1; }
+
+# ------------------------------------------------------------ cleanup
+
+# True while the process runs (a zombie child of ours counts as gone).
+alive() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[[ $st != Z* ]]
+}
+
+# Stop the goprod this script started and its workers, by pid only.
+stop_goprod() {
+	local pid=$goprod_pid kids i
+	[ -n "$pid" ] || return 0
+	goprod_pid=""
+	kids=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
+	if alive "$pid"; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for i in $(seq 50); do alive "$pid" || break; sleep 0.2; done
+		alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	fi
+	for i in $kids; do
+		alive "$i" && kill -KILL "$i" 2>/dev/null
+	done
+	wait "$pid" 2>/dev/null || true
+}
+
+remove_user_if_ours() {
+	if [ "$had_user" = no ] && getent passwd gopro >/dev/null; then
+		userdel gopro 2>/dev/null || true
+	fi
+	if [ "$had_group" = no ] && getent group gopro >/dev/null; then
+		groupdel gopro 2>/dev/null || true
+	fi
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT
+	set +e
+	stop_goprod
+	if [ "$installed" = yes ] && dpkg-query -W gopro >/dev/null 2>&1; then
+		dpkg --purge gopro >/dev/null 2>&1
+	fi
+	remove_user_if_ours
+	if [ $rc -ne 0 ] && [ -s "$work/goprod.log" ]; then
+		echo "==== the log of the installed goprod"
+		tail -40 "$work/goprod.log"
+	fi
+	[ -n "$work" ] && rm -rf "$work"
+	[ $rc -eq 0 ] && say "all passed" || echo "packaging: failed" >&2
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------ preconditions
+
+port_busy() {
+	if command -v ss >/dev/null; then
+		ss -Hltn "sport = :$1" | grep -q .
+	else
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+	fi
+}
+
+preconditions() {
+	local f pid
+	[ "$(id -u)" -eq 0 ] || fail "must run as root (it installs a package)"
+	[ -n "$port" ] || fail "cannot find the port of listen in $top/etc/gopro.conf"
+	if dpkg-query -W -f='${db:Status-Status}' gopro 2>/dev/null |
+	    grep -qv '^not-installed$'; then
+		fail "the package gopro is already installed here; this test" \
+		    "installs and purges it: run 'dpkg --purge gopro' first"
+	fi
+	for f in /etc/gopro.conf /usr/sbin/goprod /usr/bin/goproctl; do
+		[ ! -e "$f" ] || fail "$f exists outside a package; the test" \
+		    "would overwrite and then remove it"
+	done
+	pid=$(cat /run/goprod/goprod.pid 2>/dev/null || true)
+	if [ -n "$pid" ] && alive "$pid"; then
+		fail "a goprod (pid $pid) runs from /run/goprod; stop it first"
+	fi
+	if port_busy "$port"; then
+		fail "port $port, where the shipped /etc/gopro.conf listens, is" \
+		    "in use on this machine (see: ss -ltnp 'sport = :$port');" \
+		    "free it and run again"
+	fi
+}
+
+# Installs what is missing of the given Debian packages.
+need_packages() {
+	local p missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+			grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >/dev/null
+	apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# A copy of the tree as a clean clone would have it (tracked and new files,
+# nothing ignored, so no build products), with local changes.
+copy_tree() {
+	local dest=$1
+	mkdir -p "$dest"
+	if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
+		(cd "$top" && git ls-files -z --cached --others --exclude-standard |
+			while IFS= read -r -d '' f; do
+				[ -e "$f" ] && printf '%s\0' "$f"
+			done | tar -cf - --null -T -) | tar -xf - -C "$dest"
+	else
+		tar -C "$top" --exclude=./_build --exclude=./.git \
+			--exclude=./debian -cf - . | tar -xf - -C "$dest"
+	fi
+}
+
+# ------------------------------------------------------------ the .deb
+
+build_deb() {
+	local src=$work/deb/gopro opts="parallel=$(nproc)"
+	[ "${PACKAGING_CHECK:-0}" = 1 ] || opts="nocheck $opts"
+	copy_tree "$src"
+	cp -a "$src/contrib/debian" "$src/debian"
+	if ! (cd "$src" && dpkg-checkbuilddeps) >/dev/null 2>&1; then
+		say "installing the build dependencies"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q >/dev/null
+		apt-get build-dep -y -q --no-install-recommends "$src" >/dev/null
+	fi
+	say "dpkg-buildpackage -us -uc -b (DEB_BUILD_OPTIONS=$opts)"
+	if ! (cd "$src" && DEB_BUILD_OPTIONS="$opts" \
+	    timeout 600 dpkg-buildpackage -us -uc -b) >"$work/deb.log" 2>&1; then
+		tail -60 "$work/deb.log"
+		fail "dpkg-buildpackage failed (the end of its log is above)"
+	fi
+	deb=$(ls "$work"/deb/gopro_*_"$(dpkg --print-architecture)".deb)
+	say "built $(basename "$deb")"
+}
+
+run_lintian() {
+	local out
+	out=$(lintian --display-info --pedantic "$work"/deb/gopro_*.changes 2>&1 |
+		grep -v 'running with root privileges' || true)
+	if [ -z "$out" ]; then
+		say "lintian: no tags"
+	else
+		say "lintian (errors fail the test; warnings are listed in README.md):"
+		echo "$out" | sed 's/^/    /'
+	fi
+	! echo "$out" | grep -q '^E:' || fail "lintian reports errors (above)"
+}
+
+install_deb() {
+	getent passwd gopro >/dev/null || had_user=no
+	getent group gopro >/dev/null || had_group=no
+	installed=yes
+	dpkg -i "$deb" >"$work/dpkg.log" 2>&1 ||
+		{ cat "$work/dpkg.log"; fail "dpkg -i $(basename "$deb") failed"; }
+	say "installed; user gopro $( [ $had_user = yes ] && echo 'existed' ||
+	    echo 'created by the package')"
+	getent passwd gopro >/dev/null || fail "the package did not create user gopro"
+	dpkg-query -W -f='${Conffiles}\n' gopro | grep -q '^ /etc/gopro.conf ' ||
+		fail "/etc/gopro.conf is not a conffile of the package"
+	# A machine booted with systemd has started the unit: use it, then stop
+	# it so that the installed goprod can be started by hand below.
+	if [ -d /run/systemd/system ]; then
+		systemctl is-active --quiet goprod.service ||
+			fail "goprod.service did not start (systemctl status goprod)"
+		systemctl stop goprod.service
+	fi
+}
+
+check_unit() {
+	local unit=/lib/systemd/system/goprod.service score
+	[ -f "$unit" ] || fail "the package did not install $unit"
+	if ! command -v systemd-analyze >/dev/null; then
+		say "systemd-analyze missing: unit not verified"
+		return 0
+	fi
+	systemd-analyze verify "$unit" ||
+		fail "systemd-analyze verify $unit reports problems (above)"
+	# --offline reads the file itself, so no running systemd is needed.
+	score=$(systemd-analyze security --offline=yes "$unit" 2>/dev/null |
+		sed -n 's/.*Overall exposure level for goprod.service: \([0-9.]*\).*/\1/p')
+	[ -n "$score" ] || fail "systemd-analyze security gave no score for $unit"
+	say "unit verified; systemd-analyze security exposure $score (of 10, lower is safer)"
+	awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' ||
+		fail "the unit's exposure $score is above 2.0: a sandboxing line was lost"
+}
+
+# ------------------------------------------------------------ running it
+
+expect_output() {
+	local what=$1 pattern=$2 out=$3
+	grep -qE -- "$pattern" <<<"$out" ||
+		{ echo "$out"; fail "$what: no line matching '$pattern' (output above)"; }
+}
+
+start_goprod() {
+	local i
+	say "starting /usr/sbin/goprod -f -c /etc/gopro.conf as root"
+	/usr/sbin/goprod -f -c /etc/gopro.conf >"$work/goprod.log" 2>&1 &
+	goprod_pid=$!
+	for i in $(seq 100); do
+		alive "$goprod_pid" || fail "goprod exited at start (its log is below)"
+		goproctl status >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	fail "goprod (pid $goprod_pid) did not answer goproctl status within 20s"
+}
+
+check_identity() {
+	local kids k
+	[ "$(stat -c %U:%G /run/goprod)" = gopro:gopro ] ||
+		fail "/run/goprod is $(stat -c %U:%G /run/goprod), not gopro:gopro"
+	[ "$(cat /run/goprod/goprod.pid)" = "$goprod_pid" ] ||
+		fail "/run/goprod/goprod.pid does not hold $goprod_pid"
+	[ -S /run/goprod/goprod.sock ] || fail "no control socket /run/goprod/goprod.sock"
+	[ -f /run/goprod/goprod.stats ] || fail "no statistics file /run/goprod/goprod.stats"
+	[ "$(ps -o user= -p "$goprod_pid")" = gopro ] ||
+		fail "the master runs as $(ps -o user= -p "$goprod_pid"), not gopro"
+	kids=$(ps -o pid= --ppid "$goprod_pid")
+	[ -n "$kids" ] || fail "the master has no workers"
+	for k in $kids; do
+		[ "$(ps -o user= -p "$k")" = gopro ] || fail "worker $k does not run as gopro"
+	done
+	say "master $goprod_pid and $(wc -w <<<"$kids") workers run as gopro; /run/goprod is gopro's"
+}
+
+check_goproctl() {
+	local out
+	out=$(goproctl status) || fail "goproctl status failed"
+	expect_output "goproctl status" "^master pid $goprod_pid," "$out"
+	out=$(goproctl ping -n 3 -i 0.1 -W 2 "127.0.0.1:$port") ||
+		{ echo "$out"; fail "goproctl ping 127.0.0.1:$port failed"; }
+	expect_output "goproctl ping" " 0% lost" "$out"
+	out=$(goproctl send "127.0.0.1:$port" hello) || fail "goproctl send failed"
+	expect_output "goproctl send" "Server says: hello" "$out"
+	out=$(goproctl stats) || fail "goproctl stats failed"
+	[ -n "$out" ] || fail "goproctl stats printed nothing"
+	if command -v python3 >/dev/null; then
+		goproctl stats --json | python3 -m json.tool >/dev/null ||
+			fail "goproctl stats --json is not JSON"
+	fi
+	# The reload of the unit's ExecReload, done by the unprivileged master.
+	out=$(goproctl reload) || { echo "$out"; fail "goproctl reload failed"; }
+	expect_output "goproctl reload" "^reloaded" "$out"
+	say "goproctl status, ping, send, stats and reload work"
+}
+
+stop_it() {
+	local pid=$goprod_pid rc=0
+	goproctl stop >/dev/null || fail "goproctl stop failed"
+	wait "$pid" || rc=$?
+	goprod_pid=""
+	[ $rc -eq 0 ] || fail "goprod exited with status $rc after goproctl stop"
+	[ -z "$(ls -A /run/goprod)" ] ||
+		fail "goprod left files in /run/goprod: $(ls -A /run/goprod)"
+	say "goproctl stop: goprod exited 0 and removed its files"
+}
+
+# ------------------------------------------------------------ purge
+
+purge_deb() {
+	local f left=()
+	dpkg --purge gopro >"$work/purge.log" 2>&1 ||
+		{ cat "$work/purge.log"; fail "dpkg --purge gopro failed"; }
+	installed=no
+	dpkg-query -W -f='${db:Status-Status}' gopro 2>/dev/null |
+		grep -qv '^not-installed$' && fail "gopro is still known to dpkg"
+	for f in /etc/gopro.conf /usr/sbin/goprod /usr/bin/goproctl \
+	    /usr/bin/gopro-bench /lib/systemd/system/goprod.service \
+	    /usr/lib/sysusers.d/gopro.conf /usr/lib/tmpfiles.d/gopro.conf \
+	    /usr/share/doc/gopro /usr/share/man/man8/goprod.8.gz /run/goprod \
+	    /etc/systemd/system/multi-user.target.wants/goprod.service \
+	    /var/lib/systemd/deb-systemd-helper-enabled/goprod.service.dsh-also; do
+		[ -e "$f" ] || [ -L "$f" ] && left+=("$f")
+	done
+	[ ${#left[@]} -eq 0 ] || fail "left behind after purge: ${left[*]}"
+	getent passwd gopro >/dev/null ||
+		fail "purge removed the user gopro (Debian keeps system users)"
+	say "purged: no file left; user gopro kept, as Debian does"
+	remove_user_if_ours
+}
+
+# ------------------------------------------------------------ the RPM
+
+build_rpm() {
+	local src=$work/dist top_rpm=$work/rpm nocheck=--nocheck rpm
+	[ "${PACKAGING_CHECK:-0}" = 1 ] && nocheck=""
+	copy_tree "$src"
+	say "make dist"
+	(cd "$src" && ./autogen.sh && ./configure -q && make -s dist) \
+		>"$work/dist.log" 2>&1 || { tail -40 "$work/dist.log"; fail "make dist failed"; }
+	mkdir -p "$top_rpm/SOURCES"
+	cp "$src"/gopro-*.tar.gz "$top/contrib/systemd/goprod.service" \
+		"$top/contrib/systemd/gopro.sysusers" \
+		"$top/contrib/systemd/gopro.tmpfiles" "$top_rpm/SOURCES/"
+	# --nodeps: the BuildRequires are Debian packages here, unknown to rpm.
+	say "rpmbuild -ba --nodeps $nocheck contrib/rpm/gopro.spec"
+	timeout 600 rpmbuild --define "_topdir $top_rpm" -ba --nodeps $nocheck \
+		"$top/contrib/rpm/gopro.spec" >"$work/rpm.log" 2>&1 ||
+		{ tail -60 "$work/rpm.log"; fail "rpmbuild failed (the end of its log is above)"; }
+	rpm=$(ls "$top_rpm"/RPMS/*/gopro-[0-9]*.rpm)
+	ls "$top_rpm"/SRPMS/gopro-*.src.rpm >/dev/null || fail "no source RPM"
+	rpm -qlp "$rpm" | grep -qx /usr/sbin/goprod || fail "the RPM lacks /usr/sbin/goprod"
+	rpm -qlp "$rpm" | grep -q '/systemd/system/goprod.service$' ||
+		fail "the RPM lacks the unit"
+	rpm -qcp "$rpm" | grep -qx /etc/gopro.conf ||
+		fail "/etc/gopro.conf is not a %config file of the RPM"
+	say "built $(basename "$rpm") and its source RPM"
+}
+
+# ------------------------------------------------------------ main
+
+preconditions
+need_packages dpkg-dev debhelper lintian rpm systemd
+work=$(mktemp -d /tmp/gopro-packaging.XXXXXX)
+build_deb
+run_lintian
+install_deb
+check_unit
+start_goprod
+check_identity
+check_goproctl
+stop_it
+purge_deb
+build_rpm
