@@ -33,26 +33,29 @@
 
 #include "harness.h"
 
-/* Heartbeat p99 bound for a well-behaved client during an abuse. */
-#define P99_BOUND 0.050
 /* Worker CPU bound while saturated: a fraction of one core. */
 #define CPU_BOUND 0.10
 
 /*
  * Under AddressSanitizer freed memory sits in a quarantine of up to 256 MiB
  * instead of being reused, so the memory bounds are only checked in a
- * plain build (the sanitizer build checks for leaks instead).
+ * plain build (the sanitizer build checks for leaks instead); and
+ * everything, password hashing included, runs several times slower, so
+ * the latency bound is looser there.
  */
 #if defined(__SANITIZE_ADDRESS__)
-#define RSS_CHECKED 0
+#define SANITIZED 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define RSS_CHECKED 0
+#define SANITIZED 1
 #endif
 #endif
-#ifndef RSS_CHECKED
-#define RSS_CHECKED 1
+#ifndef SANITIZED
+#define SANITIZED 0
 #endif
+#define RSS_CHECKED (!SANITIZED)
+/* Heartbeat p99 bound for a well-behaved client during an abuse. */
+#define P99_BOUND (SANITIZED ? 0.250 : 0.050)
 
 /* ------------------------------------------------------------ latency */
 
