@@ -6,12 +6,14 @@
  * headers with their reasons, CIDR parsing and matching; then the options
  * in conf_load, and a real goprod with a PROXY listener: the client address
  * in stats, log and login rate limit, header and frames in one write, a
- * header in pieces, LOCAL, untrusted peers, bad and late headers.
+ * header in pieces, LOCAL, untrusted peers, bad and late headers, and a
+ * reload that turns the PROXY mode of a kept socket off and on.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -794,6 +796,59 @@ test_serve_login_rate_per_client(void **state)
 	assert_int_equal(harness_stop(&p.g), 0);
 }
 
+/* A heartbeat without a header on port: answered within 0.5s? */
+static bool
+plain_answers(int port)
+{
+	static const uint8_t hb[8] = { 0x47, 0x4F, 0x01, 0x00, 0, 0, 0, 0 };
+	uint8_t reply[8];
+	int fd = connect_port(port);
+	bool ok;
+
+	harness_write(fd, hb, sizeof(hb));
+	ok = harness_read_exact(fd, reply, sizeof(reply), 0.5) == 0 &&
+	    memcmp(reply, hb, sizeof(hb)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Wait (bounded) until a plain heartbeat on port is answered, or not. */
+static void
+wait_plain(int port, bool want)
+{
+	double deadline = harness_now() + 5;
+
+	while (plain_answers(port) != want)
+		if (harness_now() > deadline)
+			fail_msg("port %d: plain heartbeat still %s after a reload",
+			    port, want ? "refused" : "answered");
+}
+
+/* Both options apply on a reload: the same socket changes its mode. */
+static void
+test_serve_reload_toggles(void **state)
+{
+	struct proxied p;
+	char conf[512];
+
+	start_proxied(&p, "\"127.0.0.1\"", NULL);
+	assert_false(plain_answers(p.pport));
+	snprintf(conf, sizeof(conf), "listen = {\"127.0.0.1:%d\", "
+	    "\"127.0.0.1:%d\"}\n", p.g.port, p.pport);
+	harness_rewrite_conf(&p.g, conf);
+	assert_int_equal(kill(p.g.pid, SIGHUP), 0);
+	wait_plain(p.pport, true);
+	snprintf(conf, sizeof(conf), "listen = {\"127.0.0.1:%d\", "
+	    "\"127.0.0.1:%d\"}\nproxy_protocol = {\"127.0.0.1:%d\"}\n"
+	    "proxy_protocol_from = {\"127.0.0.1\"}\n", p.g.port, p.pport,
+	    p.pport);
+	harness_rewrite_conf(&p.g, conf);
+	assert_int_equal(kill(p.g.pid, SIGHUP), 0);
+	wait_plain(p.pport, false);
+	assert_true(harness_answers(&p.g));
+	assert_int_equal(harness_stop(&p.g), 0);
+}
+
 int
 main(void)
 {
@@ -820,6 +875,7 @@ main(void)
 		cmocka_unit_test(test_serve_header_in_pieces_and_local),
 		cmocka_unit_test(test_serve_rejections),
 		cmocka_unit_test(test_serve_login_rate_per_client),
+		cmocka_unit_test(test_serve_reload_toggles),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -300,5 +300,7 @@ check_spread
 check_untrusted
 check_kill
 check_drain
+! grep -l "Sanitizer\|runtime error" "$work"/h?.log ||
+    fail "a sanitizer report in the goprod log above"
 say "PASS: failed requests during the kill of a host: lost $KILL_LOST," \
     "errors $KILL_ERR; during the drain: lost $DRAIN_LOST, errors $DRAIN_ERR"
