@@ -16,7 +16,10 @@
 # root, the way the package's documentation allows: it must create
 # /run/goprod and drop to the user gopro that the package created.  It
 # listens where the shipped configuration says (port 8888); the test checks
-# that the port is free first rather than edit the installed file.
+# that the port is free first rather than edit the installed file.  A
+# second run starts it the way goprod.service does (user gopro from the
+# start, only CAP_NET_BIND_SERVICE, no_new_privs; setpriv(1) stands in for
+# systemd) and reloads it through the unit's ExecReload command.
 #
 # The machine is left as it was found, even on failure: the package is
 # purged, the goprod started here (and only it, by pid, with its workers)
@@ -240,10 +243,14 @@ expect_output() {
 }
 
 start_goprod() {
-	local i
 	say "starting /usr/sbin/goprod -f -c /etc/gopro.conf as root"
 	/usr/sbin/goprod -f -c /etc/gopro.conf >"$work/goprod.log" 2>&1 &
 	goprod_pid=$!
+	wait_ready
+}
+
+wait_ready() {
+	local i
 	for i in $(seq 100); do
 		alive "$goprod_pid" || fail "goprod exited at start (its log is below)"
 		goproctl status >/dev/null 2>&1 && return 0
@@ -300,6 +307,33 @@ stop_it() {
 	[ -z "$(ls -A /run/goprod)" ] ||
 		fail "goprod left files in /run/goprod: $(ls -A /run/goprod)"
 	say "goproctl stop: goprod exited 0 and removed its files"
+}
+
+# The unit's way, without systemd: as user gopro from the start, holding
+# only CAP_NET_BIND_SERVICE (ambient), with no_new_privs, in a /run/goprod
+# made for gopro as RuntimeDirectory= does.  The shipped configuration
+# names user gopro, which goprod ignores when it does not start as root.
+unit_way() {
+	local priv=(setpriv --reuid=gopro --regid=gopro --init-groups
+		--bounding-set=-all,+net_bind_service
+		--inh-caps=-all,+net_bind_service
+		--ambient-caps=-all,+net_bind_service --no-new-privs)
+	local out
+	command -v setpriv >/dev/null || { say "setpriv missing: unit's way not run"; return 0; }
+	install -d -m 0755 -o gopro -g gopro /run/goprod
+	"${priv[@]}" /usr/sbin/goprod -t -c /etc/gopro.conf >/dev/null ||
+		fail "ExecStartPre (goprod -t) fails as user gopro"
+	say "starting goprod as user gopro with CAP_NET_BIND_SERVICE, as the unit does"
+	"${priv[@]}" /usr/sbin/goprod -f -c /etc/gopro.conf >"$work/goprod.log" 2>&1 &
+	goprod_pid=$!
+	wait_ready
+	[ "$(ps -o user= -p "$goprod_pid")" = gopro ] || fail "not running as gopro"
+	out=$("${priv[@]}" /usr/bin/goproctl -c /etc/gopro.conf reload) ||
+		{ echo "$out"; fail "ExecReload (goproctl reload) fails as user gopro"; }
+	goproctl ping -n 1 -W 2 "127.0.0.1:$port" >/dev/null ||
+		fail "no heartbeat after the reload"
+	stop_it
+	rmdir /run/goprod
 }
 
 # ------------------------------------------------------------ purge
@@ -367,5 +401,6 @@ start_goprod
 check_identity
 check_goproctl
 stop_it
+unit_way
 purge_deb
 build_rpm
