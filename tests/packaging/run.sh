@@ -391,7 +391,10 @@ build_rpm() {
 # ------------------------------------------------------------ main
 
 preconditions
-need_packages dpkg-dev debhelper lintian rpm systemd
+# debhelper and lintian for the .deb, rpm for rpmbuild, systemd for
+# systemd-analyze, adduser (the package depends on it) and procps (ps)
+# which minimal images lack.
+need_packages dpkg-dev debhelper lintian rpm systemd adduser procps
 work=$(mktemp -d /tmp/gopro-packaging.XXXXXX)
 build_deb
 run_lintian
