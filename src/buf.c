@@ -93,20 +93,6 @@ buf_append(struct buf *b, const void *p, size_t n, size_t max)
 }
 
 void
-buf_commit(struct buf *b, size_t n)
-{
-	b->end += n;
-}
-
-void
-buf_consume(struct buf *b, size_t n)
-{
-	b->start += n;
-	if (b->start == b->end)
-		b->start = b->end = 0;
-}
-
-void
 buf_reset(struct buf *b)
 {
 	b->start = b->end = 0;

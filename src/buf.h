@@ -63,9 +63,20 @@ int buf_reserve(struct buf *b, size_t n, size_t max);
 /* Append n bytes (reserving as above); 0 or -1 with errno. */
 int buf_append(struct buf *b, const void *p, size_t n, size_t max);
 /* Record that n bytes were written at the tail (n <= buf_room). */
-void buf_commit(struct buf *b, size_t n);
+static inline void
+buf_commit(struct buf *b, size_t n)
+{
+	b->end += n;
+}
+
 /* Drop n bytes from the head (n <= buf_len); resets offsets when empty. */
-void buf_consume(struct buf *b, size_t n);
+static inline void
+buf_consume(struct buf *b, size_t n)
+{
+	b->start += n;
+	if (b->start == b->end)
+		b->start = b->end = 0;
+}
 /* Move the live bytes to the front of the block. */
 void buf_compact(struct buf *b);
 /* Forget the contents, keep the memory. */

@@ -92,6 +92,18 @@ conn_set_clock(struct conn *c, enum conn_clock k)
 {
 	struct worker *w = c->w;
 
+	/*
+	 * Restarting the running clock moves c to the tail of its list, which
+	 * cannot bring the timer's due time forward: no need to re-arm it.
+	 */
+	if (k == c->clock && k != CLOCK_NONE) {
+		c->clock_since = ev_now(w->loop);
+		if (TAILQ_NEXT(c, clock_link) != NULL) {
+			TAILQ_REMOVE(&w->clocks[k], c, clock_link);
+			TAILQ_INSERT_TAIL(&w->clocks[k], c, clock_link);
+		}
+		return;
+	}
 	if (c->clock != CLOCK_NONE)
 		TAILQ_REMOVE(&w->clocks[c->clock], c, clock_link);
 	c->clock = CLOCK_NONE;
@@ -200,6 +212,9 @@ conn_reserve_input(struct conn *c)
 static uint8_t *
 conn_out_reserve(struct conn *c, size_t n)
 {
+	/* The common case: a block with room is already there. */
+	if (c->out.data != NULL && buf_room(&c->out) >= n)
+		return buf_tail(&c->out);
 	if (conn_take_block(c, &c->out) < 0 ||
 	    buf_reserve(&c->out, n, SIZE_MAX / 2) < 0)
 		return NULL;

@@ -96,9 +96,20 @@ enum gopro_decode_status gopro_decode(const uint8_t *buf, size_t len,
 /* The ERROR code that answers a decoder failure (0 for FRAME/NEED_MORE). */
 uint16_t gopro_decode_error_code(enum gopro_decode_status status);
 
-/* Write an 8-byte header for a frame of version 1. */
-void gopro_header_write(uint8_t out[GOPRO_HEADER_SIZE], uint8_t command,
-    uint32_t length);
+/* Write an 8-byte header for a frame of version 1 (inline: once per reply). */
+static inline void
+gopro_header_write(uint8_t out[GOPRO_HEADER_SIZE], uint8_t command,
+    uint32_t length)
+{
+	out[0] = (uint8_t)(GOPRO_MAGIC >> 8);
+	out[1] = (uint8_t)(GOPRO_MAGIC & 0xFF);
+	out[2] = GOPRO_VERSION;
+	out[3] = command;
+	out[4] = (uint8_t)(length >> 24);
+	out[5] = (uint8_t)(length >> 16);
+	out[6] = (uint8_t)(length >> 8);
+	out[7] = (uint8_t)length;
+}
 
 /*
  * Frame encoders.  Each writes a complete frame into out[0..cap) and returns

@@ -30,15 +30,6 @@ put_be16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
-static void
-put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 /* Check the header fields present in buf[0..len), in wire order. */
 static enum gopro_decode_status
 check_partial_header(const uint8_t *buf, size_t len)
@@ -97,16 +88,6 @@ gopro_decode_error_code(enum gopro_decode_status status)
 	default:
 		return 0;
 	}
-}
-
-void
-gopro_header_write(uint8_t out[GOPRO_HEADER_SIZE], uint8_t command,
-    uint32_t length)
-{
-	put_be16(out, GOPRO_MAGIC);
-	out[2] = GOPRO_VERSION;
-	out[3] = command;
-	put_be32(out + 4, length);
 }
 
 size_t

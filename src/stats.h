@@ -158,7 +158,7 @@ struct stats_segment {
  * the stats cost).
  */
 #ifdef GOPRO_NO_STATS
-#define stats_add(e, which, n) ((void)(e), (void)(n))
+#define stats_add(e, which, n) ((void)(e), (void)(which), (void)(n))
 #else
 static inline void
 stats_add(struct stats_entry *e, enum stats_counter which, uint64_t n)

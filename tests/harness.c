@@ -61,22 +61,42 @@ harness_program(const char *name)
 	return p;
 }
 
-int
-harness_free_port(void)
+/* Can nothing else be listening on 127.0.0.1:port right now? */
+static bool
+port_is_free(int port)
 {
 	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
 
 	assert_true(fd >= 0);
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
+	rc = bind(fd, (struct sockaddr *)&sin, sizeof(sin));
 	close(fd);
-	return port;
+	return rc == 0;
+}
+
+/*
+ * Test programs run in parallel and goprod binds with SO_REUSEPORT, so two
+ * of them given the same port would share it.  Each test process takes
+ * ports from its own block (by pid), below the kernel's ephemeral range so
+ * client sockets never take them either.
+ */
+int
+harness_free_port(void)
+{
+	static unsigned next;
+	unsigned block = 10000 + ((unsigned)getpid() % 1000) * 20;
+
+	for (unsigned i = 0; i < 20; i++) {
+		int port = (int)(block + next++ % 20);
+		if (port_is_free(port))
+			return port;
+	}
+	fail_msg("no free port in 127.0.0.1:%u-%u", block, block + 19);
+	return -1;
 }
 
 static void
@@ -165,6 +185,15 @@ harness_prepare(struct goprod *g, int port, const char *extra)
 	write_conf(g, extra);
 }
 
+static bool
+our_worker_runs(const struct goprod *g)
+{
+	pid_t pid;
+
+	return access(g->stats_path, R_OK) == 0 &&
+	    harness_worker_pids(g, &pid, 1) == 1;
+}
+
 void
 harness_start_port(struct goprod *g, int port, const char *extra)
 {
@@ -195,7 +224,8 @@ harness_start_port(struct goprod *g, int port, const char *extra)
 			fail_msg("goprod exited during start-up (status %d)",
 			    status);
 		}
-		if (harness_answers(g))
+		/* Answered, and by our own worker, not a stranger on the port. */
+		if (harness_answers(g) && our_worker_runs(g))
 			return;
 		harness_sleep(0.02);
 	}
