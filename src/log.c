@@ -175,7 +175,7 @@ log_vmsg(int pri, const char *fmt, va_list ap)
 }
 
 /* Log fmt with ": strerror(errno)" appended. */
-static void
+static void __attribute__((format(printf, 2, 0)))
 log_errno(int pri, const char *fmt, va_list ap)
 {
 	char msg[1024];

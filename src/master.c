@@ -482,12 +482,11 @@ master_reload(struct master *m, char *err, size_t errlen)
 	struct gopro_conf *nc = NULL;
 	struct auth_users *users = NULL;
 
-	if (m->stopping) {
-		snprintf(err, errlen, "goprod is shutting down");
-		return -1;
-	}
-	if (m->handover) {
-		snprintf(err, errlen, "a reload is already in progress");
+	if (m->stopping || m->handover) {
+		/* Refused, not queued: the caller can ask again. */
+		snprintf(err, errlen, "%s", m->stopping ?
+		    "goprod is shutting down" : "a reload is already in progress");
+		log_warnx("reload refused: %s", err);
 		return -1;
 	}
 	daemon_notify("RELOADING=1");
