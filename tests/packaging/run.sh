@@ -100,18 +100,25 @@ trap 'exit 143' TERM
 
 port_busy() {
 	if command -v ss >/dev/null; then
-		ss -Hltn "sport = :$1" | grep -q .
+		[ -n "$(ss -Hltn "sport = :$1")" ]
 	else
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 	fi
+}
+
+# True when dpkg has any state for gopro (installed, half-installed,
+# config-files); pipes into grep -q are avoided because of pipefail.
+known_to_dpkg() {
+	local st
+	st=$(dpkg-query -W -f='${db:Status-Status}' gopro 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != not-installed ]
 }
 
 preconditions() {
 	local f pid
 	[ "$(id -u)" -eq 0 ] || fail "must run as root (it installs a package)"
 	[ -n "$port" ] || fail "cannot find the port of listen in $top/etc/gopro.conf"
-	if dpkg-query -W -f='${db:Status-Status}' gopro 2>/dev/null |
-	    grep -qv '^not-installed$'; then
+	if known_to_dpkg; then
 		fail "the package gopro is already installed here; this test" \
 		    "installs and purges it: run 'dpkg --purge gopro' first"
 	fi
@@ -193,7 +200,7 @@ run_lintian() {
 		say "lintian (errors fail the test; warnings are listed in README.md):"
 		echo "$out" | sed 's/^/    /'
 	fi
-	! echo "$out" | grep -q '^E:' || fail "lintian reports errors (above)"
+	! grep -q '^E:' <<<"$out" || fail "lintian reports errors (above)"
 }
 
 install_deb() {
@@ -205,7 +212,7 @@ install_deb() {
 	say "installed; user gopro $( [ $had_user = yes ] && echo 'existed' ||
 	    echo 'created by the package')"
 	getent passwd gopro >/dev/null || fail "the package did not create user gopro"
-	dpkg-query -W -f='${Conffiles}\n' gopro | grep -q '^ /etc/gopro.conf ' ||
+	grep -q '^ /etc/gopro.conf ' <<<"$(dpkg-query -W -f='${Conffiles}\n' gopro)" ||
 		fail "/etc/gopro.conf is not a conffile of the package"
 	# A machine booted with systemd has started the unit: use it, then stop
 	# it so that the installed goprod can be started by hand below.
@@ -343,8 +350,7 @@ purge_deb() {
 	dpkg --purge gopro >"$work/purge.log" 2>&1 ||
 		{ cat "$work/purge.log"; fail "dpkg --purge gopro failed"; }
 	installed=no
-	dpkg-query -W -f='${db:Status-Status}' gopro 2>/dev/null |
-		grep -qv '^not-installed$' && fail "gopro is still known to dpkg"
+	! known_to_dpkg || fail "gopro is still known to dpkg"
 	for f in /etc/gopro.conf /usr/sbin/goprod /usr/bin/goproctl \
 	    /usr/bin/gopro-bench /lib/systemd/system/goprod.service \
 	    /usr/lib/sysusers.d/gopro.conf /usr/lib/tmpfiles.d/gopro.conf \
@@ -363,7 +369,7 @@ purge_deb() {
 # ------------------------------------------------------------ the RPM
 
 build_rpm() {
-	local src=$work/dist top_rpm=$work/rpm nocheck=--nocheck rpm
+	local src=$work/dist top_rpm=$work/rpm nocheck=--nocheck rpm files
 	[ "${PACKAGING_CHECK:-0}" = 1 ] && nocheck=""
 	copy_tree "$src"
 	say "make dist"
@@ -380,10 +386,11 @@ build_rpm() {
 		{ tail -60 "$work/rpm.log"; fail "rpmbuild failed (the end of its log is above)"; }
 	rpm=$(ls "$top_rpm"/RPMS/*/gopro-[0-9]*.rpm)
 	ls "$top_rpm"/SRPMS/gopro-*.src.rpm >/dev/null || fail "no source RPM"
-	rpm -qlp "$rpm" | grep -qx /usr/sbin/goprod || fail "the RPM lacks /usr/sbin/goprod"
-	rpm -qlp "$rpm" | grep -q '/systemd/system/goprod.service$' ||
+	files=$(rpm -qlp "$rpm")
+	grep -qx /usr/sbin/goprod <<<"$files" || fail "the RPM lacks /usr/sbin/goprod"
+	grep -q '/systemd/system/goprod.service$' <<<"$files" ||
 		fail "the RPM lacks the unit"
-	rpm -qcp "$rpm" | grep -qx /etc/gopro.conf ||
+	grep -qx /etc/gopro.conf <<<"$(rpm -qcp "$rpm")" ||
 		fail "/etc/gopro.conf is not a %config file of the RPM"
 	say "built $(basename "$rpm") and its source RPM"
 }
