@@ -50,6 +50,7 @@ static void master_spawn(struct master *m, unsigned slot);
 static void master_begin_stop(struct master *m, bool now);
 static void metrics_child_exited(struct master *m, int status);
 static void metrics_child_stop(struct master *m);
+static int master_reload(struct master *m, char *err, size_t errlen);
 
 /* ------------------------------------------------------------ sockets */
 
@@ -417,6 +418,13 @@ handover_finish(struct master *m)
 	sockets_close(m->retired_fds);
 	signal_procs(m, SIGUSR2, is_old_generation);
 	daemon_notify("READY=1");
+	if (m->reload_queued && !m->stopping) {
+		char err[CONF_ERR_MAX];
+
+		m->reload_queued = false;
+		log_notice("reloading %s (queued SIGHUP)", m->conf->path);
+		(void)master_reload(m, err, sizeof(err));
+	}
 }
 
 /* Are all workers of the new generation serving? */
@@ -613,6 +621,17 @@ master_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 
 	switch (s->signum) {
 	case SIGHUP:
+		/*
+		 * A SIGHUP during a handover is kept for its end rather than
+		 * refused: the file may have changed again since, and a signal
+		 * cannot carry the refusal back to whoever sent it.
+		 */
+		if (m->handover) {
+			log_notice("SIGHUP: reload queued until the running "
+			    "one completes");
+			m->reload_queued = true;
+			break;
+		}
 		log_notice("SIGHUP: reloading %s", m->conf->path);
 		(void)master_reload(m, err, sizeof(err));
 		break;

@@ -55,6 +55,7 @@ struct master {
 
 	bool stopping;
 	bool handover;          /* a reload waits for its new workers */
+	bool reload_queued;     /* SIGHUP during a handover: reload after it */
 	unsigned handover_generation;
 	ev_timer handover_timer;
 	ev_tstamp handover_started;

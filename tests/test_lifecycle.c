@@ -217,6 +217,42 @@ test_check_mode(void **state)
 	assert_non_null(strstr(out, "idle_timeout"));
 }
 
+/* Does a new connection get a MESSAGE reply with this prefix? */
+static bool
+prefix_is(const struct goprod *g, const char *prefix)
+{
+	uint8_t buf[128];
+	struct gopro_frame f;
+	size_t len = strlen(prefix);
+	int fd = harness_connect(g);
+	bool ok;
+
+	harness_send(fd, GOPRO_CMD_MESSAGE, "q");
+	ok = harness_read_frame(fd, buf, sizeof(buf), &f, 5) > 0 &&
+	    f.header.length == len + 1 && memcmp(f.body, prefix, len) == 0;
+	close(fd);
+	return ok;
+}
+
+/* A SIGHUP during a reload's handover is queued, not lost. */
+static void
+test_sighup_during_handover_is_queued(void **state)
+{
+	struct goprod g;
+	double t0;
+
+	harness_start(&g, "message_prefix = \"v1: \"\n");
+	harness_rewrite_conf(&g, "message_prefix = \"v2: \"\n");
+	assert_int_equal(kill(g.pid, SIGHUP), 0);
+	harness_rewrite_conf(&g, "message_prefix = \"v3: \"\n");
+	assert_int_equal(kill(g.pid, SIGHUP), 0);
+	for (t0 = harness_now(); harness_now() - t0 < 5; harness_sleep(0.05))
+		if (prefix_is(&g, "v3: "))
+			break;
+	assert_true(prefix_is(&g, "v3: "));
+	assert_int_equal(harness_stop(&g), 0);
+}
+
 /* Count RUNNING workers until want is reached or timeout; returns count. */
 static int
 wait_workers(const struct goprod *g, int want, double timeout)
@@ -345,6 +381,7 @@ main(void)
 		cmocka_unit_test(test_ttin_ttou_change_worker_count),
 		cmocka_unit_test(test_ipv4_and_ipv6_listeners),
 		cmocka_unit_test(test_daemon_mode),
+		cmocka_unit_test(test_sighup_during_handover_is_queued),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
