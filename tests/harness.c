@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "iowait.h"
 #include "stats_format.h"
 
 #define START_TIMEOUT 10.0
@@ -34,10 +35,7 @@
 double
 harness_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return iowait_now();
 }
 
 void
@@ -128,9 +126,15 @@ harness_rewrite_conf(struct goprod *g, const char *extra)
 	write_conf(g, extra);
 }
 
-/* A heartbeat round trip: the server is up and a worker serves. */
 bool
 harness_answers(const struct goprod *g)
+{
+	return harness_heartbeat(g, 1.0);
+}
+
+/* A heartbeat round trip on a new connection within timeout seconds. */
+bool
+harness_heartbeat(const struct goprod *g, double timeout)
 {
 	struct sockaddr_in sin;
 	uint8_t hb[8], reply[8];
@@ -143,7 +147,8 @@ harness_answers(const struct goprod *g)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	gopro_header_write(hb, GOPRO_CMD_HEARTBEAT, 0);
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    write(fd, hb, 8) == 8 && harness_read_exact(fd, reply, 8, 1.0) == 0)
+	    write(fd, hb, 8) == 8 &&
+	    harness_read_exact(fd, reply, 8, timeout) == 0)
 		ok = memcmp(hb, reply, 8) == 0;
 	close(fd);
 	return ok;

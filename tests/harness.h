@@ -37,8 +37,10 @@ void harness_start(struct goprod *g, const char *extra);
 void harness_start_port(struct goprod *g, int port, const char *extra);
 /* Create the temp dir and write the config only (nothing is started). */
 void harness_prepare(struct goprod *g, int port, const char *extra);
-/* True when a heartbeat round trip succeeds right now. */
+/* True when a heartbeat round trip succeeds right now (within 1 s). */
 bool harness_answers(const struct goprod *g);
+/* The same with a given timeout in seconds. */
+bool harness_heartbeat(const struct goprod *g, double timeout);
 /* Rewrite the config file (same port and paths) with new extra lines. */
 void harness_rewrite_conf(struct goprod *g, const char *extra);
 /* SIGTERM, wait (bounded), SIGKILL if needed; returns the exit status. */

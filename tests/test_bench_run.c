@@ -24,11 +24,8 @@ static char bench_path[512];
 static int
 setup(void **state)
 {
-	const char *goprod = harness_program("GOPROD");
-	const char *slash = strrchr(goprod, '/');
-
-	snprintf(bench_path, sizeof(bench_path), "%.*sgopro-bench",
-	    slash ? (int)(slash - goprod + 1) : 0, goprod);
+	snprintf(bench_path, sizeof(bench_path), "%s",
+	    harness_program("GOPRO_BENCH"));
 	if (access(bench_path, X_OK) != 0)
 		fail_msg("%s: %s", bench_path, strerror(errno));
 	return 0;

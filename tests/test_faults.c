@@ -33,11 +33,8 @@ static char bench_path[512];
 static int
 setup(void **state)
 {
-	const char *goprod = harness_program("GOPROD");
-	const char *slash = strrchr(goprod, '/');
-
-	snprintf(bench_path, sizeof(bench_path), "%.*sgopro-bench",
-	    slash ? (int)(slash - goprod + 1) : 0, goprod);
+	snprintf(bench_path, sizeof(bench_path), "%s",
+	    harness_program("GOPRO_BENCH"));
 	if (access(bench_path, X_OK) != 0)
 		fail_msg("%s: %s", bench_path, strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
@@ -285,21 +282,7 @@ test_twenty_reloads(void **state)
 static bool
 served(const struct goprod *g)
 {
-	struct sockaddr_in sin;
-	uint8_t hb[8], reply[8];
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok = false;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)g->port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	gopro_header_write(hb, GOPRO_CMD_HEARTBEAT, 0);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    write(fd, hb, 8) == 8 && harness_read_exact(fd, reply, 8, 3) == 0)
-		ok = memcmp(hb, reply, 8) == 0;
-	close(fd);
-	return ok;
+	return harness_heartbeat(g, 3);
 }
 
 /* Connections cut by the server: resets, timeouts, drains. */
