@@ -5,6 +5,7 @@
  * fails with the reason instead of hanging.  Every server is started with
  * -f so its PID is the master's, and stopped by that PID.
  */
+#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -516,4 +518,29 @@ harness_rss_kib(pid_t pid)
 			break;
 	fclose(f);
 	return kib;
+}
+
+void
+harness_users_file(char *path, const char *user, const char *password,
+    unsigned long rounds)
+{
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data *data = calloc(1, sizeof(*data));
+	const char *hash;
+	FILE *f;
+	int fd;
+
+	assert_non_null(data);
+	assert_non_null(crypt_gensalt_rn("$6$", rounds, NULL, 0, salt,
+	    sizeof(salt)));
+	hash = crypt_r(password, salt, data);
+	assert_non_null(hash);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(fchmod(fd, 0600), 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fprintf(f, "# test users\n%s:%s\n", user, hash);
+	fclose(f);
+	free(data);
 }

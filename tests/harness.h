@@ -67,6 +67,12 @@ bool harness_wait_closed(int fd, double timeout);
 void harness_expect_frame(int fd, uint8_t cmd, const void *body, size_t len);
 /* Expect an ERROR frame with code. */
 void harness_expect_error(int fd, uint16_t code);
+/*
+ * Create a users file from the mkstemp template path (mode 0600) with one
+ * user whose password is hashed as sha512-crypt with the given rounds.
+ */
+void harness_users_file(char *path, const char *user, const char *password,
+    unsigned long rounds);
 /* Snapshot the stats totals of a running goprod. */
 void harness_totals(const struct goprod *g, struct stats_values *total);
 /* Pids of the live workers; returns how many. */

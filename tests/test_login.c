@@ -23,23 +23,7 @@ static char users_path[] = "/tmp/gopro-users-XXXXXX";
 static int
 setup(void **state)
 {
-	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-	struct crypt_data data;
-	const char *hash;
-	FILE *f;
-	int fd;
-
-	memset(&data, 0, sizeof(data));
-	assert_non_null(crypt_gensalt_rn("$6$", 5000, NULL, 0, salt,
-	    sizeof(salt)));
-	hash = crypt_r("wonderland", salt, &data);
-	assert_non_null(hash);
-	fd = mkstemp(users_path);
-	assert_true(fd >= 0);
-	fchmod(fd, 0600);
-	f = fdopen(fd, "w");
-	fprintf(f, "# test users\nalice:%s\n", hash);
-	fclose(f);
+	harness_users_file(users_path, "alice", "wonderland", 5000);
 	return 0;
 }
 
