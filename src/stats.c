@@ -36,7 +36,7 @@ _Static_assert(sizeof(struct stats_values) % sizeof(uint64_t) == 0,
 /* Far more than STATS_ENTRIES: a sanity bound for files we did not write. */
 #define STATS_ENTRIES_LIMIT 65536u
 /* Snapshot attempts before giving up while the master keeps folding. */
-#define SNAPSHOT_TRIES 10000
+#define SNAPSHOT_TRIES 2000	/* about 2 s at most, with the back-off */
 
 static size_t
 segment_size(unsigned nentries)
@@ -365,7 +365,15 @@ stats_snapshot(const struct stats_segment *seg, struct stats_header *hdr,
 			hdr->nentries = n;
 			return 0;
 		}
-		sched_yield();
+		/*
+		 * Folds are rare (a worker exits), so one retry is the usual
+		 * case; under a storm of them, back off so the reader gets a
+		 * window instead of giving up at once.
+		 */
+		if (tries < 16)
+			sched_yield();
+		else
+			usleep(tries < 64 ? 100 : 1000);
 	}
 	errno = EAGAIN;
 	return -1;
