@@ -472,6 +472,8 @@ conn_proxy_adopt(struct conn *c, const struct proxy_result *r)
 		c->peer.in4 = r->src.in4;
 	else
 		c->peer.in6 = r->src.in6;
+	stats_note_client(c->w->stats, &c->peer.sa, true,
+	    (int64_t)ev_now(c->w->loop));
 }
 
 /*
@@ -879,6 +881,10 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer,
 		peerlen = sizeof(c->peer);
 	memcpy(&c->peer, peer, peerlen);
 	c->proxy_wait = proxy;
+	/* On a PROXY listener the peer is the balancer: wait for the header. */
+	if (!proxy)
+		stats_note_client(w->stats, peer, false,
+		    (int64_t)ev_now(w->loop));
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
 	c->rio.data = c->wio.data = c;

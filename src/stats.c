@@ -11,6 +11,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -302,6 +304,10 @@ identity_clear(struct stats_entry *e)
 	__atomic_store_n(&e->start_time, 0, __ATOMIC_RELAXED);
 	store64(&e->conn_active, 0);
 	store64(&e->conn_idle, 0);
+	/* The next worker in this entry starts with no clients to show. */
+	store64(&e->recent_next, 0);
+	for (unsigned i = 0; i < STATS_RECENT_CLIENTS; i++)
+		store64(&e->recent[i].seq, 0);
 }
 
 void
@@ -447,4 +453,84 @@ stats_state_name(uint32_t state)
 	if (state >= sizeof(names) / sizeof(names[0]))
 		return "unknown";
 	return names[state];
+}
+
+/* ------------------------------------------------------------ clients */
+
+void
+stats_note_client(struct stats_entry *e, const struct sockaddr *sa,
+    bool proxied, int64_t now)
+{
+	uint64_t next = __atomic_load_n(&e->recent_next, __ATOMIC_RELAXED);
+	struct stats_client *c = &e->recent[next % STATS_RECENT_CLIENTS];
+	uint64_t seq = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
+	uint8_t addr[16] = { [10] = 0xFF, [11] = 0xFF };
+	uint16_t port;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in4 = (const void *)sa;
+		memcpy(addr + 12, &in4->sin_addr, 4);
+		port = ntohs(in4->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		memcpy(addr, &in6->sin6_addr, 16);
+		port = ntohs(in6->sin6_port);
+	} else {
+		return;
+	}
+	/* Odd while writing; readers skip the slot or retry. */
+	__atomic_store_n(&c->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	memcpy(c->addr, addr, sizeof(addr));
+	c->port = port;
+	c->proxied = proxied;
+	c->when = now;
+	__atomic_store_n(&c->seq, seq + 2, __ATOMIC_RELEASE);
+	__atomic_store_n(&e->recent_next, next + 1, __ATOMIC_RELEASE);
+}
+
+/* One consistent copy of a slot, or false when it is empty or changing. */
+static bool
+client_read(const struct stats_client *c, struct stats_client *out)
+{
+	uint64_t before = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+
+	if (before == 0 || (before & 1))
+		return false;
+	memcpy(out, c, sizeof(*out));
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return __atomic_load_n(&c->seq, __ATOMIC_RELAXED) == before;
+}
+
+unsigned
+stats_recent_clients(const struct stats_entry *e, struct stats_client *out,
+    unsigned max)
+{
+	uint64_t next = __atomic_load_n(&e->recent_next, __ATOMIC_ACQUIRE);
+	unsigned n = 0;
+
+	for (unsigned k = 1; k <= STATS_RECENT_CLIENTS && n < max; k++) {
+		if (k > next)
+			break;
+		if (client_read(&e->recent[(next - k) % STATS_RECENT_CLIENTS],
+		    &out[n]))
+			n++;
+	}
+	return n;
+}
+
+const char *
+stats_client_text(const struct stats_client *c, char *buf, size_t len)
+{
+	static const uint8_t mapped[12] = { [10] = 0xFF, [11] = 0xFF };
+	char host[INET6_ADDRSTRLEN];
+
+	if (memcmp(c->addr, mapped, sizeof(mapped)) == 0) {
+		inet_ntop(AF_INET, c->addr + 12, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, c->port);
+	} else {
+		inet_ntop(AF_INET6, c->addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, c->port);
+	}
+	return buf;
 }

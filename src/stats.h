@@ -27,7 +27,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x53544F50474F5052ull /* "GOPROPTS" */
-#define STATS_LAYOUT_VERSION 1u
+#define STATS_LAYOUT_VERSION 2u
 #define STATS_ALIGN 128
 
 /*
@@ -103,6 +103,23 @@ struct stats_values {
 	uint64_t hist_sum_ns; /* sum of the observed latencies */
 };
 
+/*
+ * The most recent clients of a worker, for goproctl stats: behind a load
+ * balancer they show that the PROXY header's address is the one in use.
+ * Each slot has its own sequence number (odd while the worker writes it);
+ * stats_recent_clients() reads them without tearing.
+ */
+#define STATS_RECENT_CLIENTS 8
+
+struct stats_client {
+	uint64_t seq;
+	uint8_t addr[16];     /* IPv6, or IPv4 as ::ffff:a.b.c.d */
+	uint16_t port;
+	uint16_t proxied;     /* 1: the address came from a PROXY header */
+	uint32_t pad0;
+	int64_t when;         /* unix seconds */
+};
+
 struct stats_entry {
 	/* Identity: written by the master before the fork, read by anyone. */
 	int32_t pid;
@@ -117,6 +134,9 @@ struct stats_entry {
 	uint64_t conn_idle;   /* active connections holding no buffer */
 	/* Monotonic values, written by the worker. */
 	struct stats_values v;
+	/* The last STATS_RECENT_CLIENTS clients, written by the worker. */
+	uint64_t recent_next;
+	struct stats_client recent[STATS_RECENT_CLIENTS];
 } __attribute__((aligned(STATS_ALIGN)));
 
 struct stats_header {
@@ -183,6 +203,21 @@ void stats_observe(struct stats_entry *e, uint64_t ns, uint64_t n);
 unsigned stats_bucket(uint64_t ns);
 /* Upper bound of bucket i in seconds (+Inf for the last). */
 double stats_bucket_le(unsigned i);
+
+struct sockaddr;
+
+/* Worker: remember a new client (not on the hot path: once per connection). */
+void stats_note_client(struct stats_entry *e, const struct sockaddr *sa,
+    bool proxied, int64_t now);
+/*
+ * Reader: copy the valid recent clients of a live entry into out, newest
+ * first, skipping a slot being written; returns how many.
+ */
+unsigned stats_recent_clients(const struct stats_entry *e,
+    struct stats_client *out, unsigned max);
+/* "a.b.c.d:port" or "[v6]:port" for a recorded client. */
+const char *stats_client_text(const struct stats_client *c, char *buf,
+    size_t len);
 
 /* Master: create (truncate) the file at path with nentries entries. */
 int stats_create(struct stats_segment *seg, const char *path,

@@ -112,6 +112,16 @@ stats_snap_take(const struct stats_segment *seg, struct stats_snap *snap)
 	}
 	stats_total(&snap->hdr, snap->entries, snap->hdr.nentries,
 	    &snap->total);
+	/* The client rings have per-slot sequence numbers: read them live. */
+	snap->clients = calloc(snap->hdr.nentries ? snap->hdr.nentries : 1,
+	    sizeof(*snap->clients));
+	if (snap->clients == NULL) {
+		stats_snap_free(snap);
+		return -1;
+	}
+	for (unsigned i = 0; i < snap->hdr.nentries; i++)
+		snap->clients[i].n = stats_recent_clients(&seg->entries[i],
+		    snap->clients[i].c, STATS_RECENT_CLIENTS);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snap->taken = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	snap->now = time(NULL);
@@ -123,6 +133,8 @@ stats_snap_free(struct stats_snap *snap)
 {
 	free(snap->entries);
 	snap->entries = NULL;
+	free(snap->clients);
+	snap->clients = NULL;
 }
 
 unsigned
@@ -242,6 +254,30 @@ text_workers(FILE *out, const struct stats_snap *s)
 			text_worker(out, s, &s->entries[i]);
 }
 
+/* Behind a load balancer this shows the addresses from PROXY headers. */
+static void
+text_clients(FILE *out, const struct stats_snap *s)
+{
+	char addr[64];
+	bool title = false;
+
+	for (unsigned i = 0; s->clients != NULL && i < s->hdr.nentries; i++) {
+		const struct stats_snap_clients *sc = &s->clients[i];
+
+		if (!entry_live(&s->entries[i]) || sc->n == 0)
+			continue;
+		if (!title)
+			fprintf(out, "\nrecent clients (newest first):\n");
+		title = true;
+		fprintf(out, "%4" PRIu32 " %8" PRId32 " ", s->entries[i].slot,
+		    s->entries[i].pid);
+		for (unsigned k = 0; k < sc->n; k++)
+			fprintf(out, " %s%s", stats_client_text(&sc->c[k], addr,
+			    sizeof(addr)), sc->c[k].proxied ? " (proxy)" : "");
+		fputc('\n', out);
+	}
+}
+
 int
 stats_format_text(FILE *out, const struct stats_snap *s)
 {
@@ -249,6 +285,7 @@ stats_format_text(FILE *out, const struct stats_snap *s)
 	text_totals(out, s);
 	fputc('\n', out);
 	text_workers(out, s);
+	text_clients(out, s);
 	return finish(out);
 }
 
@@ -312,6 +349,20 @@ json_totals(FILE *out, const struct stats_snap *s)
 }
 
 static void
+json_clients(FILE *out, const struct stats_snap_clients *sc)
+{
+	char addr[64];
+
+	fprintf(out, "      \"recent_clients\": [");
+	for (unsigned k = 0; k < sc->n; k++)
+		fprintf(out, "%s{\"address\": \"%s\", \"proxied\": %s, "
+		    "\"time\": %" PRId64 "}", k ? ", " : "",
+		    stats_client_text(&sc->c[k], addr, sizeof(addr)),
+		    sc->c[k].proxied ? "true" : "false", sc->c[k].when);
+	fprintf(out, "],\n");
+}
+
+static void
 json_worker(FILE *out, const struct stats_snap *s, const struct stats_entry *e)
 {
 	fprintf(out, "    {\"slot\": %" PRIu32 ", \"pid\": %" PRId32
@@ -321,6 +372,8 @@ json_worker(FILE *out, const struct stats_snap *s, const struct stats_entry *e)
 	    e->slot, e->pid, e->generation, stats_state_name(e->state),
 	    e->start_time, age(s->now, e->start_time), e->restarts,
 	    e->conn_active, e->conn_idle);
+	if (s->clients != NULL)
+		json_clients(out, &s->clients[e - s->entries]);
 	json_counters(out, &e->v, "      ");
 	json_latency(out, &e->v, "      ");
 	fprintf(out, "    }");

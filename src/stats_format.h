@@ -23,9 +23,16 @@
 #include "stats.h"
 
 /* A consistent copy of a segment, taken at one time. */
+/* The recent clients of one entry, read consistently, newest first. */
+struct stats_snap_clients {
+	unsigned n;
+	struct stats_client c[STATS_RECENT_CLIENTS];
+};
+
 struct stats_snap {
 	struct stats_header hdr;
 	struct stats_entry *entries; /* hdr.nentries, 128-byte aligned */
+	struct stats_snap_clients *clients; /* one per entry */
 	struct stats_values total;   /* retired + live */
 	double taken;                /* CLOCK_MONOTONIC seconds */
 	time_t now;                  /* wall clock at the copy */

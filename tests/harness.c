@@ -544,3 +544,25 @@ harness_users_file(char *path, const char *user, const char *password,
 	fclose(f);
 	free(data);
 }
+
+bool
+harness_recent_client(const struct goprod *g, const char *host, bool proxied)
+{
+	struct stats_snap snap;
+	char text[64];
+	size_t len = strlen(host);
+	bool found = false;
+
+	take_snapshot(g, &snap);
+	for (unsigned i = 0; i < snap.hdr.nentries && !found; i++)
+		for (unsigned k = 0; k < snap.clients[i].n; k++) {
+			const struct stats_client *c = &snap.clients[i].c[k];
+
+			stats_client_text(c, text, sizeof(text));
+			if (strncmp(text, host, len) == 0 && text[len] == ':' &&
+			    (bool)c->proxied == proxied)
+				found = true;
+		}
+	stats_snap_free(&snap);
+	return found;
+}

@@ -73,6 +73,9 @@ void harness_expect_error(int fd, uint16_t code);
  */
 void harness_users_file(char *path, const char *user, const char *password,
     unsigned long rounds);
+/* Is host ("a.b.c.d" or "[v6]") among the recent clients of a worker? */
+bool harness_recent_client(const struct goprod *g, const char *host,
+    bool proxied);
 /* Snapshot the stats totals of a running goprod. */
 void harness_totals(const struct goprod *g, struct stats_values *total);
 /* Pids of the live workers; returns how many. */

@@ -673,8 +673,12 @@ test_serve_header_and_frames_at_once(void **state)
 	harness_sleep(0.2);
 	assert_true(log_contains(&p.g, "client 198.51.100.77:40001 via proxy "
 	    "127.0.0.1:"));
-	/* The plain listener is unchanged. */
+	/* goproctl stats shows the client from the header, not the proxy. */
+	assert_true(harness_recent_client(&p.g, "198.51.100.77", true));
+	assert_false(harness_recent_client(&p.g, "127.0.0.1", true));
+	/* The plain listener is unchanged, its clients shown as direct. */
 	assert_true(harness_answers(&p.g));
+	assert_true(harness_recent_client(&p.g, "127.0.0.1", false));
 	assert_int_equal(harness_stop(&p.g), 0);
 }
 

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -328,6 +330,61 @@ test_snapshot_consistent_under_folds(void **state)
 	assert_int_equal(t.counter[STATS_bytes_received], 8000);
 }
 
+static void
+note_v4(struct stats_entry *e, const char *ip, uint16_t port, bool proxied)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	assert_int_equal(inet_pton(AF_INET, ip, &sin.sin_addr), 1);
+	stats_note_client(e, (struct sockaddr *)&sin, proxied, 1000 + port);
+}
+
+/* The ring keeps the newest clients, reads skip a slot being written. */
+static void
+test_recent_clients(void **state)
+{
+	struct stats_entry *e = aligned_alloc(STATS_ALIGN, sizeof(*e));
+	struct stats_client out[STATS_RECENT_CLIENTS];
+	struct sockaddr_in6 sin6;
+	char text[64];
+
+	assert_non_null(e);
+	memset(e, 0, sizeof(*e));
+	assert_int_equal(stats_recent_clients(e, out, STATS_RECENT_CLIENTS), 0);
+	note_v4(e, "198.51.100.1", 1, true);
+	assert_int_equal(stats_recent_clients(e, out, STATS_RECENT_CLIENTS), 1);
+	assert_string_equal(stats_client_text(&out[0], text, sizeof(text)),
+	    "198.51.100.1:1");
+	assert_int_equal(out[0].proxied, 1);
+	assert_int_equal(out[0].when, 1001);
+	for (uint16_t p = 2; p <= 10; p++)
+		note_v4(e, "198.51.100.2", p, false);
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons(443);
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::5", &sin6.sin6_addr), 1);
+	stats_note_client(e, (struct sockaddr *)&sin6, true, 7);
+	/* Newest first, and only the last STATS_RECENT_CLIENTS remain. */
+	assert_int_equal(stats_recent_clients(e, out, STATS_RECENT_CLIENTS),
+	    STATS_RECENT_CLIENTS);
+	assert_string_equal(stats_client_text(&out[0], text, sizeof(text)),
+	    "[2001:db8::5]:443");
+	assert_string_equal(stats_client_text(&out[1], text, sizeof(text)),
+	    "198.51.100.2:10");
+	assert_string_equal(stats_client_text(&out[7], text, sizeof(text)),
+	    "198.51.100.2:4");
+	/* A slot whose sequence is odd is being written: skipped. */
+	e->recent[(e->recent_next - 1) % STATS_RECENT_CLIENTS].seq++;
+	assert_int_equal(stats_recent_clients(e, out, STATS_RECENT_CLIENTS),
+	    STATS_RECENT_CLIENTS - 1);
+	assert_string_equal(stats_client_text(&out[0], text, sizeof(text)),
+	    "198.51.100.2:10");
+	free(e);
+}
+
 int
 main(void)
 {
@@ -335,6 +392,7 @@ main(void)
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_buckets),
 		cmocka_unit_test(test_state_names),
+		cmocka_unit_test(test_recent_clients),
 		cmocka_unit_test_setup_teardown(test_create_open_round_trip,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_bad_magic, setup,

@@ -191,11 +191,19 @@ check_spread() {
 		    fail "$h log does not name the client $CL"
 		! grep -q "client $LB:" "$work/$h.log" ||
 		    fail "$h log names HAProxy as a client"
+		# goproctl stats lists recent clients: the real one, as proxied.
+		"$GOPROCTL" -c "$work/$h/gopro.conf" stats |
+		    grep -A8 '^recent clients' >"$work/$h.clients" || true
+		grep -q " $CL:[0-9]* (proxy)" "$work/$h.clients" ||
+		    fail "$h: goproctl stats does not show the client $CL"
+		! grep -q " $LB:[0-9]* (proxy)" "$work/$h.clients" ||
+		    fail "$h: goproctl stats shows HAProxy as a proxied client"
 	done
 	[ "$total" -ge 30 ] || fail "only $total proxied connections"
 	say "  goproctl stats on h1:"
 	"$GOPROCTL" -c "$work/h1/gopro.conf" stats |
 	    grep -E 'conn_proxied|proxy_rejected' | sed 's/^/    /'
+	sed 's/^/    /' "$work/h1.clients"
 	say "  the goprod logs name the client $CL (from PROXY v2):"
 	grep -m1 "client $CL" "$work/h1.log" | sed 's/^/    /'
 }
