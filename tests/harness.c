@@ -566,3 +566,53 @@ harness_recent_client(const struct goprod *g, const char *host, bool proxied)
 	stats_snap_free(&snap);
 	return found;
 }
+
+pid_t
+harness_spawn(char *const *args, int *out_fd)
+{
+	int p[2];
+	pid_t pid;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], STDOUT_FILENO);
+		close(p[0]);
+		close(p[1]);
+		execv(args[0], args);
+		_exit(127);
+	}
+	close(p[1]);
+	*out_fd = p[0];
+	return pid;
+}
+
+char *
+harness_collect(pid_t pid, int fd, int *status)
+{
+	size_t len = 0, cap = 65536;
+	char *s = malloc(cap);
+	ssize_t n;
+
+	assert_non_null(s);
+	while ((n = read(fd, s + len, cap - len - 1)) > 0)
+		len += (size_t)n;
+	s[len] = '\0';
+	close(fd);
+	assert_int_equal(waitpid(pid, status, 0), pid);
+	return s;
+}
+
+unsigned long long
+harness_json_number(const char *json, const char *key)
+{
+	char pat[96];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(json, pat);
+	if (p == NULL)
+		fail_msg("no %s in %s", key, json);
+	return strtoull(p + strlen(pat), NULL, 10);
+}

@@ -76,6 +76,12 @@ void harness_users_file(char *path, const char *user, const char *password,
 /* Is host ("a.b.c.d" or "[v6]") among the recent clients of a worker? */
 bool harness_recent_client(const struct goprod *g, const char *host,
     bool proxied);
+/* Run args[0] with args, its standard output into a pipe (*out_fd). */
+pid_t harness_spawn(char *const *args, int *out_fd);
+/* Read fd to the end (up to 64 KiB), wait for pid; the output, malloc'd. */
+char *harness_collect(pid_t pid, int fd, int *status);
+/* The unsigned number after "key": (its first occurrence) in JSON text. */
+unsigned long long harness_json_number(const char *json, const char *key);
 /* Snapshot the stats totals of a running goprod. */
 void harness_totals(const struct goprod *g, struct stats_values *total);
 /* Pids of the live workers; returns how many. */

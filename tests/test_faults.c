@@ -58,20 +58,8 @@ bench_start(struct bench *b, char *addr, char *seconds, char *conns,
 		"-P", depth, "-m", "heartbeat:3,message:1", "-b", "16", "--json",
 		"--quiet", "--timeout", "3", allow_lost ? "--allow-lost" : NULL,
 		NULL };
-	int p[2];
 
-	assert_int_equal(pipe(p), 0);
-	b->pid = fork();
-	assert_true(b->pid >= 0);
-	if (b->pid == 0) {
-		dup2(p[1], STDOUT_FILENO);
-		close(p[0]);
-		close(p[1]);
-		execv(bench_path, args);
-		_exit(127);
-	}
-	close(p[1]);
-	b->fd = p[0];
+	b->pid = harness_spawn(args, &b->fd);
 	b->out = NULL;
 }
 
@@ -79,17 +67,9 @@ bench_start(struct bench *b, char *addr, char *seconds, char *conns,
 static int
 bench_finish(struct bench *b)
 {
-	size_t len = 0, cap = 65536;
-	ssize_t n;
 	int status;
 
-	b->out = malloc(cap);
-	assert_non_null(b->out);
-	while ((n = read(b->fd, b->out + len, cap - len - 1)) > 0)
-		len += (size_t)n;
-	b->out[len] = '\0';
-	close(b->fd);
-	assert_int_equal(waitpid(b->pid, &status, 0), b->pid);
+	b->out = harness_collect(b->pid, b->fd, &status);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -97,14 +77,7 @@ bench_finish(struct bench *b)
 static unsigned long long
 bench_num(const struct bench *b, const char *key)
 {
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = strstr(b->out, pat);
-	if (p == NULL)
-		fail_msg("no %s in %s", key, b->out);
-	return strtoull(p + strlen(pat), NULL, 10);
+	return harness_json_number(b->out, key);
 }
 
 static void

@@ -47,14 +47,7 @@ ctl(const struct goprod *g, char **out, const char *fmt, ...)
 static uint64_t
 json_total(const char *json, const char *name)
 {
-	char key[96];
-	const char *p;
-
-	snprintf(key, sizeof(key), "\"%s\": ", name);
-	p = strstr(json, key);
-	if (p == NULL)
-		fail_msg("%s not in:\n%s", name, json);
-	return strtoull(p + strlen(key), NULL, 10);
+	return harness_json_number(json, name);
 }
 
 static uint64_t
