@@ -26,6 +26,7 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 
+#include "bench.h"
 #include "harness.h"
 #include "iowait.h"
 #include "stats_format.h"
@@ -506,18 +507,7 @@ harness_worker_pids(const struct goprod *g, pid_t *pids, int max)
 long
 harness_rss_kib(pid_t pid)
 {
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
+	return bench_rss_kib(pid);
 }
 
 void
