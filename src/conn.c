@@ -566,11 +566,16 @@ conn_discard(struct conn *c)
 {
 	static uint8_t sink[16384];
 	ssize_t n;
+	int i = 0;
 
+	/*
+	 * Bounded like a normal read: a client that floods us while we
+	 * linger must not hold the loop; the linger clock ends it anyway.
+	 */
 	do
 		n = read(c->fd, sink, sizeof(sink));
-	while (n > 0);
-	if (n == 0 || (errno != EAGAIN && errno != EINTR))
+	while (n > 0 && ++i < READS_PER_EVENT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		conn_close_now(c);
 }
 
