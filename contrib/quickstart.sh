@@ -52,12 +52,7 @@ cmd_test() {
 	configure_build
 	local rc=0
 	make -j"$(nproc)" check || rc=$?
-	if [ $rc -ne 0 ]; then
-		for f in $(find "$build/tests" -name '*.log'); do
-			grep -q -E '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null &&
-				{ echo "==== $f"; tail -50 "$f"; }
-		done
-	fi
+	[ $rc -eq 0 ] || bash "$top/tests/show_failures.sh" "$build"
 	summarize
 	return $rc
 }

@@ -16,6 +16,11 @@ struct ev_loop;
 struct ctl_server;
 
 #define CTL_REQUEST_MAX 256
+/*
+ * An "error" reply whose detail starts with this is transient (a reload
+ * while another one is being handed over): the client may ask again.
+ */
+#define CTL_BUSY_PREFIX "busy:"
 #define CTL_REPLY_MAX 8192
 
 /*

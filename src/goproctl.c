@@ -319,6 +319,36 @@ signal_master(const struct gopro_conf *conf, int sig, int ctl_errno)
 	return pid;
 }
 
+/*
+ * How long `goproctl reload` keeps asking while the master is busy with
+ * the previous reload's handover (which ends within HANDOVER_TIMEOUT).
+ */
+#define RELOAD_BUSY_WAIT 10.0
+#define RELOAD_BUSY_STEP 0.02
+
+static bool
+reply_busy(const char *reply)
+{
+	const char *nl = strchr(reply, '\n');
+
+	return nl != NULL && strncmp(nl + 1, CTL_BUSY_PREFIX,
+	    strlen(CTL_BUSY_PREFIX)) == 0;
+}
+
+/* ctl_call "reload", asking again while the master answers busy. */
+static int
+reload_call(const char *path, char *reply, size_t len)
+{
+	double deadline = now_mono() + RELOAD_BUSY_WAIT;
+	struct timespec step = { 0, (long)(RELOAD_BUSY_STEP * 1e9) };
+	int rc;
+
+	while ((rc = ctl_call(path, "reload", reply, len, CTL_TIMEOUT)) == 1 &&
+	    reply_busy(reply) && now_mono() < deadline)
+		nanosleep(&step, NULL);
+	return rc;
+}
+
 static int
 cmd_reload(struct ctx *c, int argc, char **argv)
 {
@@ -331,8 +361,7 @@ cmd_reload(struct ctx *c, int argc, char **argv)
 	/* The master would refuse it for the same errors: say so here. */
 	conf = need_conf_note(c, "reload not sent, goprod keeps its running "
 	    "configuration");
-	rc = ctl_call(conf->control_socket, "reload", reply, sizeof(reply),
-	    CTL_TIMEOUT);
+	rc = reload_call(conf->control_socket, reply, sizeof(reply));
 	e = errno;
 	if (rc == 0) {
 		printf("reloaded: ");

@@ -491,9 +491,14 @@ master_reload(struct master *m, char *err, size_t errlen)
 	struct auth_users *users = NULL;
 
 	if (m->stopping || m->handover) {
-		/* Refused, not queued: the caller can ask again. */
+		/*
+		 * Refused, not queued, and not counted as failed: the caller
+		 * can ask again.  "busy:" tells goproctl to retry, which it
+		 * does until the handover (bounded by HANDOVER_TIMEOUT) ends.
+		 */
 		snprintf(err, errlen, "%s", m->stopping ?
-		    "goprod is shutting down" : "a reload is already in progress");
+		    "goprod is shutting down" :
+		    CTL_BUSY_PREFIX " a reload is already in progress");
 		log_warnx("reload refused: %s", err);
 		return -1;
 	}

@@ -567,6 +567,8 @@ harness_spawn(char *const *args, int *out_fd)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		/* Not left running when a failed test ends the program. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(p[1], STDOUT_FILENO);
 		close(p[0]);
 		close(p[1]);
