@@ -17,6 +17,15 @@
  */
 int listen_open(const struct conf_listen *addr, int backlog, char *err,
     size_t errlen);
+/*
+ * 0 when nobody listens on addr yet; -1 with a message naming the address
+ * in err when somebody does (EADDRINUSE) or it cannot be bound at all.
+ * Run before the first SO_REUSEPORT socket of an address, which would
+ * otherwise join another daemon's group without a word.
+ */
+int listen_probe(const struct conf_listen *addr, char *err, size_t errlen);
+/* Whether a and b bind the same port and one covers the other's address. */
+int listen_overlap(const struct conf_listen *a, const struct conf_listen *b);
 /* Whether two configured addresses are the same socket address. */
 int listen_same(const struct conf_listen *a, const struct conf_listen *b);
 

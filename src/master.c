@@ -91,6 +91,26 @@ sockets_bind(const struct gopro_conf *conf,
 	return 0;
 }
 
+/*
+ * Nobody else may listen on an address of conf that this master does not
+ * hold yet (old: the running configuration, NULL at start): with
+ * SO_REUSEPORT our sockets would silently join the other's group.
+ */
+static int
+sockets_probe(const struct gopro_conf *conf, const struct gopro_conf *old,
+    char *err, size_t errlen)
+{
+	for (size_t a = 0; a < conf->nlisten; a++) {
+		bool ours = false;
+
+		for (size_t o = 0; old != NULL && o < old->nlisten; o++)
+			ours |= listen_overlap(&conf->listen[a], &old->listen[o]);
+		if (!ours && listen_probe(&conf->listen[a], err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------ workers */
 
 static unsigned
@@ -507,6 +527,8 @@ master_reload(struct master *m, char *err, size_t errlen)
 		goto fail;
 	if (nc->auth.users_file && (users = reload_users(nc, err, errlen)) == NULL)
 		goto fail;
+	if (sockets_probe(nc, m->conf, err, errlen) < 0)
+		goto fail;
 	if (reload_sockets(m, nc, fds, err, errlen) < 0) {
 		reload_undo_sockets(m, nc, fds);
 		goto fail;
@@ -854,6 +876,7 @@ master_init(struct master *m, struct gopro_conf *conf, bool foreground,
 	master_check_nofile(conf);
 	init_or_die(daemon_lookup_ids(conf->user, conf->group, &m->uid, &m->gid,
 	    err, sizeof(err)), err);
+	init_or_die(sockets_probe(conf, NULL, err, sizeof(err)), err);
 	init_or_die(sockets_bind(conf, m->fds, 0, conf->workers, err,
 	    sizeof(err)), err);
 	if (conf->auth.users_file != NULL &&

@@ -100,13 +100,20 @@ harness_free_port(void)
 	return -1;
 }
 
+/*
+ * Written aside and renamed over the file, as a careful admin would: a
+ * master reloading while the file is rewritten in place could read it
+ * half written (an empty file is all defaults, another listen address).
+ */
 static void
 write_conf(struct goprod *g, const char *extra)
 {
-	FILE *f = fopen(g->conf_path, "w");
+	char tmp[sizeof(g->conf_path) + 8];
+	FILE *f;
 
-	if (f == NULL)
-		fail_msg("cannot write %s: %s", g->conf_path, strerror(errno));
+	snprintf(tmp, sizeof(tmp), "%s.new", g->conf_path);
+	if ((f = fopen(tmp, "w")) == NULL)
+		fail_msg("cannot write %s: %s", tmp, strerror(errno));
 	fprintf(f,
 	    "listen = {\"%s\"}\n"
 	    "workers = 1\n"
@@ -120,7 +127,8 @@ write_conf(struct goprod *g, const char *extra)
 	    "%s\n",
 	    g->addr, g->dir, g->stats_path, g->dir, g->log_path,
 	    extra ? extra : "");
-	fclose(f);
+	if (fclose(f) != 0 || rename(tmp, g->conf_path) != 0)
+		fail_msg("cannot write %s: %s", g->conf_path, strerror(errno));
 }
 
 void

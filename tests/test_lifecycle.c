@@ -369,6 +369,69 @@ test_daemon_mode(void **state)
 	harness_stop(&g);
 }
 
+/* Run a shell command; its exit status, stdout and stderr in out. */
+static int
+run_capture(const char *cmd, char *out, size_t len)
+{
+	char full[1024];
+	size_t n;
+	FILE *p;
+	int status;
+
+	snprintf(full, sizeof(full), "%s 2>&1 </dev/null", cmd);
+	assert_non_null(p = popen(full, "r"));
+	n = fread(out, 1, len - 1, p);
+	out[n] = '\0';
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * A second goprod on the port of a running one: SO_REUSEPORT would let it
+ * join the first one's group and take half its connections, so it refuses
+ * to start and says why; a reload that adds an address another goprod
+ * listens on is refused the same way.  The first one serves on.
+ */
+static void
+test_address_of_another_goprod_refused(void **state)
+{
+	char cmd[1024], out[2048], conf[256];
+	struct stats_values total;
+	struct goprod a, b, c;
+	int rc;
+
+	harness_start(&a, NULL);
+	harness_prepare(&b, a.port, NULL);
+	/* Bounded: with the defect it would start and serve. */
+	snprintf(cmd, sizeof(cmd), "timeout 5 '%s' -f -c '%s'",
+	    harness_program("GOPROD"), b.conf_path);
+	rc = run_capture(cmd, out, sizeof(out));
+	print_message("second goprod on %s: exit %d: %s", a.addr, rc, out);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, a.addr));
+	assert_non_null(strstr(out, "Address already in use"));
+	for (int i = 0; i < 20; i++)
+		assert_true(harness_heartbeat(&a, 3));
+	harness_totals(&a, &total);
+	assert_true(total.counter[STATS_conn_accepted] >= 20);
+	harness_stop(&b);
+
+	harness_start(&c, NULL);
+	snprintf(conf, sizeof(conf), "listen = {\"%s\", \"%s\"}\n", a.addr,
+	    c.addr);
+	harness_rewrite_conf(&a, conf);
+	snprintf(cmd, sizeof(cmd), "'%s' -c '%s' reload",
+	    harness_program("GOPROCTL"), a.conf_path);
+	rc = run_capture(cmd, out, sizeof(out));
+	print_message("reload adding %s: exit %d: %s", c.addr, rc, out);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "Address already in use"));
+	assert_true(harness_heartbeat(&a, 3));
+	assert_true(harness_heartbeat(&c, 3));
+	assert_int_equal(harness_stop(&c), 0);
+	assert_int_equal(harness_stop(&a), 0);
+}
+
 int
 main(void)
 {
@@ -382,6 +445,7 @@ main(void)
 		cmocka_unit_test(test_ipv4_and_ipv6_listeners),
 		cmocka_unit_test(test_daemon_mode),
 		cmocka_unit_test(test_sighup_during_handover_is_queued),
+		cmocka_unit_test(test_address_of_another_goprod_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
