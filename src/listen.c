@@ -3,6 +3,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,42 +88,55 @@ fail:
 	return -1;
 }
 
-/* Whether a and b bind the same port and one covers the other's address. */
+/* The parts of a configured address that bind(2) compares. */
+struct endpoint {
+	int family;
+	const void *ip;
+	size_t iplen;
+	uint16_t port;
+	uint32_t scope;
+	bool any;      /* the wildcard address */
+};
+
+static struct endpoint
+endpoint_of(const struct conf_listen *l)
+{
+	const struct sockaddr_in *v4 = (const void *)&l->addr;
+	const struct sockaddr_in6 *v6 = (const void *)&l->addr;
+
+	if (l->addr.ss_family == AF_INET)
+		return (struct endpoint){ AF_INET, &v4->sin_addr,
+		    sizeof(v4->sin_addr), v4->sin_port, 0,
+		    v4->sin_addr.s_addr == htonl(INADDR_ANY) };
+	return (struct endpoint){ AF_INET6, &v6->sin6_addr,
+	    sizeof(v6->sin6_addr), v6->sin6_port, v6->sin6_scope_id,
+	    IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr) };
+}
+
+static bool
+same_port(const struct endpoint *a, const struct endpoint *b)
+{
+	return a->family == b->family && a->port == b->port;
+}
+
+static bool
+same_ip(const struct endpoint *a, const struct endpoint *b)
+{
+	return a->scope == b->scope && memcmp(a->ip, b->ip, a->iplen) == 0;
+}
+
 int
 listen_overlap(const struct conf_listen *a, const struct conf_listen *b)
 {
-	const struct sockaddr_in *a4 = (const void *)&a->addr;
-	const struct sockaddr_in *b4 = (const void *)&b->addr;
-	const struct sockaddr_in6 *a6 = (const void *)&a->addr;
-	const struct sockaddr_in6 *b6 = (const void *)&b->addr;
+	struct endpoint ea = endpoint_of(a), eb = endpoint_of(b);
 
-	if (a->addr.ss_family != b->addr.ss_family)
-		return 0;
-	if (a->addr.ss_family == AF_INET)
-		return a4->sin_port == b4->sin_port &&
-		    (a4->sin_addr.s_addr == b4->sin_addr.s_addr ||
-		    a4->sin_addr.s_addr == htonl(INADDR_ANY) ||
-		    b4->sin_addr.s_addr == htonl(INADDR_ANY));
-	return a6->sin6_port == b6->sin6_port &&
-	    (memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0 ||
-	    IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) ||
-	    IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr));
+	return same_port(&ea, &eb) && (same_ip(&ea, &eb) || ea.any || eb.any);
 }
 
 int
 listen_same(const struct conf_listen *a, const struct conf_listen *b)
 {
-	const struct sockaddr_in *a4 = (const void *)&a->addr;
-	const struct sockaddr_in *b4 = (const void *)&b->addr;
-	const struct sockaddr_in6 *a6 = (const void *)&a->addr;
-	const struct sockaddr_in6 *b6 = (const void *)&b->addr;
+	struct endpoint ea = endpoint_of(a), eb = endpoint_of(b);
 
-	if (a->addr.ss_family != b->addr.ss_family)
-		return 0;
-	if (a->addr.ss_family == AF_INET)
-		return a4->sin_port == b4->sin_port &&
-		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
-	return a6->sin6_port == b6->sin6_port &&
-	    a6->sin6_scope_id == b6->sin6_scope_id &&
-	    memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
+	return same_port(&ea, &eb) && same_ip(&ea, &eb);
 }

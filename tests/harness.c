@@ -588,6 +588,22 @@ harness_spawn(char *const *args, int *out_fd)
 	return pid;
 }
 
+int
+harness_run(const char *cmd, char *out, size_t len)
+{
+	char full[2048];
+	size_t n;
+	FILE *p;
+	int status;
+
+	snprintf(full, sizeof(full), "%s 2>&1 </dev/null", cmd);
+	assert_non_null(p = popen(full, "r"));
+	n = fread(out, 1, len - 1, p);
+	out[n] = '\0';
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 char *
 harness_collect(pid_t pid, int fd, int *status)
 {

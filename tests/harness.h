@@ -76,6 +76,12 @@ void harness_users_file(char *path, const char *user, const char *password,
 /* Is host ("a.b.c.d" or "[v6]") among the recent clients of a worker? */
 bool harness_recent_client(const struct goprod *g, const char *host,
     bool proxied);
+/*
+ * Run the shell command cmd (stdin /dev/null) to its end; its standard
+ * output and error in out (cut to len - 1 bytes), its exit status as the
+ * return value (-1 when a signal ended it).
+ */
+int harness_run(const char *cmd, char *out, size_t len);
 /* Run args[0] with args, its standard output into a pipe (*out_fd). */
 pid_t harness_spawn(char *const *args, int *out_fd);
 /* Read fd to the end (up to 64 KiB), wait for pid; the output, malloc'd. */

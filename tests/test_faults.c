@@ -285,17 +285,10 @@ static int
 goproctl(const struct goprod *g, const char *command, char *out, size_t len)
 {
 	char cmd[1024];
-	size_t n;
-	FILE *p;
-	int status;
 
-	snprintf(cmd, sizeof(cmd), "%s -c %s %s 2>&1",
-	    harness_program("GOPROCTL"), g->conf_path, command);
-	assert_non_null(p = popen(cmd, "r"));
-	n = fread(out, 1, len - 1, p);
-	out[n] = '\0';
-	status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	snprintf(cmd, sizeof(cmd), "%s -c %s %s", harness_program("GOPROCTL"),
+	    g->conf_path, command);
+	return harness_run(cmd, out, len);
 }
 
 /*

@@ -24,23 +24,17 @@ static int
 ctl(const struct goprod *g, char **out, const char *fmt, ...)
 {
 	char args[512], cmd[1024];
-	size_t len = 0, cap = 1 << 20;
+	size_t cap = 1 << 20;
 	va_list ap;
-	FILE *p;
-	int status;
 
 	va_start(ap, fmt);
 	vsnprintf(args, sizeof(args), fmt, ap);
 	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "%s -c %s %s 2>&1",
-	    harness_program("GOPROCTL"), g->conf_path, args);
+	snprintf(cmd, sizeof(cmd), "%s -c %s %s", harness_program("GOPROCTL"),
+	    g->conf_path, args);
 	*out = malloc(cap);
 	assert_non_null(*out);
-	assert_non_null(p = popen(cmd, "r"));
-	len = fread(*out, 1, cap - 1, p);
-	(*out)[len] = '\0';
-	status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return harness_run(cmd, *out, cap);
 }
 
 /* A counter of the "totals" object (the first occurrence of the name). */

@@ -183,22 +183,16 @@ run_check(const char *conf_text, char *out, size_t outlen)
 {
 	char path[] = "/tmp/gopro-check-XXXXXX", cmd[600];
 	int fd = mkstemp(path), status;
-	FILE *p;
-	size_t n;
 
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, conf_text, strlen(conf_text)),
 	    (ssize_t)strlen(conf_text));
 	close(fd);
-	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s' 2>&1",
+	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s'",
 	    harness_program("GOPROD"), path);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, outlen - 1, p);
-	out[n] = '\0';
-	status = pclose(p);
+	status = harness_run(cmd, out, outlen);
 	unlink(path);
-	return WEXITSTATUS(status);
+	return status;
 }
 
 static void
@@ -369,23 +363,6 @@ test_daemon_mode(void **state)
 	harness_stop(&g);
 }
 
-/* Run a shell command; its exit status, stdout and stderr in out. */
-static int
-run_capture(const char *cmd, char *out, size_t len)
-{
-	char full[1024];
-	size_t n;
-	FILE *p;
-	int status;
-
-	snprintf(full, sizeof(full), "%s 2>&1 </dev/null", cmd);
-	assert_non_null(p = popen(full, "r"));
-	n = fread(out, 1, len - 1, p);
-	out[n] = '\0';
-	status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /*
  * A second goprod on the port of a running one: SO_REUSEPORT would let it
  * join the first one's group and take half its connections, so it refuses
@@ -405,7 +382,7 @@ test_address_of_another_goprod_refused(void **state)
 	/* Bounded: with the defect it would start and serve. */
 	snprintf(cmd, sizeof(cmd), "timeout 5 '%s' -f -c '%s'",
 	    harness_program("GOPROD"), b.conf_path);
-	rc = run_capture(cmd, out, sizeof(out));
+	rc = harness_run(cmd, out, sizeof(out));
 	print_message("second goprod on %s: exit %d: %s", a.addr, rc, out);
 	assert_int_equal(rc, 1);
 	assert_non_null(strstr(out, a.addr));
@@ -422,7 +399,7 @@ test_address_of_another_goprod_refused(void **state)
 	harness_rewrite_conf(&a, conf);
 	snprintf(cmd, sizeof(cmd), "'%s' -c '%s' reload",
 	    harness_program("GOPROCTL"), a.conf_path);
-	rc = run_capture(cmd, out, sizeof(out));
+	rc = harness_run(cmd, out, sizeof(out));
 	print_message("reload adding %s: exit %d: %s", c.addr, rc, out);
 	assert_int_equal(rc, 1);
 	assert_non_null(strstr(out, "Address already in use"));

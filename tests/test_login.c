@@ -195,25 +195,20 @@ static void
 test_world_readable_users_file_refused(void **state)
 {
 	char out[2048], cmd[700], conf[] = "/tmp/gopro-conf-XXXXXX";
-	int fd = mkstemp(conf);
-	FILE *p;
-	size_t n;
+	int fd = mkstemp(conf), rc;
 
 	assert_true(fd >= 0);
 	dprintf(fd, "user = \"\"\ngroup = \"\"\nauth {\n users_file = \"%s\"\n}\n",
 	    users_path);
 	close(fd);
 	chmod(users_path, 0644);
-	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s' 2>&1; echo rc=$?",
-	    harness_program("GOPROD"), conf);
-	p = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = '\0';
-	pclose(p);
+	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s'", harness_program("GOPROD"),
+	    conf);
+	rc = harness_run(cmd, out, sizeof(out));
 	chmod(users_path, 0600);
 	unlink(conf);
 	assert_non_null(strstr(out, users_path));
-	assert_non_null(strstr(out, "rc=1"));
+	assert_int_equal(rc, 1);
 }
 
 int
