@@ -475,8 +475,8 @@ harness_expect_error(int fd, uint16_t code)
 /* ------------------------------------------------------------ stats */
 
 /* Fails the test when the segment cannot be read. */
-static void
-take_snapshot(const struct goprod *g, struct stats_snap *snap)
+void
+harness_snapshot(const struct goprod *g, struct stats_snap *snap)
 {
 	struct stats_segment seg;
 	char err[256];
@@ -492,7 +492,7 @@ harness_totals(const struct goprod *g, struct stats_values *total)
 {
 	struct stats_snap snap;
 
-	take_snapshot(g, &snap);
+	harness_snapshot(g, &snap);
 	*total = snap.total;
 	stats_snap_free(&snap);
 }
@@ -503,7 +503,7 @@ harness_worker_pids(const struct goprod *g, pid_t *pids, int max)
 	struct stats_snap snap;
 	int n = 0;
 
-	take_snapshot(g, &snap);
+	harness_snapshot(g, &snap);
 	for (unsigned i = 0; i < snap.hdr.nentries && n < max; i++)
 		if (snap.entries[i].state == STATS_STATE_RUNNING &&
 		    snap.entries[i].pid > 0)
@@ -551,7 +551,7 @@ harness_recent_client(const struct goprod *g, const char *host, bool proxied)
 	size_t len = strlen(host);
 	bool found = false;
 
-	take_snapshot(g, &snap);
+	harness_snapshot(g, &snap);
 	for (unsigned i = 0; i < snap.hdr.nentries && !found; i++)
 		for (unsigned k = 0; k < snap.clients[i].n; k++) {
 			const struct stats_client *c = &snap.clients[i].c[k];
@@ -586,6 +586,21 @@ harness_spawn(char *const *args, int *out_fd)
 	close(p[1]);
 	*out_fd = p[0];
 	return pid;
+}
+
+bool
+harness_log_has(const struct goprod *g, const char *text)
+{
+	char line[1024];
+	bool found = false;
+	FILE *f = fopen(g->log_path, "r");
+
+	if (f == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, text) != NULL;
+	fclose(f);
+	return found;
 }
 
 int

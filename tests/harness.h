@@ -13,6 +13,7 @@
 
 #include "gopro.h"
 #include "stats.h"
+#include "stats_format.h"
 
 struct goprod {
 	pid_t pid;
@@ -76,6 +77,8 @@ void harness_users_file(char *path, const char *user, const char *password,
 /* Is host ("a.b.c.d" or "[v6]") among the recent clients of a worker? */
 bool harness_recent_client(const struct goprod *g, const char *host,
     bool proxied);
+/* Whether a line of g's log contains text. */
+bool harness_log_has(const struct goprod *g, const char *text);
 /*
  * Run the shell command cmd (stdin /dev/null) to its end; its standard
  * output and error in out (cut to len - 1 bytes), its exit status as the
@@ -88,6 +91,8 @@ pid_t harness_spawn(char *const *args, int *out_fd);
 char *harness_collect(pid_t pid, int fd, int *status);
 /* The unsigned number after "key": (its first occurrence) in JSON text. */
 unsigned long long harness_json_number(const char *json, const char *key);
+/* A consistent snapshot of g's stats segment; free with stats_snap_free. */
+void harness_snapshot(const struct goprod *g, struct stats_snap *snap);
 /* Snapshot the stats totals of a running goprod. */
 void harness_totals(const struct goprod *g, struct stats_values *total);
 /* Pids of the live workers; returns how many. */

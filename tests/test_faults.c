@@ -141,15 +141,7 @@ bench_print(const struct bench *b, const char *what)
 static void
 snap(const struct goprod *g, struct stats_snap *s)
 {
-	struct stats_segment seg;
-	char err[256];
-
-	if (stats_open(&seg, g->stats_path, err, sizeof(err)) < 0)
-		fail_msg("%s", err);
-	for (int tries = 0; stats_snap_take(&seg, s) < 0; tries++)
-		if (tries == 100)
-			fail_msg("no consistent stats snapshot");
-	stats_close(&seg);
+	harness_snapshot(g, s);
 }
 
 /* Every counter of now is at least the one of before. */

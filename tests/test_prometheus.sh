@@ -89,13 +89,41 @@ before() {
 }
 
 # Three distinct free loopback ports: goprod, its metrics, Prometheus.
-read -r port_serve port_metrics port_prom < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-') || fail "cannot pick free loopback ports"
+# Taken below the kernel's ephemeral range (30000 up to its start; the C
+# tests' harness uses 10000-29999): a port from bind(0) is one that any
+# concurrent connect() may take as its local port before goprod binds it,
+# and make check runs thousands of those in parallel.
+read -r port_serve port_metrics port_prom < <(python3 - "$$" <<'PICK'
+import os, socket, sys
+with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+    eph_lo = int(f.read().split()[0])
+lo, hi = 30000, eph_lo - 1
+def free(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+picked = []
+if hi - lo >= 3:
+    start = lo + (int(sys.argv[1]) * 7) % (hi - lo + 1)
+    for i in range(hi - lo + 1):
+        port = lo + (start - lo + i) % (hi - lo + 1)
+        if free(port):
+            picked.append(port)
+            if len(picked) == 3:
+                break
+if len(picked) < 3:  # no room below the ephemeral range: bind(0)
+    socks = [socket.socket() for _ in range(3)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    picked = [s.getsockname()[1] for s in socks]
+print(*picked)
+PICK
+) || fail "cannot pick free loopback ports"
 
 conf=$dir/gopro.conf
 cat >"$conf" <<EOF

@@ -612,21 +612,6 @@ v2_tcp4(uint8_t *p, const char *client, uint16_t port)
 	return n + 12;
 }
 
-static bool
-log_contains(const struct goprod *g, const char *needle)
-{
-	char line[1024];
-	bool found = false;
-	FILE *f = fopen(g->log_path, "r");
-
-	if (f == NULL)
-		return false;
-	while (!found && fgets(line, sizeof(line), f) != NULL)
-		found = strstr(line, needle) != NULL;
-	fclose(f);
-	return found;
-}
-
 static uint64_t
 counter(const struct goprod *g, enum stats_counter which)
 {
@@ -671,7 +656,7 @@ test_serve_header_and_frames_at_once(void **state)
 	assert_int_equal(counter(&p.g, STATS_conn_proxied), 1);
 	assert_int_equal(counter(&p.g, STATS_proxy_rejected), 0);
 	harness_sleep(0.2);
-	assert_true(log_contains(&p.g, "client 198.51.100.77:40001 via proxy "
+	assert_true(harness_log_has(&p.g, "client 198.51.100.77:40001 via proxy "
 	    "127.0.0.1:"));
 	/* goproctl stats shows the client from the header, not the proxy. */
 	assert_true(harness_recent_client(&p.g, "198.51.100.77", true));
@@ -711,7 +696,7 @@ test_serve_header_in_pieces_and_local(void **state)
 	close(fd);
 	assert_int_equal(counter(&p.g, STATS_conn_proxied), 1);
 	harness_sleep(0.2);
-	assert_true(log_contains(&p.g, "client [2001:db8::7]:40002 via proxy"));
+	assert_true(harness_log_has(&p.g, "client [2001:db8::7]:40002 via proxy"));
 	assert_int_equal(harness_stop(&p.g), 0);
 }
 
@@ -732,8 +717,8 @@ test_serve_rejections(void **state)
 	assert_int_equal(counter(&p.g, STATS_proxy_rejected), 1);
 	assert_int_equal(counter(&p.g, STATS_conn_accepted), 1); /* the probe */
 	harness_sleep(0.2);
-	assert_true(log_contains(&p.g, "connection from 127.0.0.1:"));
-	assert_true(log_contains(&p.g, "not in proxy_protocol_from"));
+	assert_true(harness_log_has(&p.g, "connection from 127.0.0.1:"));
+	assert_true(harness_log_has(&p.g, "not in proxy_protocol_from"));
 	assert_int_equal(harness_stop(&p.g), 0);
 
 	start_proxied(&q, "\"127.0.0.1\"", "frame_timeout = 300ms");
@@ -757,9 +742,9 @@ test_serve_rejections(void **state)
 	assert_int_equal(counter(&q.g, STATS_proxy_rejected), 3);
 	assert_int_equal(counter(&q.g, STATS_conn_proxied), 0);
 	harness_sleep(0.2);
-	assert_true(log_contains(&q.g, "invalid PROXY header: not a PROXY "
+	assert_true(harness_log_has(&q.g, "invalid PROXY header: not a PROXY "
 	    "header"));
-	assert_true(log_contains(&q.g, "no complete PROXY header"));
+	assert_true(harness_log_has(&q.g, "no complete PROXY header"));
 	/* A PROXY header on the plain listener is bad magic, as before. */
 	fd = harness_connect(&q.g);
 	harness_write(fd, "PROXY UNKNOWN\r\n", 15);
