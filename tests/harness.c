@@ -165,8 +165,8 @@ harness_heartbeat(const struct goprod *g, double timeout)
 	return ok;
 }
 
-static void
-dump_log(const struct goprod *g)
+void
+harness_dump_log(const struct goprod *g)
 {
 	char line[512];
 	FILE *f = fopen(g->log_path, "r");
@@ -236,7 +236,7 @@ harness_start_port(struct goprod *g, int port, const char *extra)
 	while (harness_now() < deadline) {
 		if (waitpid(g->pid, &status, WNOHANG) == g->pid) {
 			g->pid = 0;
-			dump_log(g);
+			harness_dump_log(g);
 			fail_msg("goprod exited during start-up (status %d)",
 			    status);
 		}
@@ -325,7 +325,7 @@ harness_stop(struct goprod *g)
 	report = sanitizer_report(g);
 	/* A failed stop is a finding: show what the server said. */
 	if (status != 0 || report != NULL)
-		dump_log(g);
+		harness_dump_log(g);
 	remove_dir(g->dir);
 	if (report != NULL)
 		fail_msg("goprod's log contains \"%s\" (shown above)", report);

@@ -77,6 +77,8 @@ void harness_users_file(char *path, const char *user, const char *password,
 /* Is host ("a.b.c.d" or "[v6]") among the recent clients of a worker? */
 bool harness_recent_client(const struct goprod *g, const char *host,
     bool proxied);
+/* Print g's log to the test output (for a failure's context). */
+void harness_dump_log(const struct goprod *g);
 /* Whether a line of g's log contains text. */
 bool harness_log_has(const struct goprod *g, const char *text);
 /*

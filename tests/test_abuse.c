@@ -135,12 +135,20 @@ wait_no_conns(const struct goprod *g)
 		harness_sleep(0.01);
 }
 
+/* The one running worker: waits for it, for up to 10 s. */
 static pid_t
 the_worker(const struct goprod *g)
 {
+	double t0 = harness_now();
 	pid_t pid;
 
-	assert_int_equal(harness_worker_pids(g, &pid, 1), 1);
+	while (harness_worker_pids(g, &pid, 1) != 1) {
+		if (harness_now() - t0 > 10) {
+			harness_dump_log(g);
+			fail_msg("no running worker within 10 s");
+		}
+		harness_sleep(0.01);
+	}
 	return pid;
 }
 
@@ -300,7 +308,7 @@ test_slow_consumers(void **state)
 	struct goprod g;
 	size_t off = 0, total = 0;
 	long rss0, rss1, bound;
-	double t0;
+	double t0, last_progress;
 	pid_t worker;
 	int fds[CONSUMERS], good;
 
@@ -317,13 +325,23 @@ test_slow_consumers(void **state)
 		fcntl(fds[i], F_SETFL, O_NONBLOCK);
 		sent[i] = 0;
 	}
-	t0 = harness_now();
-	while (harness_now() - t0 < 1.5) {
+	/*
+	 * Write until no connection takes a byte for half a second: the
+	 * server stopped reading them all (backpressure), so each holds
+	 * output above the high water mark.  A fixed time would not do: a
+	 * slow server (sanitizers, a loaded machine) may not have produced
+	 * more replies than the socket buffers absorb, and then nothing is
+	 * left to time out.
+	 */
+	t0 = last_progress = harness_now();
+	while (harness_now() - last_progress < 0.5 && harness_now() - t0 < 30) {
 		for (int i = 0; i < CONSUMERS; i++) {
 			ssize_t n = send(fds[i], chunk + sent[i] % off,
 			    off - sent[i] % off, MSG_NOSIGNAL);
-			if (n > 0)
+			if (n > 0) {
 				sent[i] += (size_t)n;
+				last_progress = harness_now();
+			}
 		}
 		latency_probe(&lat, good);
 	}
