@@ -487,6 +487,38 @@ harness_snapshot(const struct goprod *g, struct stats_snap *snap)
 	stats_close(&seg);
 }
 
+/*
+ * Wait until the master counts `reloads` reloads and every worker alive
+ * runs the current generation: no handover left, nothing queued.
+ */
+void
+harness_wait_settled(const struct goprod *g, uint32_t reloads)
+{
+	double t0 = harness_now();
+	struct stats_snap s;
+	bool settled;
+
+	for (;;) {
+		harness_snapshot(g, &s);
+		settled = s.hdr.reloads == reloads;
+		for (unsigned i = 0; i < s.hdr.nentries; i++) {
+			const struct stats_entry *e = &s.entries[i];
+
+			if (e->state != STATS_STATE_FREE &&
+			    e->state != STATS_STATE_EXITED &&
+			    (e->generation != s.hdr.generation ||
+			    e->state != STATS_STATE_RUNNING))
+				settled = false;
+		}
+		stats_snap_free(&s);
+		if (settled)
+			return;
+		if (harness_now() - t0 > 10)
+			fail_msg("reload %u not settled within 10 s", reloads);
+		harness_sleep(0.005);
+	}
+}
+
 void
 harness_totals(const struct goprod *g, struct stats_values *total)
 {

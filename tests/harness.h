@@ -95,6 +95,11 @@ char *harness_collect(pid_t pid, int fd, int *status);
 unsigned long long harness_json_number(const char *json, const char *key);
 /* A consistent snapshot of g's stats segment; free with stats_snap_free. */
 void harness_snapshot(const struct goprod *g, struct stats_snap *snap);
+/*
+ * Wait (up to 10 s, else fail) until the master counts `reloads` reloads
+ * and every live worker runs the current generation: no handover left.
+ */
+void harness_wait_settled(const struct goprod *g, uint32_t reloads);
 /* Snapshot the stats totals of a running goprod. */
 void harness_totals(const struct goprod *g, struct stats_values *total);
 /* Pids of the live workers; returns how many. */

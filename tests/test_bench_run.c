@@ -64,7 +64,7 @@ test_reload_goaway(void **state)
 {
 	struct goprod g;
 	char *args[] = { bench_path, (char *)"-s", NULL, (char *)"-d",
-		(char *)"1.5", (char *)"-c", (char *)"8", (char *)"-P",
+		(char *)"30", (char *)"-c", (char *)"8", (char *)"-P",
 		(char *)"4", (char *)"--json", (char *)"--quiet", NULL };
 	int fd, status;
 	char *out;
@@ -75,6 +75,10 @@ test_reload_goaway(void **state)
 	pid = harness_spawn(args, &fd);
 	harness_sleep(0.5);
 	assert_int_equal(kill(g.pid, SIGHUP), 0);
+	/* The old worker is gone: its clients had their GOAWAY and left. */
+	harness_wait_settled(&g, 1);
+	harness_sleep(0.3);
+	assert_int_equal(kill(pid, SIGINT), 0);
 	out = harness_collect(pid, fd, &status);
 	harness_stop(&g);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)

@@ -228,38 +228,6 @@ prefix_is(const struct goprod *g, const char *prefix)
 	return ok;
 }
 
-/*
- * Wait until the master counts `reloads` reloads and every worker alive
- * runs the current generation: no handover left, nothing queued.
- */
-static void
-wait_settled(const struct goprod *g, uint32_t reloads)
-{
-	double t0 = harness_now();
-	struct stats_snap s;
-	bool settled;
-
-	for (;;) {
-		harness_snapshot(g, &s);
-		settled = s.hdr.reloads == reloads;
-		for (unsigned i = 0; i < s.hdr.nentries; i++) {
-			const struct stats_entry *e = &s.entries[i];
-
-			if (e->state != STATS_STATE_FREE &&
-			    e->state != STATS_STATE_EXITED &&
-			    (e->generation != s.hdr.generation ||
-			    e->state != STATS_STATE_RUNNING))
-				settled = false;
-		}
-		stats_snap_free(&s);
-		if (settled)
-			return;
-		if (harness_now() - t0 > 10)
-			fail_msg("reload %u not settled within 10 s", reloads);
-		harness_sleep(0.005);
-	}
-}
-
 /* The generation the master last started (its reload has read the file). */
 static uint32_t
 generation(const struct goprod *g)
@@ -293,7 +261,7 @@ test_sighup_during_handover_is_queued(void **state)
 			fail_msg("the first SIGHUP was not taken within 10 s");
 	harness_rewrite_conf(&g, "message_prefix = \"v3: \"\n");
 	assert_int_equal(kill(g.pid, SIGHUP), 0);
-	wait_settled(&g, 2);
+	harness_wait_settled(&g, 2);
 	assert_true(prefix_is(&g, "v3: "));
 	print_message("the second SIGHUP %s\n", harness_log_has(&g,
 	    "reload queued") ? "was queued during the handover" :

@@ -829,6 +829,7 @@ test_serve_reload_toggles(void **state)
 	    "\"127.0.0.1:%d\"}\n", p.g.port, p.pport);
 	harness_rewrite_conf(&p.g, conf);
 	assert_int_equal(kill(p.g.pid, SIGHUP), 0);
+	harness_wait_settled(&p.g, 1);
 	wait_plain(p.pport, true);
 	snprintf(conf, sizeof(conf), "listen = {\"127.0.0.1:%d\", "
 	    "\"127.0.0.1:%d\"}\nproxy_protocol = {\"127.0.0.1:%d\"}\n"
@@ -836,6 +837,7 @@ test_serve_reload_toggles(void **state)
 	    p.pport);
 	harness_rewrite_conf(&p.g, conf);
 	assert_int_equal(kill(p.g.pid, SIGHUP), 0);
+	harness_wait_settled(&p.g, 2);
 	wait_plain(p.pport, false);
 	assert_true(harness_answers(&p.g));
 	assert_int_equal(harness_stop(&p.g), 0);
