@@ -316,17 +316,26 @@ error_closes(uint16_t code)
 	    code == GOPRO_ERR_TIMEOUT;
 }
 
+/* Parse an ERROR or GOAWAY body; a malformed one breaks the stream. */
+static bool
+stream_status(struct bench_stream *s, const struct gopro_frame *f,
+    struct bench_stats *st, struct gopro_status *status)
+{
+	if (gopro_status_parse(f->body, f->header.length, status) == 0)
+		return true;
+	st->errors[BENCH_ERR_PROTOCOL]++;
+	s->broken = true;
+	return false;
+}
+
 static void
 stream_error_frame(struct bench_stream *s, const struct gopro_frame *f,
     struct bench_stats *st)
 {
 	struct gopro_status status;
 
-	if (gopro_status_parse(f->body, f->header.length, &status) < 0) {
-		st->errors[BENCH_ERR_PROTOCOL]++;
-		s->broken = true;
+	if (!stream_status(s, f, st, &status))
 		return;
-	}
 	st->server_errors[status.code <= GOPRO_ERR_MAX ? status.code :
 	    BENCH_SERVER_ERR_SLOTS - 1]++;
 	st->errors[BENCH_ERR_SERVER]++;
@@ -344,11 +353,8 @@ stream_goaway(struct bench_stream *s, const struct gopro_frame *f,
 {
 	struct gopro_status status;
 
-	if (gopro_status_parse(f->body, f->header.length, &status) < 0) {
-		st->errors[BENCH_ERR_PROTOCOL]++;
-		s->broken = true;
+	if (!stream_status(s, f, st, &status))
 		return;
-	}
 	if (!s->goaway)
 		st->goaways++;
 	s->goaway = true;

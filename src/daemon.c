@@ -22,30 +22,27 @@
 
 #include "daemon.h"
 
+/* Fork; the parent exits at once, the child returns 0 (-1 on failure). */
+static int
+fork_away(void)
+{
+	pid_t pid = fork();
+
+	if (pid > 0)
+		_exit(0);
+	return pid < 0 ? -1 : 0;
+}
+
 int
 daemon_detach(void)
 {
 	int fd;
 
-	switch (fork()) {
-	case -1:
-		return -1;
-	case 0:
-		break;
-	default:
-		_exit(0);
-	}
-	if (setsid() < 0)
+	if (fork_away() < 0 || setsid() < 0)
 		return -1;
 	/* A second fork: never reacquire a controlling terminal. */
-	switch (fork()) {
-	case -1:
+	if (fork_away() < 0)
 		return -1;
-	case 0:
-		break;
-	default:
-		_exit(0);
-	}
 	if (chdir("/") < 0)
 		return -1;
 	fd = open("/dev/null", O_RDWR);
