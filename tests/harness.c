@@ -620,6 +620,17 @@ harness_spawn(char *const *args, int *out_fd)
 	return pid;
 }
 
+void
+harness_start_auth(struct goprod *g, const char *users_path,
+    const char *extra)
+{
+	char conf[1024];
+
+	snprintf(conf, sizeof(conf), "auth {\n required = true\n"
+	    " users_file = \"%s\"\n %s\n}\n", users_path, extra);
+	harness_start(g, conf);
+}
+
 bool
 harness_log_has(const struct goprod *g, const char *text)
 {

@@ -74,6 +74,9 @@ void harness_expect_error(int fd, uint16_t code);
  */
 void harness_users_file(char *path, const char *user, const char *password,
     unsigned long rounds);
+/* harness_start with auth required against users_path, plus extra. */
+void harness_start_auth(struct goprod *g, const char *users_path,
+    const char *extra);
 /* Is host ("a.b.c.d" or "[v6]") among the recent clients of a worker? */
 bool harness_recent_client(const struct goprod *g, const char *host,
     bool proxied);

@@ -558,16 +558,6 @@ teardown_users(void **state)
 	return 0;
 }
 
-static void
-start_auth(struct goprod *g, const char *extra)
-{
-	char conf[1024];
-
-	snprintf(conf, sizeof(conf), "auth {\n required = true\n"
-	    " users_file = \"%s\"\n %s\n}\n", users_path, extra);
-	harness_start(g, conf);
-}
-
 static size_t
 login_frame(uint8_t *buf, size_t cap, const char *password)
 {
@@ -595,7 +585,8 @@ test_login_flood_rate_limited(void **state)
 	size_t n = 0;
 	int fds[5], other;
 
-	start_auth(&g, "login_rate = 1\n login_burst = 5\n max_attempts = 1000");
+	harness_start_auth(&g, users_path,
+	    "login_rate = 1\n login_burst = 5\n max_attempts = 1000");
 	for (int i = 0; i < 20; i++)
 		n += login_frame(buf + n, sizeof(buf) - n, "guess");
 	t0 = harness_now();
@@ -644,7 +635,8 @@ test_hashing_keeps_latency(void **state)
 	int busy, good, answered = 0;
 	double t0;
 
-	start_auth(&g, "login_rate = 0\n max_attempts = 1000\n threads = 1");
+	harness_start_auth(&g, users_path,
+	    "login_rate = 0\n max_attempts = 1000\n threads = 1");
 	busy = harness_connect(&g);
 	good = harness_connect(&g);
 	for (int i = 0; i < 20; i++)

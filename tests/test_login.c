@@ -46,22 +46,12 @@ send_login(int fd, const char *user, const char *password)
 }
 
 static void
-start(struct goprod *g, const char *extra)
-{
-	char conf[1024];
-
-	snprintf(conf, sizeof(conf), "auth {\n required = true\n"
-	    " users_file = \"%s\"\n %s\n}\n", users_path, extra);
-	harness_start(g, conf);
-}
-
-static void
 test_required_login_flow(void **state)
 {
 	struct goprod g;
 	int fd;
 
-	start(&g, "login_rate = 0");
+	harness_start_auth(&g, users_path, "login_rate = 0");
 	fd = harness_connect(&g);
 	/* Before login: MESSAGE refused, HEARTBEAT fine. */
 	harness_send(fd, GOPRO_CMD_MESSAGE, "hi");
@@ -96,7 +86,7 @@ test_pipelined_login_keeps_order(void **state)
 	size_t n = 0;
 	int fd;
 
-	start(&g, "login_rate = 0");
+	harness_start_auth(&g, users_path, "login_rate = 0");
 	fd = harness_connect(&g);
 	n += gopro_frame_write(buf + n, sizeof(buf) - n, GOPRO_CMD_HEARTBEAT,
 	    "1", 1);
@@ -119,7 +109,7 @@ test_attempt_limit_closes(void **state)
 	struct goprod g;
 	int fd;
 
-	start(&g, "login_rate = 0\n max_attempts = 3");
+	harness_start_auth(&g, users_path, "login_rate = 0\n max_attempts = 3");
 	fd = harness_connect(&g);
 	send_login(fd, "alice", "one");
 	harness_expect_error(fd, GOPRO_ERR_AUTH_FAILED);
@@ -140,7 +130,8 @@ test_rate_limit(void **state)
 	struct goprod g;
 	int fd;
 
-	start(&g, "login_rate = 0.1\n login_burst = 2\n max_attempts = 100");
+	harness_start_auth(&g, users_path,
+	    "login_rate = 0.1\n login_burst = 2\n max_attempts = 100");
 	fd = harness_connect(&g);
 	for (int i = 0; i < 6; i++) {
 		send_login(fd, "alice", "wrong");
@@ -168,7 +159,8 @@ test_hashing_does_not_stall_loop(void **state)
 	double worst = 0;
 	int busy, fd;
 
-	start(&g, "login_rate = 0\n max_attempts = 1000\n threads = 1");
+	harness_start_auth(&g, users_path,
+	    "login_rate = 0\n max_attempts = 1000\n threads = 1");
 	busy = harness_connect(&g);
 	fd = harness_connect(&g);
 	for (int i = 0; i < 10; i++)
