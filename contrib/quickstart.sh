@@ -64,7 +64,7 @@ cmd_run() {
 	getent passwd gopro >/dev/null ||
 		useradd --system --gid gopro --no-create-home \
 			--home-dir /nonexistent --shell /usr/sbin/nologin gopro
-	exec "$build/src/goprod" -f -c "$top/etc/gopro.conf"
+	exec "$build/src/daemon/goprod" -f -c "$top/etc/gopro.conf"
 }
 
 case "${1:-}" in

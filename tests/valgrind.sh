@@ -6,13 +6,13 @@
 # reports no error and no leak.
 #
 # Usage: tests/valgrind.sh [BUILDDIR]   (default: the current directory,
-# which must hold src/goprod and src/goproctl).  Not part of make check: it
+# which must hold src/daemon/goprod and src/goproctl/goproctl).  Not part of make check: it
 # takes about a minute.  Exit 0 clean, 1 on findings, 77 without valgrind.
 set -euo pipefail
 
 build=$(cd "${1:-.}" && pwd)
-goprod=$build/src/goprod
-goproctl=$build/src/goproctl
+goprod=$build/src/daemon/goprod
+goproctl=$build/src/goproctl/goproctl
 command -v valgrind >/dev/null || { echo "valgrind.sh: no valgrind" >&2; exit 77; }
 [ -x "$goprod" ] && [ -x "$goproctl" ] ||
 	{ echo "valgrind.sh: no goprod/goproctl in $build/src" >&2; exit 1; }

@@ -24,7 +24,7 @@ measure() {	# variant extra-cppflags
 	local v=$1 b="$top/_build/cg-$1" d="$work/$1" port
 	mkdir -p "$b" "$d"
 	(cd "$b" && "$top/configure" -q CFLAGS='-O2 -g' CPPFLAGS="$2" >/dev/null &&
-		make -j"$(nproc)" src/goprod src/gopro-bench >/dev/null)
+		make -j"$(nproc)" src/daemon/goprod src/bench/gopro-bench >/dev/null)
 	port=$(free_port)
 	cat > "$d/gopro.conf" <<CONF
 listen = {"127.0.0.1:$port"}
@@ -38,15 +38,15 @@ log = "stderr"
 idle_timeout = 300s
 CONF
 	valgrind --tool=callgrind --trace-children=yes \
-		--callgrind-out-file="$d/cg.%p" "$b/src/goprod" -f \
+		--callgrind-out-file="$d/cg.%p" "$b/src/daemon/goprod" -f \
 		-c "$d/gopro.conf" 2>"$d/valgrind.log" &
 	pids+=($!)
 	for _ in $(seq 100); do
-		"$b/src/goproctl" -c "$d/gopro.conf" ping -n 1 -W 1 >/dev/null 2>&1 && break
+		"$b/src/goproctl/goproctl" -c "$d/gopro.conf" ping -n 1 -W 1 >/dev/null 2>&1 && break
 		sleep 0.2
 	done
 	for p in 32 1; do
-		"$b/src/gopro-bench" -s "127.0.0.1:$port" -c 50 -P "$p" -n 200000 -q
+		"$b/src/bench/gopro-bench" -s "127.0.0.1:$port" -c 50 -P "$p" -n 200000 -q
 	done >/dev/null
 	kill "${pids[-1]}"; wait "${pids[-1]}" || true
 	# The worker is the process with the most instructions.

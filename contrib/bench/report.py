@@ -410,7 +410,7 @@ class Report:
         self.alternating(
             "stats", "Stats compiled in vs out (issue 4)",
             "The same goprod built twice, stats updates compiled out with "
-            "`-DGOPRO_NO_STATS` (src/stats.h), alternating builds in each "
+            "`-DGOPRO_NO_STATS` (src/daemon/stats.h), alternating builds in each "
             "round, server on CPU 0 and client on CPU 1.")
         self.alternating(
             "workers", "Two workers on two cores",

@@ -69,7 +69,7 @@ build_one() {
 	mkdir -p "$dir"
 	(cd "$dir" &&
 	    { [ -f Makefile ] || "$srcdir/configure" -q "$@" >/dev/null; } &&
-	    make -j"$(nproc)" src/goprod src/goproctl src/gopro-bench \
+	    make -j"$(nproc)" src/daemon/goprod src/goproctl/goproctl src/bench/gopro-bench \
 	    >build.log 2>&1) ||
 	    { echo "run.sh: build in $dir failed, see $dir/build.log" >&2;
 	      exit 1; }
@@ -97,10 +97,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 python3 "$here/suite.py" \
-    --goprod "$builddir/stats/src/goprod" \
-    --goprod-nostats "$builddir/nostats/src/goprod" \
-    --goproctl "$builddir/stats/src/goproctl" \
-    --bench "$builddir/stats/src/gopro-bench" \
+    --goprod "$builddir/stats/src/daemon/goprod" \
+    --goprod-nostats "$builddir/nostats/src/daemon/goprod" \
+    --goproctl "$builddir/stats/src/goproctl/goproctl" \
+    --bench "$builddir/stats/src/bench/gopro-bench" \
     --cflags "$cflags" --out "$out" --duration "$duration" \
     --repeat "$repeat" --sections "$sections" $update &
 suite=$!

@@ -24,7 +24,7 @@
 
 #include "conf.h"
 #include "conn.h"
-#include "gopro.h"
+#include "gopro/gopro.h"
 #include "log.h"
 #include "stats.h"
 #include "worker.h"

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "buf.h"
-#include "gopro.h"
+#include "gopro/gopro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

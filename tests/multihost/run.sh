@@ -33,9 +33,9 @@ fi
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/_build/quickstart}" && pwd)
-GOPROD=$build/src/goprod
-GOPROCTL=$build/src/goproctl
-BENCH=$build/src/gopro-bench
+GOPROD=$build/src/daemon/goprod
+GOPROCTL=$build/src/goproctl/goproctl
+BENCH=$build/src/bench/gopro-bench
 CFG=$top/contrib/haproxy/haproxy.cfg
 
 P=gpmh$$                        # prefix of every name this run creates

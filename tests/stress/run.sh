@@ -8,16 +8,16 @@
 #             net.ipv4.tcp_migrate_req = 0 and once with 1 (restored after)
 #   listen    listen {A} -> {A,B} -> {B} with clients on A and on B
 # Not part of make check.  Usage: tests/stress/run.sh [BUILDDIR] [SCENARIO...]
-# BUILDDIR holds src/goprod, src/goproctl and src/gopro-bench (default ".").
+# BUILDDIR holds src/daemon/goprod, src/goproctl/goproctl and src/bench/gopro-bench (default ".").
 # Exit status 1 when a scenario that must lose nothing lost something.
 set -uo pipefail
 
 build=$(cd "${1:-.}" && pwd)
 shift || true
 scenarios=${*:-reloads kill9 sigterm workers listen}
-goprod=$build/src/goprod
-goproctl=$build/src/goproctl
-bench=$build/src/gopro-bench
+goprod=$build/src/daemon/goprod
+goproctl=$build/src/goproctl/goproctl
+bench=$build/src/bench/gopro-bench
 for p in "$goprod" "$goproctl" "$bench"; do
 	[ -x "$p" ] || { echo "stress: $p is missing" >&2; exit 2; }
 done

@@ -30,7 +30,7 @@
 #include <ev.h>
 
 #include "auth.h"
-#include "gopro.h"
+#include "gopro/gopro.h"
 
 /* ------------------------------------------------------------ users file */
 

@@ -12,7 +12,7 @@
  *   gopro-bench.c   main: threads, signals, the hold-mode phases
  *
  * Everything but bench_conn.c and gopro-bench.c is pure enough to be unit
- * tested without a server (tests/test_bench.c).
+ * tested without a server (tests/bench/test_bench.c).
  */
 #ifndef GOPRO_BENCH_H
 #define GOPRO_BENCH_H
@@ -25,7 +25,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
-#include "gopro.h"
+#include "gopro/gopro.h"
 
 /* ------------------------------------------------------------ histogram */
 

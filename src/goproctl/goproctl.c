@@ -25,11 +25,11 @@
 #include <unistd.h>
 
 #include "auth.h"
-#include "client.h"
+#include "gopro/client.h"
 #include "conf.h"
 #include "ctl.h"
 #include "daemon.h"
-#include "gopro.h"
+#include "gopro/gopro.h"
 #include "stats.h"
 #include "stats_format.h"
 

@@ -16,7 +16,7 @@ mandoc=$(command -v mandoc) || {
 	echo "mandoc is not installed: skipping the manual page lint"
 	exit 77
 }
-top=${TOP_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+top=${TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 
 # From inside man/, mandoc finds the pages we refer to by their file names.
 cd "$top/man" || exit 1

@@ -24,7 +24,7 @@
 
 #include "auth.h"
 #include "conn.h"
-#include "gopro.h"
+#include "gopro/gopro.h"
 #include "log.h"
 #include "proxy.h"
 #include "worker.h"

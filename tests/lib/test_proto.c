@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "gopro.h"
+#include "gopro/gopro.h"
 
 static void
 test_vector_empty_heartbeat(void **state)

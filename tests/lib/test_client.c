@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "gopro.h"
+#include "gopro/client.h"
+#include "gopro/gopro.h"
 
 static void
 sleep_ms(long ms)

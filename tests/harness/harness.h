@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "gopro.h"
+#include "gopro/gopro.h"
 #include "stats.h"
 #include "stats_format.h"
 

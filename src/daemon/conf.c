@@ -1447,7 +1447,7 @@ conf_restart_needed(const struct gopro_conf *a, const struct gopro_conf *b,
 /*
  * The names of every option, read from OPTIONS itself so that a new option
  * cannot be left out of the list: "listen", ..., "auth.required", ....
- * tests/test_docs.c checks each against gopro.conf(5) and etc/gopro.conf.
+ * tests/docs/test_docs.c checks each against gopro.conf(5) and etc/gopro.conf.
  */
 const char *const *
 conf_option_names(void)

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "gopro/client.h"
 #include "iowait.h"
 
 /* iowait_fd's answer as a client result. */

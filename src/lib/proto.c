@@ -8,7 +8,7 @@
  */
 #include <string.h>
 
-#include "gopro.h"
+#include "gopro/gopro.h"
 
 static uint16_t
 get_be16(const uint8_t *p)

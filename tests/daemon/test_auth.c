@@ -31,7 +31,7 @@
 #include <ev.h>
 
 #include "auth.h"
-#include "gopro.h"
+#include "gopro/gopro.h"
 
 /* ------------------------------------------------------------ helpers */
 

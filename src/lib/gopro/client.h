@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gopro.h"
+#include "gopro/gopro.h"
 
 enum client_result {
 	CLIENT_OK = 0,
