@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # quickstart.sh - set up a fresh Debian 12 machine (as root) and either run
 # goprod on the shipped configuration or build and pass every test.
 #

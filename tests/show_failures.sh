@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # show_failures.sh BUILD - print the log of each failed test of a make
 # check run in BUILD: its tail, then cmocka's failure lines, so that the
 # end of a CI log (all a CI excerpt may show) names what failed and why.

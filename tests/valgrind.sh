@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/valgrind.sh - run goprod under valgrind memcheck (master and its one
 # worker, --trace-children=yes) in the foreground, play a short scripted
 # session with goproctl (heartbeats, messages, a login, an error, a large

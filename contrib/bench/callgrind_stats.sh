@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # callgrind_stats.sh - what the shared-memory stats cost on the hot path,
 # counted in instructions (repeatable on a noisy machine, unlike req/s).
 #

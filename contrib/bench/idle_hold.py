@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """idle_hold.py - hold N idle connections to a Redis server.
 
 gopro-bench cannot speak RESP, so this is the Redis side of the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # plot.gp - throughput and p99 latency against connections and pipeline
 # depth, gopro vs Redis, from the data file report.py writes.
 # usage: gnuplot -e "datafile='report.dat'; outfile='report.png'" plot.gp

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """report.py - the markdown report and the plot of the benchmark suite.
 
 suite.py calls write() with the data it measured; the data is also saved

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # run.sh - the gopro benchmark suite, in one command (not part of make check).
 #
 # Builds goprod with optimisation in its own build directories (once with

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """suite.py - the gopro benchmark suite (run it through run.sh).
 
 run.sh builds goprod twice (stats compiled in and out) and hands the

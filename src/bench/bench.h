@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench.h - gopro-bench, the load generator: its modules and their
  * interfaces.

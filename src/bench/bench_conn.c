@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench_conn.c - one gopro-bench thread: its own libev loop driving a
  * slice of the connections.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench_hist.c - a latency histogram in the manner of HdrHistogram.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench_opts.c - gopro-bench's command line: options, the request mix,
  * sizes, durations, addresses, and the arithmetic of the open-loop

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench_report.c - gopro-bench's counters and what it prints: the summary
  * as text for people or as one JSON object for scripts, the progress line,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench_verify.c - what gopro-bench sends and how it checks what comes
  * back.

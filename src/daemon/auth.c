@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * auth.c - LOGIN support (see auth.h): the users file, password checks, the
  * hashing thread pool of a worker and the per-address login rate limit.

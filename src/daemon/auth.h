@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * auth.h - LOGIN support: the users file, password verification, a small
  * per-worker thread pool so that slow hashing never stalls the event loop,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * conf.c - read gopro.conf with libconfuse and copy it into the plain
  * struct gopro_conf of conf.h, so that no other file sees libconfuse.

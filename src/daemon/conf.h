@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * conf.h - the configuration of goprod, read from gopro.conf with
  * libconfuse by conf.c and copied into this plain struct, so nothing else in

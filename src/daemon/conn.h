@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * conn.h - one client connection: its buffers, its place in the worker's
  * timeout lists, its login state, and every limit that applies to it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * ctl.c - the control channel (see ctl.h): the master's side, a unix socket
  * served from its libev loop, and goproctl's side, a blocking call with a

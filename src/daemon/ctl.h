@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * ctl.h - the control channel between goproctl and the master: a unix
  * stream socket owned by the master (mode 0660).  A client sends one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * daemon.h - the chores of a Unix daemon: detach from the terminal, the pid
  * file, the runtime directory, the descriptor limit, dropping privileges,

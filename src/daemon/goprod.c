@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * goprod.c - the daemon's entry point: options, the configuration check
  * (-t), foreground or background, then the master.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * listen.h - listening sockets: one SO_REUSEPORT socket per address and
  * worker slot, created and kept by the master.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * log.c - logging to syslog, stderr or a file (see log.h).
  *

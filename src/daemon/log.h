@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * log.h - logging in the OpenBSD manner: log_warn adds strerror(errno),
  * log_warnx does not; fatal/fatalx log and exit.  Messages go to syslog, to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * master.h - the master process: it owns the listening sockets, the stats
  * segment and the control socket, forks and watches the workers, and turns

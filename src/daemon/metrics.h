@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * metrics.h - the optional Prometheus endpoint (metrics_listen): a small
  * HTTP/1.x server in a process of its own, forked by the master, that maps

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * proxy.c - the PROXY protocol parser and the trusted-network list (see
  * proxy.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * proxy.h - the PROXY protocol header (versions 1 and 2) that a load
  * balancer such as HAProxy sends at the start of a connection to tell the

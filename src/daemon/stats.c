@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * stats.c - the shared-memory statistics segment (layout in stats.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * stats_format.c - text, JSON, Prometheus and rate output of a stats
  * snapshot.  Every format walks the same tables (the STATS_COUNTERS list,

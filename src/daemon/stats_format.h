@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * stats_format.h - output formats of a stats snapshot, shared by goproctl
  * (text, JSON, Prometheus, rates) and the metrics endpoint (Prometheus), so

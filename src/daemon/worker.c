@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * worker.c - the worker process: its loop, accepting, the timeout lists,
  * the block pool, and draining.

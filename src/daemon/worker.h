@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * worker.h - a worker process: one libev loop that accepts on its slot's
  * listening sockets and serves connections until it is told to drain.

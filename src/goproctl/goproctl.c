@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * goproctl.c - the operator's tool: read the stats segment, drive the master
  * over its control socket (signals as the fallback), check a configuration,

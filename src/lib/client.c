@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * client.c - the blocking GoPro client (see client.h).  Every send and
  * recv is MSG_DONTWAIT and every wait a poll() against a deadline, so one

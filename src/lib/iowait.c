@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * iowait.c - deadline waits for blocking clients (see iowait.h).
  */

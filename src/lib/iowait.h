@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * iowait.h - waiting for a blocking client's socket with a deadline, for
  * the small synchronous clients (goproctl's control channel and its GoPro

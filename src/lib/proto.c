@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * proto.c - the GoPro codec: pure functions from bytes to frames and back.
  *

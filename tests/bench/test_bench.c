@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_bench.c - unit tests of gopro-bench's modules: the histogram
  * (bucket arithmetic, percentiles within 1%, merge, extremes), the reply

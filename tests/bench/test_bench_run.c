@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_bench_run.c - gopro-bench against a real goprod: a pipelined run
  * with a request budget must verify every reply (2000 ok, no error, none

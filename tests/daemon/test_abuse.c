@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_abuse.c - integration tests of clients that abuse a real goprod
  * without breaking the protocol: slowloris (hundreds of connections

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_auth.c - unit tests of auth.c: loading and refusing users files,
  * password checks (right, wrong, unknown user, prefixes, the dummy hash of

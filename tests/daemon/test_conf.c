@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_conf.c - unit tests of conf.c: configuration files written into a
  * temporary directory are loaded and every value checked; the shipped

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_ctl.c - the control channel end to end: a ctl server in a libev loop
  * in a child process on a temporary socket, called with ctl_call and with

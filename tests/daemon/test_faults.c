@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_faults.c - faults under load: gopro-bench keeps pipelined traffic
  * running against a real goprod while it is reloaded 20 times in a row,

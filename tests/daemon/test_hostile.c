@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_hostile.c - integration tests of hostile input against a real
  * goprod: random bytes, random valid-looking headers, every header field

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_lifecycle.c - integration tests of the process lifecycle: a worker
  * killed with SIGKILL is replaced, a reload changes behaviour while

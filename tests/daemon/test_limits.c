@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_limits.c - integration tests of the limits a connection lives
  * under: the idle, frame and send timeouts, the connection limit, and

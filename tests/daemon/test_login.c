@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_login.c - integration tests of LOGIN against a real goprod with a
  * users file: required login, wrong and right passwords, the attempt limit,

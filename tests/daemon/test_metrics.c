@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_metrics.c - the Prometheus endpoint: the request judgement (200,
  * 404, 405, 400) and a real metrics_serve process on loopback, answering

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 #
 # test_prometheus.sh - a real Prometheus server scrapes goprod's
 # metrics_listen endpoint on loopback, and its query API returns exactly

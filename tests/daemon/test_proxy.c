@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_proxy.c - unit tests of the PROXY protocol parser and the trusted
  * networks: the examples of HAProxy's proxy-protocol.txt byte for byte, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_serve.c - integration tests of serving: a real goprod on loopback
  * answering heartbeats and messages byte for byte, pipelined, dribbled,

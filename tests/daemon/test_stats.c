@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_stats.c - unit tests of the stats segment: the layout other tools
  * rely on, create/open and the checks of open, entry allocation, the fold

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_stats_format.c - unit tests of the output formats on a snapshot
  * built by hand: exact lines of the text and Prometheus output, JSON that

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 #
 # mandoc_lint.sh - every manual page under man/ must be clean under
 # "mandoc -Tlint", STYLE messages included.  Skips (exit 77) when mandoc is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_docs.c - the documentation cannot drift from the code.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuzz_decode.c - libFuzzer target for the decoder and the byte buffer.
  *

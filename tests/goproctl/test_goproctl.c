@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_goproctl.c - integration tests of goproctl against a real goprod:
  * exact counters in `stats --json` for traffic of known size, totals that

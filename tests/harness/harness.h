@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * harness.h - integration-test support: start a real goprod on a free
  * loopback port from a temporary configuration, talk to it over real

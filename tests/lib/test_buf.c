@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_buf.c - unit tests of the connection byte buffer: growth up to a
  * cap, compaction, consume and reset, and refusal past the cap.

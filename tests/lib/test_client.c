@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_client.c - the blocking client: frames read exactly (a second frame
  * stays in the socket), assembled from byte-by-byte writes, and the

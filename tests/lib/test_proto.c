@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_proto.c - unit tests of the codec: the byte-exact vectors of the wire
  * contract, round trips of every command, streams split at every offset,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/multihost/run.sh - three goprod hosts behind HAProxy, each in its
 # own network namespace, with gopro-bench as the client from another one.
 #

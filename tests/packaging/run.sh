@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 #
 # run.sh - build the Debian package from a clean copy of the tree, install
 # it, run the installed goprod on the installed /etc/gopro.conf, drive it

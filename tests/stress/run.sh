@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/stress/run.sh - the faults-under-load scenarios of tests/test_faults.c,
 # run for longer, with the lost/refused figures printed per scenario:
 #   reloads   60 s of pipelined load, 20 reloads (SIGHUP and goproctl)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * client.h - a small blocking GoPro client on top of the codec, used by
  * goproctl (ping, send) and by the tests.  Every call takes a timeout in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * gopro.h - the GoPro wire protocol, version 1.
  *
