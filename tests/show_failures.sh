@@ -5,7 +5,7 @@
 # end of a CI log (all a CI excerpt may show) names what failed and why.
 set -u
 build=${1:?usage: show_failures.sh BUILD}
-for trs in "$build"/tests/*.trs; do
+for trs in "$build"/tests/*/*.trs; do
 	[ -f "$trs" ] || continue
 	grep -q -E '^:test-result: (FAIL|ERROR)' "$trs" || continue
 	log=${trs%.trs}.log
