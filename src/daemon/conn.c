@@ -15,6 +15,9 @@
  * is written, with a half-close and a short linger so the reply is not
  * destroyed by a reset.
  *
+ * Bytes move through transport.h, the layer below: plain read and write on
+ * the socket, or TLS.  This file does not know which.
+ *
  * On a listener in proxy_protocol the connection first waits for the PROXY
  * header of the load balancer (proxy.c parses it), under the frame_timeout
  * clock; the client address it gives replaces the peer for everything after
@@ -32,6 +35,7 @@
 #include "gopro/gopro.h"
 #include "log.h"
 #include "proxy.h"
+#include "transport.h"
 
 /* Reads per readiness event: bounded so one client cannot starve others. */
 #define READS_PER_EVENT 8
@@ -606,7 +610,7 @@ conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 			return;
 		}
 		room = buf_room(&c->in);
-		n = read(c->fd, buf_tail(&c->in), room);
+		n = transport_read(c, buf_tail(&c->in), room);
 		if (n == 0) {
 			conn_on_eof(c);
 			break;
@@ -680,7 +684,7 @@ conn_flush(struct conn *c)
 	c->flushing = false;
 	if (c->dead || len == 0)
 		return;
-	n = write(c->fd, buf_head(&c->out), len);
+	n = transport_write(c, buf_head(&c->out), len);
 	if (n < 0 && errno != EAGAIN && errno != EINTR) {
 		log_debug("connection %d: write: %s", c->fd, strerror(errno));
 		conn_abort(c, STATS_conn_reset);
@@ -725,7 +729,7 @@ conn_finish(struct conn *c)
 	}
 	if (c->lingering)
 		return;
-	shutdown(c->fd, SHUT_WR);
+	transport_shutdown(c);
 	c->lingering = true;
 	c->closing = true;
 	conn_set_clock(c, CLOCK_LINGER);
@@ -779,7 +783,7 @@ conn_close_now(struct conn *c)
 		TAILQ_REMOVE(&w->flushing, c, flush_link);
 		c->flushing = false;
 	}
-	close(c->fd);
+	transport_close(c);
 	log_debug("connection %d closed", c->fd);
 	c->fd = -1;
 	TAILQ_REMOVE(&w->all, c, all_link);
