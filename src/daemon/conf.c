@@ -12,12 +12,18 @@
  * bad value of a file.  A syntax error or an unknown option still stops
  * libconfuse, which cannot tell where the next option begins.
  *
+ * The file is read into memory and goes through conf_lex.c first, which
+ * blanks its comments (libconfuse 3.3 miscounts their lines) and reports
+ * unclosed strings, comments and sections and unset ${NAME}s; libconfuse
+ * then parses the copy through fmemopen.
+ *
  * A validator registered per option (cfg_set_validate_func) checks a value
  * right after libconfuse has read it, while cfg->line is still the line of
- * the value.  "listen" is a list, and libconfuse calls a list's validator
- * once per element and once more at the closing brace, so its elements are
+ * the value, and refuses a second setting of the option.  "listen" is a
+ * list, and libconfuse calls a list's validator once per element and once
+ * more at the closing brace (never for an empty list), so its elements are
  * checked by its value parsing callback instead, which runs exactly once
- * per element.  Checks that involve two options (the water marks,
+ * per element, and its line comes from conf_lex.  Checks that involve two options (the water marks,
  * auth.required without auth.users_file, whether the user exists) run after
  * the parse with the lines the validators recorded.  libconfuse callbacks
  * have no user argument, hence the one file-level pointer to the load in
@@ -51,6 +57,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <math.h>
 #include <netdb.h>
@@ -68,6 +75,7 @@
 #include <confuse.h>
 
 #include "conf.h"
+#include "conf_lex.h"
 #include "proxy.h"
 
 #ifndef RUNSTATEDIR
@@ -79,6 +87,7 @@
 #define PREFIX_MAX		1024
 #define WATER_MIN		4096
 #define QUOTE_MAX		64		/* of a bad value, in a message */
+#define CONF_FILE_MAX		(1 << 20)	/* bytes of gopro.conf */
 #define TRUNC_RESERVE		48		/* for the "N more errors" line */
 
 enum kind {
@@ -837,6 +846,12 @@ validate_option(cfg_t *cfg, cfg_opt_t *opt)
 
 	if (sp == NULL || current == NULL)
 		return 0;
+	if (current->line[sp - options] > 0) {
+		report(current, cfg->line, sp->shown, "set again, first set on "
+		    "line %d (expected each option once)",
+		    current->line[sp - options]);
+		return 0;
+	}
 	current->line[sp - options] = cfg->line;
 	if (v != NULL && check_value(sp, v, why, sizeof(why)) < 0)
 		report(current, cfg->line, sp->shown, "%s", why);
@@ -1022,28 +1037,86 @@ cfg_new(struct load *ld)
 	return cfg;
 }
 
-static FILE *
-open_conf(struct load *ld, const char *path)
+/*
+ * The whole file, read into memory for conf_lex and given to libconfuse
+ * through fmemopen; messages keep naming the file by ld->path.
+ */
+static char *
+read_conf(struct load *ld, const char *path, size_t *len)
 {
 	struct stat st;
-	FILE *fp;
+	char *buf = NULL;
+	ssize_t n = 0;
+	int fd;
 
-	if ((fp = fopen(path, "r")) == NULL) {
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		report(ld, 0, NULL, "cannot open: %s", strerror(errno));
 		return NULL;
 	}
-	if (fstat(fileno(fp), &st) < 0) {
+	if (fstat(fd, &st) < 0)
 		report(ld, 0, NULL, "cannot read: %s", strerror(errno));
-		fclose(fp);
-		return NULL;
-	}
-	if (!S_ISREG(st.st_mode)) {
+	else if (!S_ISREG(st.st_mode))
 		report(ld, 0, NULL, "cannot read: %s", S_ISDIR(st.st_mode) ?
 		    "is a directory" : "not a regular file");
-		fclose(fp);
-		return NULL;
+	else if (st.st_size > CONF_FILE_MAX)
+		report(ld, 0, NULL, "cannot read: larger than %d bytes "
+		    "(expected a configuration file)", CONF_FILE_MAX);
+	else if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
+		report(ld, 0, NULL, "out of memory");
+	else if ((n = read(fd, buf, (size_t)st.st_size + 1)) < 0 ||
+	    n > st.st_size) {
+		report(ld, 0, NULL, "cannot read: %s", n < 0 ? strerror(errno) :
+		    "the file grew while it was read");
+		free(buf);
+		buf = NULL;
 	}
-	return fp;
+	close(fd);
+	*len = buf != NULL ? (size_t)n : 0;
+	return buf;
+}
+
+static void
+lex_error(void *arg, int line, const char *msg)
+{
+	report(arg, line, NULL, "%s", msg);
+}
+
+/* Where a list was last assigned, which an empty list cannot tell. */
+static void
+lex_assign(void *arg, const char *section, const char *name, int line)
+{
+	struct load *ld = arg;
+
+	for (size_t i = 0; i < OPT_COUNT; i++)
+		if (kind_is_list(options[i].kind) &&
+		    strcmp(options[i].name, name) == 0 &&
+		    (section == NULL) == (options[i].section == NULL) &&
+		    (section == NULL ||
+		    strcmp(section, options[i].section) == 0))
+			ld->line[i] = line;
+}
+
+/* conf_lex, then libconfuse on what it left; CFG_SUCCESS or an error. */
+static int
+parse_text(struct load *ld, cfg_t *cfg, char *text, size_t len)
+{
+	const struct conf_lex_calls calls = { lex_error, lex_assign, ld };
+	FILE *fp;
+	int rc;
+
+	if (conf_lex(text, len, &calls) > 0)
+		return CFG_PARSE_ERROR;
+	if (len == 0)			/* fmemopen may refuse a size of 0 */
+		return CFG_SUCCESS;
+	if ((fp = fmemopen(text, len, "r")) == NULL) {
+		report(ld, 0, NULL, "cannot parse: %s", strerror(errno));
+		return CFG_PARSE_ERROR;
+	}
+	rc = cfg_parse_fp(cfg, fp);
+	fclose(fp);
+	if (rc != CFG_SUCCESS && ld->nerrors == 0)
+		report(ld, 0, NULL, "cannot parse: %s", strerror(errno));
+	return rc;
 }
 
 static const char *
@@ -1340,8 +1413,8 @@ conf_load(const char *path, struct gopro_conf **out, char *err,
 	struct load ld;
 	struct gopro_conf *conf = NULL;
 	cfg_t *cfg = NULL;
-	FILE *fp = NULL;
-	int rc;
+	char *text = NULL;
+	size_t len;
 
 	*out = NULL;
 	memset(&ld, 0, sizeof(ld));
@@ -1351,17 +1424,14 @@ conf_load(const char *path, struct gopro_conf **out, char *err,
 	if (ld.errlen > 0)
 		err[0] = '\0';
 	current = &ld;
-	if (path == NULL || (fp = open_conf(&ld, path)) == NULL ||
+	if (path == NULL || (text = read_conf(&ld, path, &len)) == NULL ||
 	    (cfg = cfg_new(&ld)) == NULL)
 		goto done;
 	if ((cfg->filename = strdup(path)) == NULL) {
 		report(&ld, 0, NULL, "out of memory");
 		goto done;
 	}
-	rc = cfg_parse_fp(cfg, fp);
-	if (rc != CFG_SUCCESS && ld.nerrors == 0)
-		report(&ld, 0, NULL, "cannot parse: %s", strerror(errno));
-	if (rc == CFG_SUCCESS)
+	if (parse_text(&ld, cfg, text, len) == CFG_SUCCESS)
 		check_relations(&ld, cfg);
 	if (ld.nerrors == 0)
 		conf = copy_conf(&ld, cfg, path);
@@ -1370,8 +1440,7 @@ done:
 	current = NULL;
 	if (cfg != NULL)
 		cfg_free(cfg);
-	if (fp != NULL)
-		fclose(fp);
+	free(text);
 	*out = conf;
 	return conf != NULL ? 0 : -1;
 }

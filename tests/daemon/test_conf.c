@@ -348,6 +348,43 @@ test_listen_reassigned(void **state)
 	assert_ipv4(&fx->conf->listen[1].addr, "127.0.0.1", 1004);
 }
 
+/* Turn the line that starts after "\n" at the first match into a comment. */
+static void
+comment_out(char *text, const char *line)
+{
+	char *p = strstr(text, line);
+
+	assert_non_null(p);
+	p[1] = '#';
+}
+
+/* The shipped file as a string, for tests that edit it. */
+static void
+read_shipped(char *text, size_t len)
+{
+	FILE *f = fopen(TOP_SRCDIR "/etc/gopro.conf", "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(text, 1, len - 1, f);
+	fclose(f);
+	assert_true(n > 0 && n < len - 1);
+	text[n] = '\0';
+}
+
+/* The line number of the first line of text that starts with what. */
+static int
+line_in(const char *text, const char *what)
+{
+	const char *p = strstr(text, what);
+	int line = 1;
+
+	assert_non_null(p);
+	for (; text < p; text++)
+		line += *text == '\n';
+	return line + (*what == '\n');
+}
+
 static void
 test_shipped_conf_loads(void **state)
 {
@@ -355,8 +392,6 @@ test_shipped_conf_loads(void **state)
 	const char *shipped = TOP_SRCDIR "/etc/gopro.conf";
 	struct gopro_conf *c = NULL;
 	char text[16384];
-	FILE *f;
-	size_t n;
 
 	if (conf_load(shipped, &c, fx->err, sizeof(fx->err)) < 0) {
 		/* Only the missing gopro user of a root test may fail it. */
@@ -370,11 +405,9 @@ test_shipped_conf_loads(void **state)
 		conf_free(c);
 	}
 	/* Its values, whoever runs the test: the defaults but for the paths. */
-	assert_non_null(f = fopen(shipped, "r"));
-	n = fread(text, 1, sizeof(text) - 1, f);
-	fclose(f);
-	assert_true(n > 0 && n < sizeof(text) - 1);
-	text[n] = '\0';
+	read_shipped(text, sizeof(text));
+	comment_out(text, "\nuser = ");	/* load() sets them to "" */
+	comment_out(text, "\ngroup = ");
 	load_ok(fx, text);
 	assert_string_equal(fx->conf->pid_file, "/run/goprod/goprod.pid");
 	assert_string_equal(fx->conf->stats_file, "/run/goprod/goprod.stats");
@@ -434,7 +467,7 @@ static const struct bad_case bad_cases[] = {
 	{ "listen = {\"[127.0.0.1]:80\"}\n", 1, "listen", "cannot resolve" },
 	{ "listen = {\"127.0.0.1:80\", \"*:80\",\n \"0.0.0.0:80\"}\n", 2,
 	    "listen", "same address" },
-	{ "listen = {}\n", 0, "listen", "empty" },
+	{ "\nlisten = {}\n", 2, "listen", "empty" },
 	{ "metrics_listen = \"9188\"\n", 1, "metrics_listen", ":port" },
 	{ "workers = 0\n", 1, "workers", "auto or" },
 	{ "workers = 65\n", 1, "workers", "1 to 64" },
@@ -574,6 +607,166 @@ test_syntax_error(void **state)
 	assert_non_null(strstr(fx->err, fx->path));
 	assert_int_equal(load(fx, "message_prefix = \"open\n"), -1);
 	assert_non_null(strstr(fx->err, fx->path));
+}
+
+/*
+ * libconfuse 3.3 counts a # or // comment as three lines and a C comment
+ * as one line too many: each case has its error on the line given.
+ */
+static const struct bad_case comment_cases[] = {
+	{ "# one\n# two\n#\n##### four\nbacklog = x\n", 5, "backlog", "" },
+	{ "// one\n//\n/// three\nbacklog = x\n", 4, "backlog", "" },
+	{ "/* one line */\nbacklog = x\n", 2, "backlog", "" },
+	{ "/* one\n two\n three */\nbacklog = x\n", 4, "backlog", "" },
+	{ "/**\n ** two\n **/ backlog = x\n", 3, "backlog", "" },
+	{ "workers = 1 # t\nmax_body = 1 // t\nidle_timeout = 1 /* t */\n"
+	    "backlog = x\n", 4, "backlog", "" },
+	{ "auth {\n # in a section\n // too\n /* and\n this */\n"
+	    " threads = x\n}\n", 6, "auth.threads", "" },
+	{ "message_prefix = \"# not // a /* comment\"\nbacklog = x\n", 2,
+	    "backlog", "" },
+	{ "message_prefix = 'two\nlines # not a comment'\nbacklog = x\n", 3,
+	    "backlog", "" },
+	{ "message_prefix = \"a \\\" # still\n in\"\nbacklog = x\n", 3,
+	    "backlog", "" },
+};
+
+static void
+test_lines_after_comments(void **state)
+{
+	struct fixture *fx = *state;
+	size_t i;
+
+	for (i = 0; i < sizeof(comment_cases) / sizeof(comment_cases[0]); i++) {
+		const struct bad_case *bc = &comment_cases[i];
+
+		if (load(fx, bc->text) != -1)
+			fail_msg("case %zu loaded:\n%s", i, bc->text);
+		assert_error_at(fx, bc->line, bc->option);
+		if (count_lines(fx->err) != 1)
+			fail_msg("case %zu: one error expected:\n%s", i,
+			    fx->err);
+	}
+	/* What looks like a comment inside a value stays in the value. */
+	load_ok(fx, "message_prefix = \"a#b//c/*d*/\" # comment\n"
+	    "log = file:/var/log//goprod.log\n");
+	assert_string_equal(fx->conf->message_prefix, "a#b//c/*d*/");
+	assert_string_equal(fx->conf->log_file, "/var/log//goprod.log");
+}
+
+/* The issue's case: errors in the shipped file, after all its comments. */
+static void
+test_lines_in_shipped_conf(void **state)
+{
+	struct fixture *fx = *state;
+	char text[16384], *p;
+
+	read_shipped(text, sizeof(text));
+	comment_out(text, "\nuser = ");
+	comment_out(text, "\ngroup = ");
+	assert_non_null(p = strstr(text, "\nbacklog = 511"));
+	memcpy(p + strlen("\nbacklog = "), "xyz", 3);
+	assert_non_null(p = strstr(text, "\tthreads = 2"));
+	p[strlen("\tthreads = ")] = 'y';
+	assert_int_equal(load(fx, text), -1);
+	assert_error_at(fx, line_in(text, "\nbacklog = "), "backlog");
+	assert_error_at(fx, line_in(text, "\n\tthreads = "), "auth.threads");
+	assert_int_equal(count_lines(fx->err), 2);
+}
+
+/* A file cut in the middle fails, and says where it ended. */
+static void
+test_unclosed(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(load_raw(fx, "user = \"\"\ngroup = \"\"\nauth {"), -1);
+	assert_non_null(strstr(fx->err, ":3: the file ends inside the section "
+	    "\"auth\" opened on line 3"));
+	assert_int_equal(load_raw(fx, "backlog = 5\nauth {\n threads = 2\n\n"),
+	    -1);
+	assert_non_null(strstr(fx->err, ":4: the file ends inside the section "
+	    "\"auth\" opened on line 2"));
+	assert_int_equal(load_raw(fx, "listen = {\"127.0.0.1:1\",\n"), -1);
+	assert_non_null(strstr(fx->err, ":1: the file ends inside the list "
+	    "\"listen\" opened on line 1"));
+	assert_int_equal(load_raw(fx, "backlog = 5\n/* a\n\n"), -1);
+	assert_non_null(strstr(fx->err, ":2: unterminated comment"));
+	assert_int_equal(count_lines(fx->err), 1);
+}
+
+/* Strings that are not closed are named by the line where they begin. */
+static void
+test_unterminated_string(void **state)
+{
+	struct fixture *fx = *state;
+
+	/* load_raw: the user = "" that load() appends would close them. */
+	assert_int_equal(load_raw(fx, "backlog = 5\nmessage_prefix = \"open\n"
+	    "backlog = 5\n\nworkers = 2\n"), -1);
+	assert_non_null(strstr(fx->err, ":2: unterminated string"));
+	assert_int_equal(count_lines(fx->err), 1);
+	assert_int_equal(load_raw(fx, "\n\nmessage_prefix = 'open\n\n"), -1);
+	assert_non_null(strstr(fx->err, ":3: unterminated string"));
+}
+
+/* A scalar option set twice is an error naming both lines. */
+static void
+test_duplicate_option(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(load(fx, "message_prefix = \"a\"\n\n"
+	    "message_prefix = \"b\"\n"), -1);
+	assert_error_at(fx, 3, "message_prefix");
+	assert_non_null(strstr(fx->err, "first set on line 1"));
+	assert_int_equal(count_lines(fx->err), 1);
+	assert_int_equal(load(fx, "auth {\n threads = 2\n}\nauth {\n"
+	    " threads = 3\n}\n"), -1);
+	assert_error_at(fx, 5, "auth.threads");
+	assert_non_null(strstr(fx->err, "first set on line 2"));
+	/* The same name in and out of a section is two options. */
+	assert_int_equal(load(fx, "backlog = 5\nbacklog = 5\n"), -1);
+	assert_error_at(fx, 2, "backlog");
+}
+
+/* ${NAME} of an unset variable is an error; ${NAME:-default} is not. */
+static void
+test_environment_variables(void **state)
+{
+	struct fixture *fx = *state;
+
+	setenv("GOPRO_TEST_SET", "from env ", 1);
+	unsetenv("GOPRO_TEST_UNSET");
+	load_ok(fx, "message_prefix = \"${GOPRO_TEST_SET}"
+	    "${GOPRO_TEST_UNSET:-dflt}\"\n");
+	assert_string_equal(fx->conf->message_prefix, "from env dflt");
+	assert_int_equal(load(fx, "\nmessage_prefix = "
+	    "\"x${GOPRO_TEST_UNSET}y\"\n"), -1);
+	assert_non_null(strstr(fx->err, ":2: ${GOPRO_TEST_UNSET}: the "
+	    "environment variable GOPRO_TEST_UNSET is not set"));
+	assert_int_equal(load(fx, "log_level = ${GOPRO_TEST_UNSET}\n"), -1);
+	assert_non_null(strstr(fx->err, ":1: ${GOPRO_TEST_UNSET}"));
+	/* Single quotes are literal. */
+	load_ok(fx, "message_prefix = '${GOPRO_TEST_UNSET}'\n");
+	assert_string_equal(fx->conf->message_prefix, "${GOPRO_TEST_UNSET}");
+	unsetenv("GOPRO_TEST_SET");
+}
+
+static void
+test_nul_byte(void **state)
+{
+	struct fixture *fx = *state;
+	static const char text[] = "backlog = 5\n\nworkers\0 = 2\n";
+	FILE *f = fopen(fx->path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, sizeof(text) - 1, f),
+	    sizeof(text) - 1);
+	fclose(f);
+	assert_int_equal(conf_load(fx->path, &fx->conf, fx->err,
+	    sizeof(fx->err)), -1);
+	assert_non_null(strstr(fx->err, ":3: a NUL byte"));
 }
 
 /* Errors beyond the buffer are counted, never cut in the middle. */
@@ -800,6 +993,13 @@ main(void)
 		T(test_too_many_listen),
 		T(test_all_errors_reported),
 		T(test_syntax_error),
+		T(test_lines_after_comments),
+		T(test_lines_in_shipped_conf),
+		T(test_unclosed),
+		T(test_unterminated_string),
+		T(test_duplicate_option),
+		T(test_environment_variables),
+		T(test_nul_byte),
 		T(test_error_buffer_bounded),
 		T(test_identity),
 		T(test_parse_size),
