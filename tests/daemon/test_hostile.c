@@ -75,12 +75,12 @@ struct hostile {
 };
 
 static void
-hostile_start(struct hostile *h, const char *extra)
+hostile_start(struct hostile *h, uint32_t max_body)
 {
 	char conf[512];
 
 	snprintf(conf, sizeof(conf), "max_body = %u\nframe_timeout = 1s\n"
-	    "idle_timeout = 30s\n%s", MAX_BODY, extra ? extra : "");
+	    "idle_timeout = 30s\n", max_body);
 	harness_start(&h->g, conf);
 	assert_int_equal(harness_worker_pids(&h->g, &h->worker, 1), 1);
 	h->good = harness_connect(&h->g);
@@ -208,7 +208,7 @@ test_random_input(void **state)
 	struct hostile h;
 	long rss0, rss1, rss2;
 
-	hostile_start(&h, NULL);
+	hostile_start(&h, MAX_BODY);
 	rss0 = harness_rss_kib(h.worker);
 	for (int round = 0; round < 5; round++) {
 		random_round(&h, 40, false);
@@ -329,7 +329,7 @@ test_header_extremes(void **state)
 		MAX_BODY + 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF };
 	struct hostile h;
 
-	hostile_start(&h, NULL);
+	hostile_start(&h, MAX_BODY);
 	for (size_t m = 0; m < sizeof(magics) / sizeof(magics[0]); m++) {
 		for (size_t v = 0; v < sizeof(versions); v++)
 			for (size_t c = 0; c < sizeof(cmds); c++)
@@ -351,7 +351,7 @@ test_body_length_max(void **state)
 	uint8_t hdr[8];
 	int fd;
 
-	hostile_start(&h, NULL);
+	hostile_start(&h, MAX_BODY);
 	harness_totals(&h.g, &before);
 	gopro_header_write(hdr, GOPRO_CMD_MESSAGE, 0xFFFFFFFFu);
 	fd = harness_connect(&h.g);
@@ -397,7 +397,7 @@ test_truncated_at_every_length(void **state)
 	n = gopro_frame_write(frame, sizeof(frame), GOPRO_CMD_MESSAGE,
 	    frame + 8, 100);
 	assert_int_equal(n, 108);
-	hostile_start(&h, NULL);
+	hostile_start(&h, MAX_BODY);
 	for (size_t k = 1; k < n; k++) {
 		int fd = harness_connect(&h.g);
 
@@ -434,7 +434,7 @@ test_bad_versions(void **state)
 	uint8_t buf[32];
 	size_t n;
 
-	hostile_start(&h, NULL);
+	hostile_start(&h, MAX_BODY);
 	for (int v = 0; v < 256; v += (v < 8 ? 1 : 31)) {
 		int fd;
 
@@ -471,7 +471,7 @@ test_bad_magic_mid_stream(void **state)
 	size_t n;
 	int fd;
 
-	hostile_start(&h, NULL);
+	hostile_start(&h, MAX_BODY);
 	for (int split = 0; split < 2; split++) {
 		fd = harness_connect(&h.g);
 		n = 0;
@@ -597,7 +597,7 @@ test_resets_at_every_phase(void **state)
 	size_t bigsz, n;
 	int fd;
 
-	hostile_start(&h, "max_body = 8M\n");
+	hostile_start(&h, 8u << 20);
 	big = big_message(4u << 20, &bigsz);
 
 	fd = harness_connect(&h.g);

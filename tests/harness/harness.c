@@ -15,6 +15,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,33 +102,52 @@ harness_free_port(void)
 	return -1;
 }
 
+/* Whether extra sets the top-level option name ("name =" on a line). */
+static bool
+extra_sets(const char *extra, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = extra; p != NULL && *p != '\0';
+	    p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		p += strspn(p, " \t");
+		if (strncmp(p, name, n) == 0 && p[n + strspn(p + n, " \t")] == '=')
+			return true;
+	}
+	return false;
+}
+
 /*
  * Written aside and renamed over the file, as a careful admin would: a
  * master reloading while the file is rewritten in place could read it
  * half written (an empty file is all defaults, another listen address).
+ * An option that extra sets is left out of the base lines, since goprod
+ * refuses an option set twice.
  */
 static void
 write_conf(struct goprod *g, const char *extra)
 {
-	char tmp[sizeof(g->conf_path) + 8];
+	char tmp[sizeof(g->conf_path) + 8], v[5][sizeof(g->conf_path) + 64];
+	const char *base[][2] = {
+		{ "listen", v[0] }, { "workers", "1" }, { "user", "\"\"" },
+		{ "group", "\"\"" }, { "pid_file", v[1] }, { "stats_file", v[2] },
+		{ "control_socket", v[3] }, { "log", v[4] },
+		{ "log_level", "\"info\"" },
+	};
 	FILE *f;
 
+	snprintf(v[0], sizeof(v[0]), "{\"%s\"}", g->addr);
+	snprintf(v[1], sizeof(v[1]), "\"%s/goprod.pid\"", g->dir);
+	snprintf(v[2], sizeof(v[2]), "\"%s\"", g->stats_path);
+	snprintf(v[3], sizeof(v[3]), "\"%s/goprod.sock\"", g->dir);
+	snprintf(v[4], sizeof(v[4]), "\"file:%s\"", g->log_path);
 	snprintf(tmp, sizeof(tmp), "%s.new", g->conf_path);
 	if ((f = fopen(tmp, "w")) == NULL)
 		fail_msg("cannot write %s: %s", tmp, strerror(errno));
-	fprintf(f,
-	    "listen = {\"%s\"}\n"
-	    "workers = 1\n"
-	    "user = \"\"\n"
-	    "group = \"\"\n"
-	    "pid_file = \"%s/goprod.pid\"\n"
-	    "stats_file = \"%s\"\n"
-	    "control_socket = \"%s/goprod.sock\"\n"
-	    "log = \"file:%s\"\n"
-	    "log_level = \"info\"\n"
-	    "%s\n",
-	    g->addr, g->dir, g->stats_path, g->dir, g->log_path,
-	    extra ? extra : "");
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
+		if (!extra_sets(extra, base[i][0]))
+			fprintf(f, "%s = %s\n", base[i][0], base[i][1]);
+	fprintf(f, "%s\n", extra ? extra : "");
 	if (fclose(f) != 0 || rename(tmp, g->conf_path) != 0)
 		fail_msg("cannot write %s: %s", g->conf_path, strerror(errno));
 }
