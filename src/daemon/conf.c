@@ -57,6 +57,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <math.h>
@@ -76,6 +77,7 @@
 
 #include "conf.h"
 #include "conf_lex.h"
+#include "listen.h"
 #include "proxy.h"
 
 #ifndef RUNSTATEDIR
@@ -1221,6 +1223,165 @@ check_proxy(struct load *ld, cfg_t *cfg)
 		    "{\"address of the load balancer\"})");
 }
 
+/* ------------------------------------------------------------ collisions */
+
+/*
+ * What a path names: the file when it exists, otherwise its parent
+ * directory and its last component, so that /var/run/x and /run/x are one
+ * file where /var/run is a link to /run, before either exists.
+ */
+struct file_key {
+	dev_t dev;
+	ino_t ino;
+	const char *base;	/* NULL when the file itself exists */
+};
+
+static int
+file_key(const char *path, struct file_key *k)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	k->base = NULL;
+	if (stat(path, &st) == 0) {
+		k->dev = st.st_dev;
+		k->ino = st.st_ino;
+		return 0;
+	}
+	if (slash == NULL || (size_t)(slash - path) >= sizeof(dir))
+		return -1;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	if (stat(slash == path ? "/" : dir, &st) < 0)
+		return -1;
+	k->dev = st.st_dev;
+	k->ino = st.st_ino;
+	k->base = slash + 1;
+	return 0;
+}
+
+/* Without a file or a parent to stat: "//" and "/./" make no difference. */
+static bool
+same_text(const char *a, const char *b)
+{
+	for (;;) {
+		while (a[0] == '/' && (a[1] == '/' || (a[1] == '.' &&
+		    (a[2] == '/' || a[2] == '\0'))))
+			a += a[1] == '/' ? 1 : 2;
+		while (b[0] == '/' && (b[1] == '/' || (b[1] == '.' &&
+		    (b[2] == '/' || b[2] == '\0'))))
+			b += b[1] == '/' ? 1 : 2;
+		if (*a != *b)
+			return (*a == '\0' && strcmp(b, "/") == 0) ||
+			    (*b == '\0' && strcmp(a, "/") == 0);
+		if (*a == '\0')
+			return true;
+		a++;
+		b++;
+	}
+}
+
+static bool
+same_file(const char *a, const char *b)
+{
+	struct file_key ka, kb;
+
+	if (file_key(a, &ka) < 0 || file_key(b, &kb) < 0)
+		return same_text(a, b);
+	if (ka.dev != kb.dev || ka.ino != kb.ino ||
+	    (ka.base == NULL) != (kb.base == NULL))
+		return false;
+	return ka.base == NULL || strcmp(ka.base, kb.base) == 0;
+}
+
+struct named_path {
+	const char *shown;	/* the option, or "the configuration file" */
+	int line;
+	const char *path;	/* NULL = not used */
+};
+
+/* The value of an option, NULL when unset, "" or already reported bad. */
+static const char *
+good_value(cfg_t *cfg, enum option_id id)
+{
+	const char *v = value_of(cfg, id);
+	char why[512];
+
+	if (v == NULL || *v == '\0' ||
+	    check_value(&options[id], v, why, sizeof(why)) < 0)
+		return NULL;
+	if (id == OPT_LOG)
+		return strncmp(v, "file:", 5) == 0 ? v + 5 : NULL;
+	return v;
+}
+
+/*
+ * Every file goprod creates, writes or reads by name must be a file of its
+ * own: with stats_file = pid_file the pid overwrote the stats segment, no
+ * worker could take an entry in it, and the start still said it was done.
+ */
+static void
+check_paths(struct load *ld, cfg_t *cfg)
+{
+	static const enum option_id ids[] = { OPT_PID_FILE, OPT_STATS_FILE,
+		OPT_CONTROL_SOCKET, OPT_LOG, OPT_AUTH_USERS_FILE };
+	struct named_path p[1 + sizeof(ids) / sizeof(ids[0])];
+	char q[QUOTE_MAX + 1], where[32];
+	size_t n = 0, i, j;
+
+	p[n++] = (struct named_path){ "the configuration file", 0, ld->path };
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		p[n++] = (struct named_path){ options[ids[i]].shown,
+			ld->line[ids[i]], good_value(cfg, ids[i]) };
+	for (j = 1; j < n; j++)
+		for (i = 0; i < j && p[j].path != NULL; i++) {
+			if (p[i].path == NULL || !same_file(p[i].path,
+			    p[j].path))
+				continue;
+			snprintf(where, sizeof(where), p[i].line > 0 ?
+			    " (line %d)" : i > 0 ? " (its default)" : "",
+			    p[i].line);
+			report(ld, p[j].line > 0 ? p[j].line : p[i].line,
+			    p[j].shown, "\"%s\" is the same file as %s%s "
+			    "(expected a file of its own)", quote(p[j].path, q,
+			    sizeof(q)), p[i].shown, where);
+			break;
+		}
+}
+
+/*
+ * metrics_listen on a listen address would join the workers' SO_REUSEPORT
+ * group, and the kernel would share the connections between them.
+ */
+static void
+check_metrics(struct load *ld, cfg_t *cfg)
+{
+	const char *v = good_value(cfg, OPT_METRICS_LISTEN);
+	struct conf_listen metrics, each;
+	char why[256], q[QUOTE_MAX + 1];
+	unsigned i, nl = cfg_size(cfg, "listen");
+
+	memset(&metrics, 0, sizeof(metrics));
+	if (v == NULL || parse_address(v, &metrics.addr, &metrics.addrlen, why,
+	    sizeof(why)) < 0)
+		return;
+	for (i = 0; i < nl && i < CONF_MAX_LISTEN; i++) {
+		if (!ld->listen_ok[i])
+			continue;
+		memset(&each, 0, sizeof(each));
+		each.addr = ld->listen_addr[i];
+		each.addrlen = ld->listen_len[i];
+		if (!listen_overlap(&metrics, &each))
+			continue;
+		report(ld, ld->line[OPT_METRICS_LISTEN], "metrics_listen",
+		    "\"%s\" overlaps the listen address \"%s\" (expected an "
+		    "address and port that no listen address uses)",
+		    quote(v, q, sizeof(q)), cfg_getnstr(cfg, "listen", i));
+		return;
+	}
+}
+
 static void
 check_relations(struct load *ld, cfg_t *cfg)
 {
@@ -1231,6 +1392,8 @@ check_relations(struct load *ld, cfg_t *cfg)
 	check_auth(ld, cfg);
 	check_identity(ld, cfg);
 	check_proxy(ld, cfg);
+	check_paths(ld, cfg);
+	check_metrics(ld, cfg);
 }
 
 /* ------------------------------------------------------------ the copy */

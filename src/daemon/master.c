@@ -47,7 +47,7 @@
 
 static struct master *the_master;
 
-static void master_spawn(struct master *m, unsigned slot);
+static int master_spawn(struct master *m, unsigned slot);
 static void master_begin_stop(struct master *m, bool now);
 static void metrics_child_exited(struct master *m, int status);
 static void metrics_child_stop(struct master *m);
@@ -213,22 +213,24 @@ fork_blocked(void)
 	return pid;
 }
 
-static void
+/* 0, or -1 when the worker could not be started (logged). */
+static int
 master_spawn(struct master *m, unsigned slot)
 {
 	int idx = stats_entry_alloc(&m->stats);
 	pid_t pid;
 
 	if (idx < 0) {
-		log_warnx("no free stats entry for a worker in slot %u", slot);
-		return;
+		log_warnx("no free stats entry in %s for a worker in slot %u",
+		    m->conf->stats_file, slot);
+		return -1;
 	}
 	entry_init(m, (unsigned)idx, slot);
 	pid = fork_blocked();
 	if (pid < 0) {
 		log_warn("cannot fork a worker for slot %u", slot);
 		stats_entry_retire(&m->stats, (unsigned)idx);
-		return;
+		return -1;
 	}
 	if (pid == 0)
 		child_run_worker(m, slot, (unsigned)idx);
@@ -237,6 +239,25 @@ master_spawn(struct master *m, unsigned slot)
 		.generation = m->generation, .started = ev_time() };
 	log_info("worker %u started as pid %ld (generation %u)", slot,
 	    (long)pid, m->generation);
+	return 0;
+}
+
+/*
+ * The entries of the stats segment that new workers can take.  The count
+ * in the header is bounded by what this master created: it is the file's
+ * content, which something else may have written.
+ */
+static unsigned
+free_entries(const struct master *m)
+{
+	unsigned n = 0, max = m->stats.hdr->nentries;
+
+	if (max > STATS_ENTRIES)
+		max = STATS_ENTRIES;
+	for (unsigned i = 0; i < max; i++)
+		n += __atomic_load_n(&m->stats.entries[i].state,
+		    __ATOMIC_ACQUIRE) == STATS_STATE_FREE;
+	return n;
 }
 
 static void
@@ -530,6 +551,13 @@ master_reload(struct master *m, char *err, size_t errlen)
 		goto fail;
 	if (sockets_probe(nc, m->conf, err, errlen) < 0)
 		goto fail;
+	if (free_entries(m) < nc->workers) {
+		snprintf(err, errlen, "%s has %u free worker entries for %u new "
+		    "workers (the old generations still drain: wait, or stop "
+		    "them with goproctl stop)", m->conf->stats_file,
+		    free_entries(m), nc->workers);
+		goto fail;
+	}
 	if (reload_sockets(m, nc, fds, err, errlen) < 0) {
 		reload_undo_sockets(m, nc, fds);
 		goto fail;
@@ -928,6 +956,27 @@ master_cleanup(struct master *m)
 	conf_free(m->conf);
 }
 
+/*
+ * Every worker of the configuration, or -1: a start with fewer workers
+ * than configured is no start, since the kernel would queue connections on
+ * the sockets of the missing ones that nobody accepts.
+ */
+static int
+master_start_workers(struct master *m)
+{
+	if (free_entries(m) < m->conf->workers)
+		fatalx("%s has %u free worker entries for %u workers: goprod "
+		    "does not start", m->conf->stats_file, free_entries(m),
+		    m->conf->workers);
+	for (unsigned s = 0; s < m->conf->workers; s++)
+		if (master_spawn(m, s) < 0) {
+			log_warnx("worker %u of %u could not start: goprod does "
+			    "not start", s, m->conf->workers);
+			return -1;
+		}
+	return 0;
+}
+
 int
 master_run(struct master *m)
 {
@@ -948,13 +997,19 @@ master_run(struct master *m)
 	log_set_procname("master");
 	master_signals(m);
 	master_timers(m);
-	for (unsigned s = 0; s < m->conf->workers; s++)
-		master_spawn(m, s);
-	metrics_child_start(m);
-	log_notice("goprod started: pid %ld, %u workers, %zu listen addresses",
-	    (long)getpid(), m->conf->workers, m->nlisten);
-	daemon_notify("READY=1");
-	ev_run(m->loop, 0);
+	if (master_start_workers(m) < 0) {
+		/* Never READY: the start fails, and says so by its status. */
+		m->exit_code = 1;
+		master_begin_stop(m, true);
+	} else {
+		metrics_child_start(m);
+		log_notice("goprod started: pid %ld, %u workers, %zu listen "
+		    "addresses", (long)getpid(), m->conf->workers, m->nlisten);
+		daemon_notify("READY=1");
+	}
+	/* With no worker at all, the break of master_begin_stop came early. */
+	if (!m->stopping || live_workers(m) > 0)
+		ev_run(m->loop, 0);
 	log_notice("all workers gone; exiting");
 	master_cleanup(m);
 	return m->exit_code;

@@ -769,6 +769,73 @@ test_nul_byte(void **state)
 	assert_non_null(strstr(fx->err, ":3: a NUL byte"));
 }
 
+/* No two of the files goprod writes or reads by name may be one file. */
+static void
+test_paths_collide(void **state)
+{
+	struct fixture *fx = *state;
+	char text[3 * PATH_MAX + 256], link[PATH_MAX + 8], users[PATH_MAX + 8];
+
+	snprintf(text, sizeof(text), "pid_file = \"%s/a\"\n\n"
+	    "stats_file = \"%s//./a\"\n", fx->dir, fx->dir);
+	assert_int_equal(load(fx, text), -1);
+	assert_error_at(fx, 3, "stats_file");
+	assert_non_null(strstr(fx->err, "same file as pid_file (line 1)"));
+	assert_int_equal(count_lines(fx->err), 1);
+	/* Through a link to the directory, before either file exists. */
+	snprintf(link, sizeof(link), "%s/link", fx->dir);
+	assert_int_equal(symlink(fx->dir, link), 0);
+	snprintf(text, sizeof(text), "control_socket = \"%s/s\"\n"
+	    "log = \"file:%s/s\"\n", link, fx->dir);
+	assert_int_equal(load(fx, text), -1);
+	assert_error_at(fx, 2, "log");
+	assert_non_null(strstr(fx->err, "same file as control_socket"));
+	unlink(link);
+	/* An existing users file, and the configuration file itself. */
+	snprintf(users, sizeof(users), "%s/users", fx->dir);
+	write_file(users, "", 0600);
+	snprintf(text, sizeof(text), "auth {\n users_file = \"%s\"\n}\n"
+	    "stats_file = \"%s\"\npid_file = \"%s\"\n", users, users,
+	    fx->path);
+	assert_int_equal(load(fx, text), -1);
+	assert_error_at(fx, 5, "pid_file");
+	assert_non_null(strstr(fx->err, "same file as the configuration file"));
+	assert_error_at(fx, 2, "auth.users_file");
+	assert_non_null(strstr(fx->err, "same file as stats_file (line 4)"));
+	/* A default counts too: stats_file on the default pid_file. */
+	load_ok(fx, "");
+	snprintf(text, sizeof(text), "stats_file = \"%s\"\n",
+	    fx->conf->pid_file);
+	assert_int_equal(load(fx, text), -1);
+	assert_error_at(fx, 1, "stats_file");
+	assert_non_null(strstr(fx->err, "pid_file (its default)"));
+	/* Different files are fine. */
+	snprintf(text, sizeof(text), "pid_file = \"%s/p\"\nstats_file = "
+	    "\"%s/st\"\n", fx->dir, fx->dir);
+	load_ok(fx, text);
+	unlink(users);
+}
+
+/* metrics_listen must not share a port with a listen address. */
+static void
+test_metrics_overlap(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(load(fx, "listen = {\"127.0.0.1:7001\"}\n"
+	    "metrics_listen = \"*:7001\"\n"), -1);
+	assert_error_at(fx, 2, "metrics_listen");
+	assert_non_null(strstr(fx->err, "overlaps the listen address "
+	    "\"127.0.0.1:7001\""));
+	assert_int_equal(load(fx, "listen = {\"127.0.0.1:7001\", \"[::1]:7002\"}"
+	    "\nmetrics_listen = \"[::1]:7002\"\n"), -1);
+	assert_error_at(fx, 2, "metrics_listen");
+	load_ok(fx, "listen = {\"127.0.0.1:7001\"}\n"
+	    "metrics_listen = \"127.0.0.1:7002\"\n");
+	load_ok(fx, "listen = {\"127.0.0.1:7001\"}\n"
+	    "metrics_listen = \"127.0.0.2:7001\"\n");
+}
+
 /* Errors beyond the buffer are counted, never cut in the middle. */
 static void
 test_error_buffer_bounded(void **state)
@@ -1000,6 +1067,8 @@ main(void)
 		T(test_duplicate_option),
 		T(test_environment_variables),
 		T(test_nul_byte),
+		T(test_paths_collide),
+		T(test_metrics_overlap),
 		T(test_error_buffer_bounded),
 		T(test_identity),
 		T(test_parse_size),

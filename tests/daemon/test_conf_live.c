@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_conf_live.c - integration tests of the configuration as a running
+ * goprod uses it: a reload that cannot give every new worker its stats
+ * entry fails instead of leaving slots without a worker, and goprod -t
+ * and the start refuse paths that collide and a metrics_listen on a
+ * listen address.  (test_conf.c tests the parsing itself.)
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+/* Enough connections that every one of 64 workers holds some. */
+#define HELD_CONNECTIONS 400
+
+/* goproctl -c conf args; its exit status, its output in out. */
+static int
+goproctl(const struct goprod *g, const char *args, char *out, size_t len)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "'%s' -c '%s' %s 2>&1",
+	    harness_program("GOPROCTL"), g->conf_path, args);
+	return harness_run(cmd, out, len);
+}
+
+static uint32_t
+reloads_failed(const struct goprod *g)
+{
+	struct stats_snap s;
+	uint32_t n;
+
+	harness_snapshot(g, &s);
+	n = s.hdr.reloads_failed;
+	stats_snap_free(&s);
+	return n;
+}
+
+/*
+ * The segment holds entries for two generations of 64 workers and a few
+ * more.  While generation 1 drains its clients, generation 2 runs: a third
+ * generation of 64 does not fit.  The reload must fail and say why (it
+ * used to report success and leave most slots without a worker, their
+ * connections queued for nobody).
+ */
+static void
+test_reload_without_stats_entries_fails(void **state)
+{
+	static const char conf[] = "workers = 64\ndrain_timeout = 60s\n"
+	    "goaway_grace = 60s\nidle_timeout = 120s\n";
+	static int fds[HELD_CONNECTIONS];
+	struct goprod g;
+	char out[4096];
+
+	harness_start(&g, conf);
+	for (int i = 0; i < HELD_CONNECTIONS; i++)
+		fds[i] = harness_connect(&g);
+	assert_int_equal(goproctl(&g, "reload", out, sizeof(out)), 0);
+	if (goproctl(&g, "reload", out, sizeof(out)) == 0)
+		fail_msg("the second reload succeeded:\n%s", out);
+	assert_non_null(strstr(out, "free worker entries"));
+	assert_int_equal(reloads_failed(&g), 1);
+	assert_true(harness_answers(&g));
+	assert_false(harness_log_has(&g, "no free stats entry"));
+	for (int i = 0; i < HELD_CONNECTIONS; i++)
+		close(fds[i]);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/* goprod -t on the text; its exit status, its output in out. */
+static int
+check(const char *text, char *out, size_t len)
+{
+	char path[] = "/tmp/gopro-check-XXXXXX", cmd[512];
+	FILE *f;
+	int fd = mkstemp(path), status;
+
+	assert_true(fd >= 0);
+	assert_non_null(f = fdopen(fd, "w"));
+	fprintf(f, "user = \"\"\ngroup = \"\"\n%s", text);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s' 2>&1",
+	    harness_program("GOPROD"), path);
+	status = harness_run(cmd, out, len);
+	unlink(path);
+	return status;
+}
+
+/* stats_file = pid_file used to pass -t and start "successfully". */
+static void
+test_colliding_paths_refused(void **state)
+{
+	char out[4096];
+
+	assert_int_equal(check("pid_file = \"/tmp/gopro-x/same\"\n"
+	    "stats_file = \"/tmp/gopro-x/same\"\n", out, sizeof(out)), 1);
+	assert_non_null(strstr(out, ":4: stats_file: \"/tmp/gopro-x/same\" "
+	    "is the same file as pid_file (line 3)"));
+	assert_int_equal(check("control_socket = \"/tmp/gopro-x/s\"\n"
+	    "log = \"file:/tmp/gopro-x//s\"\n", out, sizeof(out)), 1);
+	assert_non_null(strstr(out, ":4: log: "));
+	assert_non_null(strstr(out, "same file as control_socket (line 3)"));
+}
+
+/* The kernel would share the port between the workers and metrics. */
+static void
+test_metrics_on_listen_address_refused(void **state)
+{
+	char out[4096], text[256];
+	int port = harness_free_port();
+
+	snprintf(text, sizeof(text), "listen = {\"127.0.0.1:%d\"}\n"
+	    "metrics_listen = \"127.0.0.1:%d\"\n", port, port);
+	assert_int_equal(check(text, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, ":4: metrics_listen: "));
+	assert_non_null(strstr(out, "overlaps the listen address"));
+	snprintf(text, sizeof(text), "listen = {\"127.0.0.1:%d\"}\n"
+	    "metrics_listen = \"*:%d\"\n", port, port);
+	assert_int_equal(check(text, out, sizeof(out)), 1);
+	snprintf(text, sizeof(text), "listen = {\"*:%d\"}\n"
+	    "metrics_listen = \"127.0.0.1:%d\"\n", port, port);
+	assert_int_equal(check(text, out, sizeof(out)), 1);
+	snprintf(text, sizeof(text), "listen = {\"127.0.0.1:%d\"}\n"
+	    "metrics_listen = \"127.0.0.1:%d\"\n", port, port == 65535 ?
+	    port - 1 : port + 1);
+	assert_int_equal(check(text, out, sizeof(out)), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_colliding_paths_refused),
+		cmocka_unit_test(test_metrics_on_listen_address_refused),
+		cmocka_unit_test(test_reload_without_stats_entries_fails),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
