@@ -294,6 +294,8 @@ enum bench_opts_result {
 enum bench_opts_result bench_opts_parse(struct bench_opts *o, int argc,
     char **argv, char *err, size_t errlen);
 void bench_usage(FILE *f);
+/* bench_usage, then every option with its default (--help). */
+void bench_help(FILE *f);
 /* "64", "4k", "1M" (KiB, MiB, GiB); 0 or -1. */
 int bench_parse_size(const char *s, uint64_t max, uint64_t *out);
 /* A decimal count within [min, max]; 0 or -1. */
@@ -301,6 +303,8 @@ int bench_parse_count(const char *s, uint64_t min, uint64_t max,
     uint64_t *out);
 /* Seconds, "1.5"; within [min, max]; 0 or -1. */
 int bench_parse_seconds(const char *s, double min, double max, double *out);
+/* A duration with gopro.conf's units: "1.5", "10s", "250ms", "2m", "1h". */
+int bench_parse_duration(const char *s, double min, double max, double *out);
 /* "127.0.0.2,::1": numeric addresses; 0 or -1 + err. */
 int bench_parse_sources(const char *list, struct sockaddr_storage *out,
     unsigned max, unsigned *n, char *err, size_t errlen);
@@ -337,6 +341,8 @@ struct bench_progress {
 	uint64_t errors;
 	uint64_t lost;
 	uint64_t open;            /* connections established now */
+	uint64_t opened;          /* connections established so far */
+	int connect_errno;        /* why the first connect failed, or 0 */
 	uint64_t held;            /* hold: verified once */
 	uint64_t survived;        /* hold: verified twice */
 	uint64_t failed;          /* hold: failed or closed */
@@ -377,6 +383,8 @@ struct bench_result {
 uint64_t bench_now_ns(void);
 /* VmRSS of pid in KiB, -1 when unreadable. */
 long bench_rss_kib(pid_t pid);
+/* VmRSS of pid and of its children (a master and its workers), -1 likewise. */
+long bench_rss_tree_kib(pid_t pid);
 void bench_report_text(FILE *f, const struct bench_result *r);
 void bench_report_json(FILE *f, const struct bench_result *r);
 void bench_report_progress(FILE *f, double t, const struct bench_progress *p,

@@ -81,6 +81,7 @@ struct bench_thread {
 	int phase;
 	uint64_t activity;        /* last connection established or read */
 	uint64_t held, survived, failed;
+	int connect_errno;        /* why the first connect failed, or 0 */
 	ev_timer tick;
 	ev_timer opener;
 	struct bench_stats st;
@@ -449,9 +450,12 @@ bconn_established(struct bconn *c)
 	bconn_fill(c, now);
 }
 
+/* e: why (an errno); the first one is published for a fail-fast exit. */
 static void
-bconn_connect_failed(struct bconn *c)
+bconn_connect_failed(struct bconn *c, int e)
 {
+	if (c->t->connect_errno == 0)
+		c->t->connect_errno = e;
 	c->t->st.errors[BENCH_ERR_CONNECT]++;
 	bconn_gone(c, false);
 }
@@ -463,7 +467,7 @@ bconn_connected_cb(struct bconn *c)
 	socklen_t len = sizeof(e);
 
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0 || e != 0) {
-		bconn_connect_failed(c);
+		bconn_connect_failed(c, e != 0 ? e : errno);
 		return;
 	}
 	bconn_established(c);
@@ -505,7 +509,7 @@ bconn_open(struct bconn *c)
 
 	c->fd = bconn_socket(c);
 	if (c->fd < 0) {
-		bconn_connect_failed(c);
+		bconn_connect_failed(c, errno);
 		return;
 	}
 	t->live++;
@@ -521,7 +525,7 @@ bconn_open(struct bconn *c)
 		return;
 	}
 	if (errno != EINPROGRESS) {
-		bconn_connect_failed(c);
+		bconn_connect_failed(c, errno);
 		return;
 	}
 	ev_io_start(t->loop, &c->io);
@@ -586,7 +590,7 @@ thread_check_timeouts(struct bench_thread *t, uint64_t now)
 		    now - c->since <= limit)))
 			continue;
 		if (c->state == BC_CONNECTING)
-			bconn_connect_failed(c);
+			bconn_connect_failed(c, ETIMEDOUT);
 		else if (c->rx.qlen > 0) {
 			bench_stream_abandon(&c->rx, &t->st, true);
 			bconn_gone(c, false);
@@ -652,6 +656,9 @@ thread_publish(struct bench_thread *t)
 	    __ATOMIC_RELAXED);
 	__atomic_store_n(&p->lost, t->st.lost, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->open, t->established, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->opened, t->st.opened, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->connect_errno, t->connect_errno,
+	    __ATOMIC_RELAXED);
 	__atomic_store_n(&p->held, t->held, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->survived, t->survived, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->failed, t->failed, __ATOMIC_RELAXED);
@@ -795,6 +802,9 @@ bench_thread_progress(const struct bench_thread *t, struct bench_progress *p)
 	p->errors = __atomic_load_n(&t->pub.errors, __ATOMIC_RELAXED);
 	p->lost = __atomic_load_n(&t->pub.lost, __ATOMIC_RELAXED);
 	p->open = __atomic_load_n(&t->pub.open, __ATOMIC_RELAXED);
+	p->opened = __atomic_load_n(&t->pub.opened, __ATOMIC_RELAXED);
+	p->connect_errno = __atomic_load_n(&t->pub.connect_errno,
+	    __ATOMIC_RELAXED);
 	p->held = __atomic_load_n(&t->pub.held, __ATOMIC_RELAXED);
 	p->survived = __atomic_load_n(&t->pub.survived, __ATOMIC_RELAXED);
 	p->failed = __atomic_load_n(&t->pub.failed, __ATOMIC_RELAXED);

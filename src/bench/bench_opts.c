@@ -125,6 +125,35 @@ bench_parse_seconds(const char *s, double min, double max, double *out)
 	return 0;
 }
 
+int
+bench_parse_duration(const char *s, double min, double max, double *out)
+{
+	static const struct {
+		const char *unit;
+		double mult;
+	} units[] = { { "", 1 }, { "s", 1 }, { "ms", 0.001 }, { "m", 60 },
+	    { "h", 3600 } };
+	double v;
+	char *end;
+
+	if (s == NULL || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || !isfinite(v))
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) != 0)
+			continue;
+		v *= units[i].mult;
+		if (v < min || v > max)
+			return -1;
+		*out = v;
+		return 0;
+	}
+	return -1;
+}
+
 /* ------------------------------------------------------------ the mix */
 
 static int
@@ -440,15 +469,61 @@ void
 bench_usage(FILE *f)
 {
 	fputs("usage: gopro-bench [-hjqV] [-b bytes] [-c connections] "
-	    "[-d seconds | -n requests]\n"
-	    "                   [-H seconds] [-m mix | -T type] [-P depth] "
+	    "[-d duration | -n requests]\n"
+	    "                   [-H duration] [-m mix | -T type] [-P depth] "
 	    "[-p password]\n"
 	    "                   [-R rate] [-S address,...] [-s host:port] "
 	    "[-t threads]\n"
-	    "                   [-u user] [-w seconds] [--allow-lost] "
+	    "                   [-u user] [-w duration] [--allow-lost] "
 	    "[--connect-rate n]\n"
 	    "                   [--prefix text] [--server-pid pid] "
-	    "[--timeout seconds]\n", f);
+	    "[--timeout duration]\n", f);
+}
+
+/* --help: every option, what it does and its default. */
+void
+bench_help(FILE *f)
+{
+	bench_usage(f);
+	fputs("\nDurations take the units of gopro.conf (500ms, 10s, 2m, 1h; "
+	    "a bare number is seconds),\nsizes the suffixes k, M and G.\n\n"
+	    "  -s, --server host:port   server to load (" DEFAULT_SERVER ")\n"
+	    "  -c, --connections n      connections (50)\n"
+	    "  -t, --threads n          threads, each with its own event loop "
+	    "(1)\n"
+	    "  -P, --pipeline n         requests in flight per connection "
+	    "(1)\n"
+	    "  -d, --duration duration  measured length of the run (10s)\n"
+	    "  -n, --requests n         send n requests instead of running -d "
+	    "(off)\n"
+	    "  -w, --warmup duration    load before measuring (0)\n"
+	    "  -R, --rate n             open loop: n requests/s in total "
+	    "(off: closed loop)\n"
+	    "  -T, --type type          heartbeat, message or login "
+	    "(heartbeat)\n"
+	    "  -m, --mix mix            weighted mix, as message:8,"
+	    "heartbeat:2 (off)\n"
+	    "  -b, --body size          HEARTBEAT and MESSAGE body size (0)\n"
+	    "  -S, --source addr,...    local addresses to connect from, "
+	    "round robin (any)\n"
+	    "  -u, --user user          log in as user on every connection "
+	    "(none)\n"
+	    "  -p, --password text      its password ($GOPRO_PASSWORD)\n"
+	    "  -H, --hold duration      hold mode: open -c connections, hold "
+	    "them idle (off)\n"
+	    "      --connect-rate n     new connections per second (no limit; "
+	    "5000 with -H)\n"
+	    "      --prefix text        MESSAGE reply prefix (\"" DEFAULT_PREFIX
+	    "\")\n"
+	    "      --timeout duration   a reply later than this is lost (5s)\n"
+	    "      --server-pid pid     report the RSS of pid and its children "
+	    "(off)\n"
+	    "      --allow-lost         exit 0 even when replies were lost "
+	    "(off)\n"
+	    "  -j, --json               print the summary as JSON (text)\n"
+	    "  -q, --quiet              no progress lines on stderr (shown)\n"
+	    "  -V, --version            print the version and exit\n"
+	    "  -h, --help               this help\n", f);
 }
 
 /* State of one parse: what was given, for the checks at the end. */
@@ -515,9 +590,9 @@ opts_apply(struct bench_opts *o, struct parse_state *ps, int ch,
 		o->threads = (unsigned)v;
 		break;
 	case 'd':
-		if (bench_parse_seconds(arg, 0.001, SECONDS_MAX,
+		if (bench_parse_duration(arg, 0.001, SECONDS_MAX,
 		    &o->duration) < 0)
-			what = "a duration in seconds (e.g. 10 or 0.5)";
+			what = "a duration such as 10s, 500ms or 2m";
 		ps->duration_set = true;
 		break;
 	case 'n':
@@ -542,8 +617,8 @@ opts_apply(struct bench_opts *o, struct parse_state *ps, int ch,
 			what = "a rate in requests per second";
 		break;
 	case 'w':
-		if (bench_parse_seconds(arg, 0, SECONDS_MAX, &o->warmup) < 0)
-			what = "a warm-up in seconds";
+		if (bench_parse_duration(arg, 0, SECONDS_MAX, &o->warmup) < 0)
+			what = "a warm-up duration such as 1s or 500ms";
 		break;
 	case 'S':
 		return bench_parse_sources(arg, o->source, BENCH_SOURCES_MAX,
@@ -555,8 +630,8 @@ opts_apply(struct bench_opts *o, struct parse_state *ps, int ch,
 		o->password = arg;
 		return 0;
 	case 'H':
-		if (bench_parse_seconds(arg, 0.001, SECONDS_MAX, &o->hold) < 0)
-			what = "a hold time in seconds";
+		if (bench_parse_duration(arg, 0.001, SECONDS_MAX, &o->hold) < 0)
+			what = "a hold time such as 30s or 2m";
 		break;
 	case 'j':
 		o->json = true;
@@ -568,9 +643,9 @@ opts_apply(struct bench_opts *o, struct parse_state *ps, int ch,
 		o->prefix = arg;
 		return 0;
 	case OPT_TIMEOUT:
-		if (bench_parse_seconds(arg, 0.001, SECONDS_MAX,
+		if (bench_parse_duration(arg, 0.001, SECONDS_MAX,
 		    &o->timeout) < 0)
-			what = "a timeout in seconds";
+			what = "a timeout such as 5s or 500ms";
 		break;
 	case OPT_CONNECT_RATE:
 		if (bench_parse_seconds(arg, 0.001, 1e9, &o->connect_rate) < 0)

@@ -5,8 +5,11 @@
  * and the two numbers a benchmark needs from the system (the server's RSS,
  * the client's own CPU time, read by main).
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -41,6 +44,50 @@ bench_rss_kib(pid_t pid)
 			break;
 	fclose(f);
 	return kib;
+}
+
+/* The parent pid in /proc/PID/stat, -1 when unreadable. */
+static long
+parent_of(const char *pid)
+{
+	char path[300], buf[512], *paren;
+	long ppid = -1;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) S ppid ...": comm may hold spaces and parentheses. */
+	if ((paren = strrchr(buf, ')')) == NULL ||
+	    sscanf(paren + 1, " %*c %ld", &ppid) != 1)
+		return -1;
+	return ppid;
+}
+
+/*
+ * A master's memory is spread over its workers: sum the RSS of pid and of
+ * its children.  Shared pages count once per process, as top shows them.
+ */
+long
+bench_rss_tree_kib(pid_t pid)
+{
+	long total = bench_rss_kib(pid), kib;
+	struct dirent *d;
+	DIR *dir;
+
+	if (total < 0 || (dir = opendir("/proc")) == NULL)
+		return total;
+	while ((d = readdir(dir)) != NULL)
+		if (isdigit((unsigned char)d->d_name[0]) &&
+		    parent_of(d->d_name) == (long)pid &&
+		    (kib = bench_rss_kib((pid_t)atol(d->d_name))) > 0)
+			total += kib;
+	closedir(dir);
+	return total;
 }
 
 /* ------------------------------------------------------------ counters */

@@ -74,14 +74,13 @@ parse_or_exit(struct run *r, int argc, char **argv)
 	case BENCH_OPTS_RUN:
 		return;
 	case BENCH_OPTS_HELP:
-		bench_usage(stdout);
+		bench_help(stdout);
 		exit(0);
 	case BENCH_OPTS_VERSION:
 		printf("gopro-bench %s\n", PACKAGE_VERSION);
 		exit(0);
 	case BENCH_OPTS_USAGE:
-		warnx("%s", msg);
-		bench_usage(stderr);
+		fprintf(stderr, "gopro-bench: %s (try 'gopro-bench -h')\n", msg);
 		exit(2);
 	}
 }
@@ -156,6 +155,9 @@ progress_sum(const struct run *r, struct bench_progress *sum, int *min_phase,
 		sum->errors += p.errors;
 		sum->lost += p.lost;
 		sum->open += p.open;
+		sum->opened += p.opened;
+		if (sum->connect_errno == 0)
+			sum->connect_errno = p.connect_errno;
 		sum->held += p.held;
 		sum->survived += p.survived;
 		sum->failed += p.failed;
@@ -197,6 +199,10 @@ watch_step(struct run *r, struct bench_progress *sum, int *min_phase,
 	if (sig > 0)
 		stop_on_signal(r, sig);
 	progress_sum(r, sum, min_phase, done);
+	/* Nothing listens (or the route is wrong): say so now, as wrk does. */
+	if (sum->opened == 0 && sum->connect_errno != 0)
+		errx(1, "cannot connect to %s: %s", r->opts.server,
+		    strerror(sum->connect_errno));
 	now = bench_now_ns();
 	if (r->last_progress_ns == 0)
 		r->last_progress_ns = now;
@@ -249,7 +255,7 @@ hold_drive(struct run *r, struct bench_result *res)
 
 	if (hold_settle(r, BENCH_PHASE_OPEN)) {
 		if (r->opts.server_pid > 0)
-			res->rss_idle = bench_rss_kib(r->opts.server_pid);
+			res->rss_idle = bench_rss_tree_kib(r->opts.server_pid);
 		__atomic_store_n(&r->sh.phase, BENCH_PHASE_IDLE,
 		    __ATOMIC_RELEASE);
 		until = bench_now_ns() + (uint64_t)(r->opts.hold * 1e9);
@@ -261,7 +267,7 @@ hold_drive(struct run *r, struct bench_result *res)
 		    __ATOMIC_RELEASE);
 		if (hold_settle(r, BENCH_PHASE_CHECK) &&
 		    r->opts.server_pid > 0)
-			res->rss_after = bench_rss_kib(r->opts.server_pid);
+			res->rss_after = bench_rss_tree_kib(r->opts.server_pid);
 	}
 	__atomic_store_n(&r->sh.phase, BENCH_PHASE_FINISH, __ATOMIC_RELEASE);
 	wait_all_done(r);
@@ -327,7 +333,7 @@ main(int argc, char **argv)
 	res.opts = &r.opts;
 	res.rss_before = res.rss_idle = res.rss_after = -1;
 	if (r.opts.server_pid > 0 &&
-	    (res.rss_before = bench_rss_kib(r.opts.server_pid)) < 0)
+	    (res.rss_before = bench_rss_tree_kib(r.opts.server_pid)) < 0)
 		warnx("--server-pid %ld: cannot read /proc/%ld/status",
 		    (long)r.opts.server_pid, (long)r.opts.server_pid);
 	start_threads(&r);
@@ -337,7 +343,7 @@ main(int argc, char **argv)
 		wait_all_done(&r);
 	collect(&r, &res);
 	if (r.opts.hold <= 0 && r.opts.server_pid > 0)
-		res.rss_after = bench_rss_kib(r.opts.server_pid);
+		res.rss_after = bench_rss_tree_kib(r.opts.server_pid);
 	if (r.opts.json)
 		bench_report_json(stdout, &res);
 	else

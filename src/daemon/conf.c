@@ -1569,8 +1569,12 @@ oom:
 	return NULL;
 }
 
-int
-conf_load(const char *path, struct gopro_conf **out, char *err,
+/*
+ * Parse and check path into *out; with dump, also print the whole parsed
+ * tree, defaults filled in, in the file's own syntax (goprod -T).
+ */
+static int
+load_file(const char *path, FILE *dump, struct gopro_conf **out, char *err,
     size_t errlen)
 {
 	struct load ld;
@@ -1598,6 +1602,8 @@ conf_load(const char *path, struct gopro_conf **out, char *err,
 		check_relations(&ld, cfg);
 	if (ld.nerrors == 0)
 		conf = copy_conf(&ld, cfg, path);
+	if (conf != NULL && dump != NULL)
+		cfg_print(cfg, dump);
 done:
 	finish_errors(&ld);
 	current = NULL;
@@ -1606,6 +1612,20 @@ done:
 	free(text);
 	*out = conf;
 	return conf != NULL ? 0 : -1;
+}
+
+int
+conf_load(const char *path, struct gopro_conf **out, char *err,
+    size_t errlen)
+{
+	return load_file(path, NULL, out, err, errlen);
+}
+
+int
+conf_load_print(const char *path, FILE *dump, struct gopro_conf **out,
+    char *err, size_t errlen)
+{
+	return load_file(path, dump, out, err, errlen);
 }
 
 void

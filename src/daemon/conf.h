@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "log.h"
@@ -79,6 +80,12 @@ struct gopro_conf {
 int conf_load(const char *path, struct gopro_conf **out, char *err,
     size_t errlen);
 void conf_free(struct gopro_conf *conf);
+/*
+ * conf_load, and when it succeeds print the effective configuration to
+ * dump: every option with its value, defaults filled in (goprod -T).
+ */
+int conf_load_print(const char *path, FILE *dump, struct gopro_conf **out,
+    char *err, size_t errlen);
 
 /*
  * The names of the options whose change only takes effect after a restart,

@@ -18,23 +18,57 @@
 
 #define DEFAULT_CONF SYSCONFDIR "/gopro.conf"
 
-static void __attribute__((noreturn))
-usage(int code)
+static void
+usage(FILE *f)
 {
-	fprintf(code ? stderr : stdout,
-	    "usage: goprod [-dfhtV] [-c file]\n"
-	    "  -c file   configuration file (default %s)\n"
-	    "  -d        log at debug level\n"
-	    "  -f        stay in the foreground, log to stderr\n"
-	    "  -t        check the configuration and exit\n"
-	    "  -V        print the version and exit\n"
-	    "  -h        this help\n", DEFAULT_CONF);
-	exit(code);
+	fprintf(f,
+	    "usage: goprod [-dfhqTtV] [-c file]\n"
+	    "  -c, --config file  configuration file (default %s)\n"
+	    "  -d, --debug        log at debug level\n"
+	    "  -f, --foreground   stay in the foreground, log to stderr\n"
+	    "  -t, --check        check the configuration and exit\n"
+	    "  -T, --dump         check it, then print it with every default "
+	    "filled in\n"
+	    "  -q, --quiet        with -t, print errors only\n"
+	    "  -V, --version      print the version and build options, exit\n"
+	    "  -h, --help         this help\n", DEFAULT_CONF);
+}
+
+/* One line that says what was wrong (getopt's own), then where to look. */
+static void __attribute__((noreturn))
+usage_error(const char *what, const char *arg)
+{
+	fprintf(stderr, "goprod: %s%s (try 'goprod -h')\n", what, arg);
+	exit(2);
+}
+
+/* -V: the version, then what this binary was built with (nginx -V). */
+static void __attribute__((noreturn))
+print_version(void)
+{
+	printf("goprod %s\n", PACKAGE_VERSION);
+	printf("built with: systemd notify %s, TLS no, sanitizers %s\n",
+#ifdef HAVE_SYSTEMD
+	    "yes",
+#else
+	    "no",
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+	    "address,undefined"
+#else
+	    "no"
+#endif
+	    );
+	printf("default configuration file: %s\n", DEFAULT_CONF);
+	printf("compiler: %s\n", __VERSION__);
+	exit(0);
 }
 
 struct options {
 	const char *conf_path;
 	bool check;
+	bool dump;
+	bool quiet;
 	bool foreground;
 	bool debug;
 };
@@ -45,17 +79,22 @@ parse_options(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 't' },
+		{ "dump", no_argument, NULL, 'T' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	char opt[3] = "-?";
 	int ch;
 
 	memset(o, 0, sizeof(*o));
 	o->conf_path = DEFAULT_CONF;
-	while ((ch = getopt_long(argc, argv, "c:dfhtV", longopts, NULL)) != -1)
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":c:dfhqTtV", longopts,
+	    NULL)) != -1)
 		switch (ch) {
 		case 'c':
 			o->conf_path = optarg;
@@ -69,21 +108,34 @@ parse_options(int argc, char **argv, struct options *o)
 		case 't':
 			o->check = true;
 			break;
+		case 'T':
+			o->dump = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
 		case 'V':
-			printf("goprod %s\n", PACKAGE_VERSION);
-			exit(0);
+			print_version();
 		case 'h':
-			usage(0);
+			usage(stdout);
+			exit(0);
+		case ':':
+			usage_error("option needs a value: ",
+			    argv[optind - 1]);
 		default:
-			usage(2);
+			opt[1] = (char)optopt;
+			usage_error("unknown option ",
+			    optopt ? opt : argv[optind - 1]);
 		}
 	if (optind != argc)
-		usage(2);
+		usage_error("unexpected argument ", argv[optind]);
+	if (o->quiet && !o->check)
+		usage_error("-q goes with -t", "");
 }
 
 /* -t: everything a start would check, without binding a socket. */
 static int
-check_config(const char *path, const struct gopro_conf *conf)
+check_config(const char *path, const struct gopro_conf *conf, bool quiet)
 {
 	char err[CONF_ERR_MAX];
 
@@ -92,7 +144,8 @@ check_config(const char *path, const struct gopro_conf *conf)
 		fprintf(stderr, "goprod: %s\n", err);
 		return 1;
 	}
-	printf("goprod: configuration file %s is ok\n", path);
+	if (!quiet)
+		printf("goprod: configuration file %s is ok\n", path);
 	return 0;
 }
 
@@ -123,14 +176,15 @@ main(int argc, char **argv)
 	/* Reloads re-read the file after chdir("/"): keep an absolute path. */
 	if ((abs_path = realpath(o.conf_path, NULL)) != NULL)
 		o.conf_path = abs_path;
-	if (conf_load(o.conf_path, &conf, err, sizeof(err)) < 0) {
+	if (conf_load_print(o.conf_path, o.dump ? stdout : NULL, &conf, err,
+	    sizeof(err)) < 0) {
 		fprintf(stderr, "goprod: configuration errors:\n%s", err);
 		if (*err && err[strlen(err) - 1] != '\n')
 			fputc('\n', stderr);
 		goto done;
 	}
-	if (o.check) {
-		rc = check_config(o.conf_path, conf);
+	if (o.check || o.dump) {
+		rc = check_config(o.conf_path, conf, o.quiet || o.dump);
 		conf_free(conf);
 		goto done;
 	}

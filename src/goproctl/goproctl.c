@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,28 +40,119 @@
 #define STOP_TIMEOUT 60.0
 #define PASSWORD_MAX 511 /* CRYPT_MAX_PASSPHRASE_SIZE - 1 */
 
-static const char usage_text[] =
-    "usage: goproctl [-c file] stats [--json | --prometheus] [-w seconds]\n"
-    "       goproctl [-c file] status\n"
-    "       goproctl [-c file] reload\n"
-    "       goproctl [-c file] stop [--now] [-t timeout]\n"
-    "       goproctl [-c file] check [file]\n"
-    "       goproctl [-c file] ping [-n count] [-i interval] [-W timeout] "
-    "[host:port]\n"
-    "       goproctl [-c file] send [--user user] [host:port] message\n"
-    "       goproctl passwd [--stdin] user\n"
-    "       goproctl -h\n";
-
 struct ctx {
 	const char *conf_path;
 	struct gopro_conf *conf;
+	const struct command *cmd;      /* the subcommand being run */
 };
 
-static void __attribute__((noreturn))
-usage(void)
+/*
+ * The subcommands.  args is the part of the synopsis after the name, as in
+ * goproctl(8); conf says whether the subcommand reads the configuration
+ * (and so takes -c).  The usage text is built from this table.
+ */
+struct command {
+	const char *name;
+	int (*fn)(struct ctx *, int, char **);
+	const char *args;
+	bool conf;
+};
+
+static const struct command commands[];
+static const size_t ncommands;
+
+static void
+print_command_usage(FILE *f, const struct command *cmd, const char *lead)
 {
-	fputs(usage_text, stderr);
+	fprintf(f, "%sgoproctl %s%s%s%s\n", lead, cmd->conf ? "[-c file] " : "",
+	    cmd->name, *cmd->args ? " " : "", cmd->args);
+}
+
+static void
+print_usage(FILE *f)
+{
+	for (size_t i = 0; i < ncommands; i++)
+		print_command_usage(f, &commands[i], i ? "       " : "usage: ");
+	fputs("       goproctl -h\n"
+	    "       goproctl -V\n", f);
+}
+
+/*
+ * A usage error: one line that says what was wrong and where to look, as
+ * getopt-based tools do; exit 2.
+ */
+static void __attribute__((noreturn, format(printf, 2, 3)))
+usage_error(const struct ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "goproctl: ");
+	if (c->cmd != NULL)
+		fprintf(stderr, "%s: ", c->cmd->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (try 'goproctl %s%s-h')\n",
+	    c->cmd != NULL ? c->cmd->name : "", c->cmd != NULL ? " " : "");
 	exit(2);
+}
+
+/* The option argv[optind - 1] that getopt just refused, for a message. */
+static void __attribute__((noreturn))
+bad_option(const struct ctx *c, int ch, char **argv)
+{
+	if (ch == ':')
+		usage_error(c, "option %s needs a value", argv[optind - 1]);
+	if (optopt != 0)
+		usage_error(c, "unknown option -%c", optopt);
+	usage_error(c, "unknown option %s", argv[optind - 1]);
+}
+
+/*
+ * getopt_long for a subcommand: shortopts and longopts are its own, and
+ * every subcommand also takes -h/--help (its usage, exit 0) and, when it
+ * reads the configuration, -c/--config after its name.  Returns the next
+ * option of its own, or -1 at the first operand.
+ */
+static int
+sub_getopt(struct ctx *c, int argc, char **argv, const char *shortopts,
+    const struct option *longopts)
+{
+	struct option all[16];
+	char shorts[64];
+	size_t n = 0;
+	int ch;
+
+	snprintf(shorts, sizeof(shorts), "+:h%s%s", c->cmd->conf ? "c:" : "",
+	    shortopts);
+	for (; longopts != NULL && longopts[n].name != NULL; n++)
+		all[n] = longopts[n];
+	all[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	if (c->cmd->conf)
+		all[n++] = (struct option){ "config", required_argument, NULL,
+		    'c' };
+	all[n] = (struct option){ NULL, 0, NULL, 0 };
+	opterr = 0;
+	ch = getopt_long(argc, argv, shorts, all, NULL);
+	if (ch == 'h') {
+		print_command_usage(stdout, c->cmd, "usage: ");
+		exit(0);
+	}
+	if (ch == 'c') {
+		c->conf_path = optarg;
+		return sub_getopt(c, argc, argv, shortopts, longopts);
+	}
+	if (ch == '?' || ch == ':')
+		bad_option(c, ch, argv);
+	return ch;
+}
+
+/* A subcommand that takes no operands: at most the common options. */
+static void
+no_operands(struct ctx *c, int argc, char **argv)
+{
+	if (sub_getopt(c, argc, argv, "", NULL) != -1 || optind != argc)
+		usage_error(c, "unexpected argument %s", argv[optind]);
 }
 
 /*
@@ -91,18 +183,16 @@ need_conf(struct ctx *c)
 	return need_conf_note(c, NULL);
 }
 
+/* A duration with the units of the configuration file: 1s, 250ms, 2m. */
 static double
-parse_seconds(const char *s, const char *what, double min)
+parse_seconds(const struct ctx *c, const char *s, const char *what,
+    double min)
 {
-	char *end;
 	double v;
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < min) {
-		warnx("%s: %s is not a number of seconds >= %g", what, s, min);
-		usage();
-	}
+	if (conf_parse_time(s, &v) < 0 || v < min)
+		usage_error(c, "%s %s: expected a duration of at least %gs "
+		    "(such as 1s, 250ms or 2m)", what, s, min);
 	return v;
 }
 
@@ -195,16 +285,19 @@ cmd_stats(struct ctx *c, int argc, char **argv)
 	double interval = 0;
 	int ch, format = 't';
 
-	while ((ch = getopt_long(argc, argv, "+w:", longopts, NULL)) != -1) {
+	while ((ch = sub_getopt(c, argc, argv, "w:", longopts)) != -1) {
 		if (ch == 'w')
-			interval = parse_seconds(optarg, "-w", 0.1);
-		else if ((ch == 'j' || ch == 'p') && format == 't')
+			interval = parse_seconds(c, optarg, "-w", 0.1);
+		else if (format == 't')
 			format = ch;
 		else
-			usage();
+			usage_error(c, "--json and --prometheus exclude each "
+			    "other");
 	}
-	if (optind != argc || (interval > 0 && format != 't'))
-		usage();
+	if (optind != argc)
+		usage_error(c, "unexpected argument %s", argv[optind]);
+	if (interval > 0 && format != 't')
+		usage_error(c, "-w prints text only");
 	if (interval > 0)
 		watch_rates(need_conf(c)->stats_file, interval);
 	take_snap(need_conf(c)->stats_file, &snap);
@@ -272,8 +365,7 @@ cmd_status(struct ctx *c, int argc, char **argv)
 	struct stats_snap snap;
 	int rc;
 
-	if (argc != 1)
-		usage();
+	no_operands(c, argc, argv);
 	conf = need_conf(c);
 	take_snap(conf->stats_file, &snap);
 	if (stats_format_status(stdout, &snap) < 0)
@@ -357,8 +449,7 @@ cmd_reload(struct ctx *c, int argc, char **argv)
 	char reply[CTL_REPLY_MAX];
 	int rc, e;
 
-	if (argc != 1)
-		usage();
+	no_operands(c, argc, argv);
 	/* The master would refuse it for the same errors: say so here. */
 	conf = need_conf_note(c, "reload not sent, goprod keeps its running "
 	    "configuration");
@@ -413,7 +504,8 @@ stop_pid(const struct gopro_conf *conf, const char *reply)
 }
 
 static void
-stop_options(int argc, char **argv, bool *now, double *timeout)
+stop_options(struct ctx *c, int argc, char **argv, bool *now,
+    double *timeout)
 {
 	static const struct option longopts[] = {
 		{ "now", no_argument, NULL, 'N' },
@@ -421,16 +513,14 @@ stop_options(int argc, char **argv, bool *now, double *timeout)
 	};
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "+t:", longopts, NULL)) != -1) {
+	while ((ch = sub_getopt(c, argc, argv, "t:", longopts)) != -1) {
 		if (ch == 't')
-			*timeout = parse_seconds(optarg, "-t", 0);
-		else if (ch == 'N')
-			*now = true;
+			*timeout = parse_seconds(c, optarg, "-t", 0);
 		else
-			usage();
+			*now = true;
 	}
 	if (optind != argc)
-		usage();
+		usage_error(c, "unexpected argument %s", argv[optind]);
 }
 
 static int
@@ -443,7 +533,7 @@ cmd_stop(struct ctx *c, int argc, char **argv)
 	pid_t pid;
 	int rc, e;
 
-	stop_options(argc, argv, &now, &timeout);
+	stop_options(c, argc, argv, &now, &timeout);
 	conf = need_conf(c);
 	rc = ctl_call(conf->control_socket, now ? "stop now" : "stop", reply,
 	    sizeof(reply), CTL_TIMEOUT);
@@ -471,12 +561,11 @@ cmd_check(struct ctx *c, int argc, char **argv)
 {
 	struct gopro_conf *conf;
 	char errs[CONF_ERR_MAX];
-	const char *path = c->conf_path;
+	const char *path;
 
-	if (argc > 2)
-		usage();
-	if (argc == 2)
-		path = argv[1];
+	if (sub_getopt(c, argc, argv, "", NULL) != -1 || argc - optind > 1)
+		usage_error(c, "unexpected argument %s", argv[optind + 1]);
+	path = optind < argc ? argv[optind] : c->conf_path;
 	if (conf_load(path, &conf, errs, sizeof(errs)) < 0) {
 		fputs(errs, stderr);
 		if (errs[0] != '\0' && errs[strlen(errs) - 1] != '\n')
@@ -597,24 +686,23 @@ ping_summary(const struct ping *p)
 }
 
 static void
-ping_options(struct ping *p, int argc, char **argv)
+ping_options(struct ctx *c, struct ping *p, int argc, char **argv)
 {
 	char *end;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "+n:i:W:")) != -1) {
+	while ((ch = sub_getopt(c, argc, argv, "n:i:W:", NULL)) != -1) {
 		if (ch == 'n') {
+			errno = 0;
 			p->count = strtol(optarg, &end, 10);
-			if (*end != '\0' || end == optarg || p->count < 1) {
-				warnx("-n: %s is not a count >= 1", optarg);
-				usage();
-			}
+			if (*end != '\0' || end == optarg || p->count < 1 ||
+			    errno != 0)
+				usage_error(c, "-n %s: expected a count of at "
+				    "least 1", optarg);
 		} else if (ch == 'i')
-			p->interval = parse_seconds(optarg, "-i", 0.001);
-		else if (ch == 'W')
-			p->timeout = parse_seconds(optarg, "-W", 0.001);
+			p->interval = parse_seconds(c, optarg, "-i", 0.001);
 		else
-			usage();
+			p->timeout = parse_seconds(c, optarg, "-W", 0.001);
 	}
 }
 
@@ -625,9 +713,9 @@ cmd_ping(struct ctx *c, int argc, char **argv)
 	char addr[300];
 	int fd, rc = 1;
 
-	ping_options(&p, argc, argv);
+	ping_options(c, &p, argc, argv);
 	if (argc - optind > 1)
-		usage();
+		usage_error(c, "unexpected argument %s", argv[optind + 1]);
 	p.addr = optind < argc ? argv[optind] :
 	    default_address(c, addr, sizeof(addr));
 	fd = connect_or_die(p.addr, p.timeout);
@@ -769,15 +857,14 @@ cmd_send(struct ctx *c, int argc, char **argv)
 	char defaddr[300];
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
-		if (ch != 'u')
-			usage();
+	while ((ch = sub_getopt(c, argc, argv, "", longopts)) != -1)
 		user = optarg;
-	}
 	argc -= optind;
 	argv += optind;
-	if (argc < 1 || argc > 2)
-		usage();
+	if (argc < 1)
+		usage_error(c, "no message to send");
+	if (argc > 2)
+		usage_error(c, "unexpected argument %s", argv[2]);
 	addr = argc == 2 ? argv[0] : default_address(c, defaddr,
 	    sizeof(defaddr));
 	return send_message(c, addr, user, argv[argc - 1]);
@@ -826,13 +913,12 @@ cmd_passwd(struct ctx *c, int argc, char **argv)
 	bool from_stdin = false;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
-		if (ch != 's')
-			usage();
+	while ((ch = sub_getopt(c, argc, argv, "", longopts)) != -1)
 		from_stdin = true;
-	}
+	if (optind == argc)
+		usage_error(c, "no user name");
 	if (optind != argc - 1)
-		usage();
+		usage_error(c, "unexpected argument %s", argv[optind + 1]);
 	check_user(argv[optind]);
 	read_new_password(from_stdin, pw, sizeof(pw));
 	if (pw[0] == '\0' || strlen(pw) > PASSWORD_MAX)
@@ -849,50 +935,95 @@ cmd_passwd(struct ctx *c, int argc, char **argv)
 	return fflush(stdout) == EOF ? 1 : 0;
 }
 
+/* ------------------------------------------------------------ help */
+
+static const struct command *
+find_command(const char *name)
+{
+	for (size_t i = 0; i < ncommands; i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int
+cmd_help(struct ctx *c, int argc, char **argv)
+{
+	const struct command *cmd;
+
+	if (sub_getopt(c, argc, argv, "", NULL) != -1 || argc - optind > 1)
+		usage_error(c, "unexpected argument %s", argv[optind + 1]);
+	if (optind == argc) {
+		print_usage(stdout);
+		return 0;
+	}
+	if ((cmd = find_command(argv[optind])) == NULL)
+		usage_error(c, "unknown command %s", argv[optind]);
+	print_command_usage(stdout, cmd, "usage: ");
+	return 0;
+}
+
 /* ------------------------------------------------------------ main */
 
-static const struct command {
-	const char *name;
-	int (*fn)(struct ctx *, int, char **);
-} commands[] = {
-	{ "stats", cmd_stats },
-	{ "status", cmd_status },
-	{ "reload", cmd_reload },
-	{ "stop", cmd_stop },
-	{ "check", cmd_check },
-	{ "ping", cmd_ping },
-	{ "send", cmd_send },
-	{ "passwd", cmd_passwd },
+static const struct command commands[] = {
+	{ "stats", cmd_stats, "[--json | --prometheus] [-w interval]", true },
+	{ "status", cmd_status, "", true },
+	{ "reload", cmd_reload, "", true },
+	{ "stop", cmd_stop, "[--now] [-t timeout]", true },
+	{ "check", cmd_check, "[file]", true },
+	{ "ping", cmd_ping, "[-n count] [-i interval] [-W timeout] "
+	    "[host:port]", true },
+	{ "send", cmd_send, "[--user user] [host:port] message", true },
+	{ "passwd", cmd_passwd, "[--stdin] user", false },
+	{ "help", cmd_help, "[command]", false },
 };
+static const size_t ncommands = sizeof(commands) / sizeof(commands[0]);
+
+/* The options before the subcommand; exits for -h and -V. */
+static void
+global_options(struct ctx *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+:c:hV", longopts, NULL)) != -1)
+		switch (ch) {
+		case 'c':
+			c->conf_path = optarg;
+			break;
+		case 'h':
+			print_usage(stdout);
+			exit(0);
+		case 'V':
+			printf("goproctl %s\n", PACKAGE_VERSION);
+			exit(0);
+		default:
+			bad_option(c, ch, argv);
+		}
+}
 
 int
 main(int argc, char *argv[])
 {
 	struct ctx c = { .conf_path = DEFAULT_CONF };
-	int ch, rc;
+	int rc;
 
-	while ((ch = getopt(argc, argv, "+c:h")) != -1) {
-		if (ch == 'c')
-			c.conf_path = optarg;
-		else if (ch == 'h') {
-			fputs(usage_text, stdout);
-			return 0;
-		} else
-			usage();
-	}
+	global_options(&c, argc, argv);
 	argc -= optind;
 	argv += optind;
 	if (argc < 1)
-		usage();
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(argv[0], commands[i].name) != 0)
-			continue;
-		getopt_reset();
-		rc = commands[i].fn(&c, argc, argv);
-		if (c.conf != NULL)
-			conf_free(c.conf);
-		return rc;
-	}
-	warnx("unknown command: %s", argv[0]);
-	usage();
+		usage_error(&c, "no command given");
+	if ((c.cmd = find_command(argv[0])) == NULL)
+		usage_error(&c, "unknown command %s", argv[0]);
+	getopt_reset();
+	rc = c.cmd->fn(&c, argc, argv);
+	if (c.conf != NULL)
+		conf_free(c.conf);
+	return rc;
 }

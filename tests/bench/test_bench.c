@@ -652,6 +652,34 @@ test_parse_numbers(void **state)
 	assert_int_equal(bench_parse_seconds("5s", 0, 10, &d), -1);
 }
 
+/* -d, -w, -H and --timeout take the units of gopro.conf. */
+static void
+test_parse_durations(void **state)
+{
+	double d;
+
+	(void)state;
+	assert_int_equal(bench_parse_duration("10", 0, 100, &d), 0);
+	assert_true(d == 10);
+	assert_int_equal(bench_parse_duration("10s", 0, 100, &d), 0);
+	assert_true(d == 10);
+	assert_int_equal(bench_parse_duration("250ms", 0, 100, &d), 0);
+	assert_true(d == 0.25);
+	assert_int_equal(bench_parse_duration("1.5m", 0, 100, &d), 0);
+	assert_true(d == 90);
+	assert_int_equal(bench_parse_duration("1h", 0, 1e6, &d), 0);
+	assert_true(d == 3600);
+	assert_int_equal(bench_parse_duration("2h", 0, 3600, &d), -1);
+	assert_int_equal(bench_parse_duration("1ms", 0.01, 10, &d), -1);
+	assert_int_equal(bench_parse_duration("5x", 0, 10, &d), -1);
+	assert_int_equal(bench_parse_duration("5 s", 0, 10, &d), -1);
+	assert_int_equal(bench_parse_duration("s", 0, 10, &d), -1);
+	assert_int_equal(bench_parse_duration("-1s", 0, 10, &d), -1);
+	assert_int_equal(bench_parse_duration(" 1s", 0, 10, &d), -1);
+	assert_int_equal(bench_parse_duration("1e400", 0, 1e9, &d), -1);
+	assert_int_equal(bench_parse_duration("", 0, 10, &d), -1);
+}
+
 static void
 test_parse_addresses(void **state)
 {
@@ -971,6 +999,7 @@ main(void)
 		cmocka_unit_test(test_mix_parse),
 		cmocka_unit_test(test_mix_errors),
 		cmocka_unit_test(test_parse_numbers),
+		cmocka_unit_test(test_parse_durations),
 		cmocka_unit_test(test_parse_addresses),
 		cmocka_unit_test(test_opts_defaults_and_values),
 		cmocka_unit_test(test_opts_login),
