@@ -190,6 +190,7 @@ struct load {
 	unsigned nerrors;
 	unsigned dropped;		/* errors that did not fit in err */
 	int line[OPT_COUNT];		/* where each option was set; 0 = default */
+	char source[PATH_MAX];		/* the file read, links resolved */
 	bool listen_ok[CONF_MAX_LISTEN];
 	struct sockaddr_storage listen_addr[CONF_MAX_LISTEN];
 	socklen_t listen_len[CONF_MAX_LISTEN];
@@ -1040,6 +1041,23 @@ cfg_new(struct load *ld)
 }
 
 /*
+ * The file an open descriptor reads, links resolved, for the logs: which
+ * file a reload read when path is a link that may have been swapped.
+ */
+static void
+source_of(int fd, const char *path, char *buf, size_t len)
+{
+	char proc[64];
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if ((n = readlink(proc, buf, len - 1)) > 0 && (size_t)n < len - 1)
+		buf[n] = '\0';
+	else
+		snprintf(buf, len, "%s", path);
+}
+
+/*
  * The whole file, read into memory for conf_lex and given to libconfuse
  * through fmemopen; messages keep naming the file by ld->path.
  */
@@ -1055,6 +1073,7 @@ read_conf(struct load *ld, const char *path, size_t *len)
 		report(ld, 0, NULL, "cannot open: %s", strerror(errno));
 		return NULL;
 	}
+	source_of(fd, path, ld->source, sizeof(ld->source));
 	if (fstat(fd, &st) < 0)
 		report(ld, 0, NULL, "cannot read: %s", strerror(errno));
 	else if (!S_ISREG(st.st_mode))
@@ -1558,6 +1577,7 @@ copy_conf(struct load *ld, cfg_t *cfg, const char *path)
 		goto oom;
 	copy_numbers(cfg, c);
 	if (dup_value(&c->path, path, false) < 0 ||
+	    dup_value(&c->source, ld->source, false) < 0 ||
 	    copy_listen(ld, cfg, c) < 0 || copy_log(cfg, c) < 0 ||
 	    copy_strings(cfg, c) < 0)
 		goto oom;
@@ -1638,6 +1658,7 @@ conf_free(struct gopro_conf *c)
 	for (i = 0; i < c->nlisten; i++)
 		free(c->listen[i].text);
 	free(c->path);
+	free(c->source);
 	free(c->user);
 	free(c->group);
 	free(c->pid_file);

@@ -40,6 +40,7 @@ struct conf_auth {
 
 struct gopro_conf {
 	char *path;                   /* the file this was read from */
+	char *source;                 /* the same with links resolved, as read */
 	struct conf_listen listen[CONF_MAX_LISTEN];
 	size_t nlisten;
 	int backlog;

@@ -6,10 +6,12 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "conf.h"
@@ -133,6 +135,29 @@ parse_options(int argc, char **argv, struct options *o)
 		usage_error("-q goes with -t", "");
 }
 
+/*
+ * Reloads re-read the file after chdir("/"), so a relative path is made
+ * absolute, but links are not resolved: a reload must open the path as
+ * given, so that a link swapped to a new file (config management, a
+ * Kubernetes ConfigMap) is followed to it.
+ */
+static char *
+absolute_path(const char *path)
+{
+	char cwd[PATH_MAX], *abs;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return NULL;
+	while (path[0] == '.' && path[1] == '/')
+		path += 2;
+	if (asprintf(&abs, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "",
+	    path) < 0)
+		return NULL;
+	return abs;
+}
+
 /* -t: everything a start would check, without binding a socket. */
 static int
 check_config(const char *path, const struct gopro_conf *conf, bool quiet)
@@ -173,9 +198,9 @@ main(int argc, char **argv)
 
 	parse_options(argc, argv, &o);
 	log_init("goprod");
-	/* Reloads re-read the file after chdir("/"): keep an absolute path. */
-	if ((abs_path = realpath(o.conf_path, NULL)) != NULL)
-		o.conf_path = abs_path;
+	if ((abs_path = absolute_path(o.conf_path)) == NULL)
+		fatal("%s", o.conf_path);
+	o.conf_path = abs_path;
 	if (conf_load_print(o.conf_path, o.dump ? stdout : NULL, &conf, err,
 	    sizeof(err)) < 0) {
 		fprintf(stderr, "goprod: configuration errors:\n%s", err);

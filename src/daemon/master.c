@@ -45,6 +45,12 @@
 /* Extra time after drain_timeout before stragglers are killed. */
 #define STOP_GRACE 5.0
 
+/* " (read /the/target)" after a configuration path that is a link. */
+#define READ_FROM(c)							\
+	strcmp((c)->path, (c)->source) ? " (read " : "",		\
+	strcmp((c)->path, (c)->source) ? (c)->source : "",		\
+	strcmp((c)->path, (c)->source) ? ")" : ""
+
 static struct master *the_master;
 
 static int master_spawn(struct master *m, unsigned slot);
@@ -563,8 +569,9 @@ master_reload(struct master *m, char *err, size_t errlen)
 		goto fail;
 	}
 	reload_apply(m, nc, fds, users);
-	log_notice("reloaded %s: generation %u with %u workers",
-	    m->conf->path, m->generation, m->conf->workers);
+	log_notice("reloaded %s%s%s%s: generation %u with %u workers",
+	    m->conf->path, READ_FROM(m->conf), m->generation,
+	    m->conf->workers);
 	return 0;
 fail:
 	m->stats.hdr->reloads_failed++;
@@ -1004,7 +1011,9 @@ master_run(struct master *m)
 	} else {
 		metrics_child_start(m);
 		log_notice("goprod started: pid %ld, %u workers, %zu listen "
-		    "addresses", (long)getpid(), m->conf->workers, m->nlisten);
+		    "addresses, configuration %s%s%s%s", (long)getpid(),
+		    m->conf->workers, m->nlisten, m->conf->path,
+		    READ_FROM(m->conf));
 		daemon_notify("READY=1");
 	}
 	/* With no worker at all, the break of master_begin_stop came early. */

@@ -4,7 +4,8 @@
  * goprod uses it: a reload that cannot give every new worker its stats
  * entry fails instead of leaving slots without a worker, and goprod -t
  * and the start refuse paths that collide and a metrics_listen on a
- * listen address.  (test_conf.c tests the parsing itself.)
+ * listen address; a reload reads the configuration by the path given, a
+ * link swapped to a new file included.  (test_conf.c tests the parsing itself.)
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -39,13 +40,10 @@ goproctl(const struct goprod *g, const char *args, char *out, size_t len)
 static uint32_t
 reloads_failed(const struct goprod *g)
 {
-	struct stats_snap s;
-	uint32_t n;
+	struct stats_header h;
 
-	harness_snapshot(g, &s);
-	n = s.hdr.reloads_failed;
-	stats_snap_free(&s);
-	return n;
+	harness_header(g, &h);
+	return h.reloads_failed;
 }
 
 /*
@@ -138,6 +136,65 @@ test_metrics_on_listen_address_refused(void **state)
 	assert_int_equal(check(text, out, sizeof(out)), 0);
 }
 
+/* The prefix a new connection's MESSAGE reply starts with is prefix. */
+static bool
+prefix_is(const struct goprod *g, const char *prefix)
+{
+	uint8_t buf[128];
+	struct gopro_frame f;
+	size_t len = strlen(prefix);
+	int fd = harness_connect(g);
+	bool ok;
+
+	harness_send(fd, GOPRO_CMD_MESSAGE, "q");
+	ok = harness_read_frame(fd, buf, sizeof(buf), &f, 5) > 0 &&
+	    f.header.length == len + 1 && memcmp(f.body, prefix, len) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Point the link path at target, atomically, as config tools do. */
+static void
+swap_link(const char *path, const char *target)
+{
+	char tmp[400];
+
+	snprintf(tmp, sizeof(tmp), "%s.link", path);
+	assert_int_equal(symlink(target, tmp), 0);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+/*
+ * -c live.conf, a link swapped to a new file, then a reload: the master
+ * must read the new file (it used to resolve the link once at start and
+ * read the old target on every reload, while goproctl said "reloaded").
+ */
+static void
+test_symlinked_config_reread(void **state)
+{
+	struct goprod g;
+	char v1[400], v2[400], out[4096];
+
+	harness_prepare(&g, harness_free_port(), "message_prefix = \"v1: \"\n");
+	snprintf(v1, sizeof(v1), "%s/v1.conf", g.dir);
+	snprintf(v2, sizeof(v2), "%s/v2.conf", g.dir);
+	assert_int_equal(rename(g.conf_path, v1), 0);
+	harness_rewrite_conf(&g, "message_prefix = \"v2: \"\n");
+	assert_int_equal(rename(g.conf_path, v2), 0);
+	swap_link(g.conf_path, "v1.conf");
+	harness_launch(&g);
+	assert_true(prefix_is(&g, "v1: "));
+	assert_true(harness_log_has(&g, "gopro.conf (read "));
+	swap_link(g.conf_path, "v2.conf");
+	assert_int_equal(goproctl(&g, "reload", out, sizeof(out)), 0);
+	harness_wait_settled(&g, 1);
+	assert_true(prefix_is(&g, "v2: "));
+	/* The log names the link and the file it read. */
+	snprintf(out, sizeof(out), "reloaded %s (read %s)", g.conf_path, v2);
+	assert_true(harness_log_has(&g, out));
+	assert_int_equal(harness_stop(&g), 0);
+}
+
 int
 main(void)
 {
@@ -145,6 +202,7 @@ main(void)
 		cmocka_unit_test(test_colliding_paths_refused),
 		cmocka_unit_test(test_metrics_on_listen_address_refused),
 		cmocka_unit_test(test_reload_without_stats_entries_fails),
+		cmocka_unit_test(test_symlinked_config_reread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -233,13 +233,10 @@ prefix_is(const struct goprod *g, const char *prefix)
 static uint32_t
 generation(const struct goprod *g)
 {
-	struct stats_snap s;
-	uint32_t gen;
+	struct stats_header h;
 
-	harness_snapshot(g, &s);
-	gen = s.hdr.generation;
-	stats_snap_free(&s);
-	return gen;
+	harness_header(g, &h);
+	return h.generation;
 }
 
 /*

@@ -234,11 +234,17 @@ our_worker_runs(const struct goprod *g)
 void
 harness_start_port(struct goprod *g, int port, const char *extra)
 {
+	harness_prepare(g, port, extra);
+	harness_launch(g);
+}
+
+void
+harness_launch(struct goprod *g)
+{
 	const char *goprod = harness_program("GOPROD");
 	double deadline;
 	int status;
 
-	harness_prepare(g, port, extra);
 	g->pid = fork();
 	assert_true(g->pid >= 0);
 	if (g->pid == 0) {
@@ -506,6 +512,16 @@ harness_snapshot(const struct goprod *g, struct stats_snap *snap)
 		fail_msg("%s", err);
 	assert_int_equal(stats_snap_take(&seg, snap), 0);
 	stats_close(&seg);
+}
+
+void
+harness_header(const struct goprod *g, struct stats_header *hdr)
+{
+	struct stats_snap s;
+
+	harness_snapshot(g, &s);
+	*hdr = s.hdr;
+	stats_snap_free(&s);
 }
 
 /*

@@ -39,6 +39,8 @@ void harness_start(struct goprod *g, const char *extra);
 void harness_start_port(struct goprod *g, int port, const char *extra);
 /* Create the temp dir and write the config only (nothing is started). */
 void harness_prepare(struct goprod *g, int port, const char *extra);
+/* Start goprod -f on g->conf_path as it is, and wait as harness_start. */
+void harness_launch(struct goprod *g);
 /* True when a heartbeat round trip succeeds right now (within 1 s). */
 bool harness_answers(const struct goprod *g);
 /* The same with a given timeout in seconds. */
@@ -99,6 +101,8 @@ char *harness_collect(pid_t pid, int fd, int *status);
 unsigned long long harness_json_number(const char *json, const char *key);
 /* A consistent snapshot of g's stats segment; free with stats_snap_free. */
 void harness_snapshot(const struct goprod *g, struct stats_snap *snap);
+/* The header of such a snapshot: generation, reloads, ... */
+void harness_header(const struct goprod *g, struct stats_header *hdr);
 /*
  * Wait (up to 10 s, else fail) until the master counts `reloads` reloads
  * and every live worker runs the current generation: no handover left.
