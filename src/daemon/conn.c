@@ -197,20 +197,22 @@ conn_take_block(struct conn *c, struct buf *b)
 	return 0;
 }
 
-/* Room for the next read: the rest of a large frame at once, or a block. */
+/*
+ * Room for the next read.  buf_reserve_read grows the block in step with
+ * what has arrived (a header alone holds one pool block, not the body it
+ * declares) and never lets the wish for READ_MIN_ROOM past a frame's end
+ * refuse a valid frame near max_body.
+ */
 static int
 conn_reserve_input(struct conn *c)
 {
 	size_t max = GOPRO_HEADER_SIZE + (size_t)c->w->conf->max_body;
-	size_t want = c->in_need > READ_MIN_ROOM ? c->in_need : READ_MIN_ROOM;
 
 	if (max < WORKER_BLOCK_SIZE)
 		max = WORKER_BLOCK_SIZE;
 	if (conn_take_block(c, &c->in) < 0)
 		return -1;
-	if (buf_room(&c->in) >= want)
-		return 0;
-	return buf_reserve(&c->in, want, max);
+	return buf_reserve_read(&c->in, c->in_need, READ_MIN_ROOM, max);
 }
 
 /* Room for a reply of n bytes at the tail of the output; NULL on ENOMEM. */

@@ -83,6 +83,28 @@ buf_reserve(struct buf *b, size_t n, size_t max)
 }
 
 int
+buf_reserve_read(struct buf *b, size_t need, size_t min_room, size_t max)
+{
+	size_t len = buf_len(b), step, want;
+
+	if (len >= max) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	/* Geometric growth: never ask for more than what has arrived. */
+	step = len > min_room ? len : min_room;
+	want = need > 0 && need < step ? need : step;
+	if (want < min_room)
+		want = min_room;
+	/* The frame limit bounds the wish, never the frame. */
+	if (want > max - len)
+		want = max - len;
+	if (buf_room(b) >= want)
+		return 0;
+	return buf_reserve(b, want, max);
+}
+
+int
 buf_append(struct buf *b, const void *p, size_t n, size_t max)
 {
 	if (buf_reserve(b, n, max) < 0)

@@ -61,6 +61,22 @@ void buf_free(struct buf *b);
  * plus n exceed max, or ENOMEM.
  */
 int buf_reserve(struct buf *b, size_t n, size_t max);
+/*
+ * Room for the next read into a buffer that collects frames of at most max
+ * bytes.  need is what the partial frame at the head still lacks (0 when
+ * the head holds no partial frame), min_room the read size worth a
+ * syscall.  The room granted:
+ *   - grows with what has arrived: it is at most the live bytes (or
+ *     min_room when fewer), so the capacity at most doubles per read and a
+ *     header alone never reserves the body it declares;
+ *   - never goes past max, and min_room is a wish cut to what max leaves:
+ *     a partial frame that fits max always gets room, however few bytes
+ *     it lacks (a frame of exactly max must never fail for lack of room
+ *     past its end).
+ * Returns 0 with buf_room >= 1, or -1 with errno ENOBUFS (the live bytes
+ * already fill max) or ENOMEM.
+ */
+int buf_reserve_read(struct buf *b, size_t need, size_t min_room, size_t max);
 /* Append n bytes (reserving as above); 0 or -1 with errno. */
 int buf_append(struct buf *b, const void *p, size_t n, size_t max);
 /* Record that n bytes were written at the tail (n <= buf_room). */

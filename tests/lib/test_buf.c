@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_buf.c - unit tests of the connection byte buffer: growth up to a
- * cap, compaction, consume and reset, and refusal past the cap.
+ * cap, compaction, consume and reset, refusal past the cap, and the room
+ * for a read of frames.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -156,6 +157,65 @@ test_memoryless_buffer_has_null_ends(void **state)
 	assert_int_equal(buf_room(&b), 0);
 }
 
+/*
+ * The read reserve near the cap: a frame of exactly max bytes whose last
+ * byte is missing gets that byte of room, though the read would like more
+ * (conn.c asked for 2 KiB past the frame's end and cut the connection).
+ */
+static void
+test_read_reserve_never_refuses_a_fitting_frame(void **state)
+{
+	struct buf b;
+	uint8_t chunk[1000];
+
+	memset(chunk, 'x', sizeof(chunk));
+	assert_int_equal(buf_init(&b, 256), 0);
+	for (size_t need = 1; need <= 600; need++) {
+		buf_reset(&b);
+		for (size_t len = 0; len < 1000 - need; len += 100)
+			assert_int_equal(buf_append(&b, chunk,
+			    len + 100 <= 1000 - need ? 100 : 1000 - need - len,
+			    1000), 0);
+		assert_int_equal(buf_len(&b), 1000 - need);
+		assert_int_equal(buf_reserve_read(&b, need, 512, 1000), 0);
+		assert_true(buf_room(&b) >= need);
+		assert_true(buf_len(&b) + buf_room(&b) <= 1000);
+	}
+	/* Full to the cap: no room can be made. */
+	assert_int_equal(buf_append(&b, chunk, buf_room(&b), 1000), 0);
+	assert_int_equal(buf_reserve_read(&b, 0, 512, 1000), -1);
+	assert_int_equal(errno, ENOBUFS);
+	buf_free(&b);
+}
+
+/*
+ * A header alone does not reserve the body it declares: the room grows
+ * with what has arrived, at most doubling the capacity per read.
+ */
+static void
+test_read_reserve_grows_with_what_arrived(void **state)
+{
+	const size_t max = 10u << 20;
+	struct buf b;
+	size_t cap;
+
+	assert_int_equal(buf_init(&b, 256), 0);
+	assert_int_equal(buf_append(&b, "12345678", 8, max), 0);
+	assert_int_equal(buf_reserve_read(&b, max - 8, 64, max), 0);
+	assert_int_equal(b.cap, 256);
+	while (buf_len(&b) < max) {
+		cap = b.cap;
+		assert_int_equal(buf_reserve_read(&b, max - buf_len(&b), 64,
+		    max), 0);
+		assert_true(b.cap <= 2 * cap || b.cap <= 4 * buf_len(&b));
+		assert_true(b.cap <= max);
+		memset(buf_tail(&b), 'y', buf_room(&b));
+		buf_commit(&b, buf_room(&b));
+	}
+	assert_int_equal(b.cap, max);
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -172,6 +232,9 @@ main(void)
 		cmocka_unit_test(test_memoryless_buffer_has_null_ends),
 		cmocka_unit_test_setup_teardown(test_reset_keeps_memory, setup,
 		    teardown),
+		cmocka_unit_test(
+		    test_read_reserve_never_refuses_a_fitting_frame),
+		cmocka_unit_test(test_read_reserve_grows_with_what_arrived),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
