@@ -381,6 +381,8 @@ struct bench_result {
 
 /* Monotonic nanoseconds. */
 uint64_t bench_now_ns(void);
+/* A "kB" field of /proc/PID/status (VmRSS, VmSize...), -1 when unreadable. */
+long bench_status_kib(pid_t pid, const char *field);
 /* VmRSS of pid in KiB, -1 when unreadable. */
 long bench_rss_kib(pid_t pid);
 /* VmRSS of pid and of its children (a master and its workers), -1 likewise. */

@@ -30,20 +30,27 @@ bench_now_ns(void)
 }
 
 long
-bench_rss_kib(pid_t pid)
+bench_status_kib(pid_t pid, const char *field)
 {
-	char path[64], line[256];
-	long kib = -1;
+	char path[64], line[256], name[32];
+	long kib = -1, v;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
 	if ((f = fopen(path, "r")) == NULL)
 		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
+	while (kib < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%31[^:]: %ld kB", name, &v) == 2 &&
+		    strcmp(name, field) == 0)
+			kib = v;
 	fclose(f);
 	return kib;
+}
+
+long
+bench_rss_kib(pid_t pid)
+{
+	return bench_status_kib(pid, "VmRSS");
 }
 
 /* The parent pid in /proc/PID/stat, -1 when unreadable. */

@@ -587,6 +587,30 @@ harness_rss_kib(pid_t pid)
 	return bench_rss_kib(pid);
 }
 
+long
+harness_vmsize_kib(pid_t pid)
+{
+	return bench_status_kib(pid, "VmSize");
+}
+
+uint64_t
+harness_wait_received(const struct goprod *g, uint64_t total)
+{
+	double t0 = harness_now();
+	struct stats_values t;
+
+	do {
+		harness_totals(g, &t);
+		if (t.counter[STATS_bytes_received] >= total)
+			return t.counter[STATS_bytes_received];
+		harness_sleep(0.0001);
+	} while (harness_now() - t0 < 10);
+	fail_msg("the server read %llu bytes in 10 s, want %llu",
+	    (unsigned long long)t.counter[STATS_bytes_received],
+	    (unsigned long long)total);
+	return 0;
+}
+
 void
 harness_users_file(char *path, const char *user, const char *password,
     unsigned long rounds)

@@ -114,6 +114,14 @@ void harness_totals(const struct goprod *g, struct stats_values *total);
 int harness_worker_pids(const struct goprod *g, pid_t *pids, int max);
 /* VmRSS of a process in KiB, -1 when unknown. */
 long harness_rss_kib(pid_t pid);
+/* VmSize (address space) of a process in KiB, -1 when unknown. */
+long harness_vmsize_kib(pid_t pid);
+/*
+ * Wait (up to 10 s, else fail) until g's workers have read total bytes
+ * (the bytes_received counter; returns it).  A test that counts what it
+ * writes can make its next bytes arrive in a later read of the server.
+ */
+uint64_t harness_wait_received(const struct goprod *g, uint64_t total);
 /* Monotonic seconds. */
 double harness_now(void);
 /* Sleep for seconds. */
