@@ -15,8 +15,10 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "daemon.h"
 #include "log.h"
 #include "master.h"
+#include "readable.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/gopro.conf"
 
@@ -164,8 +166,17 @@ check_config(const char *path, const struct gopro_conf *conf, bool quiet)
 {
 	char err[CONF_ERR_MAX];
 
+	uid_t uid;
+	gid_t gid;
+
 	if (conf->auth.users_file != NULL &&
 	    auth_users_check(conf->auth.users_file, err, sizeof(err)) < 0) {
+		fprintf(stderr, "goprod: %s\n", err);
+		return 1;
+	}
+	if (daemon_lookup_ids(conf->user, conf->group, &uid, &gid, err,
+	    sizeof(err)) < 0 || readable_check(conf, uid, gid, err,
+	    sizeof(err)) < 0) {
 		fprintf(stderr, "goprod: %s\n", err);
 		return 1;
 	}

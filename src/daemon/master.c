@@ -33,6 +33,7 @@
 #include "log.h"
 #include "master.h"
 #include "metrics.h"
+#include "readable.h"
 #include "worker.h"
 
 /* How long a reload waits for the new workers before draining the old. */
@@ -912,6 +913,8 @@ master_init(struct master *m, struct gopro_conf *conf, bool foreground,
 	master_check_nofile(conf);
 	init_or_die(daemon_lookup_ids(conf->user, conf->group, &m->uid, &m->gid,
 	    err, sizeof(err)), err);
+	init_or_die(readable_check(conf, m->uid, m->gid, err, sizeof(err)),
+	    err);
 	init_or_die(sockets_probe(conf, NULL, err, sizeof(err)), err);
 	init_or_die(sockets_bind(conf, m->fds, 0, conf->workers, err,
 	    sizeof(err)), err);

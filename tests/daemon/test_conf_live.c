@@ -5,9 +5,11 @@
  * entry fails instead of leaving slots without a worker, and goprod -t
  * and the start refuse paths that collide and a metrics_listen on a
  * listen address; a reload reads the configuration by the path given, a
- * link swapped to a new file included.  (test_conf.c tests the parsing itself.)
+ * link swapped to a new file included; as root, -t and the start refuse
+ * files that the unprivileged user could not read again on a reload.  (test_conf.c tests the parsing itself.)
  */
 #include <errno.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -89,7 +91,7 @@ check(const char *text, char *out, size_t len)
 	assert_non_null(f = fdopen(fd, "w"));
 	fprintf(f, "user = \"\"\ngroup = \"\"\n%s", text);
 	fclose(f);
-	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s' 2>&1",
+	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s'",
 	    harness_program("GOPROD"), path);
 	status = harness_run(cmd, out, len);
 	unlink(path);
@@ -195,6 +197,59 @@ test_symlinked_config_reread(void **state)
 	assert_int_equal(harness_stop(&g), 0);
 }
 
+/*
+ * As root with user = "nobody": a users file only root can read used to
+ * pass -t and the start, and then fail every reload.  -t and the start
+ * must refuse it, and the configuration file likewise.
+ */
+static void
+test_unreadable_by_user_refused(void **state)
+{
+	char dir[] = "/tmp/gopro-read-XXXXXX", users[64], conf[64];
+	char cmd[1024], out[4096];
+	struct passwd *pw = getpwnam("nobody");
+	FILE *f;
+
+	if (geteuid() != 0 || pw == NULL)
+		skip();
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0755), 0);
+	snprintf(users, sizeof(users), "%s/users.XXXXXX", dir);
+	harness_users_file(users, "alice", "secret", 1000);
+	snprintf(conf, sizeof(conf), "%s/gopro.conf", dir);
+	assert_non_null(f = fopen(conf, "w"));
+	fprintf(f, "listen = {\"127.0.0.1:%d\"}\nworkers = 1\n"
+	    "user = \"nobody\"\ngroup = \"\"\npid_file = \"%s/pid\"\n"
+	    "stats_file = \"%s/stats\"\ncontrol_socket = \"%s/sock\"\n"
+	    "auth {\n users_file = \"%s\"\n}\n", harness_free_port(), dir,
+	    dir, dir, users);
+	fclose(f);
+	assert_int_equal(chmod(conf, 0644), 0);
+	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s'",
+	    harness_program("GOPROD"), conf);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "auth.users_file"));
+	assert_non_null(strstr(out, "not readable by user nobody"));
+	/* The start fails at once; timeout stops an old goprod that runs. */
+	snprintf(cmd, sizeof(cmd), "timeout -s TERM 10 '%s' -f -c '%s'",
+	    harness_program("GOPROD"), conf);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "not readable by user nobody"));
+	/* Readable through the group: fine. */
+	assert_int_equal(chown(users, 0, pw->pw_gid), 0);
+	assert_int_equal(chmod(users, 0640), 0);
+	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s'",
+	    harness_program("GOPROD"), conf);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
+	/* The configuration file itself. */
+	assert_int_equal(chmod(conf, 0600), 0);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "the configuration file"));
+	unlink(users);
+	unlink(conf);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -203,6 +258,7 @@ main(void)
 		cmocka_unit_test(test_metrics_on_listen_address_refused),
 		cmocka_unit_test(test_reload_without_stats_entries_fails),
 		cmocka_unit_test(test_symlinked_config_reread),
+		cmocka_unit_test(test_unreadable_by_user_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
