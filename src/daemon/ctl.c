@@ -53,6 +53,7 @@ struct ctl_server {
 	ino_t ino;                    /* never unlinks a successor's */
 	ctl_handler handler;
 	void *arg;
+	struct ctl_client *current;   /* the client whose command runs */
 	struct ctl_client clients[CTL_CLIENTS_MAX];
 };
 
@@ -151,9 +152,13 @@ client_run(struct ctl_client *c, char *command)
 		client_reply(c, false, "out of memory");
 		return;
 	}
+	s->current = c;
 	rc = s->handler(command, reply, CTL_REPLY_MAX, s->arg);
+	s->current = NULL;
 	reply[CTL_REPLY_MAX - 1] = '\0';
-	client_reply(c, rc == 0, reply);
+	/* A handler that took the client answers it later itself. */
+	if (c->fd >= 0)
+		client_reply(c, rc == 0, reply);
 	free(reply);
 }
 
@@ -402,6 +407,77 @@ ctl_server_stop(struct ctl_server *s)
 	    st.st_ino == s->ino && unlink(s->path) < 0)
 		log_warn("cannot remove control socket %s", s->path);
 	free(s);
+}
+
+struct ctl_server *
+ctl_server_adopt(struct ev_loop *loop, int fd, const char *path,
+    ctl_handler handler, void *arg, char *err, size_t errlen)
+{
+	struct ctl_server *s;
+	struct stat st;
+
+	if ((s = server_new(loop, path, handler, arg)) == NULL) {
+		snprintf(err, errlen, "control socket %s: out of memory", path);
+		return NULL;
+	}
+	/* The file is our predecessor's: stop may unlink it if it still is. */
+	if (lstat(path, &st) == 0) {
+		s->dev = st.st_dev;
+		s->ino = st.st_ino;
+	}
+	s->fd = fd;
+	ev_io_init(&s->io, server_accept_cb, s->fd, EV_READ);
+	s->io.data = s;
+	ev_io_start(loop, &s->io);
+	return s;
+}
+
+int
+ctl_server_fd(const struct ctl_server *s)
+{
+	return s == NULL ? -1 : s->fd;
+}
+
+int
+ctl_server_take_client(struct ctl_server *s)
+{
+	struct ctl_client *c = s->current;
+	int fd;
+
+	if (c == NULL || c->fd < 0)
+		return -1;
+	fd = c->fd;
+	ev_io_stop(s->loop, &c->io);
+	ev_timer_stop(s->loop, &c->timer);
+	c->fd = -1;
+	return fd;
+}
+
+void
+ctl_reply_fd(int fd, bool ok, const char *detail)
+{
+	char buf[CTL_REPLY_MAX + 8];
+	size_t len, off = 0;
+
+	len = (size_t)snprintf(buf, sizeof(buf), "%s\n%s%s", ok ? "ok" :
+	    "error", detail, *detail && detail[strlen(detail) - 1] != '\n' ?
+	    "\n" : "");
+	if (len >= sizeof(buf))
+		len = sizeof(buf) - 1;
+	/* A reply this small fits an idle socket buffer: never wait for it. */
+	while (off < len) {
+		ssize_t n = send(fd, buf + off, len - off,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_debug("control client: write: %s", strerror(errno));
+			break;
+		}
+		off += (size_t)n;
+	}
+	close(fd);
 }
 
 void

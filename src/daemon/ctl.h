@@ -10,6 +10,7 @@
 #ifndef GOPRO_CTL_H
 #define GOPRO_CTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -47,6 +48,23 @@ void ctl_server_stop(struct ctl_server *server);
  * socket without touching the loop or the path (they belong to the master).
  */
 void ctl_server_close_fds(struct ctl_server *server);
+
+/*
+ * A binary upgrade hands the listening socket fd (bound to path by a
+ * predecessor in this process) to the new image, which serves it again.
+ */
+struct ctl_server *ctl_server_adopt(struct ev_loop *loop, int fd,
+    const char *path, ctl_handler handler, void *arg, char *err,
+    size_t errlen);
+int ctl_server_fd(const struct ctl_server *server);
+/*
+ * Called by a handler: take over the socket of the client whose command
+ * runs (-1 when none), to answer it later with ctl_reply_fd; the server
+ * then sends nothing itself.
+ */
+int ctl_server_take_client(struct ctl_server *server);
+/* Send "ok"/"error" and detail on a taken client socket, then close it. */
+void ctl_reply_fd(int fd, bool ok, const char *detail);
 
 /*
  * Client side: send command to the master at path and read the whole

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * goprod.c - the daemon's entry point: options, the configuration check
- * (-t), foreground or background, then the master.
+ * (-t), foreground or background, then the master; or, when a master
+ * executed this binary in a binary upgrade (UPGRADE_ENV is set), the
+ * master again, taking over its predecessor's state.
  */
 #include "config.h"
 
@@ -19,8 +21,15 @@
 #include "log.h"
 #include "master.h"
 #include "readable.h"
+#include "upgrade.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/gopro.conf"
+/* A build may carry a tag (-DGOPRO_BUILD_TAG='"..."'): the tests' second build. */
+#ifdef GOPRO_BUILD_TAG
+#define VERSION_TEXT "goprod " PACKAGE_VERSION " (" GOPRO_BUILD_TAG ")"
+#else
+#define VERSION_TEXT "goprod " PACKAGE_VERSION
+#endif
 
 static void
 usage(FILE *f)
@@ -50,7 +59,7 @@ usage_error(const char *what, const char *arg)
 static void __attribute__((noreturn))
 print_version(void)
 {
-	printf("goprod %s\n", PACKAGE_VERSION);
+	printf("%s\n", VERSION_TEXT);
 	printf("built with: systemd notify %s, TLS no, sanitizers %s\n",
 #ifdef HAVE_SYSTEMD
 	    "yes",
@@ -182,6 +191,9 @@ check_config(const char *path, const struct gopro_conf *conf, bool quiet)
 	}
 	if (!quiet)
 		printf("goprod: configuration file %s is ok\n", path);
+	/* The master checking this binary before an upgrade asks for this. */
+	if (getenv(UPGRADE_CHECK_ENV) != NULL)
+		printf("%s (%s)\n", UPGRADE_BANNER, VERSION_TEXT);
 	return 0;
 }
 
@@ -198,6 +210,24 @@ start_logging(const struct options *o, const struct gopro_conf *conf)
 		fatal("cannot open log file %s", conf->log_file);
 }
 
+/* This image was executed by a master upgrading itself: take over. */
+static int
+resume_upgrade(const struct options *o, char **argv, const char *env)
+{
+	struct upgrade_state st;
+	struct master m;
+	char err[CONF_ERR_MAX];
+	int fd = -1, old = -1;
+
+	if (sscanf(env, "%d %d", &fd, &old) != 2)
+		fatalx("upgrade: %s=\"%s\" is not \"fd fd\"", UPGRADE_ENV, env);
+	unsetenv(UPGRADE_ENV);
+	if (upgrade_state_read(fd, &st, err, sizeof(err)) < 0)
+		master_upgrade_fallback(fd, old, argv, err);
+	start_logging(o, st.conf);
+	return master_resume(&m, &st, fd, old, argv);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -209,6 +239,9 @@ main(int argc, char **argv)
 
 	parse_options(argc, argv, &o);
 	log_init("goprod");
+	master_set_version(VERSION_TEXT);
+	if (getenv(UPGRADE_ENV) != NULL)
+		return resume_upgrade(&o, argv, getenv(UPGRADE_ENV));
 	if ((abs_path = absolute_path(o.conf_path)) == NULL)
 		fatal("%s", o.conf_path);
 	o.conf_path = abs_path;

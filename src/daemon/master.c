@@ -16,12 +16,17 @@
  * Every event (signal, child exit, control command) is handled in the
  * default libev loop, never in signal context; libev reaps the children.
  */
+#include "config.h"
+
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +39,7 @@
 #include "master.h"
 #include "metrics.h"
 #include "readable.h"
+#include "upgrade.h"
 #include "worker.h"
 
 /* How long a reload waits for the new workers before draining the old. */
@@ -52,13 +58,20 @@
 	strcmp((c)->path, (c)->source) ? (c)->source : "",		\
 	strcmp((c)->path, (c)->source) ? ")" : ""
 
+/* How long the new binary's `goprod -t` may take before the upgrade gives up. */
+#define CHECK_TIMEOUT 10.0
+
 static struct master *the_master;
+static const char *master_version = "goprod " PACKAGE_VERSION;
 
 static int master_spawn(struct master *m, unsigned slot);
 static void master_begin_stop(struct master *m, bool now);
 static void metrics_child_exited(struct master *m, int status);
 static void metrics_child_stop(struct master *m);
 static int master_reload(struct master *m, char *err, size_t errlen);
+static void upgrade_checked(struct master *m, int status);
+static int master_ctl(const char *command, char *reply, size_t len, void *arg);
+static void upgrade_handed_over(struct master *m);
 
 /* ------------------------------------------------------------ sockets */
 
@@ -145,8 +158,17 @@ child_forget_master_watchers(struct master *m)
 	ev_timer_stop(m->loop, &m->handover_timer);
 	ev_timer_stop(m->loop, &m->stop_timer);
 	ev_timer_stop(m->loop, &m->metrics_restart);
+	ev_timer_stop(m->loop, &m->check_timer);
 	for (unsigned s = 0; s < CONF_MAX_WORKERS; s++)
 		ev_timer_stop(m->loop, &m->slots[s].respawn);
+}
+
+static void
+close_if_open(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
 }
 
 /* In the child: close what belongs to the master, keep the slot's sockets. */
@@ -168,6 +190,10 @@ child_close_master_fds(struct master *m, unsigned slot)
 		close(m->metrics_fd);
 	if (m->stats.fd >= 0)
 		close(m->stats.fd);
+	close_if_open(&m->check_fd);
+	close_if_open(&m->upgrade_client);
+	close_if_open(&m->upgrade_fd);
+	close_if_open(&m->old_exe_fd);
 }
 
 static void
@@ -349,6 +375,10 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 		metrics_child_exited(m, w->rstatus);
 		return;
 	}
+	if (w->rpid == m->check_pid && m->check_pid > 0) {
+		upgrade_checked(m, w->rstatus);
+		return;
+	}
 	if (idx < 0)
 		return;
 	p = m->procs[idx];
@@ -467,6 +497,7 @@ handover_finish(struct master *m)
 	sockets_close(m->retired_fds);
 	signal_procs(m, SIGUSR2, is_old_generation);
 	daemon_notify("READY=1");
+	upgrade_handed_over(m);
 	if (m->reload_queued && !m->stopping) {
 		char err[CONF_ERR_MAX];
 
@@ -539,14 +570,15 @@ master_reload(struct master *m, char *err, size_t errlen)
 	struct gopro_conf *nc = NULL;
 	struct auth_users *users = NULL;
 
-	if (m->stopping || m->handover) {
+	if (m->stopping || m->handover || m->upgrading) {
 		/*
 		 * Refused, not queued, and not counted as failed: the caller
 		 * can ask again.  "busy:" tells goproctl to retry, which it
 		 * does until the handover (bounded by HANDOVER_TIMEOUT) ends.
 		 */
 		snprintf(err, errlen, "%s", m->stopping ?
-		    "goprod is shutting down" :
+		    "goprod is shutting down" : m->upgrading ?
+		    CTL_BUSY_PREFIX " a binary upgrade is in progress" :
 		    CTL_BUSY_PREFIX " a reload is already in progress");
 		log_warnx("reload refused: %s", err);
 		return -1;
@@ -592,7 +624,8 @@ master_add_worker(struct master *m)
 	char err[CONF_ERR_MAX];
 	unsigned slot = m->conf->workers;
 
-	if (m->stopping || m->handover || slot >= CONF_MAX_WORKERS) {
+	if (m->stopping || m->handover || m->upgrading ||
+	    slot >= CONF_MAX_WORKERS) {
 		log_warnx("SIGTTIN: cannot add a worker now");
 		return;
 	}
@@ -616,7 +649,8 @@ master_remove_worker(struct master *m)
 {
 	unsigned slot;
 
-	if (m->stopping || m->handover || m->conf->workers <= 1) {
+	if (m->stopping || m->handover || m->upgrading ||
+	    m->conf->workers <= 1) {
 		log_warnx("SIGTTOU: cannot remove a worker now");
 		return;
 	}
@@ -667,12 +701,432 @@ master_begin_stop(struct master *m, bool now)
 	sockets_close(m->retired_fds);
 	for (unsigned s = 0; s < CONF_MAX_WORKERS; s++)
 		ev_timer_stop(m->loop, &m->slots[s].respawn);
+	if (m->check_pid > 0)
+		kill(m->check_pid, SIGKILL);
 	signal_procs(m, now ? SIGQUIT : SIGTERM, NULL);
 	metrics_child_stop(m);
 	ev_timer_set(&m->stop_timer, now ? 1.0 :
 	    m->conf->drain_timeout + STOP_GRACE, 0);
 	ev_timer_start(m->loop, &m->stop_timer);
 	master_exit_if_done(m);
+}
+
+/* ------------------------------------------------------------ upgrade */
+
+/*
+ * Binary upgrade in place: run the installed binary's `goprod -t` in a
+ * child; when it passes, execve(2) the binary in this process.  The PID
+ * stays, so systemd, the pid file and goproctl see the same master, and
+ * the workers stay our children.  The state of upgrade.h goes along; the
+ * new image reloads the configuration as a reload does, drains the old
+ * workers, and answers the goproctl that asked.  An image that cannot take
+ * over executes the previous one again (it still has it open), which does
+ * the same with the state and reports the failure.
+ */
+
+static void
+fd_cloexec(int fd, bool on)
+{
+	int flags;
+
+	if (fd < 0 || (flags = fcntl(fd, F_GETFD)) < 0)
+		return;
+	(void)fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC);
+}
+
+/* The descriptors the next image takes over: inherited, or closed on exec. */
+static void
+upgrade_fds_inherit(struct master *m, bool inherit)
+{
+	for (int a = 0; a < CONF_MAX_LISTEN; a++)
+		for (int s = 0; s < CONF_MAX_WORKERS; s++)
+			fd_cloexec(m->fds[a][s], !inherit);
+	fd_cloexec(m->stats.fd, !inherit);
+	fd_cloexec(ctl_server_fd(m->ctl), !inherit);
+	fd_cloexec(m->metrics_fd, !inherit);
+	fd_cloexec(m->upgrade_client, !inherit);
+}
+
+/* The end of an upgrade: tell the log and whoever asked. */
+static void __attribute__((format(printf, 3, 4)))
+upgrade_verdict(struct master *m, bool ok, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (ok)
+		log_notice("%s", msg);
+	else
+		log_warnx("%s", msg);
+	if (m->upgrade_client >= 0)
+		ctl_reply_fd(m->upgrade_client, ok, msg);
+	m->upgrade_client = -1;
+	m->upgrading = false;
+}
+
+static void __attribute__((noreturn))
+check_child(const struct master *m, int out)
+{
+	sigset_t none;
+
+	dup2(out, STDOUT_FILENO);
+	dup2(out, STDERR_FILENO);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	setenv(UPGRADE_CHECK_ENV, "1", 1);
+	execl(m->exe_path, m->exe_path, "-t", "-c", m->conf->path,
+	    (char *)NULL);
+	fprintf(stderr, "cannot execute %s: %s\n", m->exe_path,
+	    strerror(errno));
+	_exit(127);
+}
+
+/* Start an upgrade: fork the check of the new binary; 0 or -1 + err. */
+static int
+master_upgrade(struct master *m, int client, char *err, size_t errlen)
+{
+	int pfd[2];
+	pid_t pid;
+
+	if (m->stopping || m->handover || m->upgrading) {
+		snprintf(err, errlen, "%s", m->stopping ?
+		    "goprod is shutting down" : CTL_BUSY_PREFIX
+		    " a reload or an upgrade is in progress");
+		return -1;
+	}
+	if (m->exe_path == NULL) {
+		snprintf(err, errlen, "the path of the running binary is unknown");
+		return -1;
+	}
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "cannot check %s: %s", m->exe_path,
+		    strerror(errno));
+		return -1;
+	}
+	if ((pid = fork_blocked()) < 0) {
+		snprintf(err, errlen, "cannot check %s: fork: %s",
+		    m->exe_path, strerror(errno));
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (pid == 0)
+		check_child(m, pfd[1]);
+	close(pfd[1]);
+	(void)fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+	m->check_pid = pid;
+	m->check_fd = pfd[0];
+	m->check_timed_out = false;
+	m->upgrading = true;
+	m->upgrade_client = client;
+	ev_timer_set(&m->check_timer, CHECK_TIMEOUT, 0);
+	ev_timer_start(m->loop, &m->check_timer);
+	log_notice("upgrade: checking %s -t -c %s", m->exe_path, m->conf->path);
+	return 0;
+}
+
+static int
+master_ctl_upgrade(struct master *m, char *reply, size_t len)
+{
+	if (master_upgrade(m, -1, reply, len) < 0)
+		return -1;
+	/* Answered by whichever image finishes the upgrade. */
+	m->upgrade_client = ctl_server_take_client(m->ctl);
+	snprintf(reply, len, "upgrade started\n");
+	return 0;
+}
+
+static void
+check_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct master *m = t->data;
+
+	if (m->check_pid > 0) {
+		m->check_timed_out = true;
+		kill(m->check_pid, SIGKILL);
+	}
+}
+
+static void
+upgrade_state_of(const struct master *m, struct upgrade_state *st, int old)
+{
+	upgrade_state_init(st);
+	st->exe = m->exe_path;
+	st->conf = m->conf;
+	st->old_exe_fd = old;
+	st->foreground = m->foreground;
+	st->debug = m->log_level_fixed;
+	st->generation = m->generation;
+	st->stats_fd = m->stats.fd;
+	st->ctl_fd = ctl_server_fd(m->ctl);
+	st->client_fd = m->upgrade_client;
+	st->metrics_fd = m->metrics_fd;
+	memcpy(st->fds, m->fds, sizeof(st->fds));
+	for (unsigned i = 0; i < STATS_ENTRIES; i++)
+		if (m->procs[i].pid > 0)
+			st->procs[st->nprocs++] = (struct upgrade_proc){
+				.idx = i, .pid = m->procs[i].pid,
+				.slot = m->procs[i].slot,
+				.generation = m->procs[i].generation,
+				.draining = m->procs[i].draining };
+	for (unsigned s = 0; s < CONF_MAX_WORKERS; s++)
+		st->restarts[s] = m->slots[s].restarts;
+}
+
+static void
+upgrade_argv(char *exe, char *conf, bool foreground, bool debug,
+    char *argv[6])
+{
+	static char c[] = "-c", f[] = "-f", d[] = "-d";
+	int n = 0;
+
+	argv[n++] = exe;
+	argv[n++] = c;
+	argv[n++] = conf;
+	if (foreground)
+		argv[n++] = f;
+	if (debug)
+		argv[n++] = d;
+	argv[n] = NULL;
+}
+
+/* The state in a memfd, and the running image open for a fallback. */
+static int
+upgrade_prepare(struct master *m, int *fd, int *old, char *err,
+    size_t errlen)
+{
+	struct upgrade_state st;
+
+	*fd = memfd_create("goprod-upgrade", 0);
+	*old = open("/proc/self/exe", O_RDONLY);
+	if (*fd < 0 || *old < 0) {
+		snprintf(err, errlen, "cannot keep the state or the running "
+		    "image: %s", strerror(errno));
+		return -1;
+	}
+	upgrade_state_of(m, &st, *old);
+	return upgrade_state_write(*fd, &st, err, errlen);
+}
+
+static void
+upgrade_exec(struct master *m)
+{
+	char err[512], env[32], *argv[6];
+	int fd = -1, old = -1, e;
+
+	if (upgrade_prepare(m, &fd, &old, err, sizeof(err)) < 0) {
+		close_if_open(&fd);
+		close_if_open(&old);
+		upgrade_verdict(m, false, "upgrade failed, %s keeps running: "
+		    "%s", master_version, err);
+		return;
+	}
+	snprintf(env, sizeof(env), "%d %d", fd, old);
+	upgrade_argv(m->exe_path, m->conf->path, m->foreground,
+	    m->log_level_fixed, argv);
+	/* The next image starts its own metrics process. */
+	metrics_child_stop(m);
+	upgrade_fds_inherit(m, true);
+	setenv(UPGRADE_ENV, env, 1);
+	daemon_notify("RELOADING=1");
+	log_notice("upgrade: executing %s in place of %s (pid %ld, generation "
+	    "%u)", m->exe_path, master_version, (long)getpid(), m->generation);
+	execv(m->exe_path, argv);
+	e = errno;
+	unsetenv(UPGRADE_ENV);
+	upgrade_fds_inherit(m, false);
+	close(fd);
+	close(old);
+	daemon_notify("READY=1");
+	upgrade_verdict(m, false, "upgrade failed, %s keeps running: cannot "
+	    "execute %s: %s", master_version, m->exe_path, strerror(e));
+}
+
+/*
+ * The new image will bind the addresses the file adds: refuse now the ones
+ * somebody else holds, while this image can still say so.  When this
+ * image's parser rejects the file (an option only the new binary knows),
+ * the new binary's -t, which passed, is the judge.
+ */
+static int
+upgrade_probe(struct master *m, char *err, size_t errlen)
+{
+	struct gopro_conf *nc;
+	char e[CONF_ERR_MAX];
+	int rc;
+
+	if (conf_load(m->conf->path, &nc, e, sizeof(e)) < 0)
+		return 0;
+	rc = sockets_probe(nc, m->conf, err, errlen);
+	conf_free(nc);
+	return rc;
+}
+
+/* `goprod -t` of the new binary is over: go on, or say why not. */
+static void
+upgrade_checked(struct master *m, int status)
+{
+	char out[1024], why[96];
+	bool banner;
+	ssize_t n;
+
+	m->check_pid = 0;
+	ev_timer_stop(m->loop, &m->check_timer);
+	n = read(m->check_fd, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	banner = strstr(out, UPGRADE_BANNER) != NULL;
+	out[strcspn(out, "\n")] = '\0';   /* the first error says enough */
+	close_if_open(&m->check_fd);
+	describe_status(status, why, sizeof(why));
+	if (m->stopping)
+		upgrade_verdict(m, false, "upgrade abandoned: goprod is "
+		    "shutting down");
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		upgrade_verdict(m, false, "upgrade refused, %s keeps running: "
+		    "%s -t %s%s: %s", master_version, m->exe_path,
+		    m->check_timed_out ? "timed out and was " : "", why, out);
+	else if (!banner)
+		upgrade_verdict(m, false, "upgrade refused, %s keeps running: "
+		    "%s cannot take over a running goprod (its -t does not "
+		    "say \"%s\")", master_version, m->exe_path, UPGRADE_BANNER);
+	else if (upgrade_probe(m, out, sizeof(out)) < 0)
+		upgrade_verdict(m, false, "upgrade refused, %s keeps running: "
+		    "%s", master_version, out);
+	else
+		upgrade_exec(m);
+}
+
+/* The image that took over has handed over to its new workers. */
+static void
+upgrade_handed_over(struct master *m)
+{
+	if (!m->resumed)
+		return;
+	m->resumed = false;
+	if (*m->upgrade_error) {
+		upgrade_verdict(m, false, "upgrade failed: %s; %s was executed "
+		    "again in place (pid %ld, generation %u)", m->upgrade_error,
+		    master_version, (long)getpid(), m->generation);
+		return;
+	}
+	m->stats.hdr->upgrades++;
+	upgrade_verdict(m, true, "upgraded in place: pid %ld, %s, generation "
+	    "%u", (long)getpid(), master_version, m->generation);
+}
+
+void
+master_set_version(const char *version)
+{
+	master_version = version;
+}
+
+void
+master_upgrade_fallback(int fd, int old_exe, char *const *argv,
+    const char *why)
+{
+	char line[600], env[32];
+	int len;
+
+	if (fd < 0 || old_exe < 0)
+		fatalx("upgrade: %s; there is no previous image to go back to",
+		    why);
+	log_warnx("upgrade: %s; executing the previous image again", why);
+	len = snprintf(line, sizeof(line), "\nold_exe_fd -1\nerror %.500s",
+	    why);
+	for (char *p = line + 22; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	if (lseek(fd, 0, SEEK_END) < 0 || write(fd, line, (size_t)len) != len ||
+	    write(fd, "\n", 1) != 1)
+		fatal("upgrade: cannot record why in the state");
+	snprintf(env, sizeof(env), "%d -1", fd);
+	setenv(UPGRADE_ENV, env, 1);
+	fd_cloexec(old_exe, true);
+	fexecve(old_exe, argv, environ);
+	fatal("upgrade: %s; cannot execute the previous image again", why);
+}
+
+/* Every descriptor of the state must be open, and the table in range. */
+static int
+adopt_check_fds(const struct master *m, const struct upgrade_state *st,
+    char *err, size_t errlen)
+{
+	int bad = -1;
+
+	for (int a = 0; a < CONF_MAX_LISTEN; a++)
+		for (int s = 0; s < CONF_MAX_WORKERS; s++)
+			if (st->fds[a][s] >= 0 && ((size_t)a >= m->nlisten ||
+			    (unsigned)s >= m->nslots ||
+			    fcntl(st->fds[a][s], F_GETFD) < 0))
+				bad = st->fds[a][s];
+	if (fcntl(st->ctl_fd, F_GETFD) < 0)
+		bad = st->ctl_fd;
+	if (st->metrics_fd >= 0 && fcntl(st->metrics_fd, F_GETFD) < 0)
+		bad = st->metrics_fd;
+	if (bad < 0)
+		return 0;
+	snprintf(err, errlen, "upgrade state: descriptor %d is not open or "
+	    "out of the socket table", bad);
+	return -1;
+}
+
+static void
+adopt_procs(struct master *m, const struct upgrade_state *st)
+{
+	for (unsigned i = 0; i < st->nprocs; i++) {
+		const struct upgrade_proc *p = &st->procs[i];
+
+		if (p->idx >= m->stats.hdr->nentries ||
+		    m->stats.entries[p->idx].pid != p->pid) {
+			log_warnx("upgrade: worker pid %ld is not in the stats "
+			    "segment; it is not adopted", (long)p->pid);
+			continue;
+		}
+		m->procs[p->idx] = (struct worker_proc){ .pid = p->pid,
+			.slot = p->slot, .generation = p->generation,
+			.draining = p->draining, .started = ev_time() };
+	}
+	for (unsigned s = 0; s < CONF_MAX_WORKERS; s++)
+		m->slots[s].restarts = st->restarts[s];
+}
+
+static int
+master_adopt(struct master *m, struct upgrade_state *st, int fd,
+    int old_exe, char *err, size_t errlen)
+{
+	memset(m, 0, sizeof(*m));
+	the_master = m;
+	m->loop = EV_DEFAULT;
+	m->conf = st->conf;
+	st->conf = NULL;
+	m->exe_path = st->exe;
+	st->exe = NULL;
+	m->foreground = st->foreground;
+	m->log_level_fixed = st->debug;
+	m->generation = st->generation;
+	m->nlisten = m->conf->nlisten;
+	m->nslots = m->conf->workers;
+	m->stats.fd = m->check_fd = -1;
+	m->upgrade_fd = fd;
+	m->old_exe_fd = old_exe;
+	m->upgrade_client = st->client_fd;
+	m->metrics_fd = st->metrics_fd;
+	snprintf(m->upgrade_error, sizeof(m->upgrade_error), "%s", st->error);
+	memcpy(m->fds, st->fds, sizeof(m->fds));
+	sockets_clear(m->retired_fds);
+	if (adopt_check_fds(m, st, err, errlen) < 0 ||
+	    daemon_lookup_ids(m->conf->user, m->conf->group, &m->uid, &m->gid,
+	    err, errlen) < 0 ||
+	    stats_adopt(&m->stats, st->stats_fd, m->conf->stats_file, err,
+	    errlen) < 0)
+		return -1;
+	adopt_procs(m, st);
+	m->ctl = ctl_server_adopt(m->loop, st->ctl_fd, m->conf->control_socket,
+	    master_ctl, m, err, errlen);
+	return m->ctl == NULL ? -1 : 0;
 }
 
 /* ------------------------------------------------------------ signals */
@@ -696,6 +1150,11 @@ master_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 			m->reload_queued = true;
 			break;
 		}
+		if (m->upgrading) {
+			log_notice("SIGHUP: the binary upgrade in progress "
+			    "reloads %s", m->conf->path);
+			break;
+		}
 		log_notice("SIGHUP: reloading %s", m->conf->path);
 		(void)master_reload(m, err, sizeof(err));
 		break;
@@ -716,6 +1175,10 @@ master_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 	case SIGTTOU:
 		master_remove_worker(m);
 		break;
+	case SIGUSR2:
+		if (master_upgrade(m, -1, err, sizeof(err)) < 0)
+			log_warnx("SIGUSR2: no upgrade: %s", err);
+		break;
 	default:
 		break;
 	}
@@ -725,10 +1188,9 @@ static void
 master_signals(struct master *m)
 {
 	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1,
-		SIGTTIN, SIGTTOU };
+		SIGTTIN, SIGTTOU, SIGUSR2 };
 
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGUSR2, SIG_IGN);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		ev_signal_init(&m->sigs[i], master_signal_cb, sigs[i]);
 		m->sigs[i].data = m;
@@ -766,6 +1228,8 @@ master_ctl(const char *command, char *reply, size_t len, void *arg)
 		snprintf(reply, len, "stopping pid %ld\n", (long)getpid());
 		return 0;
 	}
+	if (strcmp(command, "upgrade") == 0)
+		return master_ctl_upgrade(m, reply, len);
 	if (strcmp(command, "ping") == 0)
 		return snprintf(reply, len, "pong\n") < 0 ? -1 : 0;
 	if (strcmp(command, "status") == 0)
@@ -908,6 +1372,9 @@ master_init(struct master *m, struct gopro_conf *conf, bool foreground,
 	m->nlisten = conf->nlisten;
 	m->nslots = conf->workers;
 	m->stats.fd = -1;
+	m->check_fd = m->upgrade_client = m->upgrade_fd = m->old_exe_fd = -1;
+	/* Resolved now: an upgrade replaces the file, not this process. */
+	m->exe_path = realpath("/proc/self/exe", NULL);
 	sockets_clear(m->fds);
 	sockets_clear(m->retired_fds);
 	master_check_nofile(conf);
@@ -941,6 +1408,8 @@ master_timers(struct master *m)
 	m->stop_timer.data = m;
 	ev_init(&m->metrics_restart, metrics_restart_cb);
 	m->metrics_restart.data = m;
+	ev_init(&m->check_timer, check_timer_cb);
+	m->check_timer.data = m;
 	for (unsigned s = 0; s < CONF_MAX_WORKERS; s++) {
 		ev_init(&m->slots[s].respawn, respawn_cb);
 		m->slots[s].respawn.data = (void *)(uintptr_t)s;
@@ -963,6 +1432,8 @@ master_cleanup(struct master *m)
 		close(m->metrics_fd);
 	if (m->users)
 		auth_users_unref(m->users);
+	close_if_open(&m->upgrade_client);
+	free(m->exe_path);
 	conf_free(m->conf);
 }
 
@@ -985,6 +1456,17 @@ master_start_workers(struct master *m)
 			return -1;
 		}
 	return 0;
+}
+
+static int
+master_loop(struct master *m)
+{
+	/* With no worker at all, the break of master_begin_stop came early. */
+	if (!m->stopping || live_workers(m) > 0)
+		ev_run(m->loop, 0);
+	log_notice("all workers gone; exiting");
+	master_cleanup(m);
+	return m->exit_code;
 }
 
 int
@@ -1019,10 +1501,31 @@ master_run(struct master *m)
 		    READ_FROM(m->conf));
 		daemon_notify("READY=1");
 	}
-	/* With no worker at all, the break of master_begin_stop came early. */
-	if (!m->stopping || live_workers(m) > 0)
-		ev_run(m->loop, 0);
-	log_notice("all workers gone; exiting");
-	master_cleanup(m);
-	return m->exit_code;
+	return master_loop(m);
+}
+
+int
+master_resume(struct master *m, struct upgrade_state *st, int fd,
+    int old_exe, char *const *argv)
+{
+	char err[CONF_ERR_MAX];
+
+	if (master_adopt(m, st, fd, old_exe, err, sizeof(err)) < 0)
+		master_upgrade_fallback(fd, old_exe, argv, err);
+	log_set_procname("master");
+	master_signals(m);
+	master_timers(m);
+	/* Workers that exited while no image watched are reaped now. */
+	ev_feed_signal_event(m->loop, SIGCHLD);
+	if (master_reload(m, err, sizeof(err)) < 0)
+		master_upgrade_fallback(fd, old_exe, argv, err);
+	/* Taken over for good: nothing more goes to another image. */
+	upgrade_fds_inherit(m, false);
+	close_if_open(&m->upgrade_fd);
+	close_if_open(&m->old_exe_fd);
+	m->upgrading = m->resumed = true;
+	metrics_child_start(m);
+	log_notice("upgrade: %s took over pid %ld from the previous image",
+	    master_version, (long)getpid());
+	return master_loop(m);
 }

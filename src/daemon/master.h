@@ -18,6 +18,7 @@
 
 struct ctl_server;
 struct auth_users;
+struct upgrade_state;
 
 /* What the master knows of one worker process; index = stats entry. */
 struct worker_proc {
@@ -70,6 +71,19 @@ struct master {
 	ev_timer metrics_restart;
 	uid_t uid;              /* identity to drop to, -1 = keep */
 	gid_t gid;
+
+	/* Binary upgrade in place (upgrade.h). */
+	char *exe_path;         /* the installed binary this master runs */
+	bool upgrading;         /* checking the new binary, or handing over */
+	bool resumed;           /* this image took over: answer after the handover */
+	bool check_timed_out;
+	pid_t check_pid;        /* `goprod -t` of the new binary */
+	int check_fd;           /* its output */
+	ev_timer check_timer;
+	int upgrade_client;     /* goproctl waiting for the verdict, -1 */
+	int upgrade_fd;         /* after exec: the state, kept for a fallback */
+	int old_exe_fd;         /* after exec: the previous image, -1 = none */
+	char upgrade_error[512];/* after a fallback: why the new image failed */
 };
 
 /*
@@ -80,5 +94,24 @@ void master_init(struct master *m, struct gopro_conf *conf, bool foreground,
     bool debug);
 /* Write the pid file, drop privileges, fork the workers, run; returns the exit code. */
 int master_run(struct master *m);
+/* What `goproctl upgrade` reports the new image as: "goprod 1.2". */
+void master_set_version(const char *version);
+/*
+ * In the image a binary upgrade executed: take over the state (its
+ * descriptors stay inheritable until the reload succeeded, for a fallback),
+ * reload the configuration as a reload does, drain the old workers, run;
+ * returns the exit code.  On failure re-executes the previous image with
+ * the state, or exits when there is none.  fd is the state's memfd,
+ * old_exe the previous image (-1 = none), argv the one to execute it with.
+ */
+int master_resume(struct master *m, struct upgrade_state *st, int fd,
+    int old_exe, char *const *argv);
+/*
+ * Give up an upgrade before the master runs: re-execute old_exe with the
+ * state in fd and why, or exit when there is no old image.
+ */
+void master_upgrade_fallback(int fd, int old_exe, char *const *argv,
+    const char *why)
+    __attribute__((noreturn));
 
 #endif /* GOPRO_MASTER_H */

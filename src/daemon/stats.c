@@ -213,14 +213,34 @@ read_header(int fd, struct stats_header *h, off_t *size, const char *path,
 	return header_check(h, st.st_size, path, err, errlen);
 }
 
-int
-stats_open(struct stats_segment *seg, const char *path, char *err,
-    size_t errlen)
+/* Check the header of the file open as seg->fd and map it with prot. */
+static int
+map_checked(struct stats_segment *seg, const char *path, int prot,
+    char *err, size_t errlen)
 {
 	struct stats_header h;
 	off_t size;
 	void *p;
 
+	if (read_header(seg->fd, &h, &size, path, err, errlen) < 0)
+		return -1;
+	p = mmap(NULL, (size_t)size, prot, MAP_SHARED, seg->fd, 0);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "cannot map stats file %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	seg->hdr = p;
+	seg->entries = (struct stats_entry *)(seg->hdr + 1);
+	seg->size = (size_t)size;
+	seg->writable = (prot & PROT_WRITE) != 0;
+	return 0;
+}
+
+int
+stats_open(struct stats_segment *seg, const char *path, char *err,
+    size_t errlen)
+{
 	segment_reset(seg);
 	seg->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (seg->fd < 0) {
@@ -228,20 +248,21 @@ stats_open(struct stats_segment *seg, const char *path, char *err,
 		    strerror(errno));
 		return -1;
 	}
-	if (read_header(seg->fd, &h, &size, path, err, errlen) < 0)
-		goto fail;
-	p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, seg->fd, 0);
-	if (p == MAP_FAILED) {
-		snprintf(err, errlen, "cannot map stats file %s: %s", path,
-		    strerror(errno));
-		goto fail;
-	}
-	seg->hdr = p;
-	seg->entries = (struct stats_entry *)(seg->hdr + 1);
-	seg->size = (size_t)size;
-	return 0;
-fail:
+	if (map_checked(seg, path, PROT_READ, err, errlen) == 0)
+		return 0;
 	close(seg->fd);
+	segment_reset(seg);
+	return -1;
+}
+
+int
+stats_adopt(struct stats_segment *seg, int fd, const char *path, char *err,
+    size_t errlen)
+{
+	segment_reset(seg);
+	seg->fd = fd;
+	if (map_checked(seg, path, PROT_READ | PROT_WRITE, err, errlen) == 0)
+		return 0;
 	segment_reset(seg);
 	return -1;
 }

@@ -153,7 +153,7 @@ struct stats_header {
 	uint32_t workers;      /* configured worker count */
 	uint32_t reloads;      /* successful reloads */
 	uint32_t reloads_failed;
-	uint32_t pad0;
+	uint32_t upgrades;     /* binary upgrades in place (was padding) */
 	uint64_t fold_seq;     /* odd while the master folds an entry */
 	struct stats_values retired; /* exited workers' counters */
 } __attribute__((aligned(STATS_ALIGN)));
@@ -226,6 +226,12 @@ int stats_create(struct stats_segment *seg, const char *path,
 /* Reader: map an existing file read-only and check magic and layout. */
 int stats_open(struct stats_segment *seg, const char *path, char *err,
     size_t errlen);
+/*
+ * Master after a binary upgrade: map the segment its predecessor created,
+ * open as fd, read-write; the layout must be this program's.
+ */
+int stats_adopt(struct stats_segment *seg, int fd, const char *path,
+    char *err, size_t errlen);
 void stats_close(struct stats_segment *seg);
 
 /* Master: a free entry for a new worker (state FREE), or -1. */

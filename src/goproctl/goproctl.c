@@ -428,15 +428,15 @@ reply_busy(const char *reply)
 	    strlen(CTL_BUSY_PREFIX)) == 0;
 }
 
-/* ctl_call "reload", asking again while the master answers busy. */
+/* ctl_call command, asking again while the master answers busy. */
 static int
-reload_call(const char *path, char *reply, size_t len)
+busy_call(const char *path, const char *command, char *reply, size_t len)
 {
 	double deadline = now_mono() + RELOAD_BUSY_WAIT;
 	struct timespec step = { 0, (long)(RELOAD_BUSY_STEP * 1e9) };
 	int rc;
 
-	while ((rc = ctl_call(path, "reload", reply, len, CTL_TIMEOUT)) == 1 &&
+	while ((rc = ctl_call(path, command, reply, len, CTL_TIMEOUT)) == 1 &&
 	    reply_busy(reply) && now_mono() < deadline)
 		nanosleep(&step, NULL);
 	return rc;
@@ -453,7 +453,7 @@ cmd_reload(struct ctx *c, int argc, char **argv)
 	/* The master would refuse it for the same errors: say so here. */
 	conf = need_conf_note(c, "reload not sent, goprod keeps its running "
 	    "configuration");
-	rc = reload_call(conf->control_socket, reply, sizeof(reply));
+	rc = busy_call(conf->control_socket, "reload", reply, sizeof(reply));
 	e = errno;
 	if (rc == 0) {
 		printf("reloaded: ");
@@ -472,6 +472,33 @@ cmd_reload(struct ctx *c, int argc, char **argv)
 	signal_master(conf, SIGHUP, e);
 	warnx("the result of the reload is only in goprod's log");
 	return 0;
+}
+
+/*
+ * The master checks the installed binary, executes it in its own process
+ * and answers once the new image serves, or why it did not.  No signal
+ * fallback: the verdict would be lost.
+ */
+static int
+cmd_upgrade(struct ctx *c, int argc, char **argv)
+{
+	const struct gopro_conf *conf;
+	char reply[CTL_REPLY_MAX];
+	int rc;
+
+	no_operands(c, argc, argv);
+	conf = need_conf_note(c, "upgrade not asked for");
+	rc = busy_call(conf->control_socket, "upgrade", reply, sizeof(reply));
+	if (rc == 0) {
+		print_detail(stdout, reply);
+		return 0;
+	}
+	if (rc == 1) {
+		warnx("upgrade failed, goprod keeps serving:");
+		print_detail(stderr, reply);
+		return 1;
+	}
+	err(1, "upgrade: control socket %s", conf->control_socket);
 }
 
 static int
@@ -969,6 +996,7 @@ static const struct command commands[] = {
 	{ "stats", cmd_stats, "[--json | --prometheus] [-w interval]", true },
 	{ "status", cmd_status, "", true },
 	{ "reload", cmd_reload, "", true },
+	{ "upgrade", cmd_upgrade, "", true },
 	{ "stop", cmd_stop, "[--now] [-t timeout]", true },
 	{ "check", cmd_check, "[file]", true },
 	{ "ping", cmd_ping, "[-n count] [-i interval] [-W timeout] "

@@ -3,8 +3,8 @@
  * test_faults.c - faults under load: gopro-bench keeps pipelined traffic
  * running against a real goprod while it is reloaded 20 times in a row,
  * while a worker is killed with SIGKILL, while it is stopped with SIGTERM,
- * and while a reload changes the number of workers or the listen
- * addresses.  Every request gopro-bench sent is either answered correctly
+ * while a reload changes the number of workers or the listen addresses,
+ * and while the binary is upgraded in place ten times.  Every request gopro-bench sent is either answered correctly
  * or counted as lost (its --json summary); the figure asserted is "lost".
  *
  * These are the short versions for make check; tests/stress/run.sh runs
@@ -17,6 +17,8 @@
  * gone) to show in the stats segment.  A slow or busy machine makes the
  * test slower, not wrong.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -674,6 +676,199 @@ test_reload_listen_change(void **state)
 	assert_int_equal(harness_stop(&g), 0);
 }
 
+/* ------------------------------------------------------------ upgrades */
+
+/*
+ * An installed binary the way a package manager installs one: copied
+ * beside it, then renamed over it (the running image keeps its inode).
+ */
+static void
+install_binary(const char *from, const char *to)
+{
+	char cmd[1536], out[512];
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s.new' && chmod 0755 '%s.new' "
+	    "&& mv -f '%s.new' '%s'", from, to, to, to, to);
+	if ((rc = harness_run(cmd, out, sizeof(out))) != 0)
+		fail_msg("installing %s as %s: exit %d: %s", from, to, rc, out);
+}
+
+/* A goprod started from a copy of $GOPROD in its own directory. */
+static void
+start_installed(struct goprod *g, char *bindir, size_t len, char *exe,
+    size_t exelen, const char *extra)
+{
+	char *saved = strdup(harness_program("GOPROD"));
+
+	snprintf(bindir, len, "/tmp/gopro-bin-XXXXXX");
+	if (saved == NULL || mkdtemp(bindir) == NULL)
+		fail_msg("mkdtemp: %s", strerror(errno));
+	snprintf(exe, exelen, "%s/goprod", bindir);
+	install_binary(saved, exe);
+	setenv("GOPROD", exe, 1);
+	harness_start(g, extra);
+	setenv("GOPROD", saved, 1);
+	free(saved);
+}
+
+static void
+remove_installed(const char *bindir)
+{
+	char cmd[512], out[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", bindir);
+	(void)harness_run(cmd, out, sizeof(out));
+}
+
+/*
+ * The upgrade numbered n is done: counted, every worker of its generation
+ * serving, the master still pid; totals are checked on the way.
+ */
+static void
+wait_upgraded(const struct goprod *g, uint32_t n, struct stats_values *last)
+{
+	double t0 = harness_now();
+	struct stats_snap s;
+	pid_t pids[8];
+
+	for (;;) {
+		snap(g, &s);
+		check_monotonic(last, &s.total, "during the upgrades");
+		*last = s.total;
+		if (s.hdr.master_pid != g->pid)
+			fail_msg("upgrade %u: the master is pid %ld, not %ld", n,
+			    (long)s.hdr.master_pid, (long)g->pid);
+		if (s.hdr.upgrades == n && s.hdr.generation == n + 1 &&
+		    running(g, pids) == 2) {
+			stats_snap_free(&s);
+			return;
+		}
+		stats_snap_free(&s);
+		if (harness_now() - t0 > STEP_TIMEOUT)
+			fail_msg("upgrade %u not done within %.0f s", n,
+			    STEP_TIMEOUT);
+		harness_sleep(0.01);
+	}
+}
+
+/*
+ * 10 binary upgrades in a row under 16 pipelined connections, the
+ * installed binary replaced before each by one of two builds that differ
+ * in goprod -V, `goproctl upgrade` and SIGUSR2 in turn: the master keeps
+ * its pid, each upgrade runs the build just installed, no connection is
+ * refused, no request lost, and no stats total ever goes down.
+ */
+static void
+test_ten_upgrades(void **state)
+{
+	char bindir[64], exe[96], out[1024], want[256], main_bin[512];
+	struct stats_values last;
+	struct stats_snap s;
+	struct bench b;
+	struct goprod g;
+	int rc;
+
+	snprintf(main_bin, sizeof(main_bin), "%s", harness_program("GOPROD"));
+	start_installed(&g, bindir, sizeof(bindir), exe, sizeof(exe),
+	    "workers = 2\ngoaway_grace = 0.5s\n");
+	snap(&g, &s);
+	last = s.total;
+	stats_snap_free(&s);
+	bench_start(&b, g.addr, "16", "8", false);
+	wait_load(&g, 16, "before the upgrades");
+	for (uint32_t i = 1; i <= 10; i++) {
+		bool alt = i % 2;
+
+		install_binary(alt ? harness_program("GOPROD_ALT") : main_bin,
+		    exe);
+		snprintf(want, sizeof(want), "upgraded in place: pid %ld, "
+		    "goprod %s%s, generation %u", (long)g.pid, PACKAGE_VERSION,
+		    alt ? " (alt)" : "", i + 1);
+		if (alt && (rc = goproctl(&g, "upgrade", out, sizeof(out))) != 0)
+			fail_msg("goproctl upgrade %u: exit %d: %s", i, rc, out);
+		if (alt && strstr(out, want) == NULL)
+			fail_msg("goproctl upgrade %u said \"%s\", not \"%s\"", i,
+			    out, want);
+		if (!alt)
+			assert_int_equal(kill(g.pid, SIGUSR2), 0);
+		wait_upgraded(&g, i, &last);
+		if (!harness_log_has(&g, want))
+			fail_msg("upgrade %u: no \"%s\" in the log", i, want);
+		wait_load(&g, 16, "between the upgrades");
+	}
+	rc = bench_stop(&b);
+	bench_print(&b, "10 upgrades");
+	if (rc != 0)
+		fail_msg("gopro-bench failed (exit %d): %s", rc, b.out);
+	assert_int_equal(bench_num(&b, "lost"), 0);
+	assert_int_equal(bench_num(&b, "errors"), 0);
+	assert_int_equal(bench_num(&b, "connect_failed"), 0);
+	assert_true(bench_num(&b, "goaway") >= 10);
+	snap(&g, &s);
+	check_monotonic(&last, &s.total, "after the upgrades");
+	assert_int_equal(s.hdr.upgrades, 10);
+	assert_int_equal(s.hdr.reloads_failed, 0);
+	assert_int_equal(s.total.counter[STATS_requests_lost], 0);
+	stats_snap_free(&s);
+	free(b.out);
+	assert_int_equal(harness_stop(&g), 0);
+	remove_installed(bindir);
+}
+
+/*
+ * Upgrades to binaries that must be refused: one whose -t fails, one that
+ * is not a program, one that passes -t but cannot take over (it does not
+ * speak the upgrade protocol).  Each time goproctl upgrade exits 1 saying
+ * why, and the same master and the same workers keep serving.
+ */
+static void
+test_upgrade_refused(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "#!/bin/sh\necho 'gopro.conf:1: listen: broken' >&2\nexit 1\n",
+		  "listen: broken" },
+		{ "not a program\n", "-t exited with status" },
+		{ "#!/bin/sh\necho 'goprod: configuration file ok'\n",
+		  "cannot take over a running goprod" },
+	};
+	char bindir[64], exe[96], src[128], out[1024];
+	pid_t before[8], after[8];
+	struct stats_snap s;
+	struct goprod g;
+	FILE *f;
+
+	double t0;
+
+	start_installed(&g, bindir, sizeof(bindir), exe, sizeof(exe),
+	    "workers = 2\n");
+	for (t0 = harness_now(); running(&g, before) != 2; harness_sleep(0.01))
+		if (harness_now() - t0 > STEP_TIMEOUT)
+			fail_msg("2 workers not running after %.0f s",
+			    STEP_TIMEOUT);
+	snprintf(src, sizeof(src), "%s/bad", bindir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_non_null(f = fopen(src, "w"));
+		fputs(bad[i][0], f);
+		fclose(f);
+		install_binary(src, exe);
+		assert_int_equal(goproctl(&g, "upgrade", out, sizeof(out)), 1);
+		if (strstr(out, bad[i][1]) == NULL ||
+		    strstr(out, "keeps running") == NULL)
+			fail_msg("upgrade to bad binary %zu said: %s", i, out);
+		assert_true(harness_answers(&g));
+		assert_int_equal(running(&g, after), 2);
+		assert_memory_equal(before, after, sizeof(before));
+	}
+	snap(&g, &s);
+	assert_int_equal(s.hdr.master_pid, g.pid);
+	assert_int_equal(s.hdr.upgrades, 0);
+	assert_int_equal(s.hdr.generation, 1);
+	stats_snap_free(&s);
+	assert_int_equal(harness_stop(&g), 0);
+	remove_installed(bindir);
+}
+
 int
 main(void)
 {
@@ -684,6 +879,8 @@ main(void)
 		cmocka_unit_test_teardown(test_sigterm_under_load, teardown),
 		cmocka_unit_test_teardown(test_reload_worker_count, teardown),
 		cmocka_unit_test_teardown(test_reload_listen_change, teardown),
+		cmocka_unit_test_teardown(test_ten_upgrades, teardown),
+		cmocka_unit_test_teardown(test_upgrade_refused, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -8,6 +8,9 @@
 #   workers   workers 2 -> 1 -> 2, 5 times, under load; as root, once with
 #             net.ipv4.tcp_migrate_req = 0 and once with 1 (restored after)
 #   listen    listen {A} -> {A,B} -> {B} with clients on A and on B
+#   upgrades  60 s of pipelined load, 20 binary upgrades in place alternating
+#             between goprod and tests/daemon/goprod-alt (goproctl upgrade
+#             and SIGUSR2): same master pid, nothing lost or refused
 # Not part of make check.  Usage: tests/stress/run.sh [BUILDDIR] [SCENARIO...]
 # BUILDDIR holds src/daemon/goprod, src/goproctl/goproctl and src/bench/gopro-bench (default ".").
 # Exit status 1 when a scenario that must lose nothing lost something.
@@ -15,7 +18,7 @@ set -uo pipefail
 
 build=$(cd "${1:-.}" && pwd)
 shift || true
-scenarios=${*:-reloads kill9 sigterm workers listen}
+scenarios=${*:-reloads kill9 sigterm workers listen upgrades}
 goprod=$build/src/daemon/goprod
 goproctl=$build/src/goproctl/goproctl
 bench=$build/src/bench/gopro-bench
@@ -103,6 +106,25 @@ EOF
 
 stats_json() { "$goproctl" -c "$dir/gopro.conf" stats --json 2>/dev/null; }
 
+# totals_never_down N: the totals in $dir/stats.1.json .. stats.N.json
+totals_never_down() {
+	python3 - "$dir" "$1" <<'EOF'
+import json, sys
+d, n = sys.argv[1], int(sys.argv[2])
+prev = None
+for i in range(1, n + 1):
+    s = json.load(open(f"{d}/stats.{i}.json"))
+    flat = s["totals"]["counters"]
+    if prev:
+        down = [k for k in flat if flat[k] < prev.get(k, 0)]
+        if down:
+            print(f"  stats totals went down at sample {i}: {down}"); sys.exit(1)
+    prev = flat
+print(f"  stats totals never went down over {n} samples ({len(prev or {})} counters)")
+EOF
+	[ $? -eq 0 ] || status=1
+}
+
 scenario_reloads() {
 	local port
 	port=$(free_port)
@@ -121,21 +143,7 @@ scenario_reloads() {
 		stats_json >"$dir/stats.$i.json"
 	done
 	wait "$b"
-	python3 - "$dir" <<'EOF'
-import json, sys, glob
-d = sys.argv[1]
-prev = None
-for i in range(1, 21):
-    s = json.load(open(f"{d}/stats.{i}.json"))
-    flat = s["totals"]["counters"]
-    if prev:
-        down = [k for k in flat if flat[k] < prev.get(k, 0)]
-        if down:
-            print(f"  stats totals went down at sample {i}: {down}"); sys.exit(1)
-    prev = flat
-print(f"  stats totals never went down over 20 samples ({len(prev or {})} counters)")
-EOF
-	[ $? -eq 0 ] || status=1
+	totals_never_down 20
 	report "60 s, 20 reloads (SIGHUP + goproctl)" reloads yes
 	stop_server
 }
@@ -240,6 +248,45 @@ scenario_listen() {
 	report "client of A across removing A" listen_a no
 	report "client of B across adding B, removing A" listen_b yes
 	python3 -c "import json,sys; sys.exit(json.load(open(sys.argv[1]))['lost'] != 0)" "$dir/listen_a.json" || status=1
+	stop_server
+}
+
+# install_goprod FROM: as a package manager does, a copy renamed over $dir/bin/goprod
+install_goprod() {
+	cp "$1" "$dir/bin/goprod.new" && mv -f "$dir/bin/goprod.new" "$dir/bin/goprod"
+}
+
+scenario_upgrades() {
+	local port alt=$build/tests/daemon/goprod-alt main=$goprod pid0 i out
+	[ -x "$alt" ] || { echo "  $alt is missing (make check builds it)"; status=1; return; }
+	port=$(free_port)
+	mkdir -p "$dir/bin"
+	install_goprod "$main"
+	write_conf "\"127.0.0.1:$port\"" "workers = 2"
+	goprod=$dir/bin/goprod
+	start_server
+	goprod=$main
+	pid0=$gpid
+	run_bench upgrades "127.0.0.1:$port" 60 32 8
+	local b=$!
+	sleep 1
+	for i in $(seq 1 20); do
+		if [ $((i % 2)) -eq 1 ]; then
+			install_goprod "$alt"
+			out=$("$goproctl" -c "$dir/gopro.conf" upgrade 2>&1) || { echo "  upgrade $i: $out"; status=1; }
+			case $out in *"(alt)"*) ;; *) echo "  upgrade $i ran the wrong build: $out"; status=1 ;; esac
+		else
+			install_goprod "$main"
+			kill -USR2 "$gpid"
+		fi
+		sleep 2.8
+		stats_json >"$dir/stats.$i.json"
+		python3 -c "import json,sys; sys.exit(json.load(open(sys.argv[1]))['master']['pid'] != int(sys.argv[2]))" \
+			"$dir/stats.$i.json" "$pid0" 2>/dev/null || { echo "  upgrade $i: the master pid changed"; status=1; }
+	done
+	wait "$b"
+	totals_never_down 20
+	report "60 s, 20 upgrades (goproctl + SIGUSR2)" upgrades yes
 	stop_server
 }
 
