@@ -619,7 +619,7 @@ pool_deliver(struct ev_loop *loop, ev_async *w, int revents)
 		TAILQ_REMOVE(&done, job, link);
 		/* Before the callback, which may wait for zero to exit. */
 		pool->pending--;
-		job->cb(job->ctx, job->ok);
+		job->cb(job->ctx, job->ok, job->user, job->user_len);
 		job_free(job);
 	}
 }

@@ -51,8 +51,12 @@ unsigned long auth_hash_calls(void);
 
 struct auth_pool;
 
-/* Called on the loop's thread with the result of one submitted check. */
-typedef void (*auth_done_cb)(void *ctx, bool ok);
+/*
+ * Called on the loop's thread with the result of one submitted check and
+ * the user it was for (user_len bytes, not NUL-terminated), for the log.
+ */
+typedef void (*auth_done_cb)(void *ctx, bool ok, const uint8_t *user,
+    size_t user_len);
 
 /* Checks a pool holds at once (queued, running, not yet delivered). */
 #define AUTH_POOL_QUEUE_MAX 1024u

@@ -1589,6 +1589,26 @@ oom:
 	return NULL;
 }
 
+/* The whole parsed tree as text, defaults filled in: -T, reload diffs. */
+static int
+keep_effective(struct load *ld, cfg_t *cfg, struct gopro_conf *conf)
+{
+	size_t len;
+	FILE *f = open_memstream(&conf->effective, &len);
+	bool printed;
+
+	if (f == NULL)
+		goto fail;
+	printed = cfg_print(cfg, f) == CFG_SUCCESS;
+	if (fclose(f) != 0 || !printed)
+		goto fail;
+	return 0;
+fail:
+	report(ld, 0, NULL, "cannot print the configuration: %s",
+	    strerror(errno));
+	return -1;
+}
+
 /*
  * Parse and check path into *out; with dump, also print the whole parsed
  * tree, defaults filled in, in the file's own syntax (goprod -T).
@@ -1622,8 +1642,12 @@ load_file(const char *path, FILE *dump, struct gopro_conf **out, char *err,
 		check_relations(&ld, cfg);
 	if (ld.nerrors == 0)
 		conf = copy_conf(&ld, cfg, path);
+	if (conf != NULL && keep_effective(&ld, cfg, conf) < 0) {
+		conf_free(conf);
+		conf = NULL;
+	}
 	if (conf != NULL && dump != NULL)
-		cfg_print(cfg, dump);
+		fputs(conf->effective, dump);
 done:
 	finish_errors(&ld);
 	current = NULL;
@@ -1668,6 +1692,7 @@ conf_free(struct gopro_conf *c)
 	free(c->log_file);
 	free(c->message_prefix);
 	free(c->auth.users_file);
+	free(c->effective);
 	free(c);
 }
 

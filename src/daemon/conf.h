@@ -68,6 +68,8 @@ struct gopro_conf {
 	char *message_prefix;
 	size_t message_prefix_len;
 	struct conf_auth auth;
+	/* Every option as "name=value" lines, defaults filled in (goprod -T). */
+	char *effective;
 	/* proxy_protocol_from: who may send a PROXY header. */
 	struct proxy_net proxy_from[CONF_MAX_PROXY_FROM];
 	size_t nproxy_from;
@@ -95,6 +97,14 @@ int conf_load_print(const char *path, FILE *dump, struct gopro_conf **out,
  */
 void conf_restart_needed(const struct gopro_conf *a,
     const struct gopro_conf *b, char *buf, size_t len);
+
+/*
+ * What changed from the effective text old_text to new_text, written into
+ * buf as "workers 2 -> 3, auth.max_attempts 3 -> 5" (empty when nothing
+ * did).  conf_diff.c; used to log a reload.
+ */
+void conf_diff(const char *old_text, const char *new_text, char *buf,
+    size_t len);
 
 /*
  * Every option the parser accepts, NULL-terminated, as shown in messages:

@@ -317,6 +317,27 @@ conn_login_ok(struct conn *c)
 	    (const uint8_t *)"OK", 2, STATS_frames_sent_login_ack);
 }
 
+/*
+ * The line fail2ban and an operator look for: who tried which user from
+ * where.  The user comes from the network, so only printable ASCII of it
+ * is shown.
+ */
+static void
+conn_log_login_failure(const struct conn *c, const uint8_t *user,
+    size_t user_len, const char *why)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 20);
+	char from[PROXY_ADDR_TEXT], name[GOPRO_USER_MAX + 1];
+	size_t i;
+
+	for (i = 0; i < user_len && i < GOPRO_USER_MAX; i++)
+		name[i] = user[i] >= 0x20 && user[i] < 0x7f && user[i] != '"' ?
+		    (char)user[i] : '?';
+	name[i] = '\0';
+	log_rl(&rl, LOG_NOTICE, "failed login for user \"%s\" from %s: %s",
+	    name, proxy_addr_format(&c->peer.sa, from, sizeof(from)), why);
+}
+
 /* A failed login: code is 6, or 9 for a malformed body. */
 static void
 conn_login_failed(struct conn *c, uint16_t code)
@@ -334,7 +355,7 @@ conn_login_failed(struct conn *c, uint16_t code)
 }
 
 static void
-conn_login_done(void *ctx, bool ok)
+conn_login_done(void *ctx, bool ok, const uint8_t *user, size_t user_len)
 {
 	struct conn *c = ctx;
 
@@ -346,8 +367,11 @@ conn_login_done(void *ctx, bool ok)
 	}
 	if (ok)
 		conn_login_ok(c);
-	else
+	else {
+		conn_log_login_failure(c, user, user_len, "wrong user or "
+		    "password");
 		conn_login_failed(c, GOPRO_ERR_AUTH_FAILED);
+	}
 	conn_update_reading(c);
 	conn_process(c);
 }
@@ -359,12 +383,15 @@ conn_login(struct conn *c, const struct gopro_frame *f)
 	struct gopro_login l;
 
 	if (gopro_login_parse(f->body, f->header.length, &l) < 0) {
+		conn_log_login_failure(c, NULL, 0, "malformed LOGIN body");
 		conn_login_failed(c, GOPRO_ERR_MALFORMED);
 		return;
 	}
 	if (w->login_limit != NULL &&
 	    !auth_ratelimit_allow(w->login_limit, &c->peer.sa, ev_now(w->loop))) {
 		stats_inc(w->stats, STATS_logins_rate_limited);
+		conn_log_login_failure(c, l.user, l.user_len, "login rate "
+		    "limit of the address");
 		conn_login_failed(c, GOPRO_ERR_AUTH_FAILED);
 		return;
 	}
@@ -430,6 +457,18 @@ decode_error_text(enum gopro_decode_status st)
 	default:
 		return "frame too large";
 	}
+}
+
+/* A frame the codec refused: the connection closes, and the log says who. */
+static void
+conn_protocol_error(struct conn *c, uint16_t code, const char *text)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 10);
+	char from[PROXY_ADDR_TEXT];
+
+	log_rl(&rl, LOG_NOTICE, "connection from %s closed: protocol error: "
+	    "%s", proxy_addr_format(&c->peer.sa, from, sizeof(from)), text);
+	conn_fail(c, code, text);
 }
 
 static void
@@ -547,7 +586,8 @@ conn_process(struct conn *c)
 	if (st == GOPRO_DECODE_NEED_MORE)
 		c->in_need = buf_len(&c->in) > 0 ? need : 0;
 	else if (st != GOPRO_DECODE_FRAME && !c->closing)
-		conn_fail(c, gopro_decode_error_code(st), decode_error_text(st));
+		conn_protocol_error(c, gopro_decode_error_code(st),
+		    decode_error_text(st));
 	if (c->goaway_wanted && !c->goaway_sent && st == GOPRO_DECODE_NEED_MORE &&
 	    !c->paused && !c->auth_pending && !c->closing)
 		conn_queue_goaway(c);

@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "master.h"
+#include "proctitle.h"
 #include "readable.h"
 #include "upgrade.h"
 
@@ -241,7 +242,8 @@ main(int argc, char **argv)
 	log_init("goprod");
 	master_set_version(VERSION_TEXT);
 	if (getenv(UPGRADE_ENV) != NULL)
-		return resume_upgrade(&o, argv, getenv(UPGRADE_ENV));
+		return resume_upgrade(&o, proctitle_init(argc, argv),
+		    getenv(UPGRADE_ENV));
 	if ((abs_path = absolute_path(o.conf_path)) == NULL)
 		fatal("%s", o.conf_path);
 	o.conf_path = abs_path;
@@ -257,6 +259,8 @@ main(int argc, char **argv)
 		conf_free(conf);
 		goto done;
 	}
+	/* From here on nothing points into argv: it becomes the title. */
+	(void)proctitle_init(argc, argv);
 	start_logging(&o, conf);
 	master_init(&m, conf, o.foreground, o.debug);
 	rc = master_run(&m);

@@ -141,3 +141,17 @@ listen_same(const struct conf_listen *a, const struct conf_listen *b)
 
 	return same_port(&ea, &eb) && same_ip(&ea, &eb);
 }
+
+void
+listen_describe(const struct gopro_conf *c, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	for (size_t i = 0; i < c->nlisten && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s%s",
+		    i ? ", " : "", c->listen[i].text,
+		    c->listen[i].proxy ? " (PROXY)" : "");
+}

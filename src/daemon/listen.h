@@ -29,5 +29,7 @@ int listen_probe(const struct conf_listen *addr, char *err, size_t errlen);
 int listen_overlap(const struct conf_listen *a, const struct conf_listen *b);
 /* Whether two configured addresses are the same socket address. */
 int listen_same(const struct conf_listen *a, const struct conf_listen *b);
+/* "127.0.0.1:8888, 127.0.0.1:8889 (PROXY)": the addresses, for logs. */
+void listen_describe(const struct gopro_conf *c, char *buf, size_t len);
 
 #endif /* GOPRO_LISTEN_H */

@@ -6,13 +6,20 @@
  * interleaved output of the master and its workers reads as one story.  A
  * file target is opened O_APPEND so that every process can write to the
  * same file without tearing lines, and is reopened on SIGUSR1 for logrotate.
+ *
+ * When standard error is the journal (systemd sets JOURNAL_STREAM to the
+ * device and inode of the stream it connected), lines carry the "<N>"
+ * priority prefix of sd-daemon(3) and neither a timestamp nor the program
+ * name and pid, which journald records by itself; the role stays.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "log.h"
 
@@ -22,6 +29,23 @@ static enum log_target log_target = LOG_TARGET_STDERR;
 static int log_level = LOG_INFO;
 static int log_fd = -1;
 static char *log_path;
+static bool log_journal;        /* stderr is the journal: "<N>" prefixes */
+
+/* Is fd the stream that JOURNAL_STREAM ("DEV:INO") names? */
+static bool
+is_journal_stream(int fd)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char end;
+
+	if (env == NULL || sscanf(env, "%llu:%llu%c", &dev, &ino, &end) != 2 ||
+	    fstat(fd, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
 
 void
 log_init(const char *ident)
@@ -29,6 +53,7 @@ log_init(const char *ident)
 	log_ident = ident;
 	log_target = LOG_TARGET_STDERR;
 	log_level = LOG_INFO;
+	log_journal = is_journal_stream(STDERR_FILENO);
 }
 
 static int
@@ -56,6 +81,8 @@ log_open(enum log_target target, const char *file, int level)
 	}
 	log_target = target;
 	log_level = level;
+	log_journal = target == LOG_TARGET_STDERR &&
+	    is_journal_stream(STDERR_FILENO);
 	return 0;
 }
 
@@ -125,21 +152,39 @@ level_name(int pri)
 	}
 }
 
+/* Local time in ISO 8601 with milliseconds and the UTC offset. */
+static void
+format_stamp(char *buf, size_t len)
+{
+	char date[32], zone[8];
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	strftime(zone, sizeof(zone), "%z", &tm);
+	/* "+0100" becomes "+01:00", the form of RFC 3339. */
+	snprintf(buf, len, "%s.%03ld%.3s:%.2s", date, ts.tv_nsec / 1000000,
+	    zone, zone + 3);
+}
+
 /* One write per line so lines from several processes never interleave. */
 static void
 write_line(int fd, int pri, const char *msg)
 {
-	char line[1200], stamp[32];
-	struct timespec ts;
-	struct tm tm;
+	char line[1200], stamp[64];
 	int n;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	localtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	n = snprintf(line, sizeof(line), "%s.%03ld %s[%d] %s%s%s: %s\n",
-	    stamp, ts.tv_nsec / 1000000, log_ident, (int)getpid(),
-	    log_procname, *log_procname ? " " : "", level_name(pri), msg);
+	if (log_journal && fd == STDERR_FILENO) {
+		n = snprintf(line, sizeof(line), "<%d>%s%s%s\n", pri,
+		    log_procname, *log_procname ? ": " : "", msg);
+	} else {
+		format_stamp(stamp, sizeof(stamp));
+		n = snprintf(line, sizeof(line), "%s %s[%d] %s%s%s: %s\n",
+		    stamp, log_ident, (int)getpid(), log_procname,
+		    *log_procname ? " " : "", level_name(pri), msg);
+	}
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(line)) {
@@ -234,9 +279,10 @@ fatalx(const char *fmt, ...)
 }
 
 static void
-log_suppressed(int pri, unsigned long n)
+log_suppressed(int pri, unsigned long n, unsigned period)
 {
-	log_rl(NULL, pri, "(%lu similar messages suppressed)", n);
+	log_rl(NULL, pri, "(%lu more suppressed in the last %us)", n,
+	    period);
 }
 
 /*
@@ -254,7 +300,7 @@ log_rl(struct log_ratelimit *rl, int pri, const char *fmt, ...)
 		now = time(NULL);
 		if (now - rl->period_start >= (time_t)rl->period) {
 			if (rl->suppressed > 0)
-				log_suppressed(pri, rl->suppressed);
+				log_suppressed(pri, rl->suppressed, rl->period);
 			rl->period_start = now;
 			rl->printed = 0;
 			rl->suppressed = 0;

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "master.h"
 #include "metrics.h"
+#include "proctitle.h"
 #include "readable.h"
 #include "upgrade.h"
 #include "worker.h"
@@ -363,6 +364,21 @@ master_exit_if_done(struct master *m)
 		ev_break(m->loop, EVBREAK_ALL);
 }
 
+/* Why a worker that was told to go went: the words for its exit line. */
+static const char *
+expected_exit(const struct master *m, const struct worker_proc *p)
+{
+	if (m->stopping_now)
+		return "(stop at once)";
+	if (m->stopping)
+		return "after its drain (stop)";
+	if (p->generation != m->generation)
+		return "after its drain (reload)";
+	if (p->slot >= m->conf->workers)
+		return "after its drain (one worker fewer)";
+	return "after its drain";
+}
+
 static void
 child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
@@ -387,8 +403,8 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	if (m->stopping || p.draining || p.generation != m->generation ||
 	    p.slot >= m->conf->workers) {
 		describe_status(w->rstatus, why, sizeof(why));
-		log_info("worker %u (pid %ld, generation %u) %s after drain",
-		    p.slot, (long)p.pid, p.generation, why);
+		log_info("worker %u (pid %ld, generation %u) %s %s", p.slot,
+		    (long)p.pid, p.generation, why, expected_exit(m, &p));
 		master_exit_if_done(m);
 		return;
 	}
@@ -418,6 +434,19 @@ is_old_generation(const struct master *m, const struct worker_proc *p)
 
 /* ------------------------------------------------------------ reload */
 
+/* What a reload changed, option by option, in the master's log. */
+static void
+log_changes(const struct gopro_conf *old, const struct gopro_conf *nc)
+{
+	char changes[2048];
+
+	conf_diff(old->effective, nc->effective, changes, sizeof(changes));
+	if (*changes)
+		log_notice("reload: changed %s", changes);
+	else
+		log_notice("reload: no option changed");
+}
+
 /* The options that need a restart keep their running values. */
 static void
 keep_restart_options(struct gopro_conf *old, struct gopro_conf *nc)
@@ -425,6 +454,7 @@ keep_restart_options(struct gopro_conf *old, struct gopro_conf *nc)
 	char names[256];
 	char *tmp;
 
+	log_changes(old, nc);
 	conf_restart_needed(old, nc, names, sizeof(names));
 	if (*names)
 		log_warnx("reload: %s changed; these take effect only after "
@@ -549,6 +579,7 @@ reload_apply(struct master *m, struct gopro_conf *nc,
 		auth_users_unref(m->users);
 	m->users = users;
 	m->generation++;
+	proctitle_set("goprod: master (generation %u)", m->generation);
 	m->stats.hdr->generation = m->generation;
 	m->stats.hdr->workers = nc->workers;
 	m->stats.hdr->reloads++;
@@ -580,7 +611,9 @@ master_reload(struct master *m, char *err, size_t errlen)
 		    "goprod is shutting down" : m->upgrading ?
 		    CTL_BUSY_PREFIX " a binary upgrade is in progress" :
 		    CTL_BUSY_PREFIX " a reload is already in progress");
-		log_warnx("reload refused: %s", err);
+		/* goproctl asks again while busy: no warning for each ask. */
+		log_rl(NULL, m->stopping ? LOG_WARNING : LOG_DEBUG,
+		    "reload refused: %s", err);
 		return -1;
 	}
 	daemon_notify("RELOADING=1");
@@ -655,6 +688,8 @@ master_remove_worker(struct master *m)
 		return;
 	}
 	slot = --m->conf->workers;
+	log_notice("SIGTTOU: retiring worker %u; %u workers from now on", slot,
+	    slot);
 	m->nslots = slot;
 	m->stats.hdr->workers = m->conf->workers;
 	ev_timer_stop(m->loop, &m->slots[slot].respawn);
@@ -687,6 +722,7 @@ master_begin_stop(struct master *m, bool now)
 	if (m->stopping && !now)
 		return;
 	m->stopping = true;
+	m->stopping_now = m->stopping_now || now;
 	daemon_notify("STOPPING=1");
 	log_notice("%s", now ? "stopping at once" :
 	    "draining all workers, then exiting");
@@ -1259,6 +1295,7 @@ metrics_child_start(struct master *m)
 		m->metrics_fd = -1;
 		child_close_master_fds(m, CONF_MAX_WORKERS);
 		log_set_procname("metrics");
+		proctitle_set("goprod: metrics");
 		ev_loop_destroy(EV_DEFAULT);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -1321,6 +1358,20 @@ metrics_open(struct master *m, char *err, size_t errlen)
 }
 
 /* ------------------------------------------------------------ start-up */
+
+/* The line an operator looks for first: what runs, from which file, where. */
+static void
+log_started(const struct master *m)
+{
+	char addrs[1024];
+
+	listen_describe(m->conf, addrs, sizeof(addrs));
+	log_notice("%s started: pid %ld, configuration %s%s%s%s, listening "
+	    "on %s, %u workers%s%s", master_version, (long)getpid(),
+	    m->conf->path, READ_FROM(m->conf), addrs, m->conf->workers,
+	    m->conf->metrics_listen ? ", metrics on " : "",
+	    m->conf->metrics_listen ? m->conf->metrics_listen : "");
+}
 
 static void
 init_or_die(int rc, const char *err)
@@ -1487,6 +1538,7 @@ master_run(struct master *m)
 	init_or_die(daemon_drop_privileges(m->uid, m->gid, m->conf->user, err,
 	    sizeof(err)), err);
 	log_set_procname("master");
+	proctitle_set("goprod: master (generation %u)", m->generation);
 	master_signals(m);
 	master_timers(m);
 	if (master_start_workers(m) < 0) {
@@ -1495,10 +1547,7 @@ master_run(struct master *m)
 		master_begin_stop(m, true);
 	} else {
 		metrics_child_start(m);
-		log_notice("goprod started: pid %ld, %u workers, %zu listen "
-		    "addresses, configuration %s%s%s%s", (long)getpid(),
-		    m->conf->workers, m->nlisten, m->conf->path,
-		    READ_FROM(m->conf));
+		log_started(m);
 		daemon_notify("READY=1");
 	}
 	return master_loop(m);
@@ -1513,6 +1562,7 @@ master_resume(struct master *m, struct upgrade_state *st, int fd,
 	if (master_adopt(m, st, fd, old_exe, err, sizeof(err)) < 0)
 		master_upgrade_fallback(fd, old_exe, argv, err);
 	log_set_procname("master");
+	proctitle_set("goprod: master (generation %u)", m->generation);
 	master_signals(m);
 	master_timers(m);
 	/* Workers that exited while no image watched are reaped now. */

@@ -56,6 +56,7 @@ struct master {
 	struct auth_users *users;
 
 	bool stopping;
+	bool stopping_now;      /* stop --now / SIGQUIT: no drain */
 	bool handover;          /* a reload waits for its new workers */
 	bool reload_queued;     /* SIGHUP during a handover: reload after it */
 	unsigned handover_generation;

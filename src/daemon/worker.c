@@ -28,6 +28,7 @@
 #include "gopro/gopro.h"
 #include "log.h"
 #include "proxy.h"
+#include "proctitle.h"
 #include "worker.h"
 
 #define ACCEPTS_PER_EVENT 64
@@ -146,6 +147,9 @@ listeners_set(struct worker *w, bool on)
 	}
 }
 
+/* Refused connections, one limit for all causes: a flood is one story. */
+static struct log_ratelimit refused_rl = LOG_RATELIMIT_INIT(10, 10);
+
 /*
  * Out of descriptors: the pending connection would make the listener
  * readable forever.  Use the spare descriptor to accept and refuse it, and
@@ -155,6 +159,9 @@ static void
 accept_emfile(struct worker *w, int lfd)
 {
 	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 1);
+	struct sockaddr_storage ss;
+	char from[PROXY_ADDR_TEXT];
+	socklen_t len;
 	int fd;
 
 	stats_inc(w->stats, STATS_accept_emfile);
@@ -163,9 +170,16 @@ accept_emfile(struct worker *w, int lfd)
 	    w->nconns);
 	if (w->spare_fd >= 0) {
 		close(w->spare_fd);
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0)
+		len = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			log_rl(&refused_rl, LOG_NOTICE, "connection from %s "
+			    "refused: out of file descriptors",
+			    proxy_addr_format((struct sockaddr *)&ss, from,
+			    sizeof(from)));
 			conn_refuse(w, fd, GOPRO_ERR_BUSY, "server busy");
+		}
 		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
 	listeners_set(w, false);
@@ -213,6 +227,7 @@ static void
 accept_one(struct worker *w, const struct listener *l, int fd,
     struct sockaddr *sa, socklen_t len)
 {
+	char from[PROXY_ADDR_TEXT];
 	int one = 1;
 
 	if (l->proxy && !proxy_net_match(w->conf->proxy_from,
@@ -222,6 +237,9 @@ accept_one(struct worker *w, const struct listener *l, int fd,
 	}
 	if (w->nconns >= w->conf->max_connections) {
 		stats_inc(w->stats, STATS_conn_refused_limit);
+		log_rl(&refused_rl, LOG_NOTICE, "connection from %s refused: "
+		    "max_connections (%u) reached", proxy_addr_format(sa, from,
+		    sizeof(from)), w->conf->max_connections);
 		conn_refuse(w, fd, GOPRO_ERR_BUSY, "server busy");
 		return;
 	}
@@ -325,8 +343,10 @@ worker_drain(struct worker *w, uint16_t reason)
 		close(w->listeners[i].fd);
 		w->listeners[i].fd = -1;
 	}
+	/* SIGUSR2 retires a worker for a reload or for SIGTTOU alike. */
 	log_info("draining %u connections (%s)", w->nconns,
-	    reason == GOPRO_GOAWAY_RELOAD ? "reload" : "shutdown");
+	    reason == GOPRO_GOAWAY_RELOAD ? "retired by the master" :
+	    "shutdown");
 	TAILQ_FOREACH_SAFE(c, &w->all, all_link, next)
 		conn_goaway(c);
 	ev_timer_set(&w->drain_timer, w->conf->drain_timeout, 0);
@@ -504,6 +524,8 @@ worker_init(struct worker *w, const struct worker_params *p)
 	w->generation = p->generation;
 	snprintf(name, sizeof(name), "worker %u/g%u", p->slot, p->generation);
 	log_set_procname(name);
+	proctitle_set("goprod: worker %u (generation %u)", p->slot,
+	    p->generation);
 	/* The master's default loop must not be touched from here. */
 	ev_loop_destroy(EV_DEFAULT);
 	worker_init_loop(w);

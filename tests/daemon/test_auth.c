@@ -394,7 +394,7 @@ struct pool_run {
 };
 
 static void
-job_done(void *ctx, bool ok)
+job_done(void *ctx, bool ok, const uint8_t *user, size_t user_len)
 {
 	struct job_result *r = ctx;
 
@@ -478,7 +478,8 @@ test_pool_results(void **state)
 }
 
 static void
-never_called(void *ctx, bool ok)
+never_called(void *ctx, bool ok, const uint8_t *user,
+    size_t user_len)
 {
 	fail_msg("callback ran after auth_pool_free");
 }

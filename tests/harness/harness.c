@@ -231,6 +231,31 @@ our_worker_runs(const struct goprod *g)
 	    harness_worker_pids(g, &pid, 1) == 1;
 }
 
+/* harness_start_journal: the log file poses as the journal's stream. */
+static bool start_as_journal;
+
+/* Set JOURNAL_STREAM to fd's device and inode, as systemd does. */
+static void
+pose_as_journal(int fd)
+{
+	struct stat st;
+	char v[64];
+
+	if (fstat(fd, &st) < 0)
+		_exit(126);
+	snprintf(v, sizeof(v), "%llu:%llu", (unsigned long long)st.st_dev,
+	    (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", v, 1);
+}
+
+void
+harness_start_journal(struct goprod *g, const char *extra)
+{
+	start_as_journal = true;
+	harness_start(g, extra);
+	start_as_journal = false;
+}
+
 void
 harness_start_port(struct goprod *g, int port, const char *extra)
 {
@@ -254,6 +279,10 @@ harness_launch(struct goprod *g)
 		dup2(null, STDIN_FILENO);
 		dup2(null, STDOUT_FILENO);
 		dup2(log, STDERR_FILENO);
+		if (start_as_journal)
+			pose_as_journal(STDERR_FILENO);
+		else
+			unsetenv("JOURNAL_STREAM");
 		/* A test that dies must not leave its server behind. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		execl(goprod, "goprod", "-f", "-c", g->conf_path, (char *)NULL);

@@ -35,6 +35,11 @@ int harness_free_port(void);
  * heartbeat.  Fails the test on error.
  */
 void harness_start(struct goprod *g, const char *extra);
+/*
+ * harness_start with JOURNAL_STREAM naming the log file, so that goprod
+ * writes it as it would write to the journal ("<N>" prefixes).
+ */
+void harness_start_journal(struct goprod *g, const char *extra);
 /* The same on a given port (for configs that list several addresses). */
 void harness_start_port(struct goprod *g, int port, const char *extra);
 /* Create the temp dir and write the config only (nothing is started). */
