@@ -4,7 +4,11 @@
  *
  * One libev loop, non-blocking sockets, at most METRICS_CLIENTS_MAX
  * clients, a timer per client for reading the head and another bound for
- * writing the answer.  The response is built in memory (open_memstream)
+ * writing the answer.  Idle connections cannot lock a scraper out: when
+ * every slot is taken, a new connection takes the slot of the oldest one
+ * still waiting for its request head (as HAProxy and node_exporter evict
+ * idle connections), and one host may hold at most METRICS_PEER_MAX slots,
+ * so a flood from one address only ever evicts its own connections.  The response is built in memory (open_memstream)
  * from a fresh snapshot, so the segment is never read while a client is
  * being waited for.  A master that restarts replaces the stats file; the
  * file is re-opened when the path names another inode.
@@ -18,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +35,9 @@
 struct mclient {
 	struct mserver *server;
 	int fd;                        /* -1 when free */
+	bool responding;               /* the head was read: not evictable */
+	ev_tstamp since;               /* accepted at */
+	struct sockaddr_storage peer;
 	ev_io io;
 	ev_timer timer;
 	char in[METRICS_REQUEST_MAX];
@@ -203,6 +211,7 @@ client_respond(struct mclient *c, int code, bool head_only)
 		return;
 	}
 	free(body);
+	c->responding = true;
 	ev_io_stop(c->server->loop, &c->io);
 	ev_io_init(&c->io, client_write_cb, c->fd, EV_WRITE);
 	c->io.data = c;
@@ -261,19 +270,80 @@ client_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	client_close(t->data);
 }
 
-static void
-client_start(struct mserver *s, int fd)
+/* The same host (port ignored); other families never match. */
+static bool
+same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	struct mclient *c = NULL;
+	const struct sockaddr_in *a4 = (const void *)a, *b4 = (const void *)b;
+	const struct sockaddr_in6 *a6 = (const void *)a, *b6 = (const void *)b;
 
-	for (int i = 0; i < METRICS_CLIENTS_MAX && c == NULL; i++)
-		if (s->clients[i].fd < 0)
-			c = &s->clients[i];
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&a6->sin6_addr, &b6->sin6_addr, 16) == 0;
+	return false;
+}
+
+/* The older of two clients waiting for their head (either may be NULL). */
+static struct mclient *
+older_idle(struct mclient *best, struct mclient *c)
+{
+	if (c->fd < 0 || c->responding)
+		return best;
+	return best == NULL || c->since < best->since ? c : best;
+}
+
+/*
+ * The slot for a new connection from peer: a free one, or the oldest idle
+ * one of the same host when it holds METRICS_PEER_MAX already, or the
+ * oldest idle one of anyone when all are taken; NULL when every slot is
+ * answering a request (those end within METRICS_WRITE_TIMEOUT).
+ */
+static struct mclient *
+client_slot(struct mserver *s, const struct sockaddr_storage *peer)
+{
+	struct mclient *c, *free_slot = NULL, *idle = NULL, *own = NULL;
+	int mine = 0;
+
+	for (int i = 0; i < METRICS_CLIENTS_MAX; i++) {
+		c = &s->clients[i];
+		if (c->fd < 0) {
+			free_slot = free_slot ? free_slot : c;
+			continue;
+		}
+		idle = older_idle(idle, c);
+		if (same_host(&c->peer, peer)) {
+			mine++;
+			own = older_idle(own, c);
+		}
+	}
+	if (mine >= METRICS_PEER_MAX)
+		return own;
+	return free_slot ? free_slot : idle;
+}
+
+static void
+client_start(struct mserver *s, int fd, const struct sockaddr_storage *peer)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60, 3);
+	struct mclient *c = client_slot(s, peer);
+
 	if (c == NULL) {
 		close(fd);
 		return;
 	}
+	if (c->fd >= 0) {
+		log_rl(&rl, LOG_NOTICE, "metrics: all %d connection slots (or "
+		    "%d of one host) taken; closing the oldest idle one",
+		    METRICS_CLIENTS_MAX, METRICS_PEER_MAX);
+		client_close(c);
+	}
 	c->fd = fd;
+	c->peer = *peer;
+	c->since = ev_now(s->loop);
+	c->responding = false;
 	c->inlen = 0;
 	c->outlen = c->outoff = 0;
 	ev_io_init(&c->io, client_read_cb, fd, EV_READ);
@@ -291,10 +361,13 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct mserver *s = w->data;
 
 	for (int i = 0; i < METRICS_CLIENTS_MAX; i++) {
-		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		int fd = accept4(w->fd, (struct sockaddr *)&peer, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0) {
-			client_start(s, fd);
+			client_start(s, fd, &peer);
 			continue;
 		}
 		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)

@@ -4,7 +4,8 @@
  * HTTP/1.x server in a process of its own, forked by the master, that maps
  * the stats segment read-only and answers GET /metrics.  Being a separate
  * process, a slow or hostile HTTP client can stall neither the master nor a
- * worker; requests are bounded in size, time and number.
+ * worker; requests are bounded in size, time and number, and idle
+ * connections give way to new ones, so a scrape always gets a slot.
  */
 #ifndef GOPRO_METRICS_H
 #define GOPRO_METRICS_H
@@ -13,6 +14,8 @@
 #include <stddef.h>
 
 #define METRICS_CLIENTS_MAX 64
+/* Slots one host may hold; its next connection evicts its oldest idle one. */
+#define METRICS_PEER_MAX 8
 #define METRICS_REQUEST_MAX 4096
 #define METRICS_READ_TIMEOUT 5.0
 #define METRICS_WRITE_TIMEOUT 10.0

@@ -3,7 +3,8 @@
  * test_metrics.c - the Prometheus endpoint: the request judgement (200,
  * 404, 405, 400) and a real metrics_serve process on loopback, answering
  * GET /metrics from a stats file, the error statuses, an oversized head,
- * a stats file replaced under it, and a clean exit on SIGTERM.
+ * a stats file replaced under it, a scrape among 500 idle connections, and
+ * a clean exit on SIGTERM.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,7 +83,8 @@ setup(void **state)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(lfd, 16), 0);
+	/* Room for the idle flood's handshakes while the server accepts. */
+	assert_int_equal(listen(lfd, 1024), 0);
 	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
 	f->port = ntohs(sin.sin_port);
 	f->pid = fork();
@@ -111,21 +113,33 @@ teardown(void **state)
 	return 0;
 }
 
+/* A connection to the server from the loopback address from (host order). */
+static int
+connect_from(const struct fixture *f, uint32_t from)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	sin.sin_addr.s_addr = htonl(from);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)f->port);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
 /* Send req, return the whole response (caller frees). */
 static char *
 http(const struct fixture *f, const char *req, size_t len)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
 	struct pollfd p;
 	size_t have = 0, cap = 1 << 20;
 	char *out = malloc(cap);
 	ssize_t n;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = connect_from(f, INADDR_LOOPBACK);
 
 	assert_non_null(out);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons((uint16_t)f->port);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	assert_int_equal(write(fd, req, len), (ssize_t)len);
 	p = (struct pollfd){ .fd = fd, .events = POLLIN };
 	while (have + 1 < cap && poll(&p, 1, 5000) == 1 &&
@@ -187,6 +201,31 @@ test_content_length(void **state)
 	free(r);
 }
 
+#define IDLE_CONNS 500
+
+/*
+ * 500 connections that never send a request, from one other host and then
+ * from 250 hosts, open while a scrape arrives: the scrape is answered.
+ * Today's server held a slot for 5 s from accept whatever the client did,
+ * and closed every connection beyond 64 at once.
+ */
+static void
+test_scrape_among_idle_connections(void **state)
+{
+	struct fixture *f = *state;
+	int idle[IDLE_CONNS];
+
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < IDLE_CONNS; i++)
+			idle[i] = connect_from(f, round == 0 ? 0x7f000002u :
+			    0x7f000100u + 1 + (uint32_t)i / 2);
+		expect(f, "GET /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK",
+		    "\ngopro_frames_received_heartbeat_total 5\n");
+		for (int i = 0; i < IDLE_CONNS; i++)
+			close(idle[i]);
+	}
+}
+
 static void
 test_replaced_file_reopened(void **state)
 {
@@ -220,6 +259,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_serve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_content_length, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_scrape_among_idle_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replaced_file_reopened,
 		    setup, teardown),
 	};
