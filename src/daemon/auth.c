@@ -26,12 +26,14 @@
 #include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
 
 #include "auth.h"
 #include "gopro/gopro.h"
+#include "log.h"
 
 /* ------------------------------------------------------------ users file */
 
@@ -46,8 +48,10 @@ struct auth_users {
 	atomic_uint refs;
 	struct auth_user *v;	/* sorted by name for bsearch */
 	size_t n, cap;
-	/* Unknown users are checked against this, at the cost of real ones. */
+	/* Unknown users are checked against this, at the costliest real cost. */
 	char *dummy;
+	unsigned dummy_line;	/* the line whose method and cost it copies */
+	char *warning;		/* hashes of different methods or costs */
 };
 
 /* Every crypt_rn call, so the tests can see the unknown-user path hash. */
@@ -75,6 +79,7 @@ users_destroy(struct auth_users *users)
 		free(users->v[i].hash);
 	free(users->v);
 	free(users->dummy);
+	free(users->warning);
 	free(users);
 }
 
@@ -146,7 +151,8 @@ check_name(const char *name, size_t len)
  * its parameters, so also require the "$method$...$checksum" shape, which
  * catches a hash cut down to its setting (that would never match).  A full
  * trial crypt of every hash would cost a login's worth of CPU per user at
- * each start and reload; only the first hash gets one (users_dummy).
+ * each start and reload; only the first hash of each method and cost gets
+ * one (users_dummy).
  */
 static const char *
 check_hash(const char *hash, size_t len)
@@ -337,56 +343,276 @@ random_phrase(char *buf, size_t size)
 }
 
 /*
+ * The length of a hash's method and cost, the text before its salt:
+ * "$6$rounds=5000$", "$y$j9T$", "$2b$12$".  Hashes with the same prefix
+ * cost the same to check.  bcrypt puts no '$' between its salt and its
+ * checksum, scrypt ($7$) encodes its parameters in the 11 characters in
+ * front of the salt; every other method ends its parameters with the '$'
+ * before the salt.
+ */
+static size_t
+hash_cost_len(const char *hash)
+{
+	const char *last = strrchr(hash, '$');
+	size_t n = 0;
+
+	if (strncmp(hash, "$2", 2) == 0)
+		return (size_t)(last - hash) + 1;
+	if (strncmp(hash, "$7$", 3) == 0)
+		return strnlen(hash, 14);
+	for (const char *p = hash; p < last; p++)
+		if (*p == '$')
+			n = (size_t)(p - hash) + 1;
+	return n;
+}
+
+static bool
+same_cost(const char *a, const char *b)
+{
+	size_t n = hash_cost_len(a);
+
+	return n == hash_cost_len(b) && memcmp(a, b, n) == 0;
+}
+
+static int
+line_cmp(const void *pa, const void *pb)
+{
+	const struct auth_user *a = *(const struct auth_user *const *)pa;
+	const struct auth_user *b = *(const struct auth_user *const *)pb;
+
+	return (a->line > b->line) - (a->line < b->line);
+}
+
+/* The users in file order; NULL when there are none or on ENOMEM. */
+static const struct auth_user **
+users_by_line(const struct auth_users *users)
+{
+	const struct auth_user **by;
+
+	if (users->n == 0 ||
+	    (by = calloc(users->n, sizeof(*by))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < users->n; i++)
+		by[i] = &users->v[i];
+	qsort(by, users->n, sizeof(*by), line_cmp);
+	return by;
+}
+
+/*
+ * The first user of each method and cost, in file order, into kinds (room
+ * for n); returns how many.
+ */
+static size_t
+users_kinds(const struct auth_user **by, size_t n,
+    const struct auth_user **kinds)
+{
+	size_t k = 0, j;
+
+	for (size_t i = 0; i < n; i++) {
+		for (j = 0; j < k && !same_cost(kinds[j]->hash, by[i]->hash);
+		    j++)
+			;
+		if (j == k)
+			kinds[k++] = by[i];
+	}
+	return k;
+}
+
+static double
+thread_cpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * One check with setting as the salt and cost and a random phrase: the
+ * CPU seconds it took, its output in out (CRYPT_OUTPUT_SIZE bytes), or -1
+ * when crypt(3) cannot use the setting.
+ */
+static double
+trial_crypt(const char *setting, char *out)
+{
+	struct crypt_data *cd;
+	char phrase[33];
+	const char *res;
+	double t0, cpu = -1;
+
+	if ((cd = calloc(1, sizeof(*cd))) == NULL ||
+	    random_phrase(phrase, sizeof(phrase)) < 0) {
+		free(cd);
+		return -1;
+	}
+	t0 = thread_cpu();
+	res = crypt_rn(phrase, setting, cd, sizeof(*cd));
+	atomic_fetch_add_explicit(&auth_hashes, 1, memory_order_relaxed);
+	if (res != NULL && res[0] != '*') {
+		cpu = thread_cpu() - t0;
+		memcpy(out, cd->output, CRYPT_OUTPUT_SIZE);
+	}
+	explicit_bzero(cd, sizeof(*cd));
+	explicit_bzero(phrase, sizeof(phrase));
+	free(cd);
+	return cpu;
+}
+
+/* Append to a growing message; the first failure leaves it NULL. */
+static void
+say_more(char **msg, size_t *len, FILE **f, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+say_more(char **msg, size_t *len, FILE **f, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (*f == NULL && (*f = open_memstream(msg, len)) == NULL)
+		return;
+	va_start(ap, fmt);
+	vfprintf(*f, fmt, ap);
+	va_end(ap);
+}
+
+/* "line 3" or "lines 3, 7, 12" of the users hashed like u, 8 at most. */
+static void
+say_lines(char **msg, size_t *len, FILE **f, const struct auth_user **by,
+    size_t n, const struct auth_user *u)
+{
+	unsigned count = 0, shown = 0;
+
+	for (size_t i = 0; i < n; i++)
+		count += same_cost(by[i]->hash, u->hash);
+	say_more(msg, len, f, "line%s ", count > 1 ? "s" : "");
+	for (size_t i = 0; i < n && shown < 8; i++)
+		if (same_cost(by[i]->hash, u->hash))
+			say_more(msg, len, f, "%s%u", shown++ ? ", " : "",
+			    by[i]->line);
+	if (count > shown)
+		say_more(msg, len, f, " and %u more", count - shown);
+}
+
+/*
+ * The warning for a file whose hashes differ in method or cost: a failed
+ * login of a user hashed cheaper than the dummy is answered faster than an
+ * unknown user's, which tells that the user exists.
+ */
+static void
+users_warn_mixed(struct auth_users *users, const char *path,
+    const struct auth_user **by, const struct auth_user **kinds, size_t k,
+    const struct auth_user *costly)
+{
+	size_t len = 0;
+	FILE *f = NULL;
+
+	say_more(&users->warning, &len, &f, "%s: password hashes differ in "
+	    "method or cost, so a failed login's time tells whether the user "
+	    "exists; rehash every user like line %u (%.*s), the costliest, "
+	    "which unknown users are checked at:", path, costly->line,
+	    (int)hash_cost_len(costly->hash), costly->hash);
+	for (size_t i = 0; i < k; i++) {
+		say_more(&users->warning, &len, &f, "%s %.*s on ",
+		    i ? ";" : "", (int)hash_cost_len(kinds[i]->hash),
+		    kinds[i]->hash);
+		say_lines(&users->warning, &len, &f, by, users->n, kinds[i]);
+	}
+	if (f != NULL && fclose(f) != 0) {
+		free(users->warning);
+		users->warning = NULL;
+	}
+}
+
+/*
  * The dummy hash for unknown users.  libxcrypt has no call that reads the
- * cost back out of a hash, so the first hash of the file serves as the
- * setting: same method, same cost, whatever the method.  Its checksum is
- * that of a random phrase, so it matches no password of the real user.
- * This is also the trial crypt that proves the first hash usable.  An empty
- * file gets a fresh yescrypt setting at the default cost.
+ * cost back out of a hash, so the first hash of each method and cost is
+ * tried once (that also proves it usable) and the one that took the most
+ * CPU time serves as the setting: an unknown user costs what the costliest
+ * real user costs, never less.  Its checksum is that of a random phrase,
+ * so it matches no password of the real user.  An empty file gets a fresh
+ * yescrypt setting at the default cost.
+ */
+/* The dummy from the costliest kind (*costly), into users; 0 or -1. */
+static int
+users_dummy_of(struct auth_users *users, const char *path,
+    const struct auth_user **kinds, size_t k,
+    const struct auth_user **costly, char *err, size_t errlen)
+{
+	char out[CRYPT_OUTPUT_SIZE];
+	double cpu, most = -1;
+
+	for (size_t i = 0; i < k; i++) {
+		if ((cpu = trial_crypt(kinds[i]->hash, out)) < 0) {
+			auth_say(err, errlen, "%s:%u: crypt(3) cannot use this "
+			    "password hash (bad parameters or salt)", path,
+			    kinds[i]->line);
+			return -1;
+		}
+		if (cpu > most) {
+			most = cpu;
+			*costly = kinds[i];
+			users->dummy_line = kinds[i]->line;
+			free(users->dummy);
+			users->dummy = strdup(out);
+		}
+	}
+	explicit_bzero(out, sizeof(out));
+	return 0;
+}
+
+/* The dummy of an empty file: yescrypt, or crypt(3)'s default method. */
+static void
+users_dummy_default(struct auth_users *users)
+{
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE], out[CRYPT_OUTPUT_SIZE];
+
+	if ((crypt_gensalt_rn("$y$", 0, NULL, 0, setting, sizeof(setting)) !=
+	    NULL || crypt_gensalt_rn(NULL, 0, NULL, 0, setting,
+	    sizeof(setting)) != NULL) && trial_crypt(setting, out) >= 0)
+		users->dummy = strdup(out);
+	explicit_bzero(out, sizeof(out));
+}
+
+/*
+ * The dummy hash for unknown users.  libxcrypt has no call that reads the
+ * cost back out of a hash, so the first hash of each method and cost is
+ * tried once (that also proves it usable) and the one that took the most
+ * CPU time serves as the setting: an unknown user costs what the costliest
+ * real user costs, never less.  Its checksum is that of a random phrase,
+ * so it matches no password of the real user.
  */
 static int
 users_dummy(struct auth_users *users, const char *path, char *err,
     size_t errlen)
 {
-	char setting[CRYPT_GENSALT_OUTPUT_SIZE], phrase[33];
-	const struct auth_user *first = NULL;
-	struct crypt_data *cd;
-	const char *out;
+	const struct auth_user **by = users_by_line(users), **kinds = NULL;
+	const struct auth_user *costly = NULL;
+	size_t k;
+	int rc = -1;
 
-	for (size_t i = 0; i < users->n; i++)
-		if (first == NULL || users->v[i].line < first->line)
-			first = &users->v[i];
-	if (first == NULL &&
-	    crypt_gensalt_rn("$y$", 0, NULL, 0, setting, sizeof(setting)) ==
-	    NULL && crypt_gensalt_rn(NULL, 0, NULL, 0, setting,
-	    sizeof(setting)) == NULL) {
-		auth_say(err, errlen, "%s: cannot make a dummy hash setting: "
-		    "%s", path, strerror(errno));
-		return -1;
-	}
-	if ((cd = calloc(1, sizeof(*cd))) == NULL ||
-	    random_phrase(phrase, sizeof(phrase)) < 0) {
+	if (users->n > 0 && (by == NULL ||
+	    (kinds = calloc(users->n, sizeof(*kinds))) == NULL)) {
 		auth_say(err, errlen, "%s: %s", path, strerror(errno));
-		free(cd);
-		return -1;
+		goto out;
 	}
-	out = crypt_rn(phrase, first ? first->hash : setting, cd, sizeof(*cd));
-	atomic_fetch_add_explicit(&auth_hashes, 1, memory_order_relaxed);
-	if (out == NULL || out[0] == '*' ||
-	    (users->dummy = strdup(out)) == NULL) {
-		if (first != NULL)
-			auth_say(err, errlen, "%s:%u: crypt(3) cannot use this "
-			    "password hash (bad parameters or salt)", path,
-			    first->line);
-		else
-			auth_say(err, errlen, "%s: cannot compute a dummy "
-			    "hash: %s", path, strerror(errno));
-		free(cd);
-		return -1;
+	k = users->n > 0 ? users_kinds(by, users->n, kinds) : 0;
+	if (k == 0)
+		users_dummy_default(users);
+	else if (users_dummy_of(users, path, kinds, k, &costly, err,
+	    errlen) < 0)
+		goto out;
+	if (users->dummy == NULL) {
+		auth_say(err, errlen, "%s: cannot compute a dummy hash: %s",
+		    path, strerror(errno));
+		goto out;
 	}
-	explicit_bzero(cd, sizeof(*cd));
-	free(cd);
-	return 0;
+	if (k > 1)
+		users_warn_mixed(users, path, by, kinds, k, costly);
+	rc = 0;
+out:
+	free(kinds);
+	free(by);
+	return rc;
 }
 
 struct auth_users *
@@ -411,6 +637,8 @@ auth_users_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	fclose(f);
+	if (users->warning != NULL)
+		log_warnx("%s", users->warning);
 	return users;
 }
 
@@ -418,6 +646,18 @@ size_t
 auth_users_count(const struct auth_users *users)
 {
 	return users->n;
+}
+
+unsigned
+auth_users_dummy_line(const struct auth_users *users)
+{
+	return users->dummy_line;
+}
+
+const char *
+auth_users_warning(const struct auth_users *users)
+{
+	return users->warning;
 }
 
 struct auth_users *

@@ -23,7 +23,9 @@ struct auth_users;
  * (yescrypt "$y$", sha512-crypt "$6$", ...); blank lines and lines starting
  * with '#' are ignored.  Refuses a file that others can read or write, a
  * malformed line, a duplicate user or a hash crypt(3) does not support.
- * Returns NULL and a message naming file and line in err on failure.
+ * Returns NULL and a message naming file and line in err on failure.  A
+ * file whose hashes differ in method or cost loads, with a warning that
+ * names the lines of each (logged, and kept for auth_users_warning).
  */
 struct auth_users *auth_users_load(const char *path, char *err,
     size_t errlen);
@@ -33,11 +35,21 @@ void auth_users_free(struct auth_users *users);
 /* Load and drop path, for configuration checks; 0, or -1 with err. */
 int auth_users_check(const char *path, char *err, size_t errlen);
 size_t auth_users_count(const struct auth_users *users);
+/*
+ * The line whose method and cost the dummy hash of unknown users copies:
+ * the one that took the most CPU time to check at load (0 for an empty
+ * file, whose dummy is yescrypt at its default cost).
+ */
+unsigned auth_users_dummy_line(const struct auth_users *users);
+/* The mixed methods or costs warning of the load, or NULL. */
+const char *auth_users_warning(const struct auth_users *users);
 
 /*
  * Check a password (thread-safe, slow on purpose).  An unknown user is
- * verified against a dummy hash of the same cost, so unknown user and wrong
- * password take about the same time and give the same answer.  An empty
+ * verified against a dummy hash at the cost of the costliest user, so an
+ * unknown user and a wrong password take the same time (when the file
+ * uses one method and cost, as the load warning asks) and give the same
+ * answer.  An empty
  * password, one holding a NUL byte or one longer than crypt(3) accepts
  * (CRYPT_MAX_PASSPHRASE_SIZE - 1 = 511 bytes) is refused at once, whoever
  * the user is.

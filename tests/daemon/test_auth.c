@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -37,6 +38,7 @@
 /* ------------------------------------------------------------ helpers */
 
 struct hashes {
+	char carol[CRYPT_OUTPUT_SIZE];	/* "costly", $6$ at 200000 rounds */
 	char alice[CRYPT_OUTPUT_SIZE];	/* "wonderland", $6$ */
 	char bob[CRYPT_OUTPUT_SIZE];	/* "builder", $6$ */
 	char bobby[CRYPT_OUTPUT_SIZE];	/* "tables", $6$ */
@@ -68,6 +70,7 @@ make_hash(char *out, const char *prefix, unsigned long cost,
 static int
 group_setup(void **state)
 {
+	make_hash(H.carol, "$6$", 200000, "costly");
 	make_hash(H.alice, "$6$", 1000, "wonderland");
 	make_hash(H.bob, "$6$", 1000, "builder");
 	make_hash(H.bobby, "$6$", 1000, "tables");
@@ -368,6 +371,78 @@ test_unknown_user_hashes(void **state)
 	before = auth_hash_calls();
 	assert_false(check(u, "alice", ""));
 	assert_int_equal(auth_hash_calls() - before, 0);
+	auth_users_unref(u);
+}
+
+/* CPU seconds of one check on this thread (the pool is not involved). */
+static double
+check_cpu(const struct auth_users *u, const char *user, const char *password)
+{
+	struct timespec a, b;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+	assert_false(check(u, user, password));
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+	return (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) /
+	    1e9;
+}
+
+/*
+ * A file that mixes methods and costs, the costliest user last: unknown
+ * users are checked at the cost of line 4 (sha512 at 200000 rounds), not
+ * at that of the first line (1000 rounds, 200 times cheaper), and the load
+ * warns, naming the lines of each method and cost.  The CPU time of the
+ * checks (this thread's, not the clock) differs 200-fold between the
+ * two choices; the bound asks for a quarter.
+ */
+static void
+test_dummy_is_the_costliest(void **state)
+{
+	char err[256] = "";
+	struct auth_users *u;
+	const char *w;
+	double unknown, costly;
+
+	u = auth_users_load(write_users("mixed", 0600, "alice:%s\nyuki:%s\n"
+	    "bob:%s\ncarol:%s\n", H.alice, H.yuki, H.bob, H.carol), err,
+	    sizeof(err));
+	if (u == NULL)
+		fail_msg("load failed: %s", err);
+	assert_int_equal(auth_users_dummy_line(u), 4);
+	assert_non_null(w = auth_users_warning(u));
+	if (strstr(w, "/mixed: password hashes differ in method or cost") ==
+	    NULL || strstr(w, "like line 4 ($6$rounds=200000$)") == NULL ||
+	    strstr(w, "$6$rounds=1000$ on lines 1, 3") == NULL ||
+	    strstr(w, "$y$") == NULL || strstr(w, "on line 2;") == NULL ||
+	    strstr(w, "$6$rounds=200000$ on line 4") == NULL)
+		fail_msg("warning: %s", w);
+	assert_true(check(u, "carol", "costly"));
+	unknown = check_cpu(u, "mallory", "costly");
+	costly = check_cpu(u, "carol", "wrong");
+	print_message("unknown user %.1f ms, wrong password of line 4 %.1f ms "
+	    "of CPU\n", unknown * 1e3, costly * 1e3);
+	assert_true(unknown > costly / 4);
+	auth_users_unref(u);
+}
+
+/* One method and cost: no warning, the dummy copies the first line. */
+static void
+test_uniform_file_no_warning(void **state)
+{
+	char err[256] = "";
+	struct auth_users *u;
+
+	u = auth_users_load(write_users("same", 0600, "\nalice:%s\nbob:%s\n",
+	    H.alice, H.bob), err, sizeof(err));
+	assert_non_null(u);
+	assert_null(auth_users_warning(u));
+	assert_int_equal(auth_users_dummy_line(u), 2);
+	auth_users_unref(u);
+	u = auth_users_load(write_users("none", 0600, "# nobody\n"), err,
+	    sizeof(err));
+	assert_non_null(u);
+	assert_null(auth_users_warning(u));
+	assert_int_equal(auth_users_dummy_line(u), 0);
 	auth_users_unref(u);
 }
 
@@ -775,6 +850,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_refcount,
 		    dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_user_hashes,
+		    dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_dummy_is_the_costliest,
+		    dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_uniform_file_no_warning,
 		    dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_pool_results,
 		    dir_setup, dir_teardown),

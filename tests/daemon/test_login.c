@@ -2,7 +2,8 @@
 /*
  * test_login.c - integration tests of LOGIN against a real goprod with a
  * users file: required login, wrong and right passwords, the attempt limit,
- * the per-address rate limit, and that hashing never stalls other clients.
+ * the per-address rate limit, that hashing never stalls other clients, and
+ * the warning for a users file that mixes hash costs.
  */
 #include <crypt.h>
 #include <stdarg.h>
@@ -184,24 +185,68 @@ test_hashing_does_not_stall_loop(void **state)
 	assert_int_equal(harness_stop(&g), 0);
 }
 
-static void
-test_world_readable_users_file_refused(void **state)
+/* goprod -t on a config with users as its users file; output in out. */
+static int
+check_with_users(const char *users, char *out, size_t len)
 {
-	char out[2048], cmd[700], conf[] = "/tmp/gopro-conf-XXXXXX";
+	char cmd[700], conf[] = "/tmp/gopro-conf-XXXXXX";
 	int fd = mkstemp(conf), rc;
 
 	assert_true(fd >= 0);
-	dprintf(fd, "user = \"\"\ngroup = \"\"\nauth {\n users_file = \"%s\"\n}\n",
-	    users_path);
+	dprintf(fd, "user = \"\"\ngroup = \"\"\nauth {\n users_file = "
+	    "\"%s\"\n}\n", users);
 	close(fd);
-	chmod(users_path, 0644);
-	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s'", harness_program("GOPROD"),
-	    conf);
-	rc = harness_run(cmd, out, sizeof(out));
-	chmod(users_path, 0600);
+	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s' 2>&1",
+	    harness_program("GOPROD"), conf);
+	rc = harness_run(cmd, out, len);
 	unlink(conf);
+	return rc;
+}
+
+static void
+test_world_readable_users_file_refused(void **state)
+{
+	char out[2048];
+	int rc;
+
+	chmod(users_path, 0644);
+	rc = check_with_users(users_path, out, sizeof(out));
+	chmod(users_path, 0600);
 	assert_non_null(strstr(out, users_path));
 	assert_int_equal(rc, 1);
+}
+
+/*
+ * A users file that mixes costs (5000 rounds on line 2, 1000 on line 3)
+ * is accepted with a warning naming the lines, by goprod -t and at start.
+ */
+static void
+test_mixed_costs_warned(void **state)
+{
+	char out[4096], mixed[] = "/tmp/gopro-users-XXXXXX";
+	struct crypt_data data;
+	struct goprod g;
+	FILE *f;
+
+	harness_users_file(mixed, "alice", "wonderland", 5000);
+	assert_non_null(f = fopen(mixed, "a"));
+	memset(&data, 0, sizeof(data));
+	fprintf(f, "bob:%s\n", crypt_r("builder", "$6$rounds=1000$salt",
+	    &data));
+	fclose(f);
+	assert_int_equal(check_with_users(mixed, out, sizeof(out)), 0);
+	/* 5000 is sha512-crypt's default: its hash names no rounds. */
+	if (strstr(out, "differ in method or cost") == NULL ||
+	    strstr(out, "like line 2 ($6$)") == NULL ||
+	    strstr(out, "$6$rounds=1000$ on line 3") == NULL)
+		fail_msg("goprod -t said: %s", out);
+	harness_start_auth(&g, mixed, "");
+	if (!harness_log_has(&g, "$6$rounds=1000$ on line 3")) {
+		harness_dump_log(&g);
+		fail_msg("no warning in the log");
+	}
+	assert_int_equal(harness_stop(&g), 0);
+	unlink(mixed);
 }
 
 int
@@ -214,6 +259,7 @@ main(void)
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_hashing_does_not_stall_loop),
 		cmocka_unit_test(test_world_readable_users_file_refused),
+		cmocka_unit_test(test_mixed_costs_warned),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
