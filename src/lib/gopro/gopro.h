@@ -15,6 +15,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * libgopro is built with -fvisibility=hidden: only declarations marked
+ * GOPRO_API are exported, and only under the version node LIBGOPRO_1.0 of
+ * src/lib/libgopro.map.  Structs a caller does not allocate are opaque, so
+ * the library can grow them without breaking the ABI.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define GOPRO_API __attribute__((visibility("default")))
+#else
+#define GOPRO_API
+#endif
+
 #define GOPRO_MAGIC 0x474Fu /* "GO" */
 #define GOPRO_VERSION 1u
 #define GOPRO_HEADER_SIZE 8u
@@ -91,11 +103,11 @@ enum gopro_decode_status {
  * is complete, and frame->header is filled when the header is complete.
  * max_body is the largest accepted body; a body of exactly max_body is fine.
  */
-enum gopro_decode_status gopro_decode(const uint8_t *buf, size_t len,
+GOPRO_API enum gopro_decode_status gopro_decode(const uint8_t *buf, size_t len,
     uint32_t max_body, struct gopro_frame *frame, size_t *need);
 
 /* The ERROR code that answers a decoder failure (0 for FRAME/NEED_MORE). */
-uint16_t gopro_decode_error_code(enum gopro_decode_status status);
+GOPRO_API uint16_t gopro_decode_error_code(enum gopro_decode_status status);
 
 /* Write an 8-byte header for a frame of version 1 (inline: once per reply). */
 static inline void
@@ -117,14 +129,14 @@ gopro_header_write(uint8_t out[GOPRO_HEADER_SIZE], uint8_t command,
  * its size, or 0 when cap is too small or an argument is out of the
  * protocol's range (nothing useful is written then).
  */
-size_t gopro_frame_write(uint8_t *out, size_t cap, uint8_t command,
+GOPRO_API size_t gopro_frame_write(uint8_t *out, size_t cap, uint8_t command,
     const void *body, size_t len);
-size_t gopro_login_write(uint8_t *out, size_t cap, const char *user,
+GOPRO_API size_t gopro_login_write(uint8_t *out, size_t cap, const char *user,
     size_t user_len, const char *password, size_t password_len);
 /* ERROR and GOAWAY: a text longer than GOPRO_TEXT_MAX is cut to fit. */
-size_t gopro_error_write(uint8_t *out, size_t cap, uint16_t code,
+GOPRO_API size_t gopro_error_write(uint8_t *out, size_t cap, uint16_t code,
     const char *text);
-size_t gopro_goaway_write(uint8_t *out, size_t cap, uint16_t reason,
+GOPRO_API size_t gopro_goaway_write(uint8_t *out, size_t cap, uint16_t reason,
     const char *text);
 
 /* A parsed LOGIN body: views into the body. */
@@ -143,13 +155,13 @@ struct gopro_status {
 };
 
 /* Return 0 on a well-formed body, -1 otherwise (ERROR 9 for LOGIN). */
-int gopro_login_parse(const uint8_t *body, size_t len,
+GOPRO_API int gopro_login_parse(const uint8_t *body, size_t len,
     struct gopro_login *login);
-int gopro_status_parse(const uint8_t *body, size_t len,
+GOPRO_API int gopro_status_parse(const uint8_t *body, size_t len,
     struct gopro_status *status);
 
 /* Names for logs and tools; never NULL. */
-const char *gopro_command_name(uint8_t command);
-const char *gopro_error_name(uint16_t code);
+GOPRO_API const char *gopro_command_name(uint8_t command);
+GOPRO_API const char *gopro_error_name(uint16_t code);
 
 #endif /* GOPRO_H */
