@@ -632,15 +632,16 @@ default_address(struct ctx *c, char *buf, size_t len)
 	return buf;
 }
 
-static int
+static struct gopro_client *
 connect_or_die(const char *addr, double timeout)
 {
-	char e[512];
-	int fd = client_connect(addr, timeout, e, sizeof(e));
+	struct gopro_client *gc = gopro_client_new();
 
-	if (fd < 0)
-		errx(1, "%s", e);
-	return fd;
+	if (gc == NULL)
+		errx(1, "%s: %s", addr, gopro_strerror(GOPRO_E_NOMEM));
+	if (gopro_client_connect(gc, addr, timeout) != GOPRO_OK)
+		errx(1, "%s", gopro_client_error(gc));
+	return gc;
 }
 
 struct ping {
@@ -663,9 +664,9 @@ same_heartbeat(const struct gopro_frame *f, const uint8_t *body, size_t len)
  * it was, 0 for a lost reply (go on), -1 when the connection is unusable.
  */
 static int
-ping_once(int fd, struct ping *p, long seq)
+ping_once(struct gopro_client *gc, struct ping *p, long seq)
 {
-	uint8_t body[24], buf[GOPRO_HEADER_SIZE + sizeof(body)];
+	uint8_t body[24];
 	struct gopro_frame f;
 	double t0 = now_mono(), ms;
 	int rc;
@@ -675,13 +676,12 @@ ping_once(int fd, struct ping *p, long seq)
 	memcpy(body + 8, &(int64_t){ seq }, 8);
 	memcpy(body + 16, &t0, sizeof(t0));
 	p->sent++;
-	rc = client_send_frame(fd, GOPRO_CMD_HEARTBEAT, body, sizeof(body),
-	    p->timeout);
-	if (rc == CLIENT_OK)
-		rc = client_read_frame(fd, buf, sizeof(buf), &f, p->timeout);
-	if (rc != CLIENT_OK) {
-		warnx("%s: seq=%ld: %s", p->addr, seq, client_result_text(rc));
-		return rc == CLIENT_TIMEOUT || rc == CLIENT_TOO_LARGE ? 0 : -1;
+	/* A reply that comes too late is caught by its body next time. */
+	rc = gopro_client_request(gc, GOPRO_CMD_HEARTBEAT, body, sizeof(body),
+	    &f, p->timeout);
+	if (rc != GOPRO_OK) {
+		warnx("%s: seq=%ld: %s", p->addr, seq, gopro_client_error(gc));
+		return rc == GOPRO_E_TIMEOUT ? 0 : -1;
 	}
 	if (!same_heartbeat(&f, body, sizeof(body))) {
 		warnx("%s: seq=%ld: reply is a %s frame of %u bytes, not the "
@@ -738,22 +738,23 @@ cmd_ping(struct ctx *c, int argc, char **argv)
 {
 	struct ping p = { .count = 4, .interval = 1.0, .timeout = 2.0 };
 	char addr[300];
-	int fd, rc = 1;
+	struct gopro_client *gc;
+	int rc = 1;
 
 	ping_options(c, &p, argc, argv);
 	if (argc - optind > 1)
 		usage_error(c, "unexpected argument %s", argv[optind + 1]);
 	p.addr = optind < argc ? argv[optind] :
 	    default_address(c, addr, sizeof(addr));
-	fd = connect_or_die(p.addr, p.timeout);
+	gc = connect_or_die(p.addr, p.timeout);
 	printf("PING %s: heartbeats of %zu bytes\n", p.addr,
 	    (size_t)GOPRO_HEADER_SIZE + 24);
 	for (long seq = 1; seq <= p.count && rc >= 0; seq++) {
 		if (seq > 1)
 			sleep_seconds(p.interval);
-		rc = ping_once(fd, &p, seq);
+		rc = ping_once(gc, &p, seq);
 	}
-	client_close(fd);
+	gopro_client_free(gc);
 	ping_summary(&p);
 	return p.received == p.count ? 0 : 1;
 }
@@ -799,31 +800,23 @@ prompt_password(const char *prompt, char *buf, size_t len)
 }
 
 static void
-send_login(int fd, const char *addr, const char *user, uint8_t *buf,
-    size_t cap)
+send_login(struct gopro_client *gc, const char *addr, const char *user)
 {
 	char password[GOPRO_PASSWORD_MAX + 2];
 	const char *env = getenv("GOPRO_PASSWORD");
-	struct gopro_frame f;
 	int rc;
 
 	if (env != NULL)
 		snprintf(password, sizeof(password), "%s", env);
 	else
 		prompt_password("Password: ", password, sizeof(password));
-	rc = client_login(fd, user, password, buf, cap, &f, 10.0);
+	rc = gopro_client_login(gc, user, password, 10.0);
 	explicit_bzero(password, sizeof(password));
-	if (rc != CLIENT_OK)
-		errx(1, "%s: login: %s", addr, client_result_text(rc));
-	if (f.header.command != GOPRO_CMD_LOGIN_ACK) {
-		struct gopro_status st = { 0 };
-
-		(void)gopro_status_parse(f.body, f.header.length, &st);
-		errx(1, "%s: login as %s refused: %s %u (%s): %.*s", addr, user,
-		    gopro_command_name(f.header.command), st.code,
-		    gopro_error_name(st.code), (int)st.text_len,
-		    (const char *)st.text);
-	}
+	if (rc == GOPRO_E_AUTH || rc == GOPRO_E_SERVER)
+		errx(1, "%s: login as %s refused: %s", addr, user,
+		    gopro_client_error(gc));
+	if (rc != GOPRO_OK)
+		errx(1, "%s: login: %s", addr, gopro_client_error(gc));
 }
 
 static int
@@ -852,24 +845,20 @@ static int
 send_message(struct ctx *c, const char *addr, const char *user,
     const char *msg)
 {
-	size_t cap = 2 * (size_t)GOPRO_DEFAULT_MAX_BODY + GOPRO_HEADER_SIZE;
-	uint8_t *buf = malloc(cap);
+	struct gopro_client *gc = connect_or_die(addr, 10.0);
 	struct gopro_frame f;
-	int fd, rc;
+	int rc;
 
-	if (buf == NULL)
-		err(1, "malloc");
-	fd = connect_or_die(addr, 10.0);
+	/* A reply may carry the server's prefix on a body of max_body. */
+	gopro_client_set_max_reply(gc, 2 * GOPRO_DEFAULT_MAX_BODY);
 	if (user != NULL)
-		send_login(fd, addr, user, buf, cap);
-	rc = client_send_frame(fd, GOPRO_CMD_MESSAGE, msg, strlen(msg), 10.0);
-	if (rc == CLIENT_OK)
-		rc = client_read_frame(fd, buf, cap, &f, 10.0);
-	if (rc != CLIENT_OK)
-		errx(1, "%s: %s", addr, client_result_text(rc));
+		send_login(gc, addr, user);
+	rc = gopro_client_request(gc, GOPRO_CMD_MESSAGE, msg, strlen(msg), &f,
+	    10.0);
+	if (rc != GOPRO_OK)
+		errx(1, "%s: %s", addr, gopro_client_error(gc));
 	rc = print_reply(addr, &f);
-	client_close(fd);
-	free(buf);
+	gopro_client_free(gc);
 	return rc;
 }
 

@@ -30,6 +30,7 @@
 
 #include "bench.h"
 #include "harness.h"
+#include "gopro/client.h"
 #include "iowait.h"
 #include "stats_format.h"
 
@@ -164,25 +165,20 @@ harness_answers(const struct goprod *g)
 	return harness_heartbeat(g, 1.0);
 }
 
-/* A heartbeat round trip on a new connection within timeout seconds. */
+/*
+ * A heartbeat round trip on a new connection within timeout seconds,
+ * through libgopro's blocking client, as any user's health check would.
+ */
 bool
 harness_heartbeat(const struct goprod *g, double timeout)
 {
-	struct sockaddr_in sin;
-	uint8_t hb[8], reply[8];
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok = false;
+	struct gopro_client *c = gopro_client_new();
+	bool ok;
 
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)g->port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	gopro_header_write(hb, GOPRO_CMD_HEARTBEAT, 0);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    write(fd, hb, 8) == 8 &&
-	    harness_read_exact(fd, reply, 8, timeout) == 0)
-		ok = memcmp(hb, reply, 8) == 0;
-	close(fd);
+	assert_non_null(c);
+	ok = gopro_client_connect(c, g->addr, timeout) == GOPRO_OK &&
+	    gopro_client_heartbeat(c, NULL, 0, timeout) == GOPRO_OK;
+	gopro_client_free(c);
 	return ok;
 }
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * test_client.c - the blocking client: frames read exactly (a second frame
- * stays in the socket), assembled from byte-by-byte writes, and the
- * distinct results for EOF, timeout, protocol error and a frame too large;
- * LOGIN through a fake server on a socketpair; connecting over loopback.
+ * test_client.c - the blocking client against a fake server on a unix
+ * socket: replies assembled from byte-by-byte writes and pipelined ones
+ * read in order, GOAWAY skipped and recorded, the distinct results for
+ * EOF, timeout, protocol error and a frame too large, the checked
+ * heartbeat/message/login calls; connecting over loopback and the address
+ * forms.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +18,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,191 +61,257 @@ reap(pid_t pid)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 }
 
-static void
-test_read_partial_and_exact(void **state)
+/* A client connected to the returned server end of a unix socket. */
+static int
+pair(struct gopro_client **cp)
 {
-	uint8_t wire[64], buf[64];
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	char dir[] = "/tmp/test_client.XXXXXX", addr[128];
+	int lfd, sfd;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s/s", dir);
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&un, sizeof(un)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	*cp = gopro_client_new();
+	assert_non_null(*cp);
+	snprintf(addr, sizeof(addr), "unix:%s", un.sun_path);
+	assert_int_equal(gopro_client_connect(*cp, addr, 2.0), GOPRO_OK);
+	sfd = accept(lfd, NULL, NULL);
+	assert_true(sfd >= 0);
+	close(lfd);
+	unlink(un.sun_path);
+	rmdir(dir);
+	return sfd;
+}
+
+static size_t
+frame(uint8_t *out, size_t cap, uint8_t cmd, const char *body)
+{
+	return gopro_frame_write(out, cap, cmd, body, body ? strlen(body) : 0);
+}
+
+static void
+test_recv_partial_and_pipelined(void **state)
+{
+	struct gopro_client *c;
+	uint8_t wire[64];
 	struct gopro_frame f;
 	size_t n1, n2;
-	int sv[2];
+	int sfd = pair(&c);
 	pid_t pid;
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	n1 = gopro_frame_write(wire, sizeof(wire), GOPRO_CMD_MESSAGE, "hello",
-	    5);
-	n2 = gopro_frame_write(wire + n1, sizeof(wire) - n1,
-	    GOPRO_CMD_HEARTBEAT, NULL, 0);
-	pid = dribble(sv[1], wire, n1 + n2);
-	close(sv[1]);
-	assert_int_equal(client_read_frame(sv[0], buf, sizeof(buf), &f, 5.0),
-	    CLIENT_OK);
+	n1 = frame(wire, sizeof(wire), GOPRO_CMD_MESSAGE, "hello");
+	n2 = frame(wire + n1, sizeof(wire) - n1, GOPRO_CMD_HEARTBEAT, NULL);
+	pid = dribble(sfd, wire, n1 + n2);
+	close(sfd);
+	assert_int_equal(gopro_client_recv(c, &f, 5.0), GOPRO_OK);
 	assert_int_equal(f.header.command, GOPRO_CMD_MESSAGE);
 	assert_int_equal(f.size, n1);
 	assert_memory_equal(f.body, "hello", 5);
-	assert_int_equal(client_read_frame(sv[0], buf, sizeof(buf), &f, 5.0),
-	    CLIENT_OK);
+	assert_int_equal(gopro_client_recv(c, &f, 5.0), GOPRO_OK);
 	assert_int_equal(f.header.command, GOPRO_CMD_HEARTBEAT);
 	assert_int_equal(f.size, n2);
-	assert_int_equal(client_read_frame(sv[0], buf, sizeof(buf), &f, 5.0),
-	    CLIENT_EOF);
+	assert_int_equal(gopro_client_recv(c, &f, 5.0), GOPRO_E_CLOSED);
 	reap(pid);
-	close(sv[0]);
+	gopro_client_free(c);
 }
 
 static void
-test_read_exact_leaves_next_frame(void **state)
+test_goaway_is_skipped(void **state)
 {
-	uint8_t wire[64], buf[64], rest[64];
-	struct gopro_frame f;
-	size_t n1, n2;
-	int sv[2];
-
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	n1 = gopro_frame_write(wire, sizeof(wire), GOPRO_CMD_MESSAGE, "ab", 2);
-	n2 = gopro_frame_write(wire + n1, sizeof(wire) - n1, GOPRO_CMD_MESSAGE,
-	    "cd", 2);
-	assert_int_equal(write(sv[1], wire, n1 + n2), (ssize_t)(n1 + n2));
-	assert_int_equal(client_read_frame(sv[0], buf, sizeof(buf), &f, 1.0),
-	    CLIENT_OK);
-	/* The second frame is still in the socket, untouched. */
-	assert_int_equal(recv(sv[0], rest, sizeof(rest), MSG_DONTWAIT),
-	    (ssize_t)n2);
-	assert_memory_equal(rest, wire + n1, n2);
-	close(sv[0]);
-	close(sv[1]);
-}
-
-static void
-test_read_eof_mid_frame(void **state)
-{
-	uint8_t wire[64], buf[64];
+	struct gopro_client *c;
+	uint8_t wire[128];
 	struct gopro_frame f;
 	size_t n;
-	int sv[2];
+	int sfd = pair(&c);
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	n = gopro_frame_write(wire, sizeof(wire), GOPRO_CMD_MESSAGE, "hello", 5);
-	assert_int_equal(write(sv[1], wire, n - 2), (ssize_t)(n - 2));
-	close(sv[1]);
-	assert_int_equal(client_read_frame(sv[0], buf, sizeof(buf), &f, 1.0),
-	    CLIENT_EOF);
-	close(sv[0]);
+	n = gopro_goaway_write(wire, sizeof(wire), GOPRO_GOAWAY_RELOAD, "bye");
+	n += frame(wire + n, sizeof(wire) - n, GOPRO_CMD_MESSAGE, "ab");
+	assert_int_equal(write(sfd, wire, n), (ssize_t)n);
+	assert_int_equal(gopro_client_goaway(c), 0);
+	assert_int_equal(gopro_client_recv(c, &f, 1.0), GOPRO_OK);
+	assert_int_equal(f.header.command, GOPRO_CMD_MESSAGE);
+	assert_int_equal(gopro_client_goaway(c), GOPRO_GOAWAY_RELOAD);
+	close(sfd);
+	gopro_client_free(c);
 }
 
 static void
-test_read_timeout(void **state)
+test_recv_eof_mid_frame(void **state)
 {
-	uint8_t buf[64];
+	struct gopro_client *c;
+	uint8_t wire[64];
+	struct gopro_frame f;
+	size_t n;
+	int sfd = pair(&c);
+
+	n = frame(wire, sizeof(wire), GOPRO_CMD_MESSAGE, "hello");
+	assert_int_equal(write(sfd, wire, n - 2), (ssize_t)(n - 2));
+	close(sfd);
+	assert_int_equal(gopro_client_recv(c, &f, 1.0), GOPRO_E_CLOSED);
+	assert_non_null(strstr(gopro_client_error(c), "closed"));
+	gopro_client_free(c);
+}
+
+static void
+test_recv_timeout(void **state)
+{
+	struct gopro_client *c;
 	struct gopro_frame f;
 	struct timespec a, b;
-	int sv[2];
+	int sfd = pair(&c);
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	/* Half a header, then silence. */
-	assert_int_equal(write(sv[1], "GO", 2), 2);
+	assert_int_equal(write(sfd, "GO", 2), 2);
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	assert_int_equal(client_read_frame(sv[0], buf, sizeof(buf), &f, 0.1),
-	    CLIENT_TIMEOUT);
+	assert_int_equal(gopro_client_recv(c, &f, 0.1), GOPRO_E_TIMEOUT);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	assert_true((double)(b.tv_sec - a.tv_sec) +
 	    (double)(b.tv_nsec - a.tv_nsec) / 1e9 >= 0.09);
-	close(sv[0]);
-	close(sv[1]);
+	close(sfd);
+	gopro_client_free(c);
 }
 
 static void
-test_read_protocol_errors(void **state)
+expect_recv(const uint8_t *wire, size_t n, uint32_t max_reply, int want)
+{
+	struct gopro_client *c;
+	struct gopro_frame f;
+	int sfd = pair(&c);
+
+	gopro_client_set_max_reply(c, max_reply);
+	assert_int_equal(write(sfd, wire, n), (ssize_t)n);
+	assert_int_equal(gopro_client_recv(c, &f, 1.0), want);
+	/* The stream cannot be trusted any more. */
+	assert_int_equal(gopro_client_recv(c, &f, 1.0), want);
+	close(sfd);
+	gopro_client_free(c);
+}
+
+static void
+test_recv_protocol_errors(void **state)
 {
 	static const uint8_t bad_magic[] = { 'X', 'O', 1, 0, 0, 0, 0, 0 };
 	static const uint8_t bad_version[] = { 'G', 'O', 9, 0, 0, 0, 0, 0 };
-	uint8_t wire[64], buf[16];
-	struct gopro_frame f;
-	int sv[2];
+	uint8_t wire[64];
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_int_equal(write(sv[1], bad_magic, 8), 8);
-	assert_int_equal(client_read_frame(sv[0], buf, sizeof(buf), &f, 1.0),
-	    CLIENT_PROTOCOL);
-	close(sv[0]);
-	close(sv[1]);
-
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_int_equal(write(sv[1], bad_version, 8), 8);
-	assert_int_equal(client_read_frame(sv[0], buf, sizeof(buf), &f, 1.0),
-	    CLIENT_PROTOCOL);
-	close(sv[0]);
-	close(sv[1]);
-
-	/* 9 bytes of body do not fit in 16 bytes with the header. */
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_int_equal(write(sv[1], wire, gopro_frame_write(wire,
-	    sizeof(wire), GOPRO_CMD_MESSAGE, "123456789", 9)), 17);
-	assert_int_equal(client_read_frame(sv[0], buf, sizeof(buf), &f, 1.0),
-	    CLIENT_TOO_LARGE);
-	close(sv[0]);
-	close(sv[1]);
+	expect_recv(bad_magic, 8, 100, GOPRO_E_PROTOCOL);
+	expect_recv(bad_version, 8, 100, GOPRO_E_PROTOCOL);
+	/* 9 bytes of body over a limit of 8. */
+	expect_recv(wire, frame(wire, sizeof(wire), GOPRO_CMD_MESSAGE,
+	    "123456789"), 8, GOPRO_E_TOO_LARGE);
 }
 
 static void
-test_send_frame(void **state)
+test_send_and_closed_peer(void **state)
 {
+	struct gopro_client *c;
+	struct gopro_reader *r = gopro_reader_new(64);
 	uint8_t buf[64];
 	struct gopro_frame f;
-	int sv[2];
+	int sfd = pair(&c);
+	ssize_t n;
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_int_equal(client_send_frame(sv[0], GOPRO_CMD_MESSAGE, "hi", 2,
-	    1.0), CLIENT_OK);
-	assert_int_equal(client_read_frame(sv[1], buf, sizeof(buf), &f, 1.0),
-	    CLIENT_OK);
+	assert_int_equal(gopro_client_send(c, GOPRO_CMD_MESSAGE, "hi", 2,
+	    1.0), GOPRO_OK);
+	n = read(sfd, buf, sizeof(buf));
+	assert_int_equal(n, 10);
+	assert_int_equal(gopro_reader_feed(r, buf, (size_t)n), GOPRO_OK);
+	assert_int_equal(gopro_reader_next(r, &f), 1);
 	assert_int_equal(f.header.command, GOPRO_CMD_MESSAGE);
-	assert_int_equal(f.header.length, 2);
 	assert_memory_equal(f.body, "hi", 2);
-	close(sv[1]);
-	assert_int_equal(client_send_frame(sv[0], GOPRO_CMD_HEARTBEAT, NULL, 0,
-	    1.0), CLIENT_ERROR);
-	close(sv[0]);
+	gopro_reader_free(r);
+	close(sfd);
+	/* No SIGPIPE (the test does not ignore it): a result. */
+	signal(SIGPIPE, SIG_DFL);
+	n = 0;
+	for (int i = 0; i < 100 && n == 0; i++)
+		n = gopro_client_send(c, GOPRO_CMD_HEARTBEAT, NULL, 0, 1.0);
+	assert_int_equal(n, GOPRO_E_CLOSED);
+	signal(SIGPIPE, SIG_IGN);
+	gopro_client_free(c);
 }
 
-static void
-test_login(void **state)
+/* A fake server in a child: read one frame, check it, send reply. */
+static pid_t
+serve_one(int sfd, uint8_t want_cmd, const uint8_t *reply, size_t n)
 {
-	uint8_t buf[GOPRO_HEADER_SIZE + GOPRO_LOGIN_BODY_MAX];
+	pid_t pid = fork();
+	struct gopro_reader *r;
 	struct gopro_frame f;
-	struct gopro_login login;
-	int sv[2];
-	pid_t pid;
+	uint8_t buf[2048];
+	ssize_t got;
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	pid = fork();
 	assert_true(pid >= 0);
-	if (pid == 0) {
-		/* The fake server: check the LOGIN, answer LOGIN_ACK. */
-		if (client_read_frame(sv[1], buf, sizeof(buf), &f, 2.0) !=
-		    CLIENT_OK || f.header.command != GOPRO_CMD_LOGIN ||
-		    gopro_login_parse(f.body, f.header.length, &login) < 0 ||
-		    login.user_len != 5 || memcmp(login.user, "alice", 5) ||
-		    login.password_len != 6 ||
-		    memcmp(login.password, "secret", 6))
+	if (pid > 0)
+		return pid;
+	r = gopro_reader_new(sizeof(buf));
+	while (gopro_reader_next(r, &f) == 0) {
+		if ((got = read(sfd, buf, sizeof(buf))) <= 0)
 			_exit(1);
-		_exit(client_send_frame(sv[1], GOPRO_CMD_LOGIN_ACK, NULL, 0,
-		    1.0) == CLIENT_OK ? 0 : 1);
+		(void)gopro_reader_feed(r, buf, (size_t)got);
 	}
-	assert_int_equal(client_login(sv[0], "alice", "secret", buf,
-	    sizeof(buf), &f, 2.0), CLIENT_OK);
-	assert_int_equal(f.header.command, GOPRO_CMD_LOGIN_ACK);
-	reap(pid);
-	close(sv[0]);
-	close(sv[1]);
+	if (f.header.command != want_cmd)
+		_exit(2);
+	if (want_cmd == GOPRO_CMD_LOGIN) {
+		struct gopro_login l;
+
+		if (gopro_login_parse(f.body, f.header.length, &l) < 0 ||
+		    l.user_len != 5 || memcmp(l.user, "alice", 5))
+			_exit(3);
+	}
+	_exit(write(sfd, reply, n) == (ssize_t)n ? 0 : 4);
 }
 
 static void
-test_connect_loopback(void **state)
+checked(uint8_t cmd, const uint8_t *reply, size_t n, int want)
+{
+	struct gopro_client *c;
+	struct gopro_frame f;
+	int sfd = pair(&c), rc = -100;
+	pid_t pid = serve_one(sfd, cmd, reply, n);
+
+	if (cmd == GOPRO_CMD_HEARTBEAT)
+		rc = gopro_client_heartbeat(c, "ping", 4, 2.0);
+	else if (cmd == GOPRO_CMD_MESSAGE)
+		rc = gopro_client_message(c, "hi", 2, &f, 2.0);
+	else if (cmd == GOPRO_CMD_LOGIN)
+		rc = gopro_client_login(c, "alice", "secret", 2.0);
+	assert_int_equal(rc, want);
+	reap(pid);
+	close(sfd);
+	gopro_client_free(c);
+}
+
+static void
+test_checked_calls(void **state)
+{
+	uint8_t w[128];
+
+	checked(GOPRO_CMD_HEARTBEAT, w, frame(w, sizeof(w),
+	    GOPRO_CMD_HEARTBEAT, "ping"), GOPRO_OK);
+	checked(GOPRO_CMD_HEARTBEAT, w, frame(w, sizeof(w),
+	    GOPRO_CMD_HEARTBEAT, "pong"), GOPRO_E_PROTOCOL);
+	checked(GOPRO_CMD_MESSAGE, w, frame(w, sizeof(w), GOPRO_CMD_MESSAGE,
+	    "Server says: hi"), GOPRO_OK);
+	checked(GOPRO_CMD_MESSAGE, w, gopro_error_write(w, sizeof(w),
+	    GOPRO_ERR_AUTH_REQUIRED, "log in"), GOPRO_E_SERVER);
+	checked(GOPRO_CMD_LOGIN, w, frame(w, sizeof(w), GOPRO_CMD_LOGIN_ACK,
+	    "OK"), GOPRO_OK);
+	checked(GOPRO_CMD_LOGIN, w, gopro_error_write(w, sizeof(w),
+	    GOPRO_ERR_AUTH_FAILED, "no"), GOPRO_E_AUTH);
+}
+
+static void
+test_connect_addresses(void **state)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct gopro_client *c = gopro_client_new();
 	socklen_t len = sizeof(sin);
-	char addr[64], err[256];
-	int lfd, fd;
+	char addr[64];
+	int lfd;
 
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -249,41 +319,56 @@ test_connect_loopback(void **state)
 	assert_int_equal(listen(lfd, 4), 0);
 	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
-	fd = client_connect(addr, 2.0, err, sizeof(err));
-	assert_true(fd >= 0);
-	client_close(fd);
+	assert_int_equal(gopro_client_connect(c, addr, 2.0), GOPRO_OK);
+	assert_true(gopro_client_fd(c) >= 0);
 	close(lfd);
-	/* Nobody listens there now. */
-	assert_int_equal(client_connect(addr, 2.0, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "cannot connect to 127.0.0.1:"));
-	assert_int_equal(client_connect("no-port", 1.0, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "not HOST:PORT"));
-	assert_int_equal(client_connect("::1:80", 1.0, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "not HOST:PORT"));
-	assert_int_equal(client_connect("[::1", 1.0, err, sizeof(err)), -1);
+	/* Nobody listens there now; the old connection is closed first. */
+	assert_int_equal(gopro_client_connect(c, addr, 2.0), GOPRO_E_CONNECT);
+	assert_int_equal(gopro_client_fd(c), -1);
+	assert_non_null(strstr(gopro_client_error(c),
+	    "cannot connect to 127.0.0.1:"));
+	assert_int_equal(gopro_client_connect(c, "no-port", 1.0),
+	    GOPRO_E_ADDRESS);
+	assert_non_null(strstr(gopro_client_error(c), "not HOST:PORT"));
+	assert_int_equal(gopro_client_connect(c, "::1:80", 1.0),
+	    GOPRO_E_ADDRESS);
+	assert_int_equal(gopro_client_connect(c, "[::1", 1.0),
+	    GOPRO_E_ADDRESS);
+	assert_int_equal(gopro_client_connect(c, "unix:", 1.0),
+	    GOPRO_E_ADDRESS);
+	assert_int_equal(gopro_client_connect(c, "/nonexistent/sock", 1.0),
+	    GOPRO_E_CONNECT);
+	assert_int_equal(gopro_client_recv(c, &(struct gopro_frame){ 0 }, 1.0),
+	    GOPRO_E_NOT_CONNECTED);
+	gopro_client_free(c);
 }
 
 static void
-test_result_text(void **state)
+test_strerror(void **state)
 {
-	assert_string_equal(client_result_text(CLIENT_OK), "ok");
-	assert_string_equal(client_result_text(CLIENT_TIMEOUT), "timed out");
-	assert_non_null(strstr(client_result_text(CLIENT_EOF), "closed"));
+	assert_string_equal(gopro_strerror(GOPRO_OK), "ok");
+	assert_string_equal(gopro_strerror(GOPRO_E_TIMEOUT), "timed out");
+	assert_non_null(strstr(gopro_strerror(GOPRO_E_CLOSED), "closed"));
+	for (int r = GOPRO_RESULT_MIN; r <= 0; r++)
+		assert_string_not_equal(gopro_strerror(r), "unknown result");
+	assert_string_equal(gopro_strerror(GOPRO_RESULT_MIN - 1),
+	    "unknown result");
+	assert_string_equal(gopro_strerror(1), "unknown result");
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_read_partial_and_exact),
-		cmocka_unit_test(test_read_exact_leaves_next_frame),
-		cmocka_unit_test(test_read_eof_mid_frame),
-		cmocka_unit_test(test_read_timeout),
-		cmocka_unit_test(test_read_protocol_errors),
-		cmocka_unit_test(test_send_frame),
-		cmocka_unit_test(test_login),
-		cmocka_unit_test(test_connect_loopback),
-		cmocka_unit_test(test_result_text),
+		cmocka_unit_test(test_recv_partial_and_pipelined),
+		cmocka_unit_test(test_goaway_is_skipped),
+		cmocka_unit_test(test_recv_eof_mid_frame),
+		cmocka_unit_test(test_recv_timeout),
+		cmocka_unit_test(test_recv_protocol_errors),
+		cmocka_unit_test(test_send_and_closed_peer),
+		cmocka_unit_test(test_checked_calls),
+		cmocka_unit_test(test_connect_addresses),
+		cmocka_unit_test(test_strerror),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

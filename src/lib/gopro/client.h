@@ -1,9 +1,17 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * client.h - a small blocking GoPro client on top of the codec, used by
- * goproctl (ping, send) and by the tests.  Every call takes a timeout in
- * seconds and waits with poll(), so a dead or hostile server can delay a
- * caller by that much at most.  No global state.
+ * gopro/client.h - the blocking GoPro client of libgopro.
+ *
+ * A struct gopro_client is one connection.  Every call that waits takes a
+ * timeout in seconds and never waits longer, however the server dribbles
+ * its bytes.  Replies are matched to requests by position, so after a
+ * call fails with GOPRO_E_TIMEOUT, GOPRO_E_CLOSED or GOPRO_E_PROTOCOL in
+ * the middle of a frame the connection cannot be used again: connect
+ * again or free it.  A frame handed out points into the context and stays
+ * valid until the next call on it.  A context belongs to one thread at a
+ * time; different contexts are independent.  The library never prints,
+ * never exits, and writes with MSG_NOSIGNAL, so a closed connection is
+ * GOPRO_E_CLOSED, not SIGPIPE.  See libgopro(3).
  */
 #ifndef GOPRO_CLIENT_H
 #define GOPRO_CLIENT_H
@@ -13,39 +21,61 @@
 
 #include "gopro/gopro.h"
 
-enum client_result {
-	CLIENT_OK = 0,
-	CLIENT_EOF = -1,        /* the server closed the connection */
-	CLIENT_TIMEOUT = -2,    /* nothing (or not enough) within the timeout */
-	CLIENT_PROTOCOL = -3,   /* bad magic or version from the server */
-	CLIENT_TOO_LARGE = -4,  /* the frame does not fit the caller's buffer */
-	CLIENT_ERROR = -5,      /* a system call failed: see errno */
-};
+struct gopro_client;
+
+/* A context without a connection; NULL when out of memory. */
+GOPRO_API struct gopro_client *gopro_client_new(void);
+/* Close the connection (if any) and free the context; NULL is fine. */
+GOPRO_API void gopro_client_free(struct gopro_client *c);
+/*
+ * Connect to "host:port", "[v6]:port", "unix:/path" or "/path" within
+ * timeout, trying each address a name resolves to.  A previous connection
+ * of c is closed first.  GOPRO_OK, GOPRO_E_ADDRESS, GOPRO_E_CONNECT or
+ * GOPRO_E_TIMEOUT; gopro_client_error says which address and why.
+ */
+GOPRO_API int gopro_client_connect(struct gopro_client *c,
+    const char *address, double timeout);
+/* The connected socket (non-blocking), -1 when there is none. */
+GOPRO_API int gopro_client_fd(const struct gopro_client *c);
+/* A sentence about the last failure of a call on c ("" if none). */
+GOPRO_API const char *gopro_client_error(const struct gopro_client *c);
+/*
+ * The largest reply body accepted (default: GOPRO_DEFAULT_MAX_BODY plus
+ * room for the server's message prefix); a bigger one is GOPRO_E_TOO_LARGE.
+ */
+GOPRO_API void gopro_client_set_max_reply(struct gopro_client *c,
+    uint32_t max_body);
+/* The reason of the last GOAWAY the server sent, 0 when none came. */
+GOPRO_API int gopro_client_goaway(const struct gopro_client *c);
 
 /*
- * Connect to "host:port", "[v6]:port" (names resolved too) within timeout:
- * a non-blocking socket with TCP_NODELAY, or -1 with a message naming the
- * address in err.
+ * Pipelining: send requests without waiting, then receive their replies in
+ * the same order.  gopro_client_recv hands out the next reply; a GOAWAY
+ * on the way is recorded (gopro_client_goaway) and skipped, since it
+ * answers no request.  ERROR replies are returned as frames: look at
+ * reply->header.command.
  */
-int client_connect(const char *hostport, double timeout, char *err,
-    size_t errlen);
-/* Write one complete frame: CLIENT_OK, CLIENT_TIMEOUT or CLIENT_ERROR. */
-int client_send_frame(int fd, uint8_t command, const void *body, size_t len,
+GOPRO_API int gopro_client_send(struct gopro_client *c, uint8_t command,
+    const void *body, size_t len, double timeout);
+GOPRO_API int gopro_client_recv(struct gopro_client *c,
+    struct gopro_frame *reply, double timeout);
+/* One request and its reply, whatever the reply is. */
+GOPRO_API int gopro_client_request(struct gopro_client *c, uint8_t command,
+    const void *body, size_t len, struct gopro_frame *reply,
     double timeout);
+
 /*
- * Read exactly one frame into buf[0..cap) (never a byte of the next one)
- * and describe it in *frame.  Partial reads are assembled.
+ * The usual requests, with the reply checked: GOPRO_OK when it is the
+ * expected answer (HEARTBEAT with the same body, MESSAGE, LOGIN_ACK),
+ * GOPRO_E_SERVER for an ERROR (GOPRO_E_AUTH for a refused login; its code
+ * and text are in gopro_client_error), GOPRO_E_PROTOCOL for anything else.
+ * reply may be NULL.
  */
-int client_read_frame(int fd, uint8_t *buf, size_t cap,
-    struct gopro_frame *frame, double timeout);
-/*
- * Send LOGIN and read the server's answer into buf/frame: CLIENT_OK means
- * an answer came (LOGIN_ACK or ERROR: look at frame->header.command).
- */
-int client_login(int fd, const char *user, const char *password,
-    uint8_t *buf, size_t cap, struct gopro_frame *frame, double timeout);
-void client_close(int fd);
-/* "ok", "connection closed by the server", ... */
-const char *client_result_text(int result);
+GOPRO_API int gopro_client_heartbeat(struct gopro_client *c,
+    const void *body, size_t len, double timeout);
+GOPRO_API int gopro_client_message(struct gopro_client *c, const void *body,
+    size_t len, struct gopro_frame *reply, double timeout);
+GOPRO_API int gopro_client_login(struct gopro_client *c, const char *user,
+    const char *password, double timeout);
 
 #endif /* GOPRO_CLIENT_H */

@@ -160,6 +160,72 @@ GOPRO_API int gopro_login_parse(const uint8_t *body, size_t len,
 GOPRO_API int gopro_status_parse(const uint8_t *body, size_t len,
     struct gopro_status *status);
 
+/* ------------------------------------------------------------ results */
+
+/*
+ * Every libgopro call that can fail returns GOPRO_OK (0) or one of these
+ * negative results; gopro_strerror names them.  A client context also
+ * keeps a sentence about its last failure (which address, which system
+ * call and why): gopro_client_error, gopro_async_error.
+ */
+enum gopro_result {
+	GOPRO_OK = 0,
+	GOPRO_E_SYSTEM = -1,        /* a system call failed (errno is set) */
+	GOPRO_E_NOMEM = -2,         /* out of memory */
+	GOPRO_E_INVALID = -3,       /* an argument is out of range */
+	GOPRO_E_ADDRESS = -4,       /* not an address, or it does not resolve */
+	GOPRO_E_CONNECT = -5,       /* no connection could be made */
+	GOPRO_E_TIMEOUT = -6,       /* the call's (or request's) time ran out */
+	GOPRO_E_CLOSED = -7,        /* the server closed the connection */
+	GOPRO_E_PROTOCOL = -8,      /* bad magic or version, or a reply that
+	                               does not answer the request */
+	GOPRO_E_TOO_LARGE = -9,     /* a frame from the server over the limit */
+	GOPRO_E_SERVER = -10,       /* the server answered with ERROR */
+	GOPRO_E_AUTH = -11,         /* the server refused the login */
+	GOPRO_E_BUSY = -12,         /* max_pending requests are in flight */
+	GOPRO_E_NOT_CONNECTED = -13,/* no connection now (async, no buffering) */
+	GOPRO_E_CANCELLED = -14,    /* the context was freed first (async) */
+};
+#define GOPRO_RESULT_MIN (-14)
+
+/* A static sentence for a result, "timed out", ...; never NULL. */
+GOPRO_API const char *gopro_strerror(int result);
+
+/* ------------------------------------------------------------ reader */
+
+/*
+ * A reader assembles the frames of one byte stream for callers that do
+ * their own I/O (bindings, other event loops): feed it bytes as they come,
+ * then call gopro_reader_next until it returns 0.  To avoid a copy, read
+ * straight into gopro_reader_space and gopro_reader_commit what was read.
+ * A frame handed out points into the reader's buffer and stays valid until
+ * the next feed, space or free on that reader.
+ */
+struct gopro_reader;
+
+/* max_body: the largest body accepted; NULL when out of memory. */
+GOPRO_API struct gopro_reader *gopro_reader_new(uint32_t max_body);
+GOPRO_API void gopro_reader_free(struct gopro_reader *r);
+/* Copy len bytes in: GOPRO_OK or GOPRO_E_NOMEM. */
+GOPRO_API int gopro_reader_feed(struct gopro_reader *r, const void *data,
+    size_t len);
+/*
+ * Room for at least one read at the tail (*room bytes, enough for the rest
+ * of a frame whose header has come); NULL when out of memory.
+ */
+GOPRO_API void *gopro_reader_space(struct gopro_reader *r, size_t *room);
+/* Record that n (<= *room) bytes were written into the space. */
+GOPRO_API void gopro_reader_commit(struct gopro_reader *r, size_t n);
+/*
+ * The next complete frame: 1 and *frame filled, 0 when more bytes are
+ * needed, or GOPRO_E_PROTOCOL / GOPRO_E_TOO_LARGE, after which the stream
+ * cannot be trusted and every later call says the same.
+ */
+GOPRO_API int gopro_reader_next(struct gopro_reader *r,
+    struct gopro_frame *frame);
+/* Bytes held that do not make a whole frame yet. */
+GOPRO_API size_t gopro_reader_buffered(const struct gopro_reader *r);
+
 /* Names for logs and tools; never NULL. */
 GOPRO_API const char *gopro_command_name(uint8_t command);
 GOPRO_API const char *gopro_error_name(uint16_t code);

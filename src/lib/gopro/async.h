@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * gopro/async.h - the asynchronous GoPro client of libgopro.
+ *
+ * A struct gopro_async is a logical connection to a service given as a
+ * list of addresses.  It is driven by the caller's event loop through an
+ * adapter (gopro/libev.h for libev; any loop with descriptor watchers and
+ * a timer can have one, see struct gopro_loop_ops) and never blocks,
+ * except in getaddrinfo when an address is a host name.
+ *
+ *  - Requests are pipelined: each has a callback, called with its reply.
+ *    Replies come in request order, so they are matched by position; at
+ *    most max_pending requests wait for a reply on a connection
+ *    (GOPRO_E_BUSY beyond).
+ *  - Each request has a timeout.  Because replies are positional, a
+ *    request that expires cannot be skipped: its callback gets
+ *    GOPRO_E_TIMEOUT and the connection is closed, every other request
+ *    pending on it gets GOPRO_E_CLOSED, and the client reconnects.
+ *  - On GOAWAY the client stops sending on that connection, still collects
+ *    the replies it owes, and at once opens a replacement to which new
+ *    requests go.  Callbacks keep the order of each connection; replies of
+ *    the old connection may come after the first ones of the new.
+ *  - When a connection is lost, the requests pending on it fail with
+ *    GOPRO_E_CLOSED (they may or may not have been executed) and the client
+ *    reconnects over the address list, each address in turn, waiting a
+ *    jittered, exponentially growing delay after every round that failed.
+ *    It logs in again when a user was given.
+ *  - Requests made before the first connection is up wait for it.  From
+ *    the loss of a connection until the next one is up, new requests fail
+ *    with GOPRO_E_NOT_CONNECTED, unless buffer_while_reconnecting is set: then
+ *    they wait (up to max_pending, each still bound by its timeout) and go
+ *    out on the next connection.  It is off by default because a request
+ *    sent late, such as a stale order, is often worse than an error.
+ *
+ * Threads: a context, its callbacks and its adapter belong to the thread
+ * that runs its loop, and no call on a context may come from another
+ * thread.  Use one context per thread, or hand requests to the loop thread
+ * (for libev, with an ev_async watcher).  gopro_strerror and the codec are
+ * pure and safe from any thread.  The library never prints, never exits
+ * and never raises SIGPIPE.
+ */
+#ifndef GOPRO_ASYNC_H
+#define GOPRO_ASYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gopro/gopro.h"
+
+struct gopro_async;
+/* One connection's descriptor, as an adapter sees it. */
+struct gopro_io;
+
+enum gopro_state {
+	GOPRO_STATE_CONNECTED = 1,    /* a connection is up (and logged in) */
+	GOPRO_STATE_GOAWAY,           /* the server drains it: replacing it */
+	GOPRO_STATE_RECONNECTING,     /* lost or failed: waiting to retry */
+	GOPRO_STATE_CLOSED,           /* given up (result says why) */
+};
+
+/*
+ * A reply: result GOPRO_OK and the frame (which may be an ERROR: look at
+ * reply->header.command), or a failure and NULL.  The frame is valid only
+ * during the call.  A callback may make new requests and may free the
+ * context.
+ */
+typedef void gopro_reply_cb(struct gopro_async *a, int result,
+    const struct gopro_frame *reply, void *arg);
+/* A change of state; result is the cause for RECONNECTING and CLOSED. */
+typedef void gopro_state_cb(struct gopro_async *a, enum gopro_state state,
+    int result, void *arg);
+
+/*
+ * Options, filled by gopro_async_options_init and then by the caller.
+ * size is the caller's sizeof, so that later fields can be added at the
+ * end without breaking programs built against this version.
+ */
+struct gopro_async_options {
+	size_t size;
+	const char *const *addresses; /* "host:port", "[v6]:port", "unix:/p" */
+	size_t naddresses;
+	const char *user;             /* LOGIN on each connection, or NULL */
+	const char *password;
+	unsigned max_pending;         /* requests awaiting a reply (1024) */
+	double request_timeout;       /* default per request, seconds (10) */
+	double connect_timeout;       /* per attempt, seconds (5) */
+	double backoff_initial;       /* first delay before a retry (0.1) */
+	double backoff_max;           /* the delay doubles up to this (10) */
+	unsigned max_retries;         /* rounds before CLOSED, 0: forever */
+	int buffer_while_reconnecting;/* 0 (default) or 1, see above */
+	uint32_t max_reply;           /* largest reply body accepted */
+	gopro_state_cb *on_state;     /* may be NULL */
+	void *state_arg;
+};
+
+GOPRO_API void gopro_async_options_init(struct gopro_async_options *o);
+/*
+ * A context (nothing is connected until it is attached to a loop): NULL
+ * with *result GOPRO_E_INVALID (no address, bad option) or GOPRO_E_NOMEM.
+ * The options and the strings they point to are copied.
+ */
+GOPRO_API struct gopro_async *gopro_async_new(
+    const struct gopro_async_options *o, int *result);
+/*
+ * Free the context: every request still pending gets GOPRO_E_CANCELLED,
+ * the connections are closed and the adapter is detached.  From inside a
+ * callback, this happens when the callback returns.
+ */
+GOPRO_API void gopro_async_free(struct gopro_async *a);
+/*
+ * Queue a request; timeout 0 means request_timeout.  GOPRO_OK (cb will be
+ * called exactly once), GOPRO_E_BUSY, GOPRO_E_NOT_CONNECTED, GOPRO_E_CLOSED
+ * (the context gave up), GOPRO_E_INVALID or GOPRO_E_NOMEM (cb is not called
+ * then).  Frames are written when the loop finds the socket writable, so
+ * requests made together leave in one send.
+ */
+GOPRO_API int gopro_async_request(struct gopro_async *a, uint8_t command,
+    const void *body, size_t len, double timeout, gopro_reply_cb *cb,
+    void *arg);
+/* Requests awaiting a reply, over all connections. */
+GOPRO_API unsigned gopro_async_pending(const struct gopro_async *a);
+/* A sentence about the last failure ("" if none). */
+GOPRO_API const char *gopro_async_error(const struct gopro_async *a);
+
+/* ------------------------------------------------------------ adapters */
+
+#define GOPRO_EV_READ 0x1
+#define GOPRO_EV_WRITE 0x2
+
+/*
+ * What an adapter provides.  The client watches one descriptor per
+ * connection (two during a GOAWAY handover) and needs one timer.
+ */
+struct gopro_loop_ops {
+	size_t size;                  /* sizeof(struct gopro_loop_ops) */
+	/* Watch fd for io (no events yet); the adapter's watcher or NULL. */
+	void *(*io_add)(void *loop, int fd, struct gopro_io *io);
+	/* Change the events watched: GOPRO_EV_READ | GOPRO_EV_WRITE, or 0. */
+	void (*io_set)(void *loop, void *watcher, int events);
+	/* Stop and free a watcher (its descriptor is closed after). */
+	void (*io_del)(void *loop, void *watcher);
+	/* Fire gopro_async_timer in after seconds (restart); < 0: stop. */
+	void (*timer_set)(void *loop, double after);
+	/* The context is being freed: release the adapter's state. */
+	void (*detach)(void *loop);
+};
+
+/* Attach to a loop and start connecting: GOPRO_OK or GOPRO_E_INVALID. */
+GOPRO_API int gopro_async_attach(struct gopro_async *a,
+    const struct gopro_loop_ops *ops, void *loop);
+/* The adapter's calls: fd of io is ready, the timer has fired. */
+GOPRO_API void gopro_async_io(struct gopro_io *io, int events);
+GOPRO_API void gopro_async_timer(struct gopro_async *a);
+
+#endif /* GOPRO_ASYNC_H */
