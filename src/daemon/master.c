@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -230,19 +231,36 @@ entry_init(struct master *m, unsigned idx, unsigned slot)
 }
 
 /*
+ * A child must not outlive the master: an orphaned worker would keep
+ * serving an old configuration, an orphaned metrics process would keep its
+ * port.  SIGTERM makes either drain and exit.  The master may have died
+ * between fork() and prctl(), in which case no signal will ever come: the
+ * parent is then no longer the one we were forked by, so leave at once.
+ */
+static void
+child_die_with(pid_t master)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
+		_exit(1);
+}
+
+/*
  * fork() with every signal blocked: the child keeps them blocked until its
  * own loop has handlers, so no signal reaches the master's handlers there.
+ * Every child of the master is forked here, so every one dies with it.
  */
 static pid_t
 fork_blocked(void)
 {
+	pid_t master = getpid(), pid;
 	sigset_t all, old;
-	pid_t pid;
 
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
 	pid = fork();
-	if (pid != 0)
+	if (pid == 0)
+		child_die_with(master);
+	else
 		sigprocmask(SIG_SETMASK, &old, NULL);
 	return pid;
 }

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -420,8 +419,6 @@ worker_signals(struct worker *w)
 	/* The master forked us with every signal blocked; handlers are set. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* If the master dies, drain rather than linger as an orphan. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
 static void

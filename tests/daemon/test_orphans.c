@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_orphans.c - every child of the master dies with it.  A master
+ * killed with SIGKILL cannot stop its children; the kernel must (parent
+ * death signal), or an orphaned metrics process keeps its port and an
+ * orphaned worker keeps serving beside the next goprod.  The test starts
+ * every kind of child (workers and the metrics process), kills the master
+ * with SIGKILL and waits, bounded, until no child is left.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define CHILDREN_MAX 16
+#define GONE_TIMEOUT 10.0
+
+/* The parent pid and state letter of pid from /proc, or false. */
+static bool
+proc_stat(pid_t pid, pid_t *ppid, char *state)
+{
+	char path[64], buf[512], *paren;
+	long pp;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) S ppid ...": comm may hold spaces and parentheses. */
+	if ((paren = strrchr(buf, ')')) == NULL ||
+	    sscanf(paren + 1, " %c %ld", state, &pp) != 2)
+		return false;
+	*ppid = (pid_t)pp;
+	return true;
+}
+
+/* The processes whose parent is pid, at most max of them. */
+static int
+children_of(pid_t parent, pid_t *out, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while (n < max && (de = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atol(de->d_name), ppid;
+		char state;
+
+		if (pid > 0 && proc_stat(pid, &ppid, &state) &&
+		    ppid == parent && state != 'Z')
+			out[n++] = pid;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Gone: no such process, or a zombie nobody has reaped yet. */
+static bool
+gone(pid_t pid)
+{
+	pid_t ppid;
+	char state;
+
+	return !proc_stat(pid, &ppid, &state) || state == 'Z';
+}
+
+static int
+wait_children(pid_t master, pid_t *out, int want, double timeout)
+{
+	double deadline = harness_now() + timeout;
+	int n;
+
+	while ((n = children_of(master, out, CHILDREN_MAX)) < want &&
+	    harness_now() < deadline)
+		harness_sleep(0.02);
+	return n;
+}
+
+static void
+test_kill9_master_leaves_no_child(void **state)
+{
+	pid_t kids[CHILDREN_MAX];
+	struct goprod g;
+	char extra[128];
+	double deadline;
+	int n, left;
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "workers = 2\nmetrics_listen = "
+	    "\"127.0.0.1:%d\"\ndrain_timeout = 2s\n", harness_free_port());
+	harness_start(&g, extra);
+	/* Two workers and the metrics process. */
+	n = wait_children(g.pid, kids, 3, 10.0);
+	assert_int_equal(n, 3);
+	assert_int_equal(kill(g.pid, SIGKILL), 0);
+	assert_int_equal(waitpid(g.pid, NULL, 0), g.pid);
+	g.pid = 0;
+	deadline = harness_now() + GONE_TIMEOUT;
+	do {
+		left = 0;
+		for (int i = 0; i < n; i++)
+			left += !gone(kids[i]);
+		if (left > 0)
+			harness_sleep(0.05);
+	} while (left > 0 && harness_now() < deadline);
+	for (int i = 0; i < n; i++)
+		if (!gone(kids[i])) {
+			print_error("child pid %ld outlived its master\n",
+			    (long)kids[i]);
+			kill(kids[i], SIGKILL);
+		}
+	harness_stop(&g);
+	assert_int_equal(left, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kill9_master_leaves_no_child),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
