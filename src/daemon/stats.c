@@ -4,10 +4,15 @@
  *
  * The master creates the file and maps it shared before it forks, so every
  * worker inherits the mapping and writes its own entry with relaxed atomic
- * stores.  Readers (goproctl, the metrics process) map the file read-only
- * and copy it with relaxed 64-bit loads; the only multi-word update that a
- * reader must not see half done is the master's fold of an exited worker
- * into the retired totals, which is bracketed by a sequence counter.
+ * stores.  Readers (goproctl, the metrics process) never map it: the file
+ * lives in a directory the service account can write, so its content and
+ * its size are hostile, and a mapping of a file truncated under us faults.
+ * A reader pread()s the whole file twice, then keeps the first copy if the
+ * sequence counters agree with the second: the only multi-word updates a
+ * reader must not see half done are the master's fold of an exited worker
+ * into the retired totals and a worker's write of a recent client, each
+ * bracketed by a sequence counter.  The kernel copies the page cache with
+ * aligned word (or wider) accesses, so a 64-bit counter is never torn.
  */
 #include "config.h"
 
@@ -36,8 +41,11 @@ _Static_assert(sizeof(struct stats_entry) % STATS_ALIGN == 0,
 _Static_assert(sizeof(struct stats_values) % sizeof(uint64_t) == 0,
     "values are copied as 64-bit words");
 
-/* Far more than STATS_ENTRIES: a sanity bound for files we did not write. */
-#define STATS_ENTRIES_LIMIT 65536u
+/*
+ * Far more than STATS_ENTRIES: a sanity bound for files we did not write
+ * (a reader allocates twice the file's size, here at most 8 MiB).
+ */
+#define STATS_ENTRIES_LIMIT 4096u
 /* Snapshot attempts before giving up while the master keeps folding. */
 #define SNAPSHOT_TRIES 2000	/* about 2 s at most, with the back-off */
 
@@ -70,7 +78,7 @@ check_not_in_use(const char *path, char *err, size_t errlen)
 
 	if (stats_open(&old, path, e, sizeof(e)) < 0)
 		return 0;
-	pid = old.hdr->master_pid;
+	pid = old.hdr->master_pid;	/* our copy, read at open */
 	stats_close(&old);
 	if (pid <= 1 || pid == getpid() ||
 	    (kill(pid, 0) < 0 && errno == ESRCH))
@@ -153,7 +161,9 @@ stats_create(struct stats_segment *seg, const char *path, unsigned nentries,
 	}
 	seg->hdr = p;
 	seg->entries = (struct stats_entry *)(seg->hdr + 1);
+	seg->recheck = seg->entries;
 	seg->size = size;
+	seg->nentries = nentries;
 	seg->writable = true;
 	header_init(seg->hdr, nentries, size);
 	return 0;
@@ -198,6 +208,10 @@ read_header(int fd, struct stats_header *h, off_t *size, const char *path,
 		    strerror(errno));
 		return -1;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "stats file %s: not a regular file", path);
+		return -1;
+	}
 	*size = st.st_size;
 	n = pread(fd, h, sizeof(*h), 0);
 	if (n < 0) {
@@ -213,27 +227,59 @@ read_header(int fd, struct stats_header *h, off_t *size, const char *path,
 	return header_check(h, st.st_size, path, err, errlen);
 }
 
-/* Check the header of the file open as seg->fd and map it with prot. */
-static int
-map_checked(struct stats_segment *seg, const char *path, int prot,
-    char *err, size_t errlen)
+/* The whole file into buf; false when it is shorter than it was. */
+static bool
+read_whole(const struct stats_segment *seg, void *buf)
 {
-	struct stats_header h;
-	off_t size;
-	void *p;
+	size_t done = 0;
 
-	if (read_header(seg->fd, &h, &size, path, err, errlen) < 0)
-		return -1;
-	p = mmap(NULL, (size_t)size, prot, MAP_SHARED, seg->fd, 0);
-	if (p == MAP_FAILED) {
-		snprintf(err, errlen, "cannot map stats file %s: %s", path,
-		    strerror(errno));
-		return -1;
+	while (done < seg->size) {
+		ssize_t n = pread(seg->fd, (char *)buf + done,
+		    seg->size - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		done += (size_t)n;
 	}
-	seg->hdr = p;
+	return true;
+}
+
+/* Read both copies; false (errno ESTALE) when the file is not ours now. */
+static bool
+reader_fill(const struct stats_segment *seg)
+{
+	const struct stats_header *a = seg->hdr;
+
+	if (!read_whole(seg, seg->hdr) ||
+	    !read_whole(seg, (struct stats_header *)seg->recheck - 1) ||
+	    a->magic != STATS_MAGIC ||
+	    a->layout_version != STATS_LAYOUT_VERSION ||
+	    a->nentries != seg->nentries || a->file_size != seg->size) {
+		errno = ESTALE;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The reader's memory: the first copy (hdr, entries), then the second
+ * (a header, then recheck), each of the file's size.
+ */
+static int
+reader_alloc(struct stats_segment *seg, size_t size, unsigned nentries)
+{
+	char *p = aligned_alloc(STATS_ALIGN, 2 * size);
+
+	if (p == NULL)
+		return -1;
+	seg->hdr = (struct stats_header *)p;
 	seg->entries = (struct stats_entry *)(seg->hdr + 1);
-	seg->size = (size_t)size;
-	seg->writable = (prot & PROT_WRITE) != 0;
+	seg->recheck = (struct stats_entry *)((struct stats_header *)
+	    (p + size) + 1);
+	seg->size = size;
+	seg->nentries = nentries;
 	return 0;
 }
 
@@ -241,28 +287,64 @@ int
 stats_open(struct stats_segment *seg, const char *path, char *err,
     size_t errlen)
 {
+	struct stats_header h;
+	off_t size;
+
 	segment_reset(seg);
-	seg->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Never block on a FIFO nor follow a link planted in the directory. */
+	seg->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (seg->fd < 0) {
 		snprintf(err, errlen, "cannot open stats file %s: %s", path,
 		    strerror(errno));
 		return -1;
 	}
-	if (map_checked(seg, path, PROT_READ, err, errlen) == 0)
-		return 0;
-	close(seg->fd);
-	segment_reset(seg);
+	if (read_header(seg->fd, &h, &size, path, err, errlen) < 0)
+		goto fail;
+	if (reader_alloc(seg, (size_t)size, h.nentries) < 0) {
+		snprintf(err, errlen, "stats file %s: out of memory", path);
+		goto fail;
+	}
+	if (!reader_fill(seg)) {
+		snprintf(err, errlen, "stats file %s: changed while read "
+		    "(truncated or replaced in place)", path);
+		goto fail;
+	}
+	return 0;
+fail:
+	stats_close(seg);
 	return -1;
 }
 
+/*
+ * The master's own file, inherited across an upgrade: mapped shared and
+ * writable again, after the same checks as a reader's.
+ */
 int
 stats_adopt(struct stats_segment *seg, int fd, const char *path, char *err,
     size_t errlen)
 {
+	struct stats_header h;
+	off_t size;
+	void *p;
+
 	segment_reset(seg);
 	seg->fd = fd;
-	if (map_checked(seg, path, PROT_READ | PROT_WRITE, err, errlen) == 0)
-		return 0;
+	if (read_header(fd, &h, &size, path, err, errlen) < 0)
+		goto fail;
+	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "cannot map stats file %s: %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	seg->hdr = p;
+	seg->entries = (struct stats_entry *)(seg->hdr + 1);
+	seg->recheck = seg->entries;
+	seg->size = (size_t)size;
+	seg->nentries = h.nentries;
+	seg->writable = true;
+	return 0;
+fail:
 	segment_reset(seg);
 	return -1;
 }
@@ -270,8 +352,10 @@ stats_adopt(struct stats_segment *seg, int fd, const char *path, char *err,
 void
 stats_close(struct stats_segment *seg)
 {
-	if (seg->hdr != NULL)
+	if (seg->writable && seg->hdr != NULL)
 		munmap(seg->hdr, seg->size);
+	else
+		free(seg->hdr);
 	if (seg->fd >= 0)
 		close(seg->fd);
 	segment_reset(seg);
@@ -282,7 +366,8 @@ stats_close(struct stats_segment *seg)
 int
 stats_entry_alloc(struct stats_segment *seg)
 {
-	for (unsigned i = 0; i < seg->hdr->nentries; i++) {
+	/* Our own count: a worker could scribble on the header's. */
+	for (unsigned i = 0; i < seg->nentries; i++) {
 		struct stats_entry *e = &seg->entries[i];
 
 		if (__atomic_load_n(&e->state, __ATOMIC_ACQUIRE) !=
@@ -339,7 +424,7 @@ stats_entry_retire(struct stats_segment *seg, unsigned idx)
 	struct stats_entry *e;
 	uint64_t seq;
 
-	if (idx >= h->nentries)
+	if (idx >= seg->nentries)
 		return;
 	e = &seg->entries[idx];
 	seq = __atomic_load_n(&h->fold_seq, __ATOMIC_RELAXED);
@@ -364,8 +449,9 @@ copy_words(void *dst, const void *src, size_t bytes)
 		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
 }
 
+/* One attempt on the master's live mapping. */
 static bool
-snapshot_once(const struct stats_segment *seg, struct stats_header *hdr,
+snapshot_live(const struct stats_segment *seg, struct stats_header *hdr,
     struct stats_entry *entries, unsigned n)
 {
 	uint64_t before, after;
@@ -380,16 +466,40 @@ snapshot_once(const struct stats_segment *seg, struct stats_header *hdr,
 	return before == after;
 }
 
+/*
+ * One attempt of a reader: the first copy is consistent when no fold was
+ * under way as it began (even) and none began before the second copy read
+ * the counter again.  -1 when the file is no longer the one we opened.
+ */
+static int
+snapshot_read(const struct stats_segment *seg, struct stats_header *hdr,
+    struct stats_entry *entries, unsigned n)
+{
+	const struct stats_header *again =
+	    (const struct stats_header *)seg->recheck - 1;
+
+	if (!reader_fill(seg))
+		return -1;
+	if ((seg->hdr->fold_seq & 1) || seg->hdr->fold_seq != again->fold_seq)
+		return 0;
+	memcpy(hdr, seg->hdr, sizeof(*hdr));
+	memcpy(entries, seg->entries, (size_t)n * sizeof(*entries));
+	return 1;
+}
+
 int
 stats_snapshot(const struct stats_segment *seg, struct stats_header *hdr,
     struct stats_entry *entries, unsigned max)
 {
-	unsigned n = seg->hdr->nentries;
+	unsigned n = seg->nentries < max ? seg->nentries : max;
+	int rc;
 
-	if (n > max)
-		n = max;
 	for (int tries = 0; tries < SNAPSHOT_TRIES; tries++) {
-		if (snapshot_once(seg, hdr, entries, n)) {
+		if (seg->writable)
+			rc = snapshot_live(seg, hdr, entries, n);
+		else if ((rc = snapshot_read(seg, hdr, entries, n)) < 0)
+			return -1;
+		if (rc) {
 			hdr->nentries = n;
 			return 0;
 		}
@@ -511,9 +621,13 @@ stats_note_client(struct stats_entry *e, const struct sockaddr *sa,
 	__atomic_store_n(&e->recent_next, next + 1, __ATOMIC_RELEASE);
 }
 
-/* One consistent copy of a slot, or false when it is empty or changing. */
+/*
+ * One consistent copy of a slot, or false when it is empty or changing:
+ * again is the slot as read after c (c itself on the live mapping).
+ */
 static bool
-client_read(const struct stats_client *c, struct stats_client *out)
+client_read(const struct stats_client *c, const struct stats_client *again,
+    struct stats_client *out)
 {
 	uint64_t before = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
 
@@ -521,11 +635,12 @@ client_read(const struct stats_client *c, struct stats_client *out)
 		return false;
 	memcpy(out, c, sizeof(*out));
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	return __atomic_load_n(&c->seq, __ATOMIC_RELAXED) == before;
+	return __atomic_load_n(&again->seq, __ATOMIC_RELAXED) == before;
 }
 
 unsigned
-stats_recent_clients(const struct stats_entry *e, struct stats_client *out,
+stats_recent_clients(const struct stats_entry *e,
+    const struct stats_entry *recheck, struct stats_client *out,
     unsigned max)
 {
 	uint64_t next = __atomic_load_n(&e->recent_next, __ATOMIC_ACQUIRE);
@@ -534,8 +649,9 @@ stats_recent_clients(const struct stats_entry *e, struct stats_client *out,
 	for (unsigned k = 1; k <= STATS_RECENT_CLIENTS && n < max; k++) {
 		if (k > next)
 			break;
-		if (client_read(&e->recent[(next - k) % STATS_RECENT_CLIENTS],
-		    &out[n]))
+		unsigned i = (unsigned)((next - k) % STATS_RECENT_CLIENTS);
+
+		if (client_read(&e->recent[i], &recheck->recent[i], &out[n]))
 			n++;
 	}
 	return n;

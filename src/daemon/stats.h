@@ -161,11 +161,20 @@ struct stats_header {
 /* Master: entries per segment, enough for old and new generations. */
 #define STATS_ENTRIES (2 * 64 + 16)
 
-/* The mapping as a process sees it. */
+/*
+ * The segment as a process sees it.  The master maps the file shared and
+ * writes it.  A reader never maps it: whoever can replace or truncate the
+ * file could then make it fault (SIGBUS) or lie about its own size.  A
+ * reader pread()s the file into memory of its own (hdr, entries) and, for
+ * the consistency checks, a second time (recheck); nentries is the count
+ * validated against the file's size at open, the bound of every copy.
+ */
 struct stats_segment {
 	struct stats_header *hdr;
 	struct stats_entry *entries;
+	struct stats_entry *recheck;  /* the master: entries themselves */
 	size_t size;
+	unsigned nentries;
 	int fd;
 	bool writable;
 };
@@ -211,11 +220,14 @@ struct sockaddr;
 void stats_note_client(struct stats_entry *e, const struct sockaddr *sa,
     bool proxied, int64_t now);
 /*
- * Reader: copy the valid recent clients of a live entry into out, newest
- * first, skipping a slot being written; returns how many.
+ * Reader: copy the valid recent clients of entry e into out, newest first,
+ * skipping a slot being written; returns how many.  recheck is the same
+ * entry read again after e was read (e itself when e is the live mapping):
+ * a slot counts only when its sequence number did not move in between.
  */
 unsigned stats_recent_clients(const struct stats_entry *e,
-    struct stats_client *out, unsigned max);
+    const struct stats_entry *recheck, struct stats_client *out,
+    unsigned max);
 /* "a.b.c.d:port" or "[v6]:port" for a recorded client. */
 const char *stats_client_text(const struct stats_client *c, char *buf,
     size_t len);
@@ -223,7 +235,10 @@ const char *stats_client_text(const struct stats_client *c, char *buf,
 /* Master: create (truncate) the file at path with nentries entries. */
 int stats_create(struct stats_segment *seg, const char *path,
     unsigned nentries, char *err, size_t errlen);
-/* Reader: map an existing file read-only and check magic and layout. */
+/*
+ * Reader: open an existing file, check magic, layout and size, and read it
+ * once into memory of our own (hdr, entries); the file is never mapped.
+ */
 int stats_open(struct stats_segment *seg, const char *path, char *err,
     size_t errlen);
 /*
@@ -243,8 +258,11 @@ int stats_entry_alloc(struct stats_segment *seg);
 void stats_entry_retire(struct stats_segment *seg, unsigned idx);
 
 /*
- * Reader: a consistent snapshot of the header and the entries (retrying
- * while a fold is in progress).  entries must have room for hdr.nentries.
+ * Reader: a consistent snapshot of the header and of at most max entries
+ * (retrying while a fold is in progress); hdr->nentries is set to the
+ * number copied.  A reader's file is read afresh: -1 with errno ESTALE
+ * when it no longer holds the segment that was opened (truncated,
+ * replaced in place, corrupted), EAGAIN when folds never let up.
  */
 int stats_snapshot(const struct stats_segment *seg, struct stats_header *hdr,
     struct stats_entry *entries, unsigned max);

@@ -99,7 +99,7 @@ finish(FILE *out)
 int
 stats_snap_take(const struct stats_segment *seg, struct stats_snap *snap)
 {
-	unsigned n = seg->hdr->nentries;
+	unsigned n = seg->nentries;
 	struct timespec ts;
 
 	memset(snap, 0, sizeof(*snap));
@@ -122,7 +122,7 @@ stats_snap_take(const struct stats_segment *seg, struct stats_snap *snap)
 	}
 	for (unsigned i = 0; i < snap->hdr.nentries; i++)
 		snap->clients[i].n = stats_recent_clients(&seg->entries[i],
-		    snap->clients[i].c, STATS_RECENT_CLIENTS);
+		    &seg->recheck[i], snap->clients[i].c, STATS_RECENT_CLIENTS);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snap->taken = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	snap->now = time(NULL);

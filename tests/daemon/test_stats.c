@@ -2,8 +2,10 @@
 /*
  * test_stats.c - unit tests of the stats segment: the layout other tools
  * rely on, create/open and the checks of open, entry allocation, the fold
- * of an exited worker into the retired totals, the latency buckets and the
- * consistency of snapshots taken while the master folds.
+ * of an exited worker into the retired totals, the latency buckets, the
+ * consistency of snapshots taken while the master folds, and readers that
+ * survive any content and any size of the file (corrupted after open,
+ * random bytes, truncated while being read).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include "stats.h"
+#include "stats_format.h"
 
 struct fixture {
 	char dir[64];
@@ -354,9 +357,9 @@ test_recent_clients(void **state)
 
 	assert_non_null(e);
 	memset(e, 0, sizeof(*e));
-	assert_int_equal(stats_recent_clients(e, out, STATS_RECENT_CLIENTS), 0);
+	assert_int_equal(stats_recent_clients(e, e, out, STATS_RECENT_CLIENTS), 0);
 	note_v4(e, "198.51.100.1", 1, true);
-	assert_int_equal(stats_recent_clients(e, out, STATS_RECENT_CLIENTS), 1);
+	assert_int_equal(stats_recent_clients(e, e, out, STATS_RECENT_CLIENTS), 1);
 	assert_string_equal(stats_client_text(&out[0], text, sizeof(text)),
 	    "198.51.100.1:1");
 	assert_int_equal(out[0].proxied, 1);
@@ -369,7 +372,7 @@ test_recent_clients(void **state)
 	assert_int_equal(inet_pton(AF_INET6, "2001:db8::5", &sin6.sin6_addr), 1);
 	stats_note_client(e, (struct sockaddr *)&sin6, true, 7);
 	/* Newest first, and only the last STATS_RECENT_CLIENTS remain. */
-	assert_int_equal(stats_recent_clients(e, out, STATS_RECENT_CLIENTS),
+	assert_int_equal(stats_recent_clients(e, e, out, STATS_RECENT_CLIENTS),
 	    STATS_RECENT_CLIENTS);
 	assert_string_equal(stats_client_text(&out[0], text, sizeof(text)),
 	    "[2001:db8::5]:443");
@@ -379,11 +382,203 @@ test_recent_clients(void **state)
 	    "198.51.100.2:4");
 	/* A slot whose sequence is odd is being written: skipped. */
 	e->recent[(e->recent_next - 1) % STATS_RECENT_CLIENTS].seq++;
-	assert_int_equal(stats_recent_clients(e, out, STATS_RECENT_CLIENTS),
+	assert_int_equal(stats_recent_clients(e, e, out, STATS_RECENT_CLIENTS),
 	    STATS_RECENT_CLIENTS - 1);
 	assert_string_equal(stats_client_text(&out[0], text, sizeof(text)),
 	    "198.51.100.2:10");
 	free(e);
+}
+
+/* ------------------------------------------------------------ hostile files */
+
+/* Every output format of a snapshot, into /dev/null. */
+static void
+format_all(const struct stats_snap *s)
+{
+	FILE *null = fopen("/dev/null", "w");
+
+	assert_non_null(null);
+	assert_int_equal(stats_format_text(null, s), 0);
+	assert_int_equal(stats_format_json(null, s), 0);
+	assert_int_equal(stats_format_prometheus(null, s), 0);
+	stats_format_status(null, s);
+	fclose(null);
+}
+
+/*
+ * What goproctl and the metrics process do with whatever path holds now:
+ * open, snapshot, format.  Each step may refuse; none may fault.  Returns
+ * 0 when a snapshot was taken, -1 when refused.
+ */
+static int
+read_any(const char *path)
+{
+	struct stats_segment r;
+	struct stats_snap snap;
+	char err[512];
+	int rc = -1;
+
+	if (stats_open(&r, path, err, sizeof(err)) < 0)
+		return -1;
+	assert_true(r.nentries >= 1 && r.nentries <= 4096);
+	if (stats_snap_take(&r, &snap) == 0) {
+		assert_true(snap.hdr.nentries <= r.nentries);
+		format_all(&snap);
+		stats_snap_free(&snap);
+		rc = 0;
+	} else {
+		assert_true(errno == ESTALE || errno == EAGAIN ||
+		    errno == ENOMEM);
+	}
+	stats_close(&r);
+	return rc;
+}
+
+static void
+patch(const char *path, off_t off, const void *val, size_t len)
+{
+	int fd = open(path, O_WRONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, val, len, off), (ssize_t)len);
+	close(fd);
+}
+
+/* An entry count raised after open must not widen what a reader copies. */
+static void
+test_reader_header_corrupted_after_open(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t huge = 0x7fffffff;
+	struct stats_segment r;
+	struct stats_snap snap;
+	char err[512];
+
+	assert_int_equal(stats_open(&r, f->path, err, sizeof(err)), 0);
+	assert_int_equal(stats_snap_take(&r, &snap), 0);
+	stats_snap_free(&snap);
+	patch(f->path, offsetof(struct stats_header, nentries), &huge,
+	    sizeof(huge));
+	assert_int_equal(stats_snap_take(&r, &snap), -1);
+	assert_int_equal(errno, ESTALE);
+	stats_close(&r);
+	/* A fresh open refuses it too. */
+	assert_int_equal(read_any(f->path), -1);
+}
+
+/* A file truncated under an open reader: refused, no SIGBUS. */
+static void
+test_reader_truncated_after_open(void **state)
+{
+	struct fixture *f = *state;
+	struct stats_segment r;
+	struct stats_snap snap;
+	char err[512];
+
+	assert_int_equal(stats_open(&r, f->path, err, sizeof(err)), 0);
+	assert_int_equal(truncate(f->path, 100), 0);
+	assert_int_equal(stats_snap_take(&r, &snap), -1);
+	assert_int_equal(errno, ESTALE);
+	stats_close(&r);
+}
+
+/* A plausible header (or not) over random bytes, of a random size. */
+static void
+write_random_file(const char *path, size_t full)
+{
+	uint32_t nentries = 1 + (uint32_t)(random() % 8);
+	size_t size = (size_t)random() % (full + 1024);
+	uint8_t *buf;
+	struct stats_header h;
+	int fd;
+
+	/* Half the time, the size a header with nentries entries claims. */
+	if (random() % 2)
+		size = sizeof(h) + nentries * sizeof(struct stats_entry);
+	buf = malloc(size + 1);
+
+	assert_non_null(buf);
+	for (size_t i = 0; i < size; i++)
+		buf[i] = (uint8_t)random();
+	if (random() % 4 != 0 && size >= sizeof(h)) {
+		memcpy(&h, buf, sizeof(h));
+		h.magic = STATS_MAGIC;
+		h.layout_version = STATS_LAYOUT_VERSION;
+		h.header_size = sizeof(struct stats_header);
+		h.entry_size = sizeof(struct stats_entry);
+		if (random() % 8 != 0) {
+			h.nentries = nentries;
+			h.file_size = size;
+		}
+		/* An odd one would only make the reader retry for 2 s. */
+		h.fold_seq &= ~1ull;
+		memcpy(buf, &h, sizeof(h));
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, size), (ssize_t)size);
+	close(fd);
+	free(buf);
+}
+
+static void
+test_reader_random_files(void **state)
+{
+	struct fixture *f = *state;
+	int taken = 0;
+
+	srandom(11);
+	for (int i = 0; i < 2000; i++) {
+		write_random_file(f->path, f->seg.size);
+		taken += read_any(f->path) == 0;
+	}
+	/* Some had a right header and size: those were read. */
+	print_message("random files: %d of 2000 read\n", taken);
+	assert_true(taken > 0);
+}
+
+/* Truncate and restore the file, rounds times (a child's job). */
+static void
+flap_file(const char *path, const void *image, size_t size, int rounds)
+{
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0)
+		_exit(2);
+	for (int i = 0; i < rounds; i++)
+		if (ftruncate(fd, (off_t)(random() % (off_t)size)) < 0 ||
+		    pwrite(fd, image, size, 0) != (ssize_t)size)
+			_exit(3);
+	_exit(0);
+}
+
+static void
+test_reader_survives_truncation_while_reading(void **state)
+{
+	struct fixture *f = *state;
+	void *image = malloc(f->seg.size);
+	int status, reads = 0, taken = 0;
+	pid_t pid;
+
+	assert_non_null(image);
+	memcpy(image, f->seg.hdr, f->seg.size);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		flap_file(f->path, image, f->seg.size, 20000);
+	while (waitpid(pid, &status, WNOHANG) == 0 && reads < 200000) {
+		taken += read_any(f->path) == 0;
+		reads++;
+	}
+	if (reads >= 200000) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	free(image);
+	print_message("%d reads while truncated 20000 times, %d taken\n",
+	    reads, taken);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 int
@@ -401,6 +596,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_bad_version, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_open_bad_entry_size, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reader_header_corrupted_after_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reader_truncated_after_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_random_files,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reader_survives_truncation_while_reading, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_open_truncated, setup,
 		    teardown),
