@@ -30,6 +30,11 @@ int daemon_lookup_ids(const char *user, const char *group, uid_t *uid,
 /* Switch to uid:gid for good (only when root); 0 or -1 + err. */
 int daemon_drop_privileges(uid_t uid, gid_t gid, const char *user,
     char *err, size_t errlen);
+/*
+ * The state letter ('R', 'S', 'Z'...) and parent of pid from /proc; false
+ * when there is no such process.
+ */
+bool daemon_proc_state(pid_t pid, char *state, pid_t *ppid);
 /* sd_notify when built with systemd and run under it; a no-op otherwise. */
 void daemon_notify(const char *state);
 

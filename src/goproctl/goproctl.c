@@ -312,19 +312,10 @@ cmd_stats(struct ctx *c, int argc, char **argv)
 static bool
 pid_zombie(pid_t pid)
 {
-	char path[64], buf[256], *paren;
-	FILE *f;
-	size_t n;
+	pid_t ppid;
+	char state;
 
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* "pid (comm) S ...": comm may hold spaces and parentheses. */
-	paren = strrchr(buf, ')');
-	return paren != NULL && paren[1] == ' ' && paren[2] == 'Z';
+	return daemon_proc_state(pid, &state, &ppid) && state == 'Z';
 }
 
 static bool

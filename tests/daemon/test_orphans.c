@@ -22,33 +22,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "daemon.h"
 #include "harness.h"
 
 #define CHILDREN_MAX 16
 #define GONE_TIMEOUT 10.0
-
-/* The parent pid and state letter of pid from /proc, or false. */
-static bool
-proc_stat(pid_t pid, pid_t *ppid, char *state)
-{
-	char path[64], buf[512], *paren;
-	long pp;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* "pid (comm) S ppid ...": comm may hold spaces and parentheses. */
-	if ((paren = strrchr(buf, ')')) == NULL ||
-	    sscanf(paren + 1, " %c %ld", state, &pp) != 2)
-		return false;
-	*ppid = (pid_t)pp;
-	return true;
-}
 
 /* The processes whose parent is pid, at most max of them. */
 static int
@@ -63,7 +41,7 @@ children_of(pid_t parent, pid_t *out, int max)
 		pid_t pid = (pid_t)atol(de->d_name), ppid;
 		char state;
 
-		if (pid > 0 && proc_stat(pid, &ppid, &state) &&
+		if (pid > 0 && daemon_proc_state(pid, &state, &ppid) &&
 		    ppid == parent && state != 'Z')
 			out[n++] = pid;
 	}
@@ -78,7 +56,7 @@ gone(pid_t pid)
 	pid_t ppid;
 	char state;
 
-	return !proc_stat(pid, &ppid, &state) || state == 'Z';
+	return !daemon_proc_state(pid, &state, &ppid) || state == 'Z';
 }
 
 static int
