@@ -302,7 +302,7 @@ master_spawn(struct master *m, unsigned slot)
 static unsigned
 free_entries(const struct master *m)
 {
-	unsigned n = 0, max = m->stats.hdr->nentries;
+	unsigned n = 0, max = m->stats.nentries;
 
 	if (max > STATS_ENTRIES)
 		max = STATS_ENTRIES;
@@ -1133,7 +1133,7 @@ adopt_procs(struct master *m, const struct upgrade_state *st)
 	for (unsigned i = 0; i < st->nprocs; i++) {
 		const struct upgrade_proc *p = &st->procs[i];
 
-		if (p->idx >= m->stats.hdr->nentries ||
+		if (p->idx >= m->stats.nentries ||
 		    m->stats.entries[p->idx].pid != p->pid) {
 			log_warnx("upgrade: worker pid %ld is not in the stats "
 			    "segment; it is not adopted", (long)p->pid);
