@@ -1,0 +1,608 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * pipeline.c - requests handed to modules, replies released in order,
+ * deadlines, cancellation and completions from other threads.  See
+ * pipeline.h for the model.
+ *
+ * A request lives in a slot of a table that only grows (chunks of
+ * CHUNK_SLOTS, never moved, so the lists can point into them) and is
+ * reused through a free list: no allocation per request once the table
+ * is warm.  Only a reply that must wait for an earlier one is copied.
+ *
+ * A request is unlinked from its queue before its reply is emitted, so an
+ * owner that closes the connection from inside emit (no memory for the
+ * reply) finds a queue that is still consistent.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gopro/gopro.h"
+#include "pipeline.h"
+
+#define CHUNK_SHIFT 8
+#define CHUNK_SLOTS (1u << CHUNK_SHIFT)
+#define MAX_SLOTS (1u << 24)    /* 16M requests in flight per worker */
+
+enum req_state {
+	REQ_FREE = 0,
+	REQ_PENDING,    /* handed to a module, no reply yet */
+	REQ_DONE,       /* reply held until its turn */
+	REQ_CANCELLED,  /* client gone, module's cancel still due */
+};
+
+struct pipeline_req {
+	uint32_t idx;
+	uint32_t seq;              /* bumped on every release */
+	uint8_t state;             /* enum req_state */
+	uint8_t command;           /* of the held reply */
+	uint16_t code;             /* of a held ERROR */
+	bool in_pending;           /* in h->pending */
+	struct pipeline_queue *q;
+	struct pipeline_handler *h;/* NULL for a core reply */
+	TAILQ_ENTRY(pipeline_req) qlink;
+	TAILQ_ENTRY(pipeline_req) hlink;  /* h->pending or pl->cancelled */
+	ev_tstamp deadline;
+	gopro_request_id cancel_id;
+	uint8_t *body;             /* held reply, or ERROR text (NUL-ended) */
+	size_t len;
+	struct pipeline_req *next_free;
+};
+
+struct pipeline_post {
+	struct pipeline_post *next;
+	gopro_request_id id;
+	uint8_t command;
+	uint16_t code;
+	size_t len;
+	uint8_t data[];            /* len bytes, then a NUL for ERROR text */
+};
+
+static const char TIMEOUT_TEXT[] = "request timeout";
+static const char INVALID_TEXT[] = "invalid reply from module";
+
+/* ------------------------------------------------------------ slots */
+
+static gopro_request_id
+req_id(const struct pipeline_req *r)
+{
+	return (uint64_t)r->seq << 32 | r->idx;
+}
+
+static int
+grow(struct pipeline *pl)
+{
+	struct pipeline_req **chunks, *c;
+	size_t base = pl->nchunks * CHUNK_SLOTS;
+
+	if (base + CHUNK_SLOTS > MAX_SLOTS) {
+		errno = ENOMEM;
+		return -1;
+	}
+	chunks = realloc(pl->chunks, (pl->nchunks + 1) * sizeof(*chunks));
+	if (chunks == NULL)
+		return -1;
+	pl->chunks = chunks;
+	if ((c = calloc(CHUNK_SLOTS, sizeof(*c))) == NULL)
+		return -1;
+	chunks[pl->nchunks++] = c;
+	for (unsigned i = CHUNK_SLOTS; i-- > 0;) {
+		c[i].idx = (uint32_t)(base + i);
+		c[i].seq = 1;
+		c[i].next_free = pl->free_list;
+		pl->free_list = &c[i];
+	}
+	return 0;
+}
+
+static struct pipeline_req *
+req_alloc(struct pipeline *pl)
+{
+	struct pipeline_req *r;
+
+	if (pl->free_list == NULL && grow(pl) < 0)
+		return NULL;
+	r = pl->free_list;
+	pl->free_list = r->next_free;
+	return r;
+}
+
+static void
+req_free(struct pipeline *pl, struct pipeline_req *r)
+{
+	free(r->body);
+	r->body = NULL;
+	r->len = 0;
+	r->state = REQ_FREE;
+	r->q = NULL;
+	/* The old id never matches again (0 is skipped: no id is 0). */
+	if (++r->seq == 0)
+		r->seq = 1;
+	r->next_free = pl->free_list;
+	pl->free_list = r;
+}
+
+static struct pipeline_req *
+req_find(const struct pipeline *pl, gopro_request_id id)
+{
+	uint32_t idx = (uint32_t)id, seq = (uint32_t)(id >> 32);
+	struct pipeline_req *r;
+
+	if ((idx >> CHUNK_SHIFT) >= pl->nchunks)
+		return NULL;
+	r = &pl->chunks[idx >> CHUNK_SHIFT][idx & (CHUNK_SLOTS - 1)];
+	return r->seq == seq && r->state == REQ_PENDING ? r : NULL;
+}
+
+/* ------------------------------------------------------------ release */
+
+static void
+count(struct pipeline_handler *h, enum pipeline_counter which)
+{
+	if (h != NULL && h->counters != NULL)
+		h->counters[which]++;
+}
+
+/* r has its answer: it leaves the handler's deadline list. */
+static void
+leave_pending(struct pipeline_req *r)
+{
+	struct pipeline_handler *h = r->h;
+
+	if (r->in_pending) {
+		TAILQ_REMOVE(&h->pending, r, hlink);
+		r->in_pending = false;
+	}
+	if (h != NULL && h->inflight != NULL)
+		(*h->inflight)--;
+}
+
+static void
+emit_held(struct pipeline *pl, struct pipeline_queue *q,
+    struct pipeline_req *r)
+{
+	struct iovec iov = { r->body, r->len };
+
+	if (r->command == GOPRO_CMD_ERROR)
+		pl->ops->emit_error(q->owner, r->code, r->body != NULL ?
+		    (const char *)r->body : INVALID_TEXT);
+	else
+		pl->ops->emit(q->owner, r->command, &iov, r->len > 0 ? 1 : 0);
+}
+
+/* Emit every held reply at the head of q, then tell the owner. */
+static void
+release_ready(struct pipeline *pl, struct pipeline_queue *q, bool released)
+{
+	struct pipeline_req *r;
+
+	while ((r = TAILQ_FIRST(&q->reqs)) != NULL && r->state == REQ_DONE) {
+		TAILQ_REMOVE(&q->reqs, r, qlink);
+		q->n--;
+		emit_held(pl, q, r);
+		req_free(pl, r);
+		released = true;
+	}
+	if (released)
+		pl->ops->released(q->owner);
+}
+
+static size_t
+iov_total(const struct iovec *iov, int iovcnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+/* Keep a copy of the reply until r's turn; on ENOMEM keep an ERROR 10. */
+static void
+hold_copy(struct pipeline_req *r, uint8_t command, uint16_t code,
+    const struct iovec *iov, int iovcnt)
+{
+	size_t len = iov_total(iov, iovcnt), off = 0;
+
+	r->state = REQ_DONE;
+	r->command = command;
+	r->code = code;
+	if (len == 0 && command != GOPRO_CMD_ERROR)
+		return;
+	if ((r->body = malloc(len + 1)) == NULL) {
+		r->command = GOPRO_CMD_ERROR;
+		r->code = GOPRO_MODULE_ERR_UNAVAILABLE;
+		return;
+	}
+	for (int i = 0; i < iovcnt; i++) {
+		memcpy(r->body + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	r->body[len] = '\0';
+	r->len = len;
+}
+
+/*
+ * Answer r: straight to the owner when r is the head of its queue,
+ * otherwise held.  For an ERROR, iov holds the text.
+ */
+static void
+answer(struct pipeline *pl, struct pipeline_req *r, uint8_t command,
+    uint16_t code, const struct iovec *iov, int iovcnt)
+{
+	struct pipeline_queue *q = r->q;
+
+	leave_pending(r);
+	if (TAILQ_FIRST(&q->reqs) != r) {
+		hold_copy(r, command, code, iov, iovcnt);
+		return;
+	}
+	TAILQ_REMOVE(&q->reqs, r, qlink);
+	q->n--;
+	req_free(pl, r);
+	if (command == GOPRO_CMD_ERROR)
+		pl->ops->emit_error(q->owner, code, iovcnt > 0 ?
+		    iov[0].iov_base : "");
+	else
+		pl->ops->emit(q->owner, command, iov, iovcnt);
+	release_ready(pl, q, true);
+}
+
+static void
+answer_error(struct pipeline *pl, struct pipeline_req *r, uint16_t code,
+    const char *text)
+{
+	struct iovec iov = { (void *)(uintptr_t)text, strlen(text) };
+
+	answer(pl, r, GOPRO_CMD_ERROR, code, &iov, 1);
+}
+
+/* ------------------------------------------------------------ deadlines */
+
+static void
+arm(struct pipeline_handler *h)
+{
+	struct pipeline_req *r = TAILQ_FIRST(&h->pending);
+	struct ev_loop *loop = h->pl->loop;
+	double after;
+
+	if (r == NULL || ev_is_active(&h->timer))
+		return;
+	after = r->deadline - ev_now(loop);
+	ev_timer_set(&h->timer, after > 0 ? after : 0, 0);
+	ev_timer_start(loop, &h->timer);
+}
+
+static void
+deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct pipeline_handler *h = t->data;
+	struct pipeline_req *r;
+	gopro_request_id id;
+
+	(void)revents;
+	while ((r = TAILQ_FIRST(&h->pending)) != NULL &&
+	    r->deadline <= ev_now(loop)) {
+		id = req_id(r);
+		count(h, PIPELINE_timeouts);
+		answer_error(h->pl, r, GOPRO_MODULE_ERR_REQUEST_TIMEOUT,
+		    TIMEOUT_TEXT);
+		/* Answered for it: the module may stop working on it. */
+		if (h->cancel != NULL)
+			h->cancel(h->state, id);
+	}
+	arm(h);
+}
+
+/* ------------------------------------------------------------ public */
+
+static void
+wake_cb(struct ev_loop *loop, ev_async *a, int revents);
+
+void
+pipeline_init(struct pipeline *pl, struct ev_loop *loop,
+    const struct pipeline_ops *ops, uint32_t max_reply)
+{
+	memset(pl, 0, sizeof(*pl));
+	pl->loop = loop;
+	pl->ops = ops;
+	pl->max_reply = max_reply;
+	TAILQ_INIT(&pl->cancelled);
+	pl->loop_thread = pthread_self();
+	pthread_mutex_init(&pl->lock, NULL);
+	pl->posted_tail = &pl->posted;
+	ev_async_init(&pl->wake, wake_cb);
+	pl->wake.data = pl;
+	ev_async_start(loop, &pl->wake);
+	/* The wakeup alone must not keep a loop alive. */
+	ev_unref(loop);
+}
+
+void
+pipeline_cleanup(struct pipeline *pl)
+{
+	struct pipeline_post *p, *next;
+
+	pipeline_run_cancels(pl);
+	ev_ref(pl->loop);
+	ev_async_stop(pl->loop, &pl->wake);
+	for (p = pl->posted; p != NULL; p = next) {
+		next = p->next;
+		free(p);
+	}
+	for (size_t c = 0; c < pl->nchunks; c++) {
+		for (unsigned i = 0; i < CHUNK_SLOTS; i++)
+			free(pl->chunks[c][i].body);
+		free(pl->chunks[c]);
+	}
+	free(pl->chunks);
+	pthread_mutex_destroy(&pl->lock);
+	memset(pl, 0, sizeof(*pl));
+}
+
+void
+pipeline_handler_init(struct pipeline *pl, struct pipeline_handler *h)
+{
+	h->pl = pl;
+	TAILQ_INIT(&h->pending);
+	ev_init(&h->timer, deadline_cb);
+	h->timer.data = h;
+}
+
+void
+pipeline_handler_cleanup(struct pipeline_handler *h)
+{
+	if (h->pl != NULL)
+		ev_timer_stop(h->pl->loop, &h->timer);
+}
+
+void
+pipeline_queue_init(struct pipeline_queue *q, void *owner)
+{
+	TAILQ_INIT(&q->reqs);
+	q->n = 0;
+	q->limit = 1;
+	q->owner = owner;
+}
+
+int
+pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
+    struct pipeline_handler *h, uint8_t command, const uint8_t *body,
+    size_t len, struct gopro_conn *conn)
+{
+	struct pipeline_req *r = req_alloc(pl);
+	struct gopro_request req;
+
+	if (r == NULL)
+		return -1;
+	r->state = REQ_PENDING;
+	r->q = q;
+	r->h = h;
+	r->deadline = ev_now(pl->loop) + h->timeout;
+	TAILQ_INSERT_TAIL(&q->reqs, r, qlink);
+	q->n++;
+	q->limit = h->max_inflight;
+	count(h, PIPELINE_requests);
+	if (h->inflight != NULL)
+		(*h->inflight)++;
+	req = (struct gopro_request){ .id = req_id(r), .command = command,
+		.body = body, .len = len, .conn = conn };
+	h->request(h->state, &req);
+	/* Answered at once (the common case): no deadline to keep. */
+	if (req_find(pl, req.id) == NULL)
+		return 0;
+	TAILQ_INSERT_TAIL(&h->pending, r, hlink);
+	r->in_pending = true;
+	arm(h);
+	return 0;
+}
+
+static int
+hold_core(struct pipeline *pl, struct pipeline_queue *q, uint8_t command,
+    uint16_t code, const struct iovec *iov, int iovcnt)
+{
+	struct pipeline_req *r = req_alloc(pl);
+
+	if (r == NULL)
+		return -1;
+	r->q = q;
+	r->h = NULL;
+	hold_copy(r, command, code, iov, iovcnt);
+	TAILQ_INSERT_TAIL(&q->reqs, r, qlink);
+	q->n++;
+	return 0;
+}
+
+int
+pipeline_hold(struct pipeline *pl, struct pipeline_queue *q,
+    uint8_t command, const void *body, size_t len)
+{
+	struct iovec iov = { (void *)(uintptr_t)body, len };
+
+	return hold_core(pl, q, command, 0, &iov, len > 0 ? 1 : 0);
+}
+
+int
+pipeline_hold_error(struct pipeline *pl, struct pipeline_queue *q,
+    uint16_t code, const char *text)
+{
+	struct iovec iov = { (void *)(uintptr_t)text, strlen(text) };
+
+	return hold_core(pl, q, GOPRO_CMD_ERROR, code, &iov, 1);
+}
+
+/* A module's reply must be MESSAGE or 0x10-0xFF, within max_reply. */
+static int
+reply_check(const struct pipeline *pl, uint8_t command, size_t len)
+{
+	if (command != GOPRO_CMD_MESSAGE && command < 0x10) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (len > pl->max_reply) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return 0;
+}
+
+/* Not pending any more (late, twice, cancelled, unknown): dropped. */
+static void
+count_late(const struct pipeline *pl, gopro_request_id id)
+{
+	uint32_t idx = (uint32_t)id;
+
+	if ((idx >> CHUNK_SHIFT) < pl->nchunks)
+		count(pl->chunks[idx >> CHUNK_SHIFT][idx &
+		    (CHUNK_SLOTS - 1)].h, PIPELINE_late);
+}
+
+int
+pipeline_complete(struct pipeline *pl, gopro_request_id id, uint8_t command,
+    const struct iovec *iov, int iovcnt)
+{
+	struct pipeline_req *r = req_find(pl, id);
+	int saved;
+
+	if (r == NULL) {
+		count_late(pl, id);
+		return 0;
+	}
+	if (iovcnt < 0 || (iovcnt > 0 && iov == NULL) ||
+	    reply_check(pl, command, iov_total(iov, iovcnt)) < 0) {
+		saved = iovcnt < 0 || (iovcnt > 0 && iov == NULL) ?
+		    EINVAL : errno;
+		count(r->h, PIPELINE_invalid);
+		answer_error(pl, r, GOPRO_MODULE_ERR_UNAVAILABLE,
+		    INVALID_TEXT);
+		errno = saved;
+		return -1;
+	}
+	count(r->h, PIPELINE_replies);
+	answer(pl, r, command, 0, iov, iovcnt);
+	return 0;
+}
+
+int
+pipeline_complete_error(struct pipeline *pl, gopro_request_id id,
+    uint16_t code, const char *text)
+{
+	struct pipeline_req *r = req_find(pl, id);
+	char cut[GOPRO_TEXT_MAX + 1];
+
+	if (r == NULL) {
+		count_late(pl, id);
+		return 0;
+	}
+	count(r->h, code == GOPRO_MODULE_ERR_UNAVAILABLE ?
+	    PIPELINE_errors_unavailable : PIPELINE_errors_other);
+	snprintf(cut, sizeof(cut), "%s", text != NULL ? text : "");
+	answer_error(pl, r, code, cut);
+	return 0;
+}
+
+bool
+pipeline_on_loop(const struct pipeline *pl)
+{
+	return pthread_equal(pthread_self(), pl->loop_thread) != 0;
+}
+
+int
+pipeline_post(struct pipeline *pl, gopro_request_id id, uint8_t command,
+    uint16_t code, const struct iovec *iov, int iovcnt)
+{
+	size_t len = iov_total(iov, iovcnt), off = 0;
+	struct pipeline_post *p;
+
+	/* Checked by the loop; a huge body is not worth copying first. */
+	if (len > pl->max_reply)
+		len = 0, command = 0, iovcnt = 0;
+	if ((p = malloc(sizeof(*p) + len + 1)) == NULL)
+		return -1;
+	p->next = NULL;
+	p->id = id;
+	p->command = command;
+	p->code = code;
+	p->len = len;
+	for (int i = 0; i < iovcnt; i++) {
+		memcpy(p->data + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	p->data[len] = '\0';
+	pthread_mutex_lock(&pl->lock);
+	*pl->posted_tail = p;
+	pl->posted_tail = &p->next;
+	pthread_mutex_unlock(&pl->lock);
+	ev_async_send(pl->loop, &pl->wake);
+	return 0;
+}
+
+static void
+apply_post(struct pipeline *pl, const struct pipeline_post *p)
+{
+	struct iovec iov = { (void *)(uintptr_t)p->data, p->len };
+
+	if (p->command == GOPRO_CMD_ERROR)
+		pipeline_complete_error(pl, p->id, p->code,
+		    (const char *)p->data);
+	else
+		pipeline_complete(pl, p->id, p->command, &iov,
+		    p->len > 0 ? 1 : 0);
+}
+
+static void
+wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct pipeline *pl = a->data;
+	struct pipeline_post *p, *next;
+
+	(void)loop;
+	(void)revents;
+	pthread_mutex_lock(&pl->lock);
+	p = pl->posted;
+	pl->posted = NULL;
+	pl->posted_tail = &pl->posted;
+	pthread_mutex_unlock(&pl->lock);
+	for (; p != NULL; p = next) {
+		next = p->next;
+		apply_post(pl, p);
+		free(p);
+	}
+}
+
+void
+pipeline_queue_cancel(struct pipeline *pl, struct pipeline_queue *q)
+{
+	struct pipeline_req *r;
+
+	while ((r = TAILQ_FIRST(&q->reqs)) != NULL) {
+		TAILQ_REMOVE(&q->reqs, r, qlink);
+		q->n--;
+		if (r->state != REQ_PENDING) {
+			req_free(pl, r);
+			continue;
+		}
+		leave_pending(r);
+		count(r->h, PIPELINE_cancelled);
+		r->cancel_id = req_id(r);
+		/* From now on a completion of the old id is late. */
+		if (++r->seq == 0)
+			r->seq = 1;
+		r->state = REQ_CANCELLED;
+		TAILQ_INSERT_TAIL(&pl->cancelled, r, hlink);
+	}
+}
+
+void
+pipeline_run_cancels(struct pipeline *pl)
+{
+	struct pipeline_req *r;
+
+	while ((r = TAILQ_FIRST(&pl->cancelled)) != NULL) {
+		TAILQ_REMOVE(&pl->cancelled, r, hlink);
+		if (r->h->cancel != NULL)
+			r->h->cancel(r->h->state, r->cancel_id);
+		req_free(pl, r);
+	}
+}

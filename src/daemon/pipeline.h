@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * pipeline.h - the request pipeline of a worker: requests handed to a
+ * module, and their replies released in request order.
+ *
+ * The protocol has no request ids, so a connection's replies must leave in
+ * the order of its requests.  Each connection has a queue of the requests
+ * it dispatched and whose reply has not been released yet.  A module
+ * completes a request whenever it likes (at once, later on the loop, or
+ * from a thread through pipeline_post); the reply of the queue's head goes
+ * straight to the connection, a later one is held (copied) until every
+ * request before it is answered.  The core's own replies (HEARTBEAT,
+ * LOGIN_ACK, ERROR) take their turn the same way while the queue is not
+ * empty.
+ *
+ * Every request has a deadline (the handler's timeout): when it passes,
+ * the host answers ERROR 11 in its place and tells the module to cancel.
+ * Requests are named by a 64-bit id (slot index and a sequence number
+ * bumped every time the slot is reused), so a completion that comes late,
+ * twice or for a cancelled request finds no match and is dropped and
+ * counted: nothing is answered twice, nothing is used after free.
+ *
+ * Nothing here knows struct conn: a queue's owner is told through the ops
+ * (emit a reply, the queue shrank), which the unit tests provide too.
+ * Every function runs on the loop's thread but pipeline_post.
+ */
+#ifndef GOPRO_PIPELINE_H
+#define GOPRO_PIPELINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/uio.h>
+
+#include <ev.h>
+
+#include "gopro/module.h"
+
+/*
+ * Per handler counters, defined once.  X(name, help).
+ */
+#define PIPELINE_COUNTERS(X)                                                  \
+	X(requests, "Requests handed to the module")                          \
+	X(replies, "Replies the module gave in time")                         \
+	X(errors_unavailable, "ERROR 10 (unavailable) replies")               \
+	X(errors_other, "Other ERROR replies of the module")                  \
+	X(timeouts, "Requests answered with ERROR 11 at their deadline")      \
+	X(late, "Completions dropped: late, repeated or unknown")             \
+	X(cancelled, "Requests cancelled because the client went away")       \
+	X(invalid, "Replies refused (reserved command, too large), sent as ERROR 10")
+
+enum pipeline_counter {
+#define PIPELINE_ENUM(name, help) PIPELINE_##name,
+	PIPELINE_COUNTERS(PIPELINE_ENUM)
+#undef PIPELINE_ENUM
+	PIPELINE_NCOUNTERS
+};
+
+struct pipeline;
+struct pipeline_req;
+
+TAILQ_HEAD(pipeline_req_list, pipeline_req);
+
+/* A module as the pipeline of one worker sees it. */
+struct pipeline_handler {
+	void (*request)(void *state, const struct gopro_request *req);
+	void (*cancel)(void *state, gopro_request_id id);
+	void *state;
+	double timeout;             /* seconds, > 0 */
+	unsigned max_inflight;      /* per connection, >= 1 */
+	uint64_t *counters;         /* PIPELINE_NCOUNTERS, owned by the caller */
+	uint64_t *inflight;         /* gauge, may be NULL */
+
+	/* Private: the handler's pending requests, oldest first. */
+	struct pipeline *pl;
+	struct pipeline_req_list pending;
+	ev_timer timer;
+};
+
+/* How the pipeline reaches a queue's owner (the connection). */
+struct pipeline_ops {
+	/* Append one reply frame to the owner's output. */
+	void (*emit)(void *owner, uint8_t command, const struct iovec *iov,
+	    int iovcnt);
+	void (*emit_error)(void *owner, uint16_t code, const char *text);
+	/* The queue shrank (a reply was released); it may now be empty. */
+	void (*released)(void *owner);
+};
+
+/* The requests of one connection, in order. */
+struct pipeline_queue {
+	struct pipeline_req_list reqs;
+	unsigned n;                 /* requests not yet released */
+	unsigned limit;             /* max_inflight of the last handler */
+	void *owner;
+};
+
+struct pipeline {
+	struct ev_loop *loop;
+	const struct pipeline_ops *ops;
+	uint32_t max_reply;         /* largest reply body accepted */
+
+	struct pipeline_req **chunks;
+	size_t nchunks;
+	struct pipeline_req *free_list;
+	struct pipeline_req_list cancelled; /* cancel callbacks still due */
+
+	/* Completions from other threads. */
+	pthread_t loop_thread;
+	pthread_mutex_t lock;
+	struct pipeline_post *posted, **posted_tail;
+	ev_async wake;
+};
+
+void pipeline_init(struct pipeline *pl, struct ev_loop *loop,
+    const struct pipeline_ops *ops, uint32_t max_reply);
+/* Frees every request; queues must have been cancelled first. */
+void pipeline_cleanup(struct pipeline *pl);
+
+void pipeline_handler_init(struct pipeline *pl, struct pipeline_handler *h);
+void pipeline_handler_cleanup(struct pipeline_handler *h);
+
+void pipeline_queue_init(struct pipeline_queue *q, void *owner);
+static inline bool
+pipeline_queue_empty(const struct pipeline_queue *q)
+{
+	return q->n == 0;
+}
+/* Dispatching another request would pass max_inflight. */
+static inline bool
+pipeline_queue_full(const struct pipeline_queue *q)
+{
+	return q->n > 0 && q->n >= q->limit;
+}
+
+/*
+ * Hand a request to h.  conn is what the module sees as the connection.
+ * Returns 0, or -1 (ENOMEM) and nothing was queued.
+ */
+int pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
+    struct pipeline_handler *h, uint8_t command, const uint8_t *body,
+    size_t len, struct gopro_conn *conn);
+
+/*
+ * The core's own reply, behind the requests still pending in q (call only
+ * when q is not empty).  Returns 0 or -1 (ENOMEM).
+ */
+int pipeline_hold(struct pipeline *pl, struct pipeline_queue *q,
+    uint8_t command, const void *body, size_t len);
+int pipeline_hold_error(struct pipeline *pl, struct pipeline_queue *q,
+    uint16_t code, const char *text);
+
+/*
+ * A module's reply (loop thread).  command 0x04 is an ERROR with code and
+ * text.  Returns 0 when taken or dropped as late, -1 when it was refused
+ * and ERROR 10 sent instead (errno EINVAL or EMSGSIZE).
+ */
+int pipeline_complete(struct pipeline *pl, gopro_request_id id,
+    uint8_t command, const struct iovec *iov, int iovcnt);
+int pipeline_complete_error(struct pipeline *pl, gopro_request_id id,
+    uint16_t code, const char *text);
+
+/* The same from any thread: copied and queued, applied on the loop. */
+int pipeline_post(struct pipeline *pl, gopro_request_id id, uint8_t command,
+    uint16_t code, const struct iovec *iov, int iovcnt);
+/* Is the caller on the loop's thread? */
+bool pipeline_on_loop(const struct pipeline *pl);
+
+/*
+ * The connection is going away: every request of q is dropped, the
+ * pending ones are counted as cancelled and their modules told at the
+ * next pipeline_run_cancels (a safe point, not inside a callback chain).
+ */
+void pipeline_queue_cancel(struct pipeline *pl, struct pipeline_queue *q);
+void pipeline_run_cancels(struct pipeline *pl);
+
+#endif /* GOPRO_PIPELINE_H */
