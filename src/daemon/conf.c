@@ -78,6 +78,7 @@
 #include "conf.h"
 #include "conf_lex.h"
 #include "listen.h"
+#include "conf_module.h"
 #include "proxy.h"
 
 #ifndef RUNSTATEDIR
@@ -314,6 +315,23 @@ report(struct load *ld, int line, const char *name, const char *fmt, ...)
 	append_error(ld, out);
 }
 
+/* The reporter of conf_module.c, on the load in progress. */
+static void module_report(int line, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+module_report(int line, const char *name, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (current != NULL)
+		report(current, line, name, "%s", msg);
+}
+
 /*
  * libconfuse's own errors: syntax errors and unknown options.  An unknown
  * option is rewritten to lead with its name, like every other message.
@@ -331,6 +349,15 @@ cfg_error_cb(cfg_t *cfg, const char *fmt, va_list ap)
 	if (ld == NULL)
 		return;
 	if (strcmp(fmt, "no such option '%s'") == 0) {
+		va_list mod;
+
+		/* In a module section it is the module's own option. */
+		va_copy(mod, ap);
+		if (conf_module_unknown(cfg, va_arg(mod, char *))) {
+			va_end(mod);
+			return;
+		}
+		va_end(mod);
 		if (sec == NULL || strcmp(sec, "root") == 0)
 			snprintf(name, sizeof(name), "%s", va_arg(ap, char *));
 		else
@@ -1014,7 +1041,7 @@ build_opts(const char *section, cfg_opt_t *out)
 static cfg_t *
 cfg_new(struct load *ld)
 {
-	static cfg_opt_t top[OPT_COUNT + 2], auth[OPT_COUNT + 1];
+	static cfg_opt_t top[OPT_COUNT + 3], auth[OPT_COUNT + 1];
 	cfg_opt_t sec = CFG_SEC("auth", NULL, CFGF_NONE);
 	cfg_t *cfg;
 	size_t i, n;
@@ -1024,15 +1051,17 @@ cfg_new(struct load *ld)
 	build_opts(NULL, top);
 	for (n = 0; top[n].name != NULL; n++)
 		;
-	top[n + 1] = top[n];
+	top[n + 2] = top[n];
 	top[n] = sec;
 	top[n].subopts = auth;
+	top[n + 1] = conf_module_section();
 	if ((cfg = cfg_init(top, CFGF_NONE)) == NULL) {
 		report(ld, 0, NULL, "cannot set up the parser: %s",
 		    strerror(errno));
 		return NULL;
 	}
 	cfg_set_error_function(cfg, cfg_error_cb);
+	conf_module_validators(cfg);
 	for (i = 0; i < OPT_COUNT; i++)
 		if (!kind_is_list(options[i].kind))
 			cfg_set_validate_func(cfg, options[i].path,
@@ -1631,6 +1660,7 @@ load_file(const char *path, FILE *dump, struct gopro_conf **out, char *err,
 	if (ld.errlen > 0)
 		err[0] = '\0';
 	current = &ld;
+	conf_module_begin(module_report);
 	if (path == NULL || (text = read_conf(&ld, path, &len)) == NULL ||
 	    (cfg = cfg_new(&ld)) == NULL)
 		goto done;
@@ -1642,6 +1672,12 @@ load_file(const char *path, FILE *dump, struct gopro_conf **out, char *err,
 		check_relations(&ld, cfg);
 	if (ld.nerrors == 0)
 		conf = copy_conf(&ld, cfg, path);
+	if (conf != NULL && conf_module_copy(cfg, conf) < 0) {
+		if (ld.nerrors == 0)
+			report(&ld, 0, NULL, "out of memory");
+		conf_free(conf);
+		conf = NULL;
+	}
 	if (conf != NULL && keep_effective(&ld, cfg, conf) < 0) {
 		conf_free(conf);
 		conf = NULL;
@@ -1693,6 +1729,7 @@ conf_free(struct gopro_conf *c)
 	free(c->message_prefix);
 	free(c->auth.users_file);
 	free(c->effective);
+	conf_module_free(c);
 	free(c);
 }
 
@@ -1751,10 +1788,14 @@ conf_restart_needed(const struct gopro_conf *a, const struct gopro_conf *b,
 const char *const *
 conf_option_names(void)
 {
-	static const char *names[OPT_COUNT + 1];
+	static const char *names[OPT_COUNT + CONF_MODULE_OPTIONS + 1];
+	const char *const *mod = conf_module_option_names();
 
-	if (names[0] == NULL)
+	if (names[0] == NULL) {
 		for (size_t i = 0; i < OPT_COUNT; i++)
 			names[i] = options[i].shown;
+		for (size_t i = 0; mod[i] != NULL; i++)
+			names[OPT_COUNT + i] = mod[i];
+	}
 	return names;
 }

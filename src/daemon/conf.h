@@ -21,6 +21,8 @@
 #define CONF_MAX_PROXY_FROM 64
 #define CONF_MAX_WORKERS 64
 #define CONF_ERR_MAX 2048
+#define CONF_MAX_MODULES 8
+#define CONF_MAX_MODULE_OPTIONS 32
 
 struct conf_listen {
 	char *text;                   /* as written: "0.0.0.0:8888", "[::]:8888" */
@@ -36,6 +38,28 @@ struct conf_auth {
 	double login_rate;     /* attempts per second per address; 0 = off */
 	unsigned login_burst;
 	unsigned threads;      /* hashing threads per worker */
+};
+
+/* One "key = value" of a module section that is the module's own option. */
+struct conf_module_opt {
+	char *key;
+	char *value;
+	int line;
+};
+
+/* A module NAME { ... } section; the module's own options are checked by
+ * module.c once the module's descriptor is known. */
+struct conf_module {
+	char *name;
+	char *path;                   /* NULL: the built-in module NAME */
+	int line;                     /* of the section */
+	uint8_t commands[256];        /* claimed codes; ncommands 0: the module's */
+	unsigned ncommands;
+	double timeout;               /* seconds, > 0 */
+	unsigned max_inflight;        /* per connection */
+	struct conf_module_opt opts[CONF_MAX_MODULE_OPTIONS];
+	size_t nopts;
+	int fd;                       /* the file validated (master), -1 */
 };
 
 struct gopro_conf {
@@ -73,6 +97,8 @@ struct gopro_conf {
 	/* proxy_protocol_from: who may send a PROXY header. */
 	struct proxy_net proxy_from[CONF_MAX_PROXY_FROM];
 	size_t nproxy_from;
+	struct conf_module modules[CONF_MAX_MODULES];
+	size_t nmodules;
 };
 
 /*

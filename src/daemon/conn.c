@@ -34,6 +34,7 @@
 #include "conn.h"
 #include "gopro/gopro.h"
 #include "log.h"
+#include "module.h"
 #include "proxy.h"
 #include "transport.h"
 
@@ -87,7 +88,8 @@ static void
 conn_update_reading(struct conn *c)
 {
 	conn_set_reading(c, !c->dead && (c->lingering ||
-	    (!c->paused && !c->auth_pending && !c->closing && !c->eof)));
+	    (!c->paused && !c->auth_pending && !c->closing && !c->eof &&
+	    !c->inflight_full)));
 }
 
 /* ------------------------------------------------------------ clocks */
@@ -132,7 +134,9 @@ conn_update_clock(struct conn *c, bool activity, bool frame_done)
 
 	if (c->dead || c->lingering)
 		return;
-	if (c->paused || c->auth_pending || c->closing || c->eof)
+	/* While a module works, the request's deadline is the clock. */
+	if (c->paused || c->auth_pending || c->closing || c->eof ||
+	    !pipeline_queue_empty(&c->q))
 		k = CLOCK_NONE;
 	else if (buf_len(&c->in) > 0 || c->proxy_wait)
 		k = CLOCK_FRAME;
@@ -244,26 +248,50 @@ conn_out_commit(struct conn *c, size_t n, enum stats_counter sent)
 
 static void conn_abort(struct conn *c, enum stats_counter why);
 
+/* Append a reply frame to the output now: its turn has come. */
 static void
-conn_reply_frame(struct conn *c, uint8_t cmd, const uint8_t *prefix,
-    size_t prefix_len, const uint8_t *body, size_t len,
-    enum stats_counter sent)
+conn_put_frame(struct conn *c, uint8_t cmd, const struct iovec *iov,
+    int iovcnt, enum stats_counter sent)
 {
-	size_t total = GOPRO_HEADER_SIZE + prefix_len + len;
-	uint8_t *p = conn_out_reserve(c, total);
+	size_t len = 0, total;
+	uint8_t *p;
 
-	if (p == NULL) {
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	total = GOPRO_HEADER_SIZE + len;
+	if ((p = conn_out_reserve(c, total)) == NULL) {
 		log_warn("connection %d: no memory for a %zu-byte reply", c->fd,
 		    total);
 		conn_abort(c, STATS_conn_reset);
 		return;
 	}
-	gopro_header_write(p, cmd, (uint32_t)(prefix_len + len));
-	if (prefix_len)
-		memcpy(p + GOPRO_HEADER_SIZE, prefix, prefix_len);
-	if (len)
-		memcpy(p + GOPRO_HEADER_SIZE + prefix_len, body, len);
+	gopro_header_write(p, cmd, (uint32_t)len);
+	p += GOPRO_HEADER_SIZE;
+	for (int i = 0; i < iovcnt; i++) {
+		memcpy(p, iov[i].iov_base, iov[i].iov_len);
+		p += iov[i].iov_len;
+	}
 	conn_out_commit(c, total, sent);
+}
+
+/*
+ * The core's reply: straight out, or behind the requests still at a
+ * module (replies leave in request order).
+ */
+static void
+conn_reply_frame(struct conn *c, uint8_t cmd, const uint8_t *body,
+    size_t len, enum stats_counter sent)
+{
+	struct iovec iov = { (void *)(uintptr_t)body, len };
+
+	if (pipeline_queue_empty(&c->q)) {
+		conn_put_frame(c, cmd, &iov, 1, sent);
+		return;
+	}
+	if (pipeline_hold(&c->w->pl, &c->q, cmd, body, len) < 0) {
+		log_warn("connection %d: no memory to hold a reply", c->fd);
+		conn_abort(c, STATS_conn_reset);
+	}
 }
 
 static const enum stats_counter error_counter[GOPRO_ERR_MAX + 1] = {
@@ -276,11 +304,13 @@ static const enum stats_counter error_counter[GOPRO_ERR_MAX + 1] = {
 	[GOPRO_ERR_BUSY] = STATS_errors_busy,
 	[GOPRO_ERR_TIMEOUT] = STATS_errors_timeout,
 	[GOPRO_ERR_MALFORMED] = STATS_errors_malformed,
+	[GOPRO_ERR_UNAVAILABLE] = STATS_errors_unavailable,
+	[GOPRO_ERR_REQUEST_TIMEOUT] = STATS_errors_request_timeout,
 };
 
-/* Queue an ERROR frame; the connection stays open. */
+/* Append an ERROR frame to the output now; the connection stays open. */
 static void
-conn_reply_error(struct conn *c, uint16_t code, const char *text)
+conn_put_error(struct conn *c, uint16_t code, const char *text)
 {
 	uint8_t *p = conn_out_reserve(c, GOPRO_STATUS_FRAME_MAX);
 	size_t n;
@@ -293,6 +323,20 @@ conn_reply_error(struct conn *c, uint16_t code, const char *text)
 	if (code <= GOPRO_ERR_MAX && code > 0)
 		stats_inc(c->w->stats, error_counter[code]);
 	conn_out_commit(c, n, STATS_frames_sent_error);
+}
+
+/* Queue an ERROR frame in its turn; the connection stays open. */
+static void
+conn_reply_error(struct conn *c, uint16_t code, const char *text)
+{
+	if (pipeline_queue_empty(&c->q)) {
+		conn_put_error(c, code, text);
+		return;
+	}
+	if (pipeline_hold_error(&c->w->pl, &c->q, code, text) < 0) {
+		log_warn("connection %d: no memory to hold a reply", c->fd);
+		conn_abort(c, STATS_conn_reset);
+	}
 }
 
 /* Queue an ERROR frame, then close once it is written. */
@@ -313,8 +357,8 @@ conn_login_ok(struct conn *c)
 	c->logged_in = true;
 	c->failed_logins = 0;
 	stats_inc(c->w->stats, STATS_logins_ok);
-	conn_reply_frame(c, GOPRO_CMD_LOGIN_ACK, NULL, 0,
-	    (const uint8_t *)"OK", 2, STATS_frames_sent_login_ack);
+	conn_reply_frame(c, GOPRO_CMD_LOGIN_ACK, (const uint8_t *)"OK", 2,
+	    STATS_frames_sent_login_ack);
 }
 
 /*
@@ -343,6 +387,7 @@ static void
 conn_login_failed(struct conn *c, uint16_t code)
 {
 	c->logged_in = false;
+	c->user[0] = '\0';
 	if (c->failed_logins < UINT16_MAX)
 		c->failed_logins++;
 	stats_inc(c->w->stats, STATS_logins_failed);
@@ -387,6 +432,9 @@ conn_login(struct conn *c, const struct gopro_frame *f)
 		conn_login_failed(c, GOPRO_ERR_MALFORMED);
 		return;
 	}
+	/* Whose login it is, for modules once it succeeds. */
+	memcpy(c->user, l.user, l.user_len);
+	c->user[l.user_len] = '\0';
 	if (w->login_limit != NULL &&
 	    !auth_ratelimit_allow(w->login_limit, &c->peer.sa, ev_now(w->loop))) {
 		stats_inc(w->stats, STATS_logins_rate_limited);
@@ -411,37 +459,56 @@ conn_login(struct conn *c, const struct gopro_frame *f)
 
 /* ------------------------------------------------------------ requests */
 
+/*
+ * MESSAGE and every other command go to the module that serves them (the
+ * echo module serves MESSAGE by default); HEARTBEAT and LOGIN never do.
+ */
+static void
+conn_to_module(struct conn *c, const struct gopro_frame *f)
+{
+	struct worker *w = c->w;
+	uint8_t cmd = f->header.command;
+	struct module_inst *mi = w->mods.by_command[cmd];
+
+	stats_inc(w->stats, cmd == GOPRO_CMD_MESSAGE ?
+	    STATS_frames_received_message : STATS_frames_received_other);
+	if (mi == NULL) {
+		conn_reply_error(c, GOPRO_ERR_UNKNOWN_COMMAND,
+		    "unknown command");
+		return;
+	}
+	if (w->conf->auth.required && !c->logged_in) {
+		conn_reply_error(c, GOPRO_ERR_AUTH_REQUIRED, "login required");
+		return;
+	}
+	if (pipeline_dispatch(&w->pl, &c->q, &mi->h, cmd, f->body,
+	    f->header.length, (struct gopro_conn *)c) < 0) {
+		conn_reply_error(c, GOPRO_ERR_UNAVAILABLE, "out of memory");
+		return;
+	}
+	/* max_inflight at the modules: stop reading (backpressure). */
+	c->inflight_full = pipeline_queue_full(&c->q);
+	if (c->inflight_full)
+		conn_update_reading(c);
+}
+
 static void
 conn_dispatch(struct conn *c, const struct gopro_frame *f)
 {
-	const struct gopro_conf *conf = c->w->conf;
 	struct stats_entry *st = c->w->stats;
 
 	switch (f->header.command) {
 	case GOPRO_CMD_HEARTBEAT:
 		stats_inc(st, STATS_frames_received_heartbeat);
-		conn_reply_frame(c, GOPRO_CMD_HEARTBEAT, NULL, 0, f->body,
+		conn_reply_frame(c, GOPRO_CMD_HEARTBEAT, f->body,
 		    f->header.length, STATS_frames_sent_heartbeat);
-		break;
-	case GOPRO_CMD_MESSAGE:
-		stats_inc(st, STATS_frames_received_message);
-		if (conf->auth.required && !c->logged_in)
-			conn_reply_error(c, GOPRO_ERR_AUTH_REQUIRED,
-			    "login required");
-		else
-			conn_reply_frame(c, GOPRO_CMD_MESSAGE,
-			    (const uint8_t *)conf->message_prefix,
-			    conf->message_prefix_len, f->body,
-			    f->header.length, STATS_frames_sent_message);
 		break;
 	case GOPRO_CMD_LOGIN:
 		stats_inc(st, STATS_frames_received_login);
 		conn_login(c, f);
 		break;
 	default:
-		stats_inc(st, STATS_frames_received_other);
-		conn_reply_error(c, GOPRO_ERR_UNKNOWN_COMMAND,
-		    "unknown command");
+		conn_to_module(c, f);
 		break;
 	}
 }
@@ -569,7 +636,9 @@ conn_process(struct conn *c)
 
 	if (c->proxy_wait && conn_proxy_header(c) < 0)
 		return;
-	while (!c->paused && !c->auth_pending && !c->closing && !c->dead) {
+	c->in_process = true;
+	while (!c->paused && !c->auth_pending && !c->closing && !c->dead &&
+	    !c->inflight_full) {
 		st = gopro_decode(buf_head(&c->in), buf_len(&c->in), max_body,
 		    &f, &need);
 		if (st != GOPRO_DECODE_FRAME)
@@ -581,6 +650,7 @@ conn_process(struct conn *c)
 		if (conn_check_backpressure(c))
 			break;
 	}
+	c->in_process = false;
 	if (c->dead)
 		return;
 	if (st == GOPRO_DECODE_NEED_MORE)
@@ -589,7 +659,8 @@ conn_process(struct conn *c)
 		conn_protocol_error(c, gopro_decode_error_code(st),
 		    decode_error_text(st));
 	if (c->goaway_wanted && !c->goaway_sent && st == GOPRO_DECODE_NEED_MORE &&
-	    !c->paused && !c->auth_pending && !c->closing)
+	    !c->paused && !c->auth_pending && !c->closing &&
+	    pipeline_queue_empty(&c->q))
 		conn_queue_goaway(c);
 	conn_update_clock(c, false, frame_done);
 }
@@ -603,7 +674,8 @@ conn_on_eof(struct conn *c)
 	c->eof = true;
 	conn_update_reading(c);
 	conn_set_clock(c, CLOCK_NONE);
-	if (!c->auth_pending && buf_len(&c->out) == 0 && !c->flushing)
+	if (!c->auth_pending && pipeline_queue_empty(&c->q) &&
+	    buf_len(&c->out) == 0 && !c->flushing)
 		conn_close_now(c);
 }
 
@@ -709,7 +781,8 @@ conn_after_write(struct conn *c)
 	conn_set_writing(c, false);
 	conn_set_sending(c, false, false);
 	if (c->closing || c->eof) {
-		if (!c->auth_pending)
+		/* The requests still at modules get their replies first. */
+		if (!c->auth_pending && pipeline_queue_empty(&c->q))
 			conn_finish(c);
 		return;
 	}
@@ -786,7 +859,7 @@ conn_count_unanswered(const struct conn *c)
 	const uint8_t *p = buf_head(&c->in);
 	size_t left = buf_len(&c->in);
 	struct gopro_frame f;
-	uint64_t n = c->auth_pending ? 1 : 0;
+	uint64_t n = (c->auth_pending ? 1 : 0) + c->q.n;
 
 	if (buf_len(&c->out) > 0)
 		n += c->out_replies;
@@ -825,6 +898,9 @@ conn_close_now(struct conn *c)
 		TAILQ_REMOVE(&w->flushing, c, flush_link);
 		c->flushing = false;
 	}
+	/* Its requests at modules are cancelled; late replies are dropped. */
+	pipeline_queue_cancel(&w->pl, &c->q);
+	modules_conn_close(&w->mods, c);
 	transport_close(c);
 	log_debug("connection %d closed", c->fd);
 	c->fd = -1;
@@ -940,6 +1016,8 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer,
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
 	c->rio.data = c->wio.data = c;
+	pipeline_queue_init(&c->q, c);
+	modules_conn_open(&w->mods, c);
 	w->nconns++;
 	TAILQ_INSERT_TAIL(&w->all, c, all_link);
 	stats_inc(w->stats, STATS_conn_accepted);
@@ -966,4 +1044,66 @@ conn_refuse(struct worker *w, int fd, uint16_t code, const char *text)
 	}
 	shutdown(fd, SHUT_WR);
 	close(fd);
+}
+
+/* ------------------------------------------------------------ modules */
+
+static void
+conn_pl_emit(void *owner, uint8_t command, const struct iovec *iov,
+    int iovcnt)
+{
+	struct conn *c = owner;
+
+	if (!c->dead)
+		conn_put_frame(c, command, iov, iovcnt,
+		    command == GOPRO_CMD_MESSAGE ? STATS_frames_sent_message :
+		    STATS_frames_sent_other);
+}
+
+static void
+conn_pl_emit_error(void *owner, uint16_t code, const char *text)
+{
+	struct conn *c = owner;
+
+	if (!c->dead)
+		conn_put_error(c, code, text);
+}
+
+/*
+ * A reply left the queue.  Inside conn_process (a module that answered at
+ * once) the loop there goes on by itself; otherwise read and answer what
+ * is buffered again, and send a pending GOAWAY once the queue is empty.
+ */
+static void
+conn_pl_released(void *owner)
+{
+	struct conn *c = owner;
+
+	if (c->dead || c->in_process)
+		return;
+	if (c->inflight_full && !pipeline_queue_full(&c->q)) {
+		c->inflight_full = false;
+		conn_update_reading(c);
+	}
+	if (!c->lingering)
+		conn_process(c);
+}
+
+const struct pipeline_ops conn_pipeline_ops = {
+	conn_pl_emit, conn_pl_emit_error, conn_pl_released,
+};
+
+const struct sockaddr *
+conn_client_addr(const struct conn *c, socklen_t *len)
+{
+	if (len != NULL)
+		*len = c->peer.sa.sa_family == AF_INET6 ?
+		    sizeof(c->peer.in6) : sizeof(c->peer.in4);
+	return &c->peer.sa;
+}
+
+const char *
+conn_user(const struct conn *c)
+{
+	return c->logged_in ? c->user : NULL;
 }

@@ -19,6 +19,8 @@
 #include <ev.h>
 
 #include "buf.h"
+#include "gopro/gopro.h"
+#include "pipeline.h"
 #include "worker.h"
 
 union conn_addr {
@@ -49,6 +51,9 @@ struct conn {
 	uint16_t failed_logins;
 	uint8_t clock;            /* enum conn_clock */
 
+	/* Requests at modules whose replies are not released yet. */
+	struct pipeline_queue q;
+
 	bool reading : 1;         /* rio is started */
 	bool writing : 1;         /* wio is started */
 	bool sending : 1;         /* in w->sending */
@@ -63,10 +68,21 @@ struct conn {
 	bool goaway_sent : 1;
 	bool dead : 1;            /* fd closed, waiting to be freed */
 	bool proxy_wait : 1;      /* a PROXY header must come before any frame */
+	bool inflight_full : 1;   /* max_inflight requests at modules: not reading */
+	bool in_process : 1;      /* conn_process is on the stack */
 
 	/* The client: the socket's peer, or the address a PROXY header gave. */
 	union conn_addr peer;
+	/* The user of the last successful LOGIN, "" when none. */
+	char user[GOPRO_USER_MAX + 1];
 };
+
+/* How the pipeline hands a connection its replies (conn.c). */
+extern const struct pipeline_ops conn_pipeline_ops;
+
+/* For modules: the client's address, the logged-in user or NULL. */
+const struct sockaddr *conn_client_addr(const struct conn *c, socklen_t *len);
+const char *conn_user(const struct conn *c);
 
 /*
  * Take over an accepted, non-blocking socket; NULL (fd closed) on ENOMEM.

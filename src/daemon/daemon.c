@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -190,6 +191,13 @@ daemon_drop_privileges(uid_t uid, gid_t gid, const char *user, char *err,
 		    user ? user : "?", strerror(errno));
 		return -1;
 	}
+	/*
+	 * setuid made the process non-dumpable, which also gives /proc/self
+	 * to root: the workers could neither load their modules through
+	 * /proc/self/fd/N nor leave a core file when a stalled loop is
+	 * aborted.  Nothing is lost: the process is the service user's.
+	 */
+	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	return 0;
 }
 

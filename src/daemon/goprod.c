@@ -23,6 +23,7 @@
 #include "proctitle.h"
 #include "readable.h"
 #include "upgrade.h"
+#include "module.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/gopro.conf"
 /* A build may carry a tag (-DGOPRO_BUILD_TAG='"..."'): the tests' second build. */
@@ -172,7 +173,7 @@ absolute_path(const char *path)
 
 /* -t: everything a start would check, without binding a socket. */
 static int
-check_config(const char *path, const struct gopro_conf *conf, bool quiet)
+check_config(const char *path, struct gopro_conf *conf, bool quiet)
 {
 	char err[CONF_ERR_MAX];
 
@@ -182,6 +183,10 @@ check_config(const char *path, const struct gopro_conf *conf, bool quiet)
 	if (conf->auth.users_file != NULL &&
 	    auth_users_check(conf->auth.users_file, err, sizeof(err)) < 0) {
 		fprintf(stderr, "goprod: %s\n", err);
+		return 1;
+	}
+	if (modules_ready(conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "goprod: module errors:\n%s\n", err);
 		return 1;
 	}
 	if (daemon_lookup_ids(conf->user, conf->group, &uid, &gid, err,
@@ -256,6 +261,11 @@ main(int argc, char **argv)
 	}
 	if (o.check || o.dump) {
 		rc = check_config(o.conf_path, conf, o.quiet || o.dump);
+		conf_free(conf);
+		goto done;
+	}
+	if (modules_ready(conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "goprod: module errors:\n%s\n", err);
 		conf_free(conf);
 		goto done;
 	}

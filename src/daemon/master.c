@@ -38,6 +38,7 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "module.h"
 #include "metrics.h"
 #include "proctitle.h"
 #include "readable.h"
@@ -636,6 +637,9 @@ master_reload(struct master *m, char *err, size_t errlen)
 	}
 	daemon_notify("RELOADING=1");
 	if (conf_load(m->conf->path, &nc, err, errlen) < 0)
+		goto fail;
+	/* The new generation's modules, loaded and checked off the master. */
+	if (modules_ready(nc, err, errlen) < 0)
 		goto fail;
 	if (nc->auth.users_file && (users = reload_users(nc, err, errlen)) == NULL)
 		goto fail;

@@ -28,7 +28,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x53544F50474F5052ull /* "GOPROPTS" */
-#define STATS_LAYOUT_VERSION 2u
+#define STATS_LAYOUT_VERSION 3u
 #define STATS_ALIGN 128
 
 /*
@@ -58,6 +58,7 @@
 	X(frames_sent_login_ack, "LOGIN_ACK frames sent")                     \
 	X(frames_sent_error, "ERROR frames sent")                             \
 	X(frames_sent_goaway, "GOAWAY frames sent")                           \
+	X(frames_sent_other, "Frames sent with a module's own command")       \
 	X(errors_bad_magic, "ERROR 1 (bad magic) sent")                       \
 	X(errors_bad_version, "ERROR 2 (unsupported version) sent")           \
 	X(errors_too_large, "ERROR 3 (frame too large) sent")                 \
@@ -67,6 +68,8 @@
 	X(errors_busy, "ERROR 7 (server busy) sent")                          \
 	X(errors_timeout, "ERROR 8 (timeout) sent")                           \
 	X(errors_malformed, "ERROR 9 (malformed body) sent")                  \
+	X(errors_unavailable, "ERROR 10 (unavailable) sent")                  \
+	X(errors_request_timeout, "ERROR 11 (request timeout) sent")          \
 	X(logins_ok, "Successful logins")                                     \
 	X(logins_failed, "Failed logins")                                     \
 	X(logins_rate_limited, "Login attempts refused by login_rate")        \

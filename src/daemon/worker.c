@@ -374,6 +374,8 @@ before_sleep_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 		TAILQ_REMOVE(&w->closed, c, clock_link);
 		conn_free(c);
 	}
+	/* Modules hear of cancelled requests here, never inside a close. */
+	pipeline_run_cancels(&w->pl);
 	worker_maybe_exit(w);
 }
 
@@ -507,6 +509,19 @@ worker_init_loop(struct worker *w)
 	ev_prepare_start(w->loop, &w->before_sleep);
 	ev_init(&w->drain_timer, drain_timeout_cb);
 	w->drain_timer.data = w;
+	/* A reply may add up to 1 KiB to a request (echo's prefix). */
+	pipeline_init(&w->pl, w->loop, &conn_pipeline_ops,
+	    w->conf->max_body + MODULE_REPLY_EXTRA);
+}
+
+/* Modules run in workers only; one that cannot start stops the worker. */
+static void
+worker_start_modules(struct worker *w)
+{
+	char err[CONF_ERR_MAX];
+
+	if (modules_start(&w->mods, w, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 }
 
 static void
@@ -529,6 +544,7 @@ worker_init(struct worker *w, const struct worker_params *p)
 	worker_signals(w);
 	worker_pin_cpu(w);
 	worker_setup_auth(w, p->users);
+	worker_start_modules(w);
 	worker_setup_listeners(w, p->listen_fds, p->nlisten);
 }
 
@@ -543,6 +559,9 @@ worker_cleanup(struct worker *w)
 		TAILQ_REMOVE(&w->closed, c, clock_link);
 		conn_free(c);
 	}
+	pipeline_run_cancels(&w->pl);
+	modules_stop(&w->mods);
+	pipeline_cleanup(&w->pl);
 	if (w->auth_pool)
 		auth_pool_free(w->auth_pool);
 	if (w->login_limit)
@@ -562,6 +581,7 @@ worker_init_for_test(struct worker *w, const struct gopro_conf *conf,
 	w->stats = stats;
 	w->spare_fd = -1;
 	worker_init_loop(w);
+	worker_start_modules(w);
 	ev_init(&w->accept_retry, accept_retry_cb);
 	w->accept_retry.data = w;
 }

@@ -19,6 +19,8 @@
 #include <ev.h>
 
 #include "conf.h"
+#include "module.h"
+#include "pipeline.h"
 #include "stats.h"
 
 struct conn;
@@ -89,6 +91,9 @@ struct worker {
 	ev_prepare before_sleep;
 
 	struct block_pool pool;
+
+	struct pipeline pl;        /* requests at modules */
+	struct modules mods;
 
 	struct auth_users *users;
 	struct auth_pool *auth_pool;

@@ -208,7 +208,7 @@ gopro_error_name(uint16_t code)
 		"none", "bad magic", "unsupported version", "frame too large",
 		"unknown command", "authentication required",
 		"authentication failed", "server busy", "timeout",
-		"malformed body",
+		"malformed body", "unavailable", "request timeout",
 	};
 
 	return code <= GOPRO_ERR_MAX ? names[code] : "unknown error";

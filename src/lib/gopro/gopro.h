@@ -62,8 +62,10 @@ enum gopro_error_code {
 	GOPRO_ERR_BUSY = 7,
 	GOPRO_ERR_TIMEOUT = 8,
 	GOPRO_ERR_MALFORMED = 9,
+	GOPRO_ERR_UNAVAILABLE = 10,     /* retryable: a module's backend is down */
+	GOPRO_ERR_REQUEST_TIMEOUT = 11, /* a module did not answer in time */
 };
-#define GOPRO_ERR_MAX 9
+#define GOPRO_ERR_MAX 11
 
 /* Reasons carried by a GOAWAY frame. */
 enum gopro_goaway_reason {

@@ -125,7 +125,7 @@ struct gopro_module_api {
 	/* The user that logged in with LOGIN, or NULL. */
 	const char *(*user)(const struct gopro_conn *conn);
 
-	/* goprod's log (syslog priorities), prefixed with the module's name. */
+	/* goprod's log, with syslog priorities (LOG_WARNING, ...). */
 	void (*log)(int priority, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 };

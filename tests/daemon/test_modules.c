@@ -1,0 +1,479 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_modules.c - integration tests of handler modules: real goprod
+ * processes loading the shared objects of tests/modules (mod_test.c) and
+ * the echo module, over real sockets.  Each test names the promise of
+ * gopro_module(3) it checks: replies in request order whoever answers and
+ * when, ERROR 11 at the deadline, ERROR 10 for a bad reply, one reply per
+ * request, backpressure, identity, refusals by goprod -t and by a reload,
+ * and a deploy by reload that runs the new file while the old generation
+ * keeps the file it was validated with.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define CMD_TEST 0x10
+
+/* Output of commands the tests do not look at. */
+static char out_ignored[1024];
+
+static const char *
+module_path(const char *name, char *buf, size_t len)
+{
+	const char *dir = getenv("GOPRO_TEST_MODULES");
+
+	assert_non_null(dir);
+	snprintf(buf, len, "%s/%s", dir, name);
+	return buf;
+}
+
+/* Module t (mod_v1.so) in mode, extra lines in its section, top after. */
+static void
+start_mode_top(struct goprod *g, const char *mode, const char *extra,
+    const char *top)
+{
+	char conf[2048], so[512];
+
+	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n"
+	    "  mode = \"%s\"\n%s}\n%s", module_path("mod_v1.so", so,
+	    sizeof(so)), mode, extra != NULL ? extra : "",
+	    top != NULL ? top : "");
+	harness_start(g, conf);
+}
+
+static void
+start_mode(struct goprod *g, const char *mode, const char *extra)
+{
+	start_mode_top(g, mode, extra, NULL);
+}
+
+static void
+expect_reply(int fd, const char *body)
+{
+	uint8_t buf[1024];
+	struct gopro_frame f;
+
+	assert_true(harness_read_frame(fd, buf, sizeof(buf), &f, 5) > 0);
+	if (f.header.command != CMD_TEST)
+		fprintf(stderr, "got command %u\n", f.header.command);
+	assert_int_equal(f.header.command, CMD_TEST);
+	assert_int_equal(f.header.length, strlen(body));
+	assert_memory_equal(f.body, body, f.header.length);
+}
+
+static void
+expect_heartbeat(int fd, const char *body)
+{
+	harness_send(fd, GOPRO_CMD_HEARTBEAT, body);
+	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, body, strlen(body));
+}
+
+static void
+test_sync_module_and_default_echo(void **state)
+{
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	start_mode(&g, "sync", NULL);
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "a");
+	expect_reply(fd, "v1:a");
+	/* MESSAGE still has the seed's echo, through the echo module. */
+	harness_send(fd, GOPRO_CMD_MESSAGE, "hi");
+	harness_expect_frame(fd, GOPRO_CMD_MESSAGE, "Server says: hi", 15);
+	/* A code nobody serves keeps ERROR 4. */
+	harness_send(fd, 0x11, "x");
+	harness_expect_error(fd, GOPRO_ERR_UNKNOWN_COMMAND);
+	close(fd);
+	harness_stop(&g);
+}
+
+/* Pipelined requests answered from threads come back in request order. */
+static void
+test_thread_replies_in_order(void **state)
+{
+	char body[16], want[32];
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	start_mode(&g, "thread", NULL);
+	fd = harness_connect(&g);
+	for (int i = 0; i < 50; i++) {
+		snprintf(body, sizeof(body), "%d", i);
+		harness_send(fd, CMD_TEST, body);
+		if (i == 25)	/* the core's reply waits its turn too */
+			harness_send(fd, GOPRO_CMD_HEARTBEAT, "hb");
+	}
+	for (int i = 0; i < 50; i++) {
+		snprintf(want, sizeof(want), "v1:%d", i);
+		expect_reply(fd, want);
+		if (i == 25)
+			harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "hb", 2);
+	}
+	close(fd);
+	harness_stop(&g);
+}
+
+static void
+test_offload(void **state)
+{
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	start_mode(&g, "offload", NULL);
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "a");
+	harness_send(fd, CMD_TEST, "b");
+	expect_reply(fd, "v1:a+work");
+	expect_reply(fd, "v1:b+work");
+	close(fd);
+	harness_stop(&g);
+}
+
+/* No answer: ERROR 11 at the deadline, and the connection goes on. */
+static void
+test_never_gets_error_11(void **state)
+{
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	start_mode(&g, "never", "  timeout = 100ms\n");
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "a");
+	harness_expect_error(fd, GOPRO_ERR_REQUEST_TIMEOUT);
+	expect_heartbeat(fd, "still here");
+	close(fd);
+	harness_stop(&g);
+}
+
+/* An answer after the deadline is dropped: the next reply is the next one. */
+static void
+test_late_answer_is_dropped(void **state)
+{
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	start_mode(&g, "late", "  timeout = 50ms\n  delay = 200ms\n");
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "a");
+	harness_expect_error(fd, GOPRO_ERR_REQUEST_TIMEOUT);
+	harness_sleep(0.3);	/* the late answer has come and gone */
+	expect_heartbeat(fd, "next");
+	close(fd);
+	harness_stop(&g);
+}
+
+static void
+test_twice_is_answered_once(void **state)
+{
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	start_mode(&g, "twice", NULL);
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "a");
+	expect_reply(fd, "v1:a");
+	expect_heartbeat(fd, "next");
+	close(fd);
+	harness_stop(&g);
+}
+
+static void
+test_bad_replies_get_error_10(void **state)
+{
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	/* max_body 4k: a reply may be 1k more, so 8k is too large. */
+	start_mode_top(&g, "big", "  size = 8k\n", "max_body = 4k\n");
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "a");
+	harness_expect_error(fd, GOPRO_ERR_UNAVAILABLE);
+	expect_heartbeat(fd, "open");
+	close(fd);
+	harness_stop(&g);
+	start_mode(&g, "reserved", NULL);
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "a");
+	harness_expect_error(fd, GOPRO_ERR_UNAVAILABLE);
+	close(fd);
+	harness_stop(&g);
+}
+
+/* max_inflight 2: the third request is not read before the first reply. */
+static void
+test_max_inflight_stops_reading(void **state)
+{
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	start_mode(&g, "never", "  timeout = 300ms\n  max_inflight = 2\n");
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "1");
+	harness_send(fd, CMD_TEST, "2");
+	harness_send(fd, GOPRO_CMD_HEARTBEAT, "3");
+	/* The heartbeat is answered only after both deadlines, in order. */
+	harness_expect_error(fd, GOPRO_ERR_REQUEST_TIMEOUT);
+	harness_expect_error(fd, GOPRO_ERR_REQUEST_TIMEOUT);
+	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "3", 1);
+	close(fd);
+	harness_stop(&g);
+}
+
+static void
+test_identity(void **state)
+{
+	char users[] = "/tmp/gopro-users-XXXXXX", conf[1024], so[512];
+	uint8_t buf[256];
+	struct gopro_frame f;
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	harness_users_file(users, "alice", "secret", 1000);
+	snprintf(conf, sizeof(conf), "auth {\n  required = true\n"
+	    "  users_file = \"%s\"\n}\nmodule t {\n  path = \"%s\"\n"
+	    "  mode = \"whoami\"\n}\n", users, module_path("mod_v1.so", so,
+	    sizeof(so)));
+	harness_start(&g, conf);
+	fd = harness_connect(&g);
+	/* auth.required: a module never sees a request before LOGIN. */
+	harness_send(fd, CMD_TEST, "x");
+	harness_expect_error(fd, GOPRO_ERR_AUTH_REQUIRED);
+	assert_int_equal(gopro_login_write(buf, sizeof(buf), "alice", 5,
+	    "secret", 6) > 0, 1);
+	harness_write(fd, buf, gopro_login_write(buf, sizeof(buf), "alice", 5,
+	    "secret", 6));
+	assert_true(harness_read_frame(fd, buf, sizeof(buf), &f, 5) > 0);
+	assert_int_equal(f.header.command, GOPRO_CMD_LOGIN_ACK);
+	harness_send(fd, CMD_TEST, "x");
+	expect_reply(fd, "127.0.0.1 alice");
+	close(fd);
+	harness_stop(&g);
+	unlink(users);
+}
+
+/* goprod -t on a config; its output in out. */
+static int
+check_conf(const char *extra, char *out, size_t len)
+{
+	struct goprod g;
+	char cmd[1024];
+	int rc;
+
+	harness_prepare(&g, harness_free_port(), extra);
+	snprintf(cmd, sizeof(cmd), "%s -t -c %s", harness_program("GOPROD"),
+	    g.conf_path);
+	rc = harness_run(cmd, out, len);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", g.dir);
+	(void)harness_run(cmd, out_ignored, sizeof(out_ignored));
+	return rc;
+}
+
+static void
+expect_refused(const char *extra, const char *text)
+{
+	char out[4096];
+
+	assert_int_equal(check_conf(extra, out, sizeof(out)), 1);
+	if (strstr(out, text) == NULL)
+		fprintf(stderr, "goprod -t said:\n%s\n(expected \"%s\")\n", out,
+		    text);
+	assert_non_null(strstr(out, text));
+}
+
+static void
+test_check_refuses_bad_modules(void **state)
+{
+	char conf[1024], so[512], bad[512];
+
+	(void)state;
+	/* The harness writes 9 lines first: the option is on line 12. */
+	module_path("mod_v1.so", so, sizeof(so));
+	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n"
+	    "  nosuch = 1\n}\n", so);
+	expect_refused(conf, "gopro.conf:12: module.t.nosuch: unknown option");
+	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n"
+	    "  delay = \"soon\"\n}\n", so);
+	expect_refused(conf, "gopro.conf:12: module.t.delay: \"soon\" is not valid");
+	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n"
+	    "  mode = \"dance\"\n}\n", so);
+	expect_refused(conf, "module t: mode \"dance\" is not one of");
+	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n}\n",
+	    module_path("mod_badabi.so", bad, sizeof(bad)));
+	expect_refused(conf, "module t: built for module ABI 2.0");
+	expect_refused("module t {\n  path = \"/nonexistent/t.so\"\n}\n",
+	    "module.t.path: cannot open /nonexistent/t.so");
+	/* A file that is not a shared object. */
+	expect_refused("module t {\n  path = \"/etc/passwd\"\n}\n",
+	    "module.t.path: cannot load /etc/passwd");
+	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n"
+	    "  commands = { \"0x02\" }\n}\n", so);
+	expect_refused(conf, "module.t.commands: \"0x02\" cannot be given");
+	expect_refused("module nosuch {\n}\n", "no built-in module");
+	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n"
+	    "}\nmodule echo {\n  commands = { \"0x10\" }\n}\n", so);
+	expect_refused(conf, "is already served by");
+}
+
+/* Install version (a built module) as dir/current.so, as a deploy does. */
+static void
+install_current(const char *dir, const char *version)
+{
+	char cmd[1200], so[512];
+
+	snprintf(cmd, sizeof(cmd), "cp %s %s/next.so && mv %s/next.so "
+	    "%s/current.so", module_path(version, so, sizeof(so)), dir, dir,
+	    dir);
+	assert_int_equal(harness_run(cmd, out_ignored, sizeof(out_ignored)), 0);
+}
+
+/*
+ * A deploy: the new file at the same path is not run by the running
+ * generation, not even by a respawned worker (the generation was validated
+ * with the old file); a reload runs it.
+ */
+static void
+test_deploy_by_reload(void **state)
+{
+	char dir[] = "/tmp/gopro-mod-XXXXXX", conf[1024], cmd[1024];
+	struct goprod g;
+	pid_t pid;
+	int fd, fd2;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	install_current(dir, "mod_v1.so");
+	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s/current.so\"\n"
+	    "}\n", dir);
+	harness_start(&g, conf);
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "a");
+	expect_reply(fd, "v1:a");
+	install_current(dir, "mod_v2.so");
+	assert_int_equal(harness_worker_pids(&g, &pid, 1), 1);
+	kill(pid, SIGKILL);
+	assert_true(harness_wait_closed(fd, 5));
+	close(fd);
+	for (int i = 0; i < 100 && !harness_answers(&g); i++)
+		harness_sleep(0.02);
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "b");
+	expect_reply(fd, "v1:b");
+	kill(g.pid, SIGHUP);
+	harness_wait_settled(&g, 1);
+	fd2 = harness_connect(&g);
+	harness_send(fd2, CMD_TEST, "c");
+	expect_reply(fd2, "v2:c");
+	close(fd);
+	close(fd2);
+	harness_stop(&g);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	(void)harness_run(cmd, out_ignored, sizeof(out_ignored));
+}
+
+/* The example of gopro_module(3), cut out of the page by the build. */
+static void
+test_example_from_the_manual(void **state)
+{
+	char conf[1024], so[512];
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	snprintf(conf, sizeof(conf), "module upper {\n  path = \"%s\"\n"
+	    "  prefix = \"> \"\n}\n", module_path("example_upper.so", so,
+	    sizeof(so)));
+	harness_start(&g, conf);
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "hello");
+	expect_reply(fd, "> HELLO");
+	close(fd);
+	harness_stop(&g);
+}
+
+/* The echo module loaded from a file behaves as the built-in one. */
+static void
+test_echo_as_a_file(void **state)
+{
+	char conf[1024], so[512];
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	snprintf(conf, sizeof(conf), "module echo {\n  path = \"%s\"\n"
+	    "  prefix = \"file: \"\n}\n", module_path("echo.so", so,
+	    sizeof(so)));
+	harness_start(&g, conf);
+	fd = harness_connect(&g);
+	harness_send(fd, GOPRO_CMD_MESSAGE, "x");
+	harness_expect_frame(fd, GOPRO_CMD_MESSAGE, "file: x", 7);
+	close(fd);
+	harness_stop(&g);
+}
+
+/* A reload whose module does not load changes nothing. */
+static void
+test_reload_refuses_broken_module(void **state)
+{
+	char conf[1024], so[512];
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	start_mode(&g, "sync", NULL);
+	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n}\n",
+	    module_path("mod_badabi.so", so, sizeof(so)));
+	harness_rewrite_conf(&g, conf);
+	kill(g.pid, SIGHUP);
+	for (int i = 0; i < 200 && !harness_log_has(&g, "reload failed"); i++)
+		harness_sleep(0.02);
+	assert_true(harness_log_has(&g, "built for module ABI 2.0"));
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "a");
+	expect_reply(fd, "v1:a");
+	close(fd);
+	harness_stop(&g);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sync_module_and_default_echo),
+		cmocka_unit_test(test_thread_replies_in_order),
+		cmocka_unit_test(test_offload),
+		cmocka_unit_test(test_never_gets_error_11),
+		cmocka_unit_test(test_late_answer_is_dropped),
+		cmocka_unit_test(test_twice_is_answered_once),
+		cmocka_unit_test(test_bad_replies_get_error_10),
+		cmocka_unit_test(test_max_inflight_stops_reading),
+		cmocka_unit_test(test_identity),
+		cmocka_unit_test(test_check_refuses_bad_modules),
+		cmocka_unit_test(test_deploy_by_reload),
+		cmocka_unit_test(test_reload_refuses_broken_module),
+		cmocka_unit_test(test_example_from_the_manual),
+		cmocka_unit_test(test_echo_as_a_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

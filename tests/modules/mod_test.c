@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * mod_test.c - the module the integration tests load (test_modules).  Its
+ * "mode" option picks a behaviour, good or bad, so that each promise of the
+ * host can be checked against a real shared object:
+ *
+ *   sync      answer in the request callback: "<version>:<body>"
+ *   thread    answer from a new thread
+ *   offload   answer from api->offload's done callback
+ *   late      answer on the loop after "delay" (past the timeout)
+ *   never     never answer
+ *   twice     answer twice at once
+ *   big       answer with a body of "size" bytes
+ *   reserved  answer with the reserved command GOAWAY
+ *   whoami    answer with the client address and the logged-in user
+ *   crash     abort() on every request
+ *   block     block the loop for "delay" in the callback, then answer
+ *
+ * MOD_VERSION (1 or 2) is compiled in, so that a test can swap the code
+ * behind a path and see which file a generation runs.  MOD_BAD_ABI builds
+ * a module for an ABI this host does not have.
+ */
+#include <arpa/inet.h>
+#include <ev.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gopro/module.h"
+
+#ifndef MOD_VERSION
+#define MOD_VERSION 1
+#endif
+
+struct test_state {
+	const struct gopro_module_api *api;
+	const char *mode;
+	double delay;
+	uint64_t size;
+};
+
+struct pending {
+	struct test_state *st;
+	gopro_request_id id;
+	char body[300];
+	ev_timer timer;
+};
+
+static const char *
+version_tag(void)
+{
+	return MOD_VERSION == 1 ? "v1" : "v2";
+}
+
+/* "<version>:<body>" into p->body-sized buffers. */
+static void
+reply_text(struct test_state *st, gopro_request_id id, const char *body)
+{
+	char out[400];
+	int n = snprintf(out, sizeof(out), "%s:%s", version_tag(), body);
+
+	st->api->complete(id, 0x10, out, (size_t)n);
+}
+
+static struct pending *
+pending_new(struct test_state *st, const struct gopro_request *req)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	size_t n = req->len < sizeof(p->body) - 1 ? req->len :
+	    sizeof(p->body) - 1;
+
+	if (p == NULL)
+		abort();
+	p->st = st;
+	p->id = req->id;
+	memcpy(p->body, req->body, n);
+	return p;
+}
+
+static void *
+thread_main(void *arg)
+{
+	struct pending *p = arg;
+
+	reply_text(p->st, p->id, p->body);
+	free(p);
+	return NULL;
+}
+
+static void
+offload_work(void *arg)
+{
+	struct pending *p = arg;
+
+	usleep(1000);	/* the blocking work */
+	strcat(p->body, "+work");
+}
+
+static void
+offload_done(void *arg)
+{
+	struct pending *p = arg;
+
+	reply_text(p->st, p->id, p->body);
+	free(p);
+}
+
+static void
+late_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct pending *p = t->data;
+
+	(void)revents;
+	ev_timer_stop(loop, t);
+	reply_text(p->st, p->id, p->body);
+	free(p);
+}
+
+static void
+whoami(struct test_state *st, const struct gopro_request *req)
+{
+	char addr[64] = "?", out[200];
+	const struct sockaddr *sa = st->api->client_addr(req->conn, NULL);
+	const char *user = st->api->user(req->conn);
+	int n;
+
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		    addr, sizeof(addr));
+	n = snprintf(out, sizeof(out), "%s %s", addr, user ? user : "-");
+	st->api->complete(req->id, 0x10, out, (size_t)n);
+}
+
+static void
+test_request(void *state, const struct gopro_request *req)
+{
+	struct test_state *st = state;
+	const char *m = st->mode;
+	struct pending *p;
+	pthread_t t;
+
+	if (strcmp(m, "sync") == 0 || strcmp(m, "twice") == 0 ||
+	    strcmp(m, "block") == 0) {
+		char body[300];
+		size_t n = req->len < sizeof(body) - 1 ? req->len :
+		    sizeof(body) - 1;
+
+		if (strcmp(m, "block") == 0)
+			usleep((useconds_t)(st->delay * 1e6));
+		memcpy(body, req->body, n);
+		body[n] = '\0';
+		reply_text(st, req->id, body);
+		if (strcmp(m, "twice") == 0)
+			reply_text(st, req->id, "again");
+	} else if (strcmp(m, "thread") == 0) {
+		p = pending_new(st, req);
+		if (pthread_create(&t, NULL, thread_main, p) != 0)
+			abort();
+		pthread_detach(t);
+	} else if (strcmp(m, "offload") == 0) {
+		p = pending_new(st, req);
+		if (st->api->offload(offload_work, p, offload_done) < 0)
+			abort();
+	} else if (strcmp(m, "late") == 0) {
+		p = pending_new(st, req);
+		ev_timer_init(&p->timer, late_cb, st->delay, 0);
+		p->timer.data = p;
+		ev_timer_start(st->api->loop(), &p->timer);
+	} else if (strcmp(m, "big") == 0) {
+		char *big = calloc(1, st->size);
+
+		st->api->complete(req->id, 0x10, big, st->size);
+		free(big);
+	} else if (strcmp(m, "reserved") == 0) {
+		st->api->complete(req->id, 0x05, "x", 1);
+	} else if (strcmp(m, "whoami") == 0) {
+		whoami(st, req);
+	} else if (strcmp(m, "crash") == 0) {
+		abort();
+	}
+	/* "never": nothing. */
+}
+
+static int
+test_check(const union gopro_option_value *opts, char *err, size_t errlen)
+{
+	static const char *const modes[] = { "sync", "thread", "offload",
+		"late", "never", "twice", "big", "reserved", "whoami", "crash",
+		"block" };
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(opts[0].s, modes[i]) == 0)
+			return 0;
+	snprintf(err, errlen, "mode \"%s\" is not one of sync, thread, ...",
+	    opts[0].s);
+	return -1;
+}
+
+static int
+test_init(const struct gopro_module_api *api,
+    const union gopro_option_value *opts, void **state, char *err,
+    size_t errlen)
+{
+	struct test_state *st = calloc(1, sizeof(*st));
+
+	(void)err;
+	(void)errlen;
+	if (st == NULL || api->size < sizeof(*api))
+		return -1;
+	st->api = api;
+	st->mode = opts[0].s;
+	st->delay = opts[1].seconds;
+	st->size = opts[2].bytes;
+	*state = st;
+	return 0;
+}
+
+static void
+test_exit(void *state)
+{
+	free(state);
+}
+
+static const uint8_t test_commands[] = { 0x10 };
+
+static const struct gopro_module_option test_options[] = {
+	{ "mode", GOPRO_OPTION_STRING, "sync", 0, 16, "what to do" },
+	{ "delay", GOPRO_OPTION_TIME, "0", 0, 60, "for late and block" },
+	{ "size", GOPRO_OPTION_SIZE, "0", 0, 1 << 30, "for big" },
+};
+
+GOPRO_MODULE_EXPORT const struct gopro_module gopro_module = {
+#ifdef MOD_BAD_ABI
+	.size = sizeof(struct gopro_module),
+	.abi_major = GOPRO_MODULE_ABI_MAJOR + 1,
+#else
+	GOPRO_MODULE_HEADER,
+#endif
+	.name = "test",
+	.commands = test_commands,
+	.ncommands = 1,
+	.options = test_options,
+	.noptions = 3,
+	.check = test_check,
+	.worker_init = test_init,
+	.request = test_request,
+	.worker_exit = test_exit,
+};
