@@ -75,11 +75,13 @@
 
 #include <confuse.h>
 
+#include "config.h"
 #include "conf.h"
 #include "conf_lex.h"
 #include "listen.h"
 #include "conf_module.h"
 #include "proxy.h"
+#include "tls.h"
 
 #ifndef RUNSTATEDIR
 #define RUNSTATEDIR "/run"
@@ -113,14 +115,20 @@ enum kind {
 	KIND_USERS_FILE,	/* existing regular file, "" = none */
 	KIND_PROXY_LISTEN,	/* list of listen addresses */
 	KIND_NETS,		/* list of address/prefix */
+	KIND_TLS_LISTEN,	/* list of listen addresses */
+	KIND_PEM_FILE,		/* existing regular file, "" = none */
+	KIND_VERIFY,		/* off, optional or require */
+	KIND_TLS_IDENTITY,	/* off, cn, dns, email or uri */
+	KIND_PROTOCOLS,		/* TLSv1.2 and/or TLSv1.3 */
+	KIND_STRING,		/* any string, checked by its user */
 };
 
 /*
  * The options: id, name, kind, default as written in the file (NULL =
  * unset), min, max.  T is an option at the top level, A one in the auth
- * section.
+ * section, S one in the tls section.
  */
-#define OPTIONS(T, A)							\
+#define OPTIONS(T, A, S)						\
 	T(LISTEN, "listen", KIND_LISTEN, "{\"0.0.0.0:8888\"}", 0, 0)	\
 	T(BACKLOG, "backlog", KIND_INT, "511", 1, 65535)		\
 	T(WORKERS, "workers", KIND_WORKERS, "auto", 1, CONF_MAX_WORKERS) \
@@ -156,11 +164,25 @@ enum kind {
 	A(AUTH_MAX_ATTEMPTS, "max_attempts", KIND_INT, "3", 1, 1000)	\
 	A(AUTH_LOGIN_RATE, "login_rate", KIND_RATE, "10", 0, 1e6)	\
 	A(AUTH_LOGIN_BURST, "login_burst", KIND_INT, "20", 1, 1e6)	\
-	A(AUTH_THREADS, "threads", KIND_INT, "2", 1, 64)
+	A(AUTH_THREADS, "threads", KIND_INT, "2", 1, 64)		\
+	S(TLS_LISTEN, "listen", KIND_TLS_LISTEN, NULL, 0, 0)		\
+	S(TLS_CERTIFICATE, "certificate", KIND_PEM_FILE, NULL, 0, 0)	\
+	S(TLS_KEY, "key", KIND_PEM_FILE, NULL, 0, 0)			\
+	S(TLS_CLIENT_CA, "client_ca", KIND_PEM_FILE, NULL, 0, 0)	\
+	S(TLS_CRL, "crl", KIND_PEM_FILE, NULL, 0, 0)			\
+	S(TLS_VERIFY, "verify_client", KIND_VERIFY, "off", 0, 0)	\
+	S(TLS_IDENTITY, "identity", KIND_TLS_IDENTITY, "off", 0, 0)	\
+	S(TLS_PROTOCOLS, "protocols", KIND_PROTOCOLS, "TLSv1.2 TLSv1.3", \
+	    0, 0)							\
+	S(TLS_CIPHERS, "ciphers", KIND_STRING, NULL, 0, 0)		\
+	S(TLS_CIPHERSUITES, "ciphersuites", KIND_STRING, NULL, 0, 0)	\
+	S(TLS_HANDSHAKE_TIMEOUT, "handshake_timeout", KIND_TIME_NONZERO, \
+	    "10s", 0, 0)						\
+	S(TLS_KTLS, "ktls", KIND_BOOL, "off", 0, 0)
 
 #define OPTION_ID(id, name, kind, def, min, max) OPT_##id,
 enum option_id {
-	OPTIONS(OPTION_ID, OPTION_ID)
+	OPTIONS(OPTION_ID, OPTION_ID, OPTION_ID)
 	OPT_COUNT
 };
 
@@ -178,8 +200,10 @@ struct option_spec {
 	{ NULL, nm, nm, nm, kd, df, mn, mx },
 #define OPTION_AUTH(id, nm, kd, df, mn, mx)				\
 	{ "auth", nm, "auth|" nm, "auth." nm, kd, df, mn, mx },
+#define OPTION_TLS(id, nm, kd, df, mn, mx)				\
+	{ "tls", nm, "tls|" nm, "tls." nm, kd, df, mn, mx },
 static const struct option_spec options[OPT_COUNT] = {
-	OPTIONS(OPTION_TOP, OPTION_AUTH)
+	OPTIONS(OPTION_TOP, OPTION_AUTH, OPTION_TLS)
 };
 
 /* One conf_load in progress: where errors go, and what the parse saw. */
@@ -199,6 +223,9 @@ struct load {
 	struct sockaddr_storage proxy_addr[CONF_MAX_LISTEN];
 	socklen_t proxy_len[CONF_MAX_LISTEN];
 	struct proxy_net proxy_from[CONF_MAX_PROXY_FROM];
+	bool tls_ok[CONF_MAX_LISTEN];
+	struct sockaddr_storage tls_addr[CONF_MAX_LISTEN];
+	socklen_t tls_len[CONF_MAX_LISTEN];
 };
 
 static struct load *current;
@@ -222,6 +249,17 @@ static const struct keyword level_words[] = {
 
 static const struct keyword affinity_words[] = {
 	{ "auto", 1 }, { "off", 0 }, { NULL, 0 }
+};
+
+static const struct keyword verify_words[] = {
+	{ "off", TLS_VERIFY_OFF }, { "optional", TLS_VERIFY_OPTIONAL },
+	{ "require", TLS_VERIFY_REQUIRE }, { NULL, 0 }
+};
+
+static const struct keyword tls_identity_words[] = {
+	{ "off", TLS_IDENTITY_OFF }, { "cn", TLS_IDENTITY_CN },
+	{ "dns", TLS_IDENTITY_DNS }, { "email", TLS_IDENTITY_EMAIL },
+	{ "uri", TLS_IDENTITY_URI }, { NULL, 0 }
 };
 
 static int
@@ -685,9 +723,13 @@ check_keyword(const struct option_spec *sp, const char *v, char *why,
     size_t n)
 {
 	const struct keyword *k = sp->kind == KIND_BOOL ? bool_words :
-	    sp->kind == KIND_LEVEL ? level_words : affinity_words;
+	    sp->kind == KIND_LEVEL ? level_words :
+	    sp->kind == KIND_VERIFY ? verify_words :
+	    sp->kind == KIND_TLS_IDENTITY ? tls_identity_words : affinity_words;
 	const char *expected = sp->kind == KIND_BOOL ? "true or false" :
 	    sp->kind == KIND_LEVEL ? "error, warning, notice, info or debug" :
+	    sp->kind == KIND_VERIFY ? "off, optional or require" :
+	    sp->kind == KIND_TLS_IDENTITY ? "off, cn, dns, email or uri" :
 	    "auto or off";
 	char q[QUOTE_MAX + 1];
 	int value;
@@ -775,11 +817,16 @@ check_prefix(const struct option_spec *sp, const char *v, char *why,
 	return -1;
 }
 
-/* auth.c parses the file; here only that it is there, as early as -t. */
+/*
+ * auth.c parses the users file, tls.c the PEM files; here only that they
+ * are there, as early as -t.
+ */
 static int
 check_users_file(const struct option_spec *sp, const char *v, char *why,
     size_t n)
 {
+	const char *what = sp->kind == KIND_PEM_FILE ? "PEM file" :
+	    "users file";
 	struct stat st;
 	char q[QUOTE_MAX + 1];
 
@@ -792,16 +839,62 @@ check_users_file(const struct option_spec *sp, const char *v, char *why,
 		return -1;
 	}
 	if (stat(v, &st) < 0) {
-		snprintf(why, n, "%s: %s (expected an existing users file)",
-		    quote(v, q, sizeof(q)), strerror(errno));
+		snprintf(why, n, "%s: %s (expected an existing %s)",
+		    quote(v, q, sizeof(q)), strerror(errno), what);
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		snprintf(why, n, "%s is not a regular file (expected a users "
-		    "file)", quote(v, q, sizeof(q)));
+		snprintf(why, n, "%s is not a regular file (expected a %s)",
+		    quote(v, q, sizeof(q)), what);
 		return -1;
 	}
 	return 0;
+}
+
+/* "TLSv1.2 TLSv1.3": the lowest and highest versions named, 0 for none. */
+static int
+parse_protocols(const char *v, int *min, int *max)
+{
+	char word[16];
+	int n, version;
+
+	*min = *max = 0;
+	while (*v != '\0') {
+		n = 0;
+		while (*v == ' ' || *v == ',')
+			v++;
+		while (*v != '\0' && *v != ' ' && *v != ',' && n < 15)
+			word[n++] = *v++;
+		word[n] = '\0';
+		if (n == 0)
+			break;
+		if (strcasecmp(word, "TLSv1.2") == 0)
+			version = 0x0303;
+		else if (strcasecmp(word, "TLSv1.3") == 0)
+			version = 0x0304;
+		else
+			return -1;
+		if (*min == 0 || version < *min)
+			*min = version;
+		if (version > *max)
+			*max = version;
+	}
+	return *min == 0 ? -1 : 0;
+}
+
+static int
+check_protocols(const struct option_spec *sp, const char *v, char *why,
+    size_t n)
+{
+	char q[QUOTE_MAX + 1];
+	int min, max;
+
+	if (parse_protocols(v, &min, &max) == 0)
+		return 0;
+	snprintf(why, n, "\"%s\" is not a list of protocols (expected "
+	    "TLSv1.2, TLSv1.3 or both, separated by a space)",
+	    quote(v, q, sizeof(q)));
+	return -1;
 }
 
 static int
@@ -820,7 +913,11 @@ check_value(const struct option_spec *sp, const char *v, char *why, size_t n)
 	case KIND_BOOL:
 	case KIND_LEVEL:
 	case KIND_AFFINITY:
+	case KIND_VERIFY:
+	case KIND_TLS_IDENTITY:
 		return check_keyword(sp, v, why, n);
+	case KIND_PROTOCOLS:
+		return check_protocols(sp, v, why, n);
 	case KIND_WORKERS:
 		return check_workers(sp, v, why, n);
 	case KIND_PATH:
@@ -833,11 +930,14 @@ check_value(const struct option_spec *sp, const char *v, char *why, size_t n)
 	case KIND_PREFIX:
 		return check_prefix(sp, v, why, n);
 	case KIND_USERS_FILE:
+	case KIND_PEM_FILE:
 		return check_users_file(sp, v, why, n);
 	case KIND_LISTEN:	/* checked by listen_parse */
 	case KIND_PROXY_LISTEN:	/* by proxy_listen_parse */
 	case KIND_NETS:		/* by proxy_from_parse */
+	case KIND_TLS_LISTEN:	/* by tls_listen_parse */
 	case KIND_IDENTITY:	/* checked after the parse */
+	case KIND_STRING:	/* by OpenSSL, when tls.c builds the context */
 		break;
 	}
 	return 0;
@@ -935,36 +1035,55 @@ listen_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 }
 
 /*
- * Called once per element of "proxy_protocol": the address must parse; that
- * it is also a listen address is checked after the parse, when both lists
- * are complete.
+ * Called once per element of "proxy_protocol" or "tls.listen", which name
+ * some of the listen addresses: the address must parse; that it is also a
+ * listen address is checked after the parse, when the lists are complete.
  */
 static int
-proxy_listen_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value,
-    void *result)
+listen_subset_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value,
+    enum option_id id, bool *ok, struct sockaddr_storage *addr,
+    socklen_t *len)
 {
 	struct load *ld = current;
 	unsigned i = cfg_opt_size(opt) - 1;
+	const char *name = options[id].shown;
 	char why[256], q[QUOTE_MAX + 1];
 
-	*(const char **)result = value;
 	if (ld == NULL)
 		return 0;
-	ld->line[OPT_PROXY_PROTOCOL] = cfg->line;
+	ld->line[id] = cfg->line;
 	if (i >= CONF_MAX_LISTEN) {
 		if (i == CONF_MAX_LISTEN)
-			report(ld, cfg->line, "proxy_protocol", "more than %d "
+			report(ld, cfg->line, name, "more than %d "
 			    "addresses (expected at most one per listen "
 			    "address)", CONF_MAX_LISTEN);
 		return 0;
 	}
-	ld->proxy_ok[i] = parse_address(value, &ld->proxy_addr[i],
-	    &ld->proxy_len[i], why, sizeof(why)) == 0;
-	if (!ld->proxy_ok[i])
-		report(ld, cfg->line, "proxy_protocol", "\"%s\": %s (expected "
+	ok[i] = parse_address(value, &addr[i], &len[i], why, sizeof(why)) == 0;
+	if (!ok[i])
+		report(ld, cfg->line, name, "\"%s\": %s (expected "
 		    "one of the listen addresses)", quote(value, q, sizeof(q)),
 		    why);
 	return 0;
+}
+
+static int
+proxy_listen_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value,
+    void *result)
+{
+	*(const char **)result = value;
+	return current == NULL ? 0 : listen_subset_parse(cfg, opt, value,
+	    OPT_PROXY_PROTOCOL, current->proxy_ok, current->proxy_addr,
+	    current->proxy_len);
+}
+
+static int
+tls_listen_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	*(const char **)result = value;
+	return current == NULL ? 0 : listen_subset_parse(cfg, opt, value,
+	    OPT_TLS_LISTEN, current->tls_ok, current->tls_addr,
+	    current->tls_len);
 }
 
 /* Called once per element of "proxy_protocol_from". */
@@ -999,7 +1118,8 @@ proxy_from_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 static bool
 kind_is_list(enum kind k)
 {
-	return k == KIND_LISTEN || k == KIND_PROXY_LISTEN || k == KIND_NETS;
+	return k == KIND_LISTEN || k == KIND_PROXY_LISTEN || k == KIND_NETS ||
+	    k == KIND_TLS_LISTEN;
 }
 
 static cfg_opt_t
@@ -1010,8 +1130,11 @@ list_opt(enum kind k)
 	    proxy_listen_parse);
 	cfg_opt_t nets = CFG_STR_LIST_CB(NULL, NULL, CFGF_NONE,
 	    proxy_from_parse);
+	cfg_opt_t tls = CFG_STR_LIST_CB(NULL, NULL, CFGF_NONE,
+	    tls_listen_parse);
 
-	return k == KIND_LISTEN ? listen : k == KIND_PROXY_LISTEN ? proxy : nets;
+	return k == KIND_LISTEN ? listen : k == KIND_PROXY_LISTEN ? proxy :
+	    k == KIND_TLS_LISTEN ? tls : nets;
 }
 
 static cfg_opt_t *
@@ -1024,7 +1147,8 @@ build_opts(const char *section, cfg_opt_t *out)
 	for (i = 0; i < OPT_COUNT; i++) {
 		const struct option_spec *sp = &options[i];
 
-		if ((sp->section == NULL) != (section == NULL))
+		if ((sp->section == NULL) != (section == NULL) ||
+		    (section != NULL && strcmp(sp->section, section) != 0))
 			continue;
 		out[n] = kind_is_list(sp->kind) ? list_opt(sp->kind) : str;
 		out[n].name = sp->name;
@@ -1041,20 +1165,25 @@ build_opts(const char *section, cfg_opt_t *out)
 static cfg_t *
 cfg_new(struct load *ld)
 {
-	static cfg_opt_t top[OPT_COUNT + 3], auth[OPT_COUNT + 1];
+	static cfg_opt_t top[OPT_COUNT + 4], auth[OPT_COUNT + 1],
+	    tls[OPT_COUNT + 1];
 	cfg_opt_t sec = CFG_SEC("auth", NULL, CFGF_NONE);
+	cfg_opt_t tsec = CFG_SEC("tls", NULL, CFGF_NONE);
 	cfg_t *cfg;
 	size_t i, n;
 
 	/* cfg_init copies the tables, so static ones are only a template. */
 	build_opts("auth", auth);
+	build_opts("tls", tls);
 	build_opts(NULL, top);
 	for (n = 0; top[n].name != NULL; n++)
 		;
-	top[n + 2] = top[n];
+	top[n + 3] = top[n];
 	top[n] = sec;
 	top[n].subopts = auth;
 	top[n + 1] = conf_module_section();
+	top[n + 2] = tsec;
+	top[n + 2].subopts = tls;
 	if ((cfg = cfg_init(top, CFGF_NONE)) == NULL) {
 		report(ld, 0, NULL, "cannot set up the parser: %s",
 		    strerror(errno));
@@ -1241,29 +1370,39 @@ check_identity(struct load *ld, cfg_t *cfg)
 		    ld->line[OPT_GROUP] > 0 ? "" : ", the default");
 }
 
-/* Each proxy_protocol address must be one of the listen addresses. */
+/* Each address of proxy_protocol or tls.listen must be a listen address. */
 static void
-check_proxy(struct load *ld, cfg_t *cfg)
+check_in_listen(struct load *ld, cfg_t *cfg, enum option_id id,
+    const bool *ok, const struct sockaddr_storage *addr,
+    const socklen_t *len)
 {
-	unsigned n = cfg_size(cfg, "proxy_protocol"), i, j, nl;
+	const char *path = options[id].path;
+	unsigned n = cfg_size(cfg, path), i, j, nl;
 	char q[QUOTE_MAX + 1];
 
 	nl = cfg_size(cfg, "listen");
 	for (i = 0; i < n && i < CONF_MAX_LISTEN; i++) {
-		if (!ld->proxy_ok[i])
+		if (!ok[i])
 			continue;
 		for (j = 0; j < nl && j < CONF_MAX_LISTEN; j++)
 			if (ld->listen_ok[j] && same_address(&ld->listen_addr[j],
-			    ld->listen_len[j], &ld->proxy_addr[i],
-			    ld->proxy_len[i]))
+			    ld->listen_len[j], &addr[i], len[i]))
 				break;
 		if (j == nl || j == CONF_MAX_LISTEN)
-			report(ld, ld->line[OPT_PROXY_PROTOCOL],
-			    "proxy_protocol", "\"%s\" is not a listen address "
-			    "(expected each address also in listen)",
-			    quote(cfg_getnstr(cfg, "proxy_protocol", i), q,
+			report(ld, ld->line[id], options[id].shown, "\"%s\" is "
+			    "not a listen address (expected each address also "
+			    "in listen)", quote(cfg_getnstr(cfg, path, i), q,
 			    sizeof(q)));
 	}
+}
+
+static void
+check_proxy(struct load *ld, cfg_t *cfg)
+{
+	unsigned n = cfg_size(cfg, "proxy_protocol");
+
+	check_in_listen(ld, cfg, OPT_PROXY_PROTOCOL, ld->proxy_ok,
+	    ld->proxy_addr, ld->proxy_len);
 	if (n > 0 && cfg_size(cfg, "proxy_protocol_from") == 0)
 		report(ld, ld->line[OPT_PROXY_PROTOCOL], "proxy_protocol",
 		    "set without proxy_protocol_from, so every connection "
@@ -1430,6 +1569,51 @@ check_metrics(struct load *ld, cfg_t *cfg)
 	}
 }
 
+static bool
+is_set(cfg_t *cfg, enum option_id id)
+{
+	const char *v = value_of(cfg, id);
+
+	return v != NULL && *v != '\0';
+}
+
+static int keyword_of(cfg_t *cfg, enum option_id id,
+    const struct keyword *k);
+
+/* What a TLS listener needs: a certificate, its key, a CA to verify with. */
+static void
+check_tls(struct load *ld, cfg_t *cfg)
+{
+	int verify = keyword_of(cfg, OPT_TLS_VERIFY, verify_words);
+	int identity = keyword_of(cfg, OPT_TLS_IDENTITY, tls_identity_words);
+
+	check_in_listen(ld, cfg, OPT_TLS_LISTEN, ld->tls_ok, ld->tls_addr,
+	    ld->tls_len);
+	if (cfg_size(cfg, options[OPT_TLS_LISTEN].path) == 0)
+		return;
+#ifndef HAVE_TLS
+	report(ld, ld->line[OPT_TLS_LISTEN], options[OPT_TLS_LISTEN].shown,
+	    "this goprod was built without TLS (expected no TLS listener, or "
+	    "goprod built with OpenSSL 3: configure --with-tls)");
+#endif
+	if (!is_set(cfg, OPT_TLS_CERTIFICATE) || !is_set(cfg, OPT_TLS_KEY))
+		report(ld, ld->line[OPT_TLS_LISTEN],
+		    options[OPT_TLS_LISTEN].shown, "set without %s (expected "
+		    "certificate = \"/path/cert.pem\" and key = "
+		    "\"/path/key.pem\" in the tls section)",
+		    is_set(cfg, OPT_TLS_CERTIFICATE) ? "key" : "certificate");
+	if (verify != TLS_VERIFY_OFF && !is_set(cfg, OPT_TLS_CLIENT_CA))
+		report(ld, ld->line[OPT_TLS_VERIFY],
+		    options[OPT_TLS_VERIFY].shown, "set without client_ca "
+		    "(expected client_ca = \"/path/ca.pem\", the CA that "
+		    "signs the client certificates)");
+	if (identity != TLS_IDENTITY_OFF && verify == TLS_VERIFY_OFF)
+		report(ld, ld->line[OPT_TLS_IDENTITY],
+		    options[OPT_TLS_IDENTITY].shown, "set with verify_client "
+		    "off, so no client certificate is asked for (expected "
+		    "verify_client = optional or require)");
+}
+
 static void
 check_relations(struct load *ld, cfg_t *cfg)
 {
@@ -1442,6 +1626,7 @@ check_relations(struct load *ld, cfg_t *cfg)
 	check_proxy(ld, cfg);
 	check_paths(ld, cfg);
 	check_metrics(ld, cfg);
+	check_tls(ld, cfg);
 }
 
 /* ------------------------------------------------------------ the copy */
@@ -1537,6 +1722,66 @@ copy_proxy(const struct load *ld, cfg_t *cfg, struct gopro_conf *c)
 	    c->nproxy_from * sizeof(c->proxy_from[0]));
 }
 
+/* Mark the TLS listeners and take the section's values. */
+static int
+copy_tls(const struct load *ld, cfg_t *cfg, struct gopro_conf *c)
+{
+	struct conf_tls *t = &c->tls;
+	size_t n = cfg_size(cfg, options[OPT_TLS_LISTEN].path);
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < c->nlisten; j++)
+			if (same_address(&c->listen[j].addr, c->listen[j].addrlen,
+			    &ld->tls_addr[i], ld->tls_len[i]))
+				c->listen[j].tls = true;
+	parse_protocols(value_of(cfg, OPT_TLS_PROTOCOLS), &t->min_version,
+	    &t->max_version);
+	t->verify_client = keyword_of(cfg, OPT_TLS_VERIFY, verify_words);
+	t->identity = keyword_of(cfg, OPT_TLS_IDENTITY, tls_identity_words);
+	t->handshake_timeout = double_of(cfg, OPT_TLS_HANDSHAKE_TIMEOUT);
+	t->ktls = keyword_of(cfg, OPT_TLS_KTLS, bool_words);
+	return dup_value(&t->certificate, value_of(cfg, OPT_TLS_CERTIFICATE),
+	    true) < 0 ||
+	    dup_value(&t->key, value_of(cfg, OPT_TLS_KEY), true) < 0 ||
+	    dup_value(&t->client_ca, value_of(cfg, OPT_TLS_CLIENT_CA),
+	    true) < 0 ||
+	    dup_value(&t->crl, value_of(cfg, OPT_TLS_CRL), true) < 0 ||
+	    dup_value(&t->ciphers, value_of(cfg, OPT_TLS_CIPHERS), true) < 0 ||
+	    dup_value(&t->ciphersuites, value_of(cfg, OPT_TLS_CIPHERSUITES),
+	    true) < 0 ? -1 : 0;
+}
+
+#ifdef HAVE_TLS
+/*
+ * Load the certificate, key, CA and CRL now, in the process that reads the
+ * file (the master, or goprod -t): a file that does not load, or a key that
+ * does not match, is a configuration error like any other.
+ */
+static int
+build_tls(struct load *ld, struct gopro_conf *c)
+{
+	const char *opt = NULL;
+	char why[512];
+
+	if (c->tls.certificate == NULL)
+		return 0;
+	c->tls.ctx = tls_ctx_new(&c->tls, &opt, why, sizeof(why));
+	if (c->tls.ctx != NULL) {
+		c->tls.expiry = (int64_t)tls_ctx_expiry(c->tls.ctx);
+		return 0;
+	}
+	for (size_t i = 0; i < OPT_COUNT; i++)
+		if (options[i].section != NULL &&
+		    strcmp(options[i].section, "tls") == 0 &&
+		    strcmp(options[i].name, opt) == 0) {
+			report(ld, ld->line[i], options[i].shown, "%s", why);
+			return -1;
+		}
+	report(ld, 0, "tls", "%s", why);
+	return -1;
+}
+#endif
+
 static int
 copy_log(cfg_t *cfg, struct gopro_conf *c)
 {
@@ -1611,6 +1856,14 @@ copy_conf(struct load *ld, cfg_t *cfg, const char *path)
 	    copy_strings(cfg, c) < 0)
 		goto oom;
 	copy_proxy(ld, cfg, c);
+	if (copy_tls(ld, cfg, c) < 0)
+		goto oom;
+#ifdef HAVE_TLS
+	if (build_tls(ld, c) < 0) {
+		conf_free(c);
+		return NULL;
+	}
+#endif
 	return c;
 oom:
 	report(ld, 0, NULL, "out of memory");
@@ -1730,6 +1983,15 @@ conf_free(struct gopro_conf *c)
 	free(c->auth.users_file);
 	free(c->effective);
 	conf_module_free(c);
+	free(c->tls.certificate);
+	free(c->tls.key);
+	free(c->tls.client_ca);
+	free(c->tls.crl);
+	free(c->tls.ciphers);
+	free(c->tls.ciphersuites);
+#ifdef HAVE_TLS
+	tls_ctx_free(c->tls.ctx);
+#endif
 	free(c);
 }
 

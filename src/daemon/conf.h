@@ -17,6 +17,8 @@
 #include "log.h"
 #include "proxy.h"
 
+struct tls_ctx;
+
 #define CONF_MAX_LISTEN 16
 #define CONF_MAX_PROXY_FROM 64
 #define CONF_MAX_WORKERS 64
@@ -29,6 +31,7 @@ struct conf_listen {
 	struct sockaddr_storage addr; /* resolved, numeric */
 	socklen_t addrlen;
 	bool proxy;                   /* in proxy_protocol: PROXY header first */
+	bool tls;                     /* in tls.listen: a TLS handshake first */
 };
 
 struct conf_auth {
@@ -60,6 +63,24 @@ struct conf_module {
 	struct conf_module_opt opts[CONF_MAX_MODULE_OPTIONS];
 	size_t nopts;
 	int fd;                       /* the file validated (master), -1 */
+};
+
+/* The tls section; ctx is built from the rest by conf_load (tls.c). */
+struct conf_tls {
+	char *certificate;     /* PEM chain, server certificate first */
+	char *key;
+	char *client_ca;       /* NULL when not configured */
+	char *crl;
+	char *ciphers;         /* TLS 1.2 cipher list; NULL = OpenSSL's */
+	char *ciphersuites;    /* TLS 1.3 suites; NULL = OpenSSL's */
+	int min_version;       /* 0x0303 = TLS 1.2, 0x0304 = TLS 1.3 */
+	int max_version;
+	int verify_client;     /* enum tls_verify */
+	int identity;          /* enum tls_identity */
+	double handshake_timeout;
+	bool ktls;
+	struct tls_ctx *ctx;   /* NULL when no listener speaks TLS */
+	int64_t expiry;        /* of the certificate, unix seconds; 0 = none */
 };
 
 struct gopro_conf {
@@ -94,6 +115,7 @@ struct gopro_conf {
 	struct conf_auth auth;
 	/* Every option as "name=value" lines, defaults filled in (goprod -T). */
 	char *effective;
+	struct conf_tls tls;
 	/* proxy_protocol_from: who may send a PROXY header. */
 	struct proxy_net proxy_from[CONF_MAX_PROXY_FROM];
 	size_t nproxy_from;

@@ -16,7 +16,12 @@
  * destroyed by a reset.
  *
  * Bytes move through transport.h, the layer below: plain read and write on
- * the socket, or TLS.  This file does not know which.
+ * the socket, or TLS.  A TLS connection first runs its handshake (the
+ * "tls" section below) under its own clock; after that the only
+ * differences are that a read may wait for the socket to be writable (and
+ * a write for it to be readable), and that OpenSSL may hold decrypted bytes
+ * that no readiness event reports: such a connection goes on the worker's
+ * tls_pending list and is read again before the loop sleeps.
  *
  * On a listener in proxy_protocol the connection first waits for the PROXY
  * header of the load balancer (proxy.c parses it), under the frame_timeout
@@ -30,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "auth.h"
 #include "conn.h"
 #include "gopro/gopro.h"
@@ -59,16 +65,38 @@ now_ns(void)
 
 /* ------------------------------------------------------------ watchers */
 
+/* Come back for bytes OpenSSL holds before the loop sleeps. */
+static void
+conn_note_pending(struct conn *c)
+{
+	if (c->tls_pending || !c->reading || !transport_pending(c))
+		return;
+	c->tls_pending = true;
+	TAILQ_INSERT_TAIL(&c->w->tls_pending, c, pending_link);
+}
+
+static void
+conn_unnote_pending(struct conn *c)
+{
+	if (!c->tls_pending)
+		return;
+	c->tls_pending = false;
+	TAILQ_REMOVE(&c->w->tls_pending, c, pending_link);
+}
+
 static void
 conn_set_reading(struct conn *c, bool on)
 {
 	if (on == c->reading)
 		return;
 	c->reading = on;
-	if (on)
+	if (on) {
 		ev_io_start(c->w->loop, &c->rio);
-	else
+		conn_note_pending(c);
+	} else {
 		ev_io_stop(c->w->loop, &c->rio);
+		conn_unnote_pending(c);
+	}
 }
 
 static void
@@ -83,13 +111,17 @@ conn_set_writing(struct conn *c, bool on)
 		ev_io_stop(c->w->loop, &c->wio);
 }
 
-/* Read only when nothing holds the connection back. */
+/*
+ * Read only when nothing holds the connection back.  A TLS read that waits
+ * for writability is retried from the write watcher instead; a TLS write
+ * that waits for readability needs the read watcher whatever else holds.
+ */
 static void
 conn_update_reading(struct conn *c)
 {
-	conn_set_reading(c, !c->dead && (c->lingering ||
-	    (!c->paused && !c->auth_pending && !c->closing && !c->eof &&
-	    !c->inflight_full)));
+	conn_set_reading(c, !c->dead && (c->lingering || c->write_wants_read ||
+	    (!c->read_wants_write && !c->paused && !c->auth_pending &&
+	    !c->closing && !c->eof && !c->inflight_full)));
 }
 
 /* ------------------------------------------------------------ clocks */
@@ -140,11 +172,14 @@ conn_update_clock(struct conn *c, bool activity, bool frame_done)
 		k = CLOCK_NONE;
 	else if (buf_len(&c->in) > 0 || c->proxy_wait)
 		k = CLOCK_FRAME;
+	else if (c->handshaking)
+		k = CLOCK_HANDSHAKE;	/* never restarted by activity */
 	else if (c->goaway_sent)
 		k = buf_len(&c->out) == 0 ? CLOCK_GRACE : CLOCK_NONE;
 	else
 		k = CLOCK_IDLE;
-	if (k == c->clock && !(k == CLOCK_FRAME ? frame_done : activity))
+	if (k == c->clock && (k == CLOCK_HANDSHAKE ||
+	    !(k == CLOCK_FRAME ? frame_done : activity)))
 		return;
 	if (k == CLOCK_GRACE && c->w->clock_timeout[CLOCK_GRACE] <= 0) {
 		/* goaway_grace 0: close as soon as the GOAWAY is written. */
@@ -636,6 +671,8 @@ conn_process(struct conn *c)
 
 	if (c->proxy_wait && conn_proxy_header(c) < 0)
 		return;
+	if (c->handshaking)
+		return;
 	c->in_process = true;
 	while (!c->paused && !c->auth_pending && !c->closing && !c->dead &&
 	    !c->inflight_full) {
@@ -705,18 +742,22 @@ conn_read_error(struct conn *c)
 	conn_abort(c, STATS_conn_reset);
 }
 
+/* A TLS read needs the socket writable first: wait for that instead. */
 static void
-conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+conn_read_wait_write(struct conn *c)
 {
-	struct conn *c = io->data;
+	c->read_wants_write = true;
+	conn_set_writing(c, true);
+	conn_update_reading(c);
+}
+
+static void
+conn_read(struct conn *c)
+{
 	bool got = false;
 	size_t room;
 	ssize_t n;
 
-	if (c->lingering) {
-		conn_discard(c);
-		return;
-	}
 	for (int i = 0; i < READS_PER_EVENT && c->reading; i++) {
 		if (conn_reserve_input(c) < 0) {
 			log_warn("connection %d: no room for input", c->fd);
@@ -730,7 +771,9 @@ conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 			break;
 		}
 		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR)
+			if (errno == EAGAIN && transport_wants_write(c, false))
+				conn_read_wait_write(c);
+			else if (errno != EAGAIN && errno != EINTR)
 				conn_read_error(c);
 			break;
 		}
@@ -749,6 +792,40 @@ conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 		conn_update_clock(c, true, false);
 	if (buf_len(&c->out) == 0)
 		conn_release_buffers(c);
+	conn_note_pending(c);
+}
+
+static void conn_tls_input(struct conn *c);
+
+static void
+conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = io->data;
+
+	if (c->lingering) {
+		conn_discard(c);
+		return;
+	}
+	if (c->write_wants_read) {
+		/* The TLS write that waited for this goes first. */
+		c->write_wants_read = false;
+		conn_update_reading(c);
+		conn_flush(c);
+		if (c->dead || !c->reading)
+			return;
+	}
+	if (c->handshaking)
+		conn_tls_input(c);
+	else
+		conn_read(c);
+}
+
+void
+conn_read_pending(struct conn *c)
+{
+	conn_unnote_pending(c);
+	if (!c->dead && c->reading && !c->handshaking)
+		conn_read(c);
 }
 
 /* ------------------------------------------------------------ writing */
@@ -811,7 +888,12 @@ conn_flush(struct conn *c)
 		stats_add(c->w->stats, STATS_bytes_sent, (uint64_t)n);
 	}
 	if (buf_len(&c->out) > 0) {
-		conn_set_writing(c, true);
+		if (n < 0 && !transport_wants_write(c, true)) {
+			/* A TLS write that must read first. */
+			c->write_wants_read = true;
+			conn_update_reading(c);
+		} else
+			conn_set_writing(c, true);
 		conn_set_sending(c, true, n > 0);
 	}
 	if (c->paused && buf_len(&c->out) <= c->w->conf->output_low_water)
@@ -819,11 +901,26 @@ conn_flush(struct conn *c)
 	conn_after_write(c);
 }
 
+static void conn_handshake(struct conn *c);
+
 static void
 conn_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct conn *c = io->data;
 
+	if (c->handshaking) {
+		conn_handshake(c);
+		return;
+	}
+	if (c->read_wants_write) {
+		/* The TLS read that waited for this goes first. */
+		c->read_wants_write = false;
+		conn_set_writing(c, false);
+		conn_update_reading(c);
+		conn_read(c);
+		if (c->dead)
+			return;
+	}
 	if (!c->flushing)
 		conn_flush(c);
 }
@@ -901,6 +998,7 @@ conn_close_now(struct conn *c)
 	/* Its requests at modules are cancelled; late replies are dropped. */
 	pipeline_queue_cancel(&w->pl, &c->q);
 	modules_conn_close(&w->mods, c);
+	conn_unnote_pending(c);
 	transport_close(c);
 	log_debug("connection %d closed", c->fd);
 	c->fd = -1;
@@ -922,6 +1020,198 @@ conn_free(struct conn *c)
 	conn_release_buffers(c);
 	free(c);
 }
+
+/* ------------------------------------------------------------ tls */
+#ifdef HAVE_TLS
+
+/*
+ * The PROXY header on a TLS listener.  The bytes after it are the TLS
+ * stream, which OpenSSL reads from the socket itself, so only the header's
+ * bytes may be taken: peek, parse what is held plus what was peeked, and
+ * read no further than the header's end.
+ */
+static ssize_t
+conn_proxy_read_exact(struct conn *c)
+{
+	size_t held = buf_len(&c->in), room;
+	struct proxy_result r;
+	ssize_t n;
+
+	if (conn_reserve_input(c) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	room = PROXY_V2_HEADER + PROXY_V2_MAX_PAYLOAD - held;
+	if (room > buf_room(&c->in))
+		room = buf_room(&c->in);
+	n = recv(c->fd, buf_tail(&c->in), room, MSG_PEEK);
+	if (n <= 0)
+		return n;
+	if (proxy_parse(buf_head(&c->in), held + (size_t)n, &r) == PROXY_DONE)
+		n = (ssize_t)(r.size - held);
+	return read(c->fd, buf_tail(&c->in), (size_t)n);
+}
+
+static void
+conn_tls_counters(struct conn *c)
+{
+	struct stats_entry *st = c->w->stats;
+
+	stats_inc(st, tls_conn_resumed(c->tls) ? STATS_tls_handshakes_resumed :
+	    STATS_tls_handshakes_full);
+	stats_inc(st, tls_conn_version(c->tls) >= 0x0304 ?
+	    STATS_tls_version_1_3 : STATS_tls_version_1_2);
+	if (c->w->conf->tls.ktls && tls_conn_ktls(c->tls))
+		stats_inc(st, STATS_tls_ktls);
+}
+
+/* The handshake is done: count it, and log in by certificate if asked. */
+static void
+conn_tls_established(struct conn *c)
+{
+	const struct conf_tls *t = &c->w->conf->tls;
+	char id[TLS_IDENTITY_MAX];
+
+	conn_tls_counters(c);
+	if (t->identity == TLS_IDENTITY_OFF ||
+	    tls_conn_identity(c->tls, t->identity, id, sizeof(id)) < 0) {
+		log_debug("connection %d: TLS established", c->fd);
+		return;
+	}
+	c->logged_in = true;
+	stats_inc(c->w->stats, STATS_tls_identity_logins);
+	log_debug("connection %d: TLS client certificate logs in \"%s\"",
+	    c->fd, id);
+}
+
+static void
+conn_tls_failed(struct conn *c)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 5);
+	static const enum stats_counter counter[] = {
+		[TLS_FAIL_PROTOCOL] = STATS_tls_failed_protocol,
+		[TLS_FAIL_CERTIFICATE] = STATS_tls_failed_certificate,
+		[TLS_FAIL_CLOSED] = STATS_tls_failed_closed,
+	};
+	char why[256], from[PROXY_ADDR_TEXT];
+	enum tls_failure f = tls_conn_failure(c->tls, why, sizeof(why));
+
+	stats_inc(c->w->stats, counter[f]);
+	/* A client that connects and leaves (a health check) is no news. */
+	log_rl(&rl, f == TLS_FAIL_CLOSED ? LOG_DEBUG : LOG_NOTICE,
+	    "connection from %s: TLS handshake failed: %s; closing",
+	    proxy_addr_format(&c->peer.sa, from, sizeof(from)), why);
+	conn_close_now(c);
+}
+
+/* No complete handshake within tls.handshake_timeout. */
+static void
+conn_tls_late(struct conn *c)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 5);
+	char from[PROXY_ADDR_TEXT];
+
+	stats_inc(c->w->stats, STATS_tls_failed_timeout);
+	log_rl(&rl, LOG_NOTICE, "connection from %s: no TLS handshake within "
+	    "tls.handshake_timeout; closing", proxy_addr_format(&c->peer.sa,
+	    from, sizeof(from)));
+	conn_close_now(c);
+}
+
+/*
+ * One step of the handshake, from either watcher.  It waits for the one
+ * event OpenSSL asks for, so neither watcher can spin.
+ */
+static void
+conn_handshake(struct conn *c)
+{
+	switch (tls_conn_handshake(c->tls)) {
+	case TLS_HS_AGAIN:
+		c->read_wants_write = transport_wants_write(c, false);
+		conn_set_writing(c, c->read_wants_write);
+		conn_update_reading(c);
+		return;
+	case TLS_HS_FAILED:
+		conn_tls_failed(c);
+		return;
+	case TLS_HS_DONE:
+		break;
+	}
+	c->handshaking = false;
+	c->read_wants_write = false;
+	conn_set_writing(c, false);
+	conn_tls_established(c);
+	conn_update_reading(c);
+	conn_update_clock(c, true, false);
+	/* A drain that began during the handshake sends its GOAWAY now. */
+	conn_process(c);
+	conn_note_pending(c);
+}
+
+/* Readable while handshaking: the PROXY header first, if any. */
+static void
+conn_tls_input(struct conn *c)
+{
+	ssize_t n;
+
+	if (!c->proxy_wait) {
+		conn_handshake(c);
+		return;
+	}
+	n = conn_proxy_read_exact(c);
+	if (n == 0) {
+		conn_close_now(c);
+		return;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			conn_read_error(c);
+		return;
+	}
+	buf_commit(&c->in, (size_t)n);
+	stats_add(c->w->stats, STATS_bytes_received, (uint64_t)n);
+	if (conn_proxy_header(c) < 0)
+		return;	/* incomplete, or invalid and closed */
+	conn_release_buffers(c);
+	conn_update_clock(c, true, false);
+	conn_handshake(c);
+}
+
+static int
+conn_tls_start(struct conn *c, struct tls_ctx *ctx)
+{
+	if ((c->tls = tls_conn_new(ctx, c->fd)) == NULL) {
+		log_warnx("connection %d: no memory for a TLS session", c->fd);
+		conn_close_now(c);
+		return -1;
+	}
+	c->handshaking = true;
+	return 0;
+}
+#else /* !HAVE_TLS: no listener is a TLS listener (conf.c refuses them) */
+static int
+conn_tls_start(struct conn *c, struct tls_ctx *ctx)
+{
+	conn_close_now(c);
+	return -1;
+}
+
+static void
+conn_tls_input(struct conn *c)
+{
+}
+
+static void
+conn_handshake(struct conn *c)
+{
+}
+
+static void
+conn_tls_late(struct conn *c)
+{
+	conn_close_now(c);
+}
+#endif /* HAVE_TLS */
 
 /* ------------------------------------------------------------ events */
 
@@ -963,6 +1253,9 @@ conn_clock_expired(struct conn *c)
 		c->closing = true;
 		conn_finish(c);
 		break;
+	case CLOCK_HANDSHAKE:
+		conn_tls_late(c);
+		break;
 	default:
 		conn_close_now(c);
 		break;
@@ -995,7 +1288,7 @@ conn_goaway(struct conn *c)
 
 struct conn *
 conn_new(struct worker *w, int fd, const struct sockaddr *peer,
-    socklen_t peerlen, bool proxy)
+    socklen_t peerlen, bool proxy, struct tls_ctx *tls)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
@@ -1022,6 +1315,8 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer,
 	TAILQ_INSERT_TAIL(&w->all, c, all_link);
 	stats_inc(w->stats, STATS_conn_accepted);
 	stats_gauge_set(&w->stats->conn_active, w->nconns);
+	if (tls != NULL && conn_tls_start(c, tls) < 0)
+		return NULL;
 	conn_update_reading(c);
 	conn_update_clock(c, true, false);
 	if (w->draining)

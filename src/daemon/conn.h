@@ -29,9 +29,12 @@ union conn_addr {
 	struct sockaddr_in6 in6;
 };
 
+struct tls_ctx;
+
 struct conn {
 	struct worker *w;
 	int fd;
+	struct tls_conn *tls;     /* the TLS session; NULL for plain TCP */
 	ev_io rio;
 	ev_io wio;
 	struct buf in;
@@ -44,6 +47,7 @@ struct conn {
 	TAILQ_ENTRY(conn) send_link;  /* in w->sending */
 	ev_tstamp send_since;
 	TAILQ_ENTRY(conn) flush_link; /* in w->flushing */
+	TAILQ_ENTRY(conn) pending_link; /* in w->tls_pending */
 
 	uint64_t batch_start_ns;  /* when the current batch of requests was read */
 	uint32_t batch_frames;    /* requests read and not yet written */
@@ -70,6 +74,10 @@ struct conn {
 	bool proxy_wait : 1;      /* a PROXY header must come before any frame */
 	bool inflight_full : 1;   /* max_inflight requests at modules: not reading */
 	bool in_process : 1;      /* conn_process is on the stack */
+	bool handshaking : 1;     /* TLS handshake not finished */
+	bool read_wants_write : 1;  /* the last TLS read waits for POLLOUT */
+	bool write_wants_read : 1;  /* the last TLS write waits for POLLIN */
+	bool tls_pending : 1;     /* in w->tls_pending */
 
 	/* The client: the socket's peer, or the address a PROXY header gave. */
 	union conn_addr peer;
@@ -87,9 +95,13 @@ const char *conn_user(const struct conn *c);
 /*
  * Take over an accepted, non-blocking socket; NULL (fd closed) on ENOMEM.
  * proxy: the listener expects a PROXY header first (the peer is trusted).
+ * tls: the listener speaks TLS: the handshake runs first (after the PROXY
+ * header, if any) under tls.handshake_timeout; NULL for plain TCP.
  */
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer,
-    socklen_t peerlen, bool proxy);
+    socklen_t peerlen, bool proxy, struct tls_ctx *tls);
+/* Decrypted bytes wait inside OpenSSL: read them now (w->tls_pending). */
+void conn_read_pending(struct conn *c);
 /* Refuse an accepted socket with ERROR code (limit, descriptors) and close. */
 void conn_refuse(struct worker *w, int fd, uint16_t code, const char *text);
 /* Drain: send GOAWAY at the next frame boundary. */

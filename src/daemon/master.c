@@ -601,6 +601,7 @@ reload_apply(struct master *m, struct gopro_conf *nc,
 	proctitle_set("goprod: master (generation %u)", m->generation);
 	m->stats.hdr->generation = m->generation;
 	m->stats.hdr->workers = nc->workers;
+	m->stats.hdr->tls_cert_expiry = nc->tls.expiry;
 	m->stats.hdr->reloads++;
 	for (unsigned s = 0; s < nc->workers; s++) {
 		ev_timer_stop(m->loop, &m->slots[s].respawn);
@@ -1555,6 +1556,7 @@ master_run(struct master *m)
 	m->stats.hdr->master_pid = getpid();
 	m->stats.hdr->generation = m->generation;
 	m->stats.hdr->workers = m->conf->workers;
+	m->stats.hdr->tls_cert_expiry = m->conf->tls.expiry;
 	init_or_die(daemon_write_pidfile(m->conf->pid_file, err, sizeof(err)),
 	    err);
 	init_or_die(daemon_drop_privileges(m->uid, m->gid, m->conf->user, err,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * stats.h - the shared-memory statistics segment, layout version 1.
+ * stats.h - the shared-memory statistics segment, layout version 3.
  *
  * The master creates a file-backed shared mapping (stats_file, usually
  * /run/goprod/goprod.stats) before it forks.  Every worker process owns one
@@ -76,7 +76,17 @@
 	X(backpressure, "Times reading paused for output above high water")   \
 	X(requests_lost, "Requests read but unanswered when a connection was cut") \
 	X(conn_proxied, "Connections whose client address came from a PROXY header") \
-	X(proxy_rejected, "PROXY listener connections refused: untrusted source, bad or late header")
+	X(proxy_rejected, "PROXY listener connections refused: untrusted source, bad or late header") \
+	X(tls_handshakes_full, "TLS handshakes completed in full")          \
+	X(tls_handshakes_resumed, "TLS handshakes that resumed a session from a ticket") \
+	X(tls_failed_protocol, "TLS handshakes failed: not TLS, no common version or cipher") \
+	X(tls_failed_certificate, "TLS handshakes failed: client certificate missing or refused") \
+	X(tls_failed_closed, "TLS handshakes the client abandoned")       \
+	X(tls_failed_timeout, "TLS handshakes cut by tls.handshake_timeout") \
+	X(tls_version_1_2, "TLS connections that negotiated TLS 1.2")     \
+	X(tls_version_1_3, "TLS connections that negotiated TLS 1.3")     \
+	X(tls_ktls, "TLS connections whose records the kernel handles (kTLS)") \
+	X(tls_identity_logins, "TLS connections logged in by their client certificate")
 
 enum stats_counter {
 #define STATS_ENUM(name, help) STATS_##name,
@@ -159,6 +169,9 @@ struct stats_header {
 	uint32_t upgrades;     /* binary upgrades in place (was padding) */
 	uint64_t fold_seq;     /* odd while the master folds an entry */
 	struct stats_values retired; /* exited workers' counters */
+	/* When the TLS certificate of the current generation expires, unix
+	 * seconds; 0 without a TLS listener. */
+	int64_t tls_cert_expiry;
 } __attribute__((aligned(STATS_ALIGN)));
 
 /* Master: entries per segment, enough for old and new generations. */

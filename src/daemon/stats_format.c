@@ -562,6 +562,14 @@ prom_master(FILE *out, const struct stats_snap *s)
 		fprintf(out, "gopro_%s %" PRIu64 "\n", master_metrics[i].name,
 		    master_metrics[i].get(s));
 	}
+	/* Only with a TLS listener: an alert on it must not fire without. */
+	if (s->hdr.tls_cert_expiry > 0) {
+		prom_family(out, "tls_certificate_expiry_timestamp_seconds",
+		    "When the TLS server certificate expires, unix time",
+		    "gauge");
+		fprintf(out, "gopro_tls_certificate_expiry_timestamp_seconds "
+		    "%" PRId64 "\n", s->hdr.tls_cert_expiry);
+	}
 }
 
 static void

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "conn.h"
 #ifdef HAVE_TLS
 #include "tls.h"

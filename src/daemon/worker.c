@@ -239,11 +239,16 @@ accept_one(struct worker *w, const struct listener *l, int fd,
 		log_rl(&refused_rl, LOG_NOTICE, "connection from %s refused: "
 		    "max_connections (%u) reached", proxy_addr_format(sa, from,
 		    sizeof(from)), w->conf->max_connections);
-		conn_refuse(w, fd, GOPRO_ERR_BUSY, "server busy");
+		/* A TLS client could not read a clear-text ERROR frame. */
+		if (l->tls)
+			close(fd);
+		else
+			conn_refuse(w, fd, GOPRO_ERR_BUSY, "server busy");
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (conn_new(w, fd, sa, len, l->proxy) == NULL)
+	if (conn_new(w, fd, sa, len, l->proxy, l->tls ? w->conf->tls.ctx :
+	    NULL) == NULL)
 		log_warnx("out of memory for a new connection");
 }
 
@@ -360,12 +365,37 @@ worker_drain(struct worker *w, uint16_t reason)
  * Writing can produce more output (a resumed connection answers buffered
  * requests), so the list is consumed until empty.
  */
+/*
+ * Read once more every TLS connection whose decrypted bytes wait inside
+ * OpenSSL.  Only those on the list at the start: one that still has some
+ * after its bounded read goes back at the tail for the next iteration, so
+ * it cannot hold the loop.
+ */
+static void
+read_tls_pending(struct worker *w)
+{
+	struct conn *c, *last = TAILQ_LAST(&w->tls_pending, conn_list);
+
+	while (last != NULL && (c = TAILQ_FIRST(&w->tls_pending)) != NULL) {
+		if (c == last)
+			last = NULL;
+		conn_read_pending(c);
+	}
+}
+
+static void
+tls_pending_idle_cb(struct ev_loop *loop, ev_idle *idle, int revents)
+{
+	/* Nothing to do: being active keeps the loop from sleeping. */
+}
+
 static void
 before_sleep_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 {
 	struct worker *w = p->data;
 	struct conn *c;
 
+	read_tls_pending(w);
 	while ((c = TAILQ_FIRST(&w->flushing)) != NULL) {
 		TAILQ_REMOVE(&w->flushing, c, flush_link);
 		conn_flush(c);
@@ -376,6 +406,10 @@ before_sleep_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 	}
 	/* Modules hear of cancelled requests here, never inside a close. */
 	pipeline_run_cancels(&w->pl);
+	if (TAILQ_EMPTY(&w->tls_pending))
+		ev_idle_stop(loop, &w->tls_pending_idle);
+	else
+		ev_idle_start(loop, &w->tls_pending_idle);
 	worker_maybe_exit(w);
 }
 
@@ -449,6 +483,7 @@ worker_setup_clocks(struct worker *w)
 	w->clock_timeout[CLOCK_FRAME] = conf->frame_timeout;
 	w->clock_timeout[CLOCK_GRACE] = conf->goaway_grace;
 	w->clock_timeout[CLOCK_LINGER] = LINGER_TIMEOUT;
+	w->clock_timeout[CLOCK_HANDSHAKE] = conf->tls.handshake_timeout;
 	ev_init(&w->clock_timer, clock_cb);
 	w->clock_timer.data = w;
 }
@@ -479,6 +514,7 @@ worker_setup_listeners(struct worker *w, const int *fds, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		w->listeners[i].fd = fds[i];
 		w->listeners[i].proxy = w->conf->listen[i].proxy;
+		w->listeners[i].tls = w->conf->listen[i].tls;
 		ev_io_init(&w->listeners[i].io, accept_cb, fds[i], EV_READ);
 		w->listeners[i].io.data = w;
 	}
@@ -499,6 +535,8 @@ worker_init_loop(struct worker *w)
 	TAILQ_INIT(&w->sending);
 	TAILQ_INIT(&w->flushing);
 	TAILQ_INIT(&w->closed);
+	TAILQ_INIT(&w->tls_pending);
+	ev_idle_init(&w->tls_pending_idle, tls_pending_idle_cb);
 	w->pool.max = POOL_MAX_BLOCKS;
 	w->pool.blocks = calloc(w->pool.max, sizeof(void *));
 	if (w->pool.blocks == NULL)

@@ -50,6 +50,7 @@ enum conn_clock {
 	CLOCK_FRAME,   /* a partial frame is buffered */
 	CLOCK_GRACE,   /* GOAWAY sent, nothing pending either way */
 	CLOCK_LINGER,  /* half-closed by us, waiting for the client's FIN */
+	CLOCK_HANDSHAKE, /* TLS handshake under way */
 	CLOCK_NCLOCKS
 };
 
@@ -57,6 +58,7 @@ struct listener {
 	ev_io io;
 	int fd;
 	bool proxy;	/* in proxy_protocol: trusted peers, PROXY header first */
+	bool tls;	/* in tls.listen: a TLS handshake first */
 };
 
 /* Free read/write blocks of WORKER_BLOCK_SIZE bytes, reused across connections. */
@@ -87,6 +89,13 @@ struct worker {
 	struct conn_list sending;  /* output pending, ordered by last progress */
 	struct conn_list flushing; /* output to write before the loop sleeps */
 	struct conn_list closed;   /* to free at the next safe point */
+	/*
+	 * TLS connections with decrypted bytes inside OpenSSL, which no
+	 * readiness event will report: read before the loop sleeps, and the
+	 * idle watcher keeps it from sleeping while some remain.
+	 */
+	struct conn_list tls_pending;
+	ev_idle tls_pending_idle;
 	ev_timer clock_timer;
 	ev_prepare before_sleep;
 

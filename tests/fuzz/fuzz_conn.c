@@ -180,7 +180,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	worker_init_for_test(&w, &conf, &stats);
 	if (conn_new(&w, sv[0], (struct sockaddr *)&peer, sizeof(peer),
-	    (data[0] & 0x80) != 0) == NULL)
+	    (data[0] & 0x80) != 0, NULL) == NULL)
 		abort();
 	while (off < size) {
 		uint8_t op = data[off++];

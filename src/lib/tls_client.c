@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * tls_client.c - TLS for the blocking GoPro client (see tls_client.h), on
+ * OpenSSL 3.  The socket stays non-blocking: every OpenSSL call that wants
+ * to read or write waits for that with poll() against the call's deadline,
+ * so a silent server delays a caller by the timeout at most.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "gopro/client.h"
+#include "gopro/gopro.h"
+#include "gopro/tls_client.h"
+#include "iowait.h"
+
+struct client_tls_ctx {
+	SSL_CTX *ssl;
+	SSL_SESSION *last;	/* the newest session the server sent */
+	char *servername;
+	bool resume;
+};
+
+struct client_tls {
+	SSL *ssl;
+	int fd;
+};
+
+static const char *
+reason(char *buf, size_t len)
+{
+	unsigned long e, last = 0;
+
+	while ((e = ERR_get_error()) != 0)
+		last = e;
+	if (last == 0)
+		snprintf(buf, len, "%s", errno ? strerror(errno) :
+		    "connection closed");
+	else
+		ERR_error_string_n(last, buf, len);
+	return buf;
+}
+
+/* Keep the newest session for the next connection of this context. */
+static int
+new_session_cb(SSL *s, SSL_SESSION *sess)
+{
+	struct client_tls_ctx *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(s));
+
+	if (!ctx->resume || sess == ctx->last)
+		return 0;
+	SSL_SESSION_free(ctx->last);
+	ctx->last = sess;
+	return 1;	/* we keep the reference */
+}
+
+static int
+ctx_load(struct client_tls_ctx *ctx, const struct client_tls_options *o,
+    char *err, size_t errlen)
+{
+	char why[256];
+	const char *file = NULL;
+
+	if (o->ca_file != NULL ? SSL_CTX_load_verify_locations(ctx->ssl,
+	    o->ca_file, NULL) != 1 : SSL_CTX_set_default_verify_paths(
+	    ctx->ssl) != 1)
+		file = o->ca_file != NULL ? o->ca_file : "the system's CAs";
+	else if (o->cert_file != NULL && (SSL_CTX_use_certificate_chain_file(
+	    ctx->ssl, o->cert_file) != 1))
+		file = o->cert_file;
+	else if (o->cert_file != NULL && (SSL_CTX_use_PrivateKey_file(ctx->ssl,
+	    o->key_file ? o->key_file : o->cert_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx->ssl) != 1))
+		file = o->key_file ? o->key_file : o->cert_file;
+	if (file == NULL)
+		return 0;
+	snprintf(err, errlen, "%s: %s", file, reason(why, sizeof(why)));
+	return -1;
+}
+
+struct client_tls_ctx *
+client_tls_ctx_new(const struct client_tls_options *o, char *err,
+    size_t errlen)
+{
+	struct client_tls_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	ERR_clear_error();
+	errno = 0;
+	if (ctx == NULL || (ctx->ssl = SSL_CTX_new(TLS_client_method())) ==
+	    NULL || (o->servername != NULL &&
+	    (ctx->servername = strdup(o->servername)) == NULL)) {
+		snprintf(err, errlen, "cannot set up TLS: %s",
+		    reason(err, errlen));
+		client_tls_ctx_free(ctx);
+		return NULL;
+	}
+	ctx->resume = !o->no_resume;
+	SSL_CTX_set_app_data(ctx->ssl, ctx);
+	SSL_CTX_set_min_proto_version(ctx->ssl, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_session_cache_mode(ctx->ssl, SSL_SESS_CACHE_CLIENT |
+	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx->ssl, new_session_cb);
+	SSL_CTX_set_verify(ctx->ssl, o->no_verify ? SSL_VERIFY_NONE :
+	    SSL_VERIFY_PEER, NULL);
+	if (ctx_load(ctx, o, err, errlen) < 0) {
+		client_tls_ctx_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+void
+client_tls_ctx_free(struct client_tls_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	SSL_SESSION_free(ctx->last);
+	SSL_CTX_free(ctx->ssl);
+	free(ctx->servername);
+	free(ctx);
+}
+
+/*
+ * After an OpenSSL call returned rc: GOPRO_OK to call it again (it waited
+ * for what it wanted), or the result to give up with.
+ */
+static int
+ssl_wait(struct client_tls *t, int rc, double deadline)
+{
+	int w;
+
+	switch (SSL_get_error(t->ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		w = iowait_fd(t->fd, POLLIN, deadline);
+		break;
+	case SSL_ERROR_WANT_WRITE:
+		w = iowait_fd(t->fd, POLLOUT, deadline);
+		break;
+	case SSL_ERROR_ZERO_RETURN:
+		return GOPRO_E_CLOSED;
+	case SSL_ERROR_SYSCALL:
+		ERR_clear_error();
+		if (errno == 0 || errno == ECONNRESET || errno == EPIPE)
+			return GOPRO_E_CLOSED;
+		return GOPRO_E_SYSTEM;
+	default:
+		ERR_clear_error();
+		errno = EPROTO;
+		return GOPRO_E_SYSTEM;
+	}
+	return w > 0 ? GOPRO_OK : w == 0 ? GOPRO_E_TIMEOUT : GOPRO_E_SYSTEM;
+}
+
+static int
+set_names(struct client_tls_ctx *ctx, SSL *s)
+{
+	if (ctx->servername == NULL)
+		return 0;
+	if (SSL_set_tlsext_host_name(s, ctx->servername) != 1 ||
+	    SSL_set1_host(s, ctx->servername) != 1)
+		return -1;
+	return 0;
+}
+
+static struct client_tls *
+start_failed(struct client_tls *t, const char *what, char *err, size_t len)
+{
+	char why[256];
+
+	snprintf(err, len, "TLS handshake: %s", what != NULL ? what :
+	    reason(why, sizeof(why)));
+	client_tls_close(t);
+	return NULL;
+}
+
+struct client_tls *
+client_tls_start(struct client_tls_ctx *ctx, int fd, double timeout,
+    char *err, size_t errlen)
+{
+	double deadline = iowait_now() + timeout;
+	struct client_tls *t = calloc(1, sizeof(*t));
+	long verify;
+	int rc;
+
+	ERR_clear_error();
+	if (t == NULL) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	t->fd = fd;
+	if ((t->ssl = SSL_new(ctx->ssl)) == NULL || SSL_set_fd(t->ssl,
+	    fd) != 1 || set_names(ctx, t->ssl) < 0)
+		return start_failed(t, NULL, err, errlen);
+	if (ctx->resume && ctx->last != NULL)
+		SSL_set_session(t->ssl, ctx->last);
+	while ((rc = SSL_connect(t->ssl)) != 1) {
+		errno = 0;
+		verify = SSL_get_verify_result(t->ssl);
+		if (verify != X509_V_OK)
+			return start_failed(t, X509_verify_cert_error_string(
+			    verify), err, errlen);
+		if ((rc = ssl_wait(t, rc, deadline)) != GOPRO_OK)
+			return start_failed(t, rc == GOPRO_E_TIMEOUT ?
+			    "timed out" : rc == GOPRO_E_CLOSED ?
+			    "connection closed by the server" : NULL, err,
+			    errlen);
+	}
+	return t;
+}
+
+/*
+ * The blocking client's connect (resolution, each address in turn, one
+ * deadline) makes the socket; the TLS connection takes a copy of it.
+ */
+struct client_tls *
+client_tls_connect(struct client_tls_ctx *ctx, const char *address,
+    double timeout, char *err, size_t errlen)
+{
+	double deadline = iowait_now() + timeout;
+	struct gopro_client *c = gopro_client_new();
+	int fd = -1;
+
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (gopro_client_connect(c, address, timeout) != GOPRO_OK)
+		snprintf(err, errlen, "%s", gopro_client_error(c));
+	else if ((fd = fcntl(gopro_client_fd(c), F_DUPFD_CLOEXEC, 0)) < 0)
+		snprintf(err, errlen, "%s: %s", address, strerror(errno));
+	gopro_client_free(c);
+	if (fd < 0)
+		return NULL;
+	return client_tls_start(ctx, fd, deadline - iowait_now(), err, errlen);
+}
+
+bool
+client_tls_resumed(const struct client_tls *t)
+{
+	return SSL_session_reused(t->ssl) == 1;
+}
+
+const char *
+client_tls_version(const struct client_tls *t)
+{
+	return SSL_get_version(t->ssl);
+}
+
+int
+client_tls_write(struct client_tls *t, const void *p, size_t len,
+    double timeout)
+{
+	double deadline = iowait_now() + timeout;
+	size_t done = 0, n;
+	int rc;
+
+	while (done < len) {
+		errno = 0;
+		if (SSL_write_ex(t->ssl, (const uint8_t *)p + done, len - done,
+		    &n) == 1) {
+			done += n;
+			continue;
+		}
+		if ((rc = ssl_wait(t, 0, deadline)) != GOPRO_OK)
+			return rc;
+	}
+	return GOPRO_OK;
+}
+
+/* Read exactly len bytes: OpenSSL keeps what follows for the next call. */
+static int
+read_exact(struct client_tls *t, uint8_t *p, size_t len, double deadline)
+{
+	size_t n;
+	int rc;
+
+	while (len > 0) {
+		errno = 0;
+		if (SSL_read_ex(t->ssl, p, len, &n) == 1) {
+			p += n;
+			len -= n;
+			continue;
+		}
+		if ((rc = ssl_wait(t, 0, deadline)) != GOPRO_OK)
+			return rc;
+	}
+	return GOPRO_OK;
+}
+
+int
+client_tls_send_frame(struct client_tls *t, uint8_t command,
+    const void *body, size_t len, double timeout)
+{
+	uint8_t hdr[GOPRO_HEADER_SIZE];
+	double deadline = iowait_now() + timeout;
+	int rc;
+
+	if (len > UINT32_MAX) {
+		errno = EMSGSIZE;
+		return GOPRO_E_SYSTEM;
+	}
+	gopro_header_write(hdr, command, (uint32_t)len);
+	rc = client_tls_write(t, hdr, sizeof(hdr), timeout);
+	if (rc == GOPRO_OK && len > 0)
+		rc = client_tls_write(t, body, len, deadline - iowait_now());
+	return rc;
+}
+
+int
+client_tls_read_frame(struct client_tls *t, uint8_t *buf, size_t cap,
+    struct gopro_frame *frame, double timeout)
+{
+	double deadline = iowait_now() + timeout;
+	size_t need;
+	enum gopro_decode_status st;
+	int rc;
+
+	if (cap < GOPRO_HEADER_SIZE)
+		return GOPRO_E_TOO_LARGE;
+	if ((rc = read_exact(t, buf, GOPRO_HEADER_SIZE, deadline)) != GOPRO_OK)
+		return rc;
+	st = gopro_decode(buf, GOPRO_HEADER_SIZE, cap - GOPRO_HEADER_SIZE >
+	    UINT32_MAX ? UINT32_MAX : (uint32_t)(cap - GOPRO_HEADER_SIZE),
+	    frame, &need);
+	if (st == GOPRO_DECODE_NEED_MORE) {
+		if ((rc = read_exact(t, buf + GOPRO_HEADER_SIZE, need,
+		    deadline)) != GOPRO_OK)
+			return rc;
+		st = gopro_decode(buf, GOPRO_HEADER_SIZE + need, UINT32_MAX,
+		    frame, &need);
+	}
+	return st == GOPRO_DECODE_FRAME ? GOPRO_OK :
+	    st == GOPRO_DECODE_TOO_LARGE ? GOPRO_E_TOO_LARGE : GOPRO_E_PROTOCOL;
+}
+
+int
+client_tls_login(struct client_tls *t, const char *user,
+    const char *password, uint8_t *buf, size_t cap,
+    struct gopro_frame *frame, double timeout)
+{
+	uint8_t out[GOPRO_HEADER_SIZE + GOPRO_LOGIN_BODY_MAX];
+	size_t n;
+	int rc;
+
+	n = gopro_login_write(out, sizeof(out), user, strlen(user), password,
+	    strlen(password));
+	if (n == 0) {
+		errno = EINVAL;
+		return GOPRO_E_SYSTEM;
+	}
+	rc = client_tls_write(t, out, n, timeout);
+	explicit_bzero(out, sizeof(out));
+	if (rc != GOPRO_OK)
+		return rc;
+	return client_tls_read_frame(t, buf, cap, frame, timeout);
+}
+
+void
+client_tls_close(struct client_tls *t)
+{
+	if (t == NULL)
+		return;
+	if (t->ssl != NULL) {
+		if (SSL_is_init_finished(t->ssl))
+			SSL_shutdown(t->ssl);
+		SSL_free(t->ssl);
+	}
+	ERR_clear_error();
+	close(t->fd);
+	free(t);
+}

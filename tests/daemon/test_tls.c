@@ -1,0 +1,781 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_tls.c - a real goprod with a TLS listener next to a plain one,
+ * driven by libgopro-tls (the client goproctl uses), by openssl s_client
+ * and by Python's ssl module.  The certificates are made at test time by
+ * make_certs.sh (a CA, ECDSA and RSA server certificates, client
+ * certificates good, expired, revoked and from another CA): no key is
+ * committed.
+ *
+ * What is checked: the wire contract over TLS (frames, errors, GOAWAY on
+ * drain followed by close_notify, backpressure with a client that stops
+ * reading), session resumption across workers and across a reload, mutual
+ * TLS (require refuses each bad client during the handshake, identity =
+ * cn logs a device in without a password), the PROXY header before the
+ * handshake, hostile clients (plain GoPro bytes and garbage on the TLS
+ * port, a ClientHello dribbled a byte at a time cut by handshake_timeout
+ * while others are served, many half-open handshakes), and configuration
+ * errors naming file:line:option with OpenSSL's reason, on goprod -t and on
+ * a reload that keeps the old generation serving.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <cmocka.h>
+
+#include "gopro/tls_client.h"
+#include "harness.h"
+
+static char certs[256];	/* made once by the group setup */
+/* The server's certificate and key in the next configuration written. */
+static const char *server_cert = "server.pem", *server_key = "server.key";
+
+struct tlsd {
+	struct goprod g;
+	int tport;		/* the TLS listener; g.port is plain */
+	char taddr[64];
+};
+
+static const char *
+cert(const char *name)
+{
+	static char path[8][320];
+	static unsigned next;
+	char *p = path[next++ % 8];
+
+	snprintf(p, sizeof(path[0]), "%s/%s", certs, name);
+	return p;
+}
+
+static int
+group_setup(void **state)
+{
+	char cmd[1024], out[4096];
+	const char *top = getenv("TOP_SRCDIR");
+
+	snprintf(certs, sizeof(certs), "/tmp/gopro-certs-XXXXXX");
+	if (mkdtemp(certs) == NULL)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "sh '%s/tests/harness/make_certs.sh' '%s'",
+	    top ? top : "../..", certs);
+	if (harness_run(cmd, out, sizeof(out)) != 0) {
+		fprintf(stderr, "make_certs.sh failed: %s\n", out);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	char cmd[512], out[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", certs);
+	harness_run(cmd, out, sizeof(out));
+	return 0;
+}
+
+/* The tls section for the TLS port, with extra lines inside it. */
+static void
+tls_conf(char *buf, size_t len, int port, int tport, const char *tls_extra,
+    const char *extra)
+{
+	snprintf(buf, len,
+	    "listen = {\"127.0.0.1:%d\", \"127.0.0.1:%d\"}\n"
+	    "log_level = debug\n%s\n"
+	    "tls {\n"
+	    "\tlisten = {\"127.0.0.1:%d\"}\n"
+	    "\tcertificate = \"%s\"\n"
+	    "\tkey = \"%s\"\n"
+	    "%s\n}\n",
+	    port, tport, extra ? extra : "", tport, cert(server_cert),
+	    cert(server_key), tls_extra ? tls_extra : "");
+}
+
+/* proxy: the TLS listener is also a PROXY listener (from 127.0.0.1). */
+static void
+start_tls_proxy(struct tlsd *d, const char *tls_extra, const char *extra,
+    bool proxy)
+{
+	char conf[4096], more[1024];
+	int port = harness_free_port();
+
+	do
+		d->tport = harness_free_port();
+	while (d->tport == port);
+	snprintf(d->taddr, sizeof(d->taddr), "127.0.0.1:%d", d->tport);
+	snprintf(more, sizeof(more), "%s\n%s", extra ? extra : "", !proxy ?
+	    "" : "proxy_protocol_from = {\"127.0.0.1\"}\n");
+	if (proxy)
+		snprintf(more + strlen(more), sizeof(more) - strlen(more),
+		    "proxy_protocol = {\"%s\"}\n", d->taddr);
+	tls_conf(conf, sizeof(conf), port, d->tport, tls_extra, more);
+	harness_start_port(&d->g, port, conf);
+}
+
+static void
+start_tls(struct tlsd *d, const char *tls_extra, const char *extra)
+{
+	start_tls_proxy(d, tls_extra, extra, false);
+}
+
+static void
+restart_conf(struct tlsd *d, const char *tls_extra, const char *extra)
+{
+	char conf[4096];
+
+	tls_conf(conf, sizeof(conf), d->g.port, d->tport, tls_extra, extra);
+	harness_rewrite_conf(&d->g, conf);
+}
+
+static uint64_t
+counter(const struct goprod *g, enum stats_counter which)
+{
+	struct stats_values t;
+
+	harness_totals(g, &t);
+	return t.counter[which];
+}
+
+static struct client_tls_ctx *
+ctx_with(const char *cert_name, const char *key_name)
+{
+	struct client_tls_options o = {
+		.ca_file = cert("ca.pem"),
+		.servername = "localhost",
+		.cert_file = cert_name ? cert(cert_name) : NULL,
+		.key_file = key_name ? cert(key_name) : NULL,
+	};
+	char err[512];
+	struct client_tls_ctx *ctx = client_tls_ctx_new(&o, err, sizeof(err));
+
+	if (ctx == NULL)
+		fail_msg("client_tls_ctx_new: %s", err);
+	return ctx;
+}
+
+/* A TCP connection to port on 127.0.0.1, non-blocking. */
+static int
+tcp_connect(int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+		.sin_port = htons((uint16_t)port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		fail_msg("connect to port %d: %s", port, strerror(errno));
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	return fd;
+}
+
+/* A TLS connection to d, or NULL when the handshake fails. */
+static struct client_tls *
+try_tls(const struct tlsd *d, struct client_tls_ctx *ctx, char *err,
+    size_t errlen)
+{
+	return client_tls_connect(ctx, d->taddr, 5, err, errlen);
+}
+
+static struct client_tls *
+connect_tls(const struct tlsd *d, struct client_tls_ctx *ctx)
+{
+	char err[512];
+	struct client_tls *t = try_tls(d, ctx, err, sizeof(err));
+
+	if (t == NULL) {
+		harness_dump_log(&d->g);
+		fail_msg("%s", err);
+	}
+	return t;
+}
+
+/* Send a frame and return the command of the answer (-1: none). */
+static int
+round_trip(struct client_tls *t, uint8_t cmd, const char *body,
+    struct gopro_frame *f, uint8_t *buf, size_t cap)
+{
+	if (client_tls_send_frame(t, cmd, body, strlen(body), 5) != GOPRO_OK)
+		return -1;
+	if (client_tls_read_frame(t, buf, cap, f, 5) != GOPRO_OK)
+		return -1;
+	return f->header.command;
+}
+
+static void
+expect_echo(struct client_tls *t, const char *body)
+{
+	uint8_t buf[1024];
+	struct gopro_frame f;
+
+	assert_int_equal(round_trip(t, GOPRO_CMD_HEARTBEAT, body, &f, buf,
+	    sizeof(buf)), GOPRO_CMD_HEARTBEAT);
+	assert_int_equal(f.header.length, strlen(body));
+	assert_memory_equal(f.body, body, strlen(body));
+}
+
+static uint16_t
+error_code(const struct gopro_frame *f)
+{
+	return (uint16_t)(f->body[0] << 8 | f->body[1]);
+}
+
+/* ------------------------------------------------------------ wire */
+
+/* Frames over TLS, next to a plain listener that is unchanged. */
+static void
+test_tls_serves_frames(void **state)
+{
+	struct client_tls_ctx *ctx;
+	struct client_tls *t;
+	struct tlsd d;
+	uint8_t buf[1024];
+	struct gopro_frame f;
+
+	start_tls(&d, NULL, NULL);
+	ctx = ctx_with(NULL, NULL);
+	t = connect_tls(&d, ctx);
+	assert_string_equal(client_tls_version(t), "TLSv1.3");
+	expect_echo(t, "over tls");
+	assert_int_equal(round_trip(t, GOPRO_CMD_MESSAGE, "hello", &f, buf,
+	    sizeof(buf)), GOPRO_CMD_MESSAGE);
+	assert_memory_equal(f.body, "Server says: hello", 18);
+	/* Unknown command: ERROR 4, the connection stays. */
+	assert_int_equal(round_trip(t, 0x7e, "", &f, buf, sizeof(buf)),
+	    GOPRO_CMD_ERROR);
+	assert_int_equal(error_code(&f), GOPRO_ERR_UNKNOWN_COMMAND);
+	expect_echo(t, "still here");
+	/* Bad magic inside TLS: ERROR 1, then the close. */
+	assert_int_equal(client_tls_write(t, "XXXXXXXX", 8, 5), GOPRO_OK);
+	assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f, 5),
+	    GOPRO_OK);
+	assert_int_equal(error_code(&f), GOPRO_ERR_BAD_MAGIC);
+	assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f, 5),
+	    GOPRO_E_CLOSED);
+	client_tls_close(t);
+	assert_true(harness_answers(&d.g));
+	assert_int_equal(counter(&d.g, STATS_tls_handshakes_full), 1);
+	assert_int_equal(counter(&d.g, STATS_tls_version_1_3), 1);
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
+/* Frame too large, and many pipelined frames in one TLS write. */
+static void
+test_tls_limits_and_pipelining(void **state)
+{
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	uint8_t out[64 * 16], buf[256];
+	struct client_tls *t;
+	struct gopro_frame f;
+	struct tlsd d;
+	size_t n = 0;
+
+	start_tls(&d, NULL, "max_body = 1k\n");
+	t = connect_tls(&d, ctx);
+	for (int i = 0; i < 64; i++)
+		n += gopro_frame_write(out + n, sizeof(out) - n,
+		    GOPRO_CMD_HEARTBEAT, "12345678", 8);
+	assert_int_equal(client_tls_write(t, out, n, 5), GOPRO_OK);
+	for (int i = 0; i < 64; i++) {
+		assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f,
+		    5), GOPRO_OK);
+		assert_memory_equal(f.body, "12345678", 8);
+	}
+	gopro_header_write(out, GOPRO_CMD_MESSAGE, 4096);
+	assert_int_equal(client_tls_write(t, out, GOPRO_HEADER_SIZE, 5),
+	    GOPRO_OK);
+	assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f, 5),
+	    GOPRO_OK);
+	assert_int_equal(error_code(&f), GOPRO_ERR_TOO_LARGE);
+	client_tls_close(t);
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
+/*
+ * A client that sends and stops reading: the server pauses at the
+ * high-water mark (the client's writes then block), and every request is
+ * answered once the client reads again.
+ */
+static void
+test_tls_backpressure(void **state)
+{
+	enum { BODY = 1000, MAX = 100000 };
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	uint8_t frame[GOPRO_HEADER_SIZE + BODY], buf[2048];
+	struct client_tls *t;
+	struct gopro_frame f;
+	struct tlsd d;
+	int sent = 0, rc = GOPRO_OK;
+	double t0;
+
+	memset(frame, 'b', sizeof(frame));
+	gopro_header_write(frame, GOPRO_CMD_HEARTBEAT, BODY);
+	start_tls(&d, NULL, "output_high_water = 64k\noutput_low_water = 16k\n"
+	    "send_timeout = 60s\n");
+	t = connect_tls(&d, ctx);
+	t0 = harness_now();
+	/* Whole frames, until a write blocks (bounded in count and time). */
+	while (sent < MAX && harness_now() - t0 < 10 &&
+	    (rc = client_tls_write(t, frame, sizeof(frame), 0.5)) == GOPRO_OK)
+		sent++;
+	assert_int_equal(rc, GOPRO_E_TIMEOUT);
+	assert_true(counter(&d.g, STATS_backpressure) > 0);
+	for (int i = 0; i < sent; i++) {
+		assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f,
+		    10), GOPRO_OK);
+		assert_int_equal(f.header.length, BODY);
+	}
+	/* The blocked frame goes out now (the same bytes, as OpenSSL wants). */
+	assert_int_equal(client_tls_write(t, frame, sizeof(frame), 10),
+	    GOPRO_OK);
+	assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f, 10),
+	    GOPRO_OK);
+	expect_echo(t, "after the flood");
+	print_message("%d frames before the client's write blocked\n", sent);
+	client_tls_close(t);
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
+/* Drain: GOAWAY over TLS, then close_notify (a clean EOF). */
+static void
+test_tls_goaway(void **state)
+{
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct client_tls *t;
+	struct gopro_frame f;
+	uint8_t buf[256];
+	struct tlsd d;
+
+	start_tls(&d, NULL, "goaway_grace = 0\n");
+	t = connect_tls(&d, ctx);
+	expect_echo(t, "before");
+	kill(d.g.pid, SIGTERM);
+	assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f, 10),
+	    GOPRO_OK);
+	assert_int_equal(f.header.command, GOPRO_CMD_GOAWAY);
+	assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f, 10),
+	    GOPRO_E_CLOSED);
+	client_tls_close(t);
+	client_tls_ctx_free(ctx);
+	assert_int_equal(harness_wait_exit(&d.g, 20), 0);
+	harness_stop(&d.g);
+}
+
+/* ------------------------------------------------------------ resumption */
+
+/* Tickets from one worker resume on the other, and after a reload. */
+static void
+test_tls_resumption(void **state)
+{
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct client_tls *t;
+	struct tlsd d;
+	int resumed = 0;
+
+	start_tls(&d, NULL, "workers = 2\n");
+	for (int i = 0; i < 20; i++) {
+		t = connect_tls(&d, ctx);
+		expect_echo(t, "resume?");	/* the ticket comes with it */
+		resumed += client_tls_resumed(t);
+		client_tls_close(t);
+	}
+	assert_int_equal(resumed, 19);
+	assert_int_equal(counter(&d.g, STATS_tls_handshakes_resumed), 19);
+	/* Both workers took some: the tickets are shared. */
+	{
+		struct stats_snap s;
+		int with = 0;
+
+		harness_snapshot(&d.g, &s);
+		for (unsigned i = 0; i < s.hdr.nentries; i++)
+			if (s.entries[i].state == STATS_STATE_RUNNING &&
+			    s.entries[i].v.counter[STATS_tls_handshakes_resumed])
+				with++;
+		stats_snap_free(&s);
+		if (with < 2)
+			print_message("note: SO_REUSEPORT gave every resumed "
+			    "connection to one worker\n");
+	}
+	kill(d.g.pid, SIGHUP);
+	harness_wait_settled(&d.g, 1);
+	t = connect_tls(&d, ctx);
+	expect_echo(t, "after reload");
+	assert_true(client_tls_resumed(t));
+	client_tls_close(t);
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
+/* ------------------------------------------------------------ mutual TLS */
+
+/* The client's handshake ends before the server's verdict: read it. */
+static bool
+refused(const struct tlsd *d, const char *crt, const char *key)
+{
+	struct client_tls_ctx *ctx = ctx_with(crt, key);
+	char err[512];
+	struct client_tls *t = try_tls(d, ctx, err, sizeof(err));
+	uint8_t buf[64];
+	struct gopro_frame f;
+	bool no = t == NULL;
+
+	if (t != NULL) {
+		no = client_tls_send_frame(t, GOPRO_CMD_HEARTBEAT, "x", 1, 5) !=
+		    GOPRO_OK || client_tls_read_frame(t, buf, sizeof(buf), &f,
+		    5) != GOPRO_OK;
+		client_tls_close(t);
+	}
+	client_tls_ctx_free(ctx);
+	return no;
+}
+
+static void
+test_tls_verify_require(void **state)
+{
+	char extra[1024];
+	struct tlsd d;
+
+	snprintf(extra, sizeof(extra), "\tverify_client = require\n"
+	    "\tclient_ca = \"%s\"\n\tcrl = \"%s\"\n", cert("ca.pem"),
+	    cert("crl.pem"));
+	start_tls(&d, extra, NULL);
+	assert_false(refused(&d, "client.pem", "client.key"));
+	assert_true(refused(&d, NULL, NULL));
+	assert_true(refused(&d, "expired.pem", "expired.key"));
+	assert_true(refused(&d, "revoked.pem", "revoked.key"));
+	assert_true(refused(&d, "other.pem", "other.key"));
+	assert_int_equal(counter(&d.g, STATS_tls_failed_certificate), 4);
+	assert_int_equal(counter(&d.g, STATS_tls_handshakes_full), 1);
+	harness_sleep(0.2);
+	assert_true(harness_log_has(&d.g, "TLS handshake failed"));
+	assert_true(harness_log_has(&d.g, "certificate has expired"));
+	assert_true(harness_log_has(&d.g, "certificate revoked"));
+	assert_true(harness_answers(&d.g));
+	harness_stop(&d.g);
+}
+
+/* identity = cn: the device is logged in by its certificate alone. */
+static void
+test_tls_identity_login(void **state)
+{
+	char users[] = "/tmp/gopro-users-XXXXXX", extra[1024], top[512];
+	struct client_tls_ctx *dev = ctx_with("client.pem", "client.key");
+	struct client_tls_ctx *anon = ctx_with(NULL, NULL);
+	struct client_tls *t;
+	struct gopro_frame f;
+	uint8_t buf[256];
+	struct tlsd d;
+
+	harness_users_file(users, "alice", "secret", 1000);
+	snprintf(extra, sizeof(extra), "\tverify_client = optional\n"
+	    "\tclient_ca = \"%s\"\n\tidentity = cn\n", cert("ca.pem"));
+	snprintf(top, sizeof(top), "auth {\n\trequired = true\n"
+	    "\tusers_file = \"%s\"\n}\n", users);
+	start_tls(&d, extra, top);
+	t = connect_tls(&d, dev);
+	assert_int_equal(round_trip(t, GOPRO_CMD_MESSAGE, "from device-1", &f,
+	    buf, sizeof(buf)), GOPRO_CMD_MESSAGE);
+	client_tls_close(t);
+	/* Without a certificate: a LOGIN is needed as usual, over TLS. */
+	t = connect_tls(&d, anon);
+	assert_int_equal(round_trip(t, GOPRO_CMD_MESSAGE, "anon", &f, buf,
+	    sizeof(buf)), GOPRO_CMD_ERROR);
+	assert_int_equal(error_code(&f), GOPRO_ERR_AUTH_REQUIRED);
+	assert_int_equal(client_tls_login(t, "alice", "secret", buf,
+	    sizeof(buf), &f, 10), GOPRO_OK);
+	assert_int_equal(f.header.command, GOPRO_CMD_LOGIN_ACK);
+	assert_int_equal(round_trip(t, GOPRO_CMD_MESSAGE, "alice", &f, buf,
+	    sizeof(buf)), GOPRO_CMD_MESSAGE);
+	client_tls_close(t);
+	assert_int_equal(counter(&d.g, STATS_tls_identity_logins), 1);
+	harness_sleep(0.2);
+	assert_true(harness_log_has(&d.g, "logs in \"device-1\""));
+	client_tls_ctx_free(dev);
+	client_tls_ctx_free(anon);
+	harness_stop(&d.g);
+	unlink(users);
+}
+
+/* ------------------------------------------------------------ PROXY */
+
+static void
+test_tls_after_proxy_header(void **state)
+{
+	static const char hdr[] =
+	    "PROXY TCP4 198.51.100.77 198.51.100.1 40001 8443\r\n";
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct client_tls *t;
+	char err[512];
+	struct tlsd d;
+	int fd;
+
+	start_tls_proxy(&d, NULL, NULL, true);
+	fd = tcp_connect(d.tport);
+	/* Header in two pieces, the second with nothing after it. */
+	harness_write(fd, hdr, 10);
+	harness_sleep(0.1);
+	harness_write(fd, hdr + 10, sizeof(hdr) - 1 - 10);
+	t = client_tls_start(ctx, fd, 5, err, sizeof(err));
+	if (t == NULL)
+		fail_msg("%s", err);
+	expect_echo(t, "proxied tls");
+	client_tls_close(t);
+	assert_true(harness_recent_client(&d.g, "198.51.100.77", true));
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
+/* ------------------------------------------------------------ hostile */
+
+static int
+raw_connect(const struct tlsd *d)
+{
+	return tcp_connect(d->tport);
+}
+
+/* Plain GoPro bytes and garbage on the TLS port: closed, others served. */
+static void
+test_tls_plain_and_garbage(void **state)
+{
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	uint8_t frame[16], junk[512];
+	struct client_tls *t;
+	struct tlsd d;
+	int fd;
+
+	start_tls(&d, NULL, NULL);
+	fd = raw_connect(&d);
+	harness_write(fd, frame, gopro_frame_write(frame, sizeof(frame),
+	    GOPRO_CMD_HEARTBEAT, "hi", 2));
+	assert_true(harness_wait_closed(fd, 10));
+	close(fd);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)(i * 37 + 11);
+	fd = raw_connect(&d);
+	harness_write(fd, junk, sizeof(junk));
+	assert_true(harness_wait_closed(fd, 10));
+	close(fd);
+	assert_int_equal(counter(&d.g, STATS_tls_failed_protocol), 2);
+	t = connect_tls(&d, ctx);
+	expect_echo(t, "unaffected");
+	client_tls_close(t);
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
+/*
+ * A ClientHello dribbled a byte at a time: the bytes do not restart
+ * handshake_timeout, which closes it; a normal client is served meanwhile.
+ */
+static void
+test_tls_dribble_cut_by_timeout(void **state)
+{
+	/* The start of a TLS 1.2 ClientHello record. */
+	static const uint8_t hello[] = { 0x16, 0x03, 0x01, 0x01, 0x00, 0x01,
+	    0x00, 0x00, 0xfc, 0x03, 0x03, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+	    11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+	    27, 28, 29, 30, 31 };
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct client_tls *t;
+	struct tlsd d;
+	bool closed = false;
+	size_t i;
+	int fd;
+
+	start_tls(&d, "\thandshake_timeout = 1s\n", NULL);
+	fd = raw_connect(&d);
+	for (i = 0; i < sizeof(hello) && !closed; i++) {
+		if (send(fd, hello + i, 1, MSG_NOSIGNAL) != 1)
+			break;
+		closed = harness_wait_closed(fd, 0.2);
+		if (i == 3) {
+			t = connect_tls(&d, ctx);
+			expect_echo(t, "served meanwhile");
+			client_tls_close(t);
+		}
+	}
+	/* 43 bytes at 0.2 s would take 8.6 s: the 1 s clock cut it. */
+	assert_true(closed || harness_wait_closed(fd, 10));
+	assert_true(i < sizeof(hello));
+	close(fd);
+	assert_int_equal(counter(&d.g, STATS_tls_failed_timeout), 1);
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
+/* Many half-open handshakes count against max_connections, and go. */
+static void
+test_tls_half_open_handshakes(void **state)
+{
+	enum { N = 1000 };
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	static int fds[N];
+	struct client_tls *t;
+	struct rlimit rl;
+	struct stats_snap s;
+	uint64_t active = 0;
+	struct tlsd d;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < N + 64) {
+		rl.rlim_cur = rl.rlim_max < N + 64 ? rl.rlim_max : N + 64;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < N + 64)
+		skip();
+	start_tls(&d, "\thandshake_timeout = 60s\n", "max_connections = 2000\n"
+	    "idle_timeout = 60s\n");
+	for (int i = 0; i < N; i++) {
+		fds[i] = tcp_connect(d.tport);
+		/* Half a record header: the handshake cannot progress. */
+		harness_write(fds[i], "\x16\x03", 2);
+	}
+	for (int tries = 0; tries < 100 && active < N; tries++) {
+		harness_snapshot(&d.g, &s);
+		active = 0;
+		for (unsigned i = 0; i < s.hdr.nentries; i++)
+			active += s.entries[i].conn_active;
+		stats_snap_free(&s);
+		if (active < N)
+			harness_sleep(0.1);
+	}
+	assert_true(active >= N);
+	t = connect_tls(&d, ctx);
+	expect_echo(t, "among the half-open");
+	client_tls_close(t);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
+/* ------------------------------------------------------------ interop */
+
+static void
+test_tls_interop_openssl_and_python(void **state)
+{
+	char cmd[2048], out[8192];
+	struct tlsd d;
+
+	start_tls(&d, NULL, NULL);
+	/* s_client: TLS 1.2 too, with the heartbeat frame on its stdin. */
+	/* In a subshell: harness_run redirects the last command's stdin. */
+	snprintf(cmd, sizeof(cmd), "(printf 'GO\\001\\000\\000\\000\\000\\002hi' "
+	    "| (cat; sleep 1) | timeout 10 openssl s_client -quiet -no_ign_eof "
+	    "-tls1_2 -verify_return_error -CAfile '%s' -servername localhost "
+	    "-connect %s 2>/dev/null | od -An -c | tr -d ' \\n')",
+	    cert("ca.pem"), d.taddr);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
+	if (strcmp(out, "GO001\\0\\0\\0\\0002hi") != 0) {
+		harness_dump_log(&d.g);
+		fail_msg("openssl s_client: \"%s\" from %s", out, cmd);
+	}
+	snprintf(cmd, sizeof(cmd), "timeout 10 python3 -c '\n"
+	    "import socket, ssl\n"
+	    "c = ssl.create_default_context(cafile=\"%s\")\n"
+	    "s = c.wrap_socket(socket.create_connection((\"127.0.0.1\", %d)),"
+	    " server_hostname=\"localhost\")\n"
+	    "s.sendall(b\"GO\\x01\\x00\\x00\\x00\\x00\\x02py\")\n"
+	    "r = b\"\"\n"
+	    "while len(r) < 10: r += s.recv(10 - len(r))\n"
+	    "print(s.version(), r[8:].decode())\n'", cert("ca.pem"), d.tport);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
+	assert_string_equal(out, "TLSv1.3 py\n");
+	assert_int_equal(counter(&d.g, STATS_tls_version_1_2), 1);
+	harness_stop(&d.g);
+}
+
+/* ------------------------------------------------------------ config */
+
+/* A key that does not match: file:line: tls.key: and OpenSSL's reason. */
+static void
+test_tls_bad_key_refused(void **state)
+{
+	char conf[4096], cmd[1024], out[4096];
+	struct goprod g;
+	struct tlsd d;
+
+	/* Another ECDSA key: the same type, other values. */
+	server_key = "client.key";
+	tls_conf(conf, sizeof(conf), 1, 2, NULL, NULL);
+	harness_prepare(&g, harness_free_port(), conf);
+	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s'", harness_program("GOPROD"),
+	    g.conf_path);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 1);
+	if (strstr(out, "gopro.conf:") == NULL ||
+	    strstr(out, ": tls.key: the key does not match the certificate")
+	    == NULL || strstr(out, "key values mismatch") == NULL)
+		fail_msg("unexpected: %s", out);
+	/* A reload to it is refused, the old generation serves on. */
+	server_key = "server.key";
+	start_tls(&d, NULL, NULL);
+	server_key = "client.key";
+	restart_conf(&d, NULL, NULL);
+	kill(d.g.pid, SIGHUP);
+	harness_sleep(0.5);
+	assert_true(harness_answers(&d.g));
+	{
+		struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+		struct client_tls *t = connect_tls(&d, ctx);
+
+		expect_echo(t, "old generation");
+		client_tls_close(t);
+		client_tls_ctx_free(ctx);
+	}
+	assert_true(harness_log_has(&d.g, "tls.key: the key does not match"));
+	/* The RSA certificate with its key: the new generation uses it. */
+	server_cert = "server-rsa.pem";
+	server_key = "server-rsa.key";
+	restart_conf(&d, NULL, NULL);
+	server_cert = "server.pem";
+	server_key = "server.key";
+	kill(d.g.pid, SIGHUP);
+	harness_wait_settled(&d.g, 1);
+	snprintf(cmd, sizeof(cmd), "(timeout 10 openssl s_client -CAfile '%s' "
+	    "-connect %s </dev/null 2>&1 | grep -c 'Server public key is 2048 "
+	    "bit')", cert("ca.pem"), d.taddr);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
+	harness_stop(&d.g);
+	harness_stop(&g);	/* nothing runs: removes its directory */
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tls_serves_frames),
+		cmocka_unit_test(test_tls_limits_and_pipelining),
+		cmocka_unit_test(test_tls_backpressure),
+		cmocka_unit_test(test_tls_goaway),
+		cmocka_unit_test(test_tls_resumption),
+		cmocka_unit_test(test_tls_verify_require),
+		cmocka_unit_test(test_tls_identity_login),
+		cmocka_unit_test(test_tls_after_proxy_header),
+		cmocka_unit_test(test_tls_plain_and_garbage),
+		cmocka_unit_test(test_tls_dribble_cut_by_timeout),
+		cmocka_unit_test(test_tls_half_open_handshakes),
+		cmocka_unit_test(test_tls_interop_openssl_and_python),
+		cmocka_unit_test(test_tls_bad_key_refused),
+	};
+
+	/* TEST_FILTER=test_tls_goaway runs one (cmocka's pattern). */
+	if (getenv("TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
