@@ -16,6 +16,7 @@ build="$top/_build/quickstart"
 PACKAGES=(build-essential autoconf automake libtool pkg-config
 	libev-dev libconfuse-dev libcmocka-dev libcrypt-dev libsystemd-dev
 	mandoc clang python3 python3-prometheus-client prometheus)
+PACKAGES+=(libssl-dev openssl)  # TLS listeners; the TLS tests make certificates with openssl
 
 install_packages() {
 	local missing=()
