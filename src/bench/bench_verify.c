@@ -308,13 +308,17 @@ bench_stream_commit(struct bench_stream *s, size_t n)
 	buf_commit(&s->in, n);
 }
 
-/* Error codes after which the server closes the connection. */
+/*
+ * Error codes after which the server closes the connection.  A busy
+ * answer to a LOGIN (its check could not be queued) leaves it open.
+ */
 static bool
-error_closes(uint16_t code)
+error_closes(uint16_t code, const struct bench_stream *s)
 {
+	if (code == GOPRO_ERR_BUSY)
+		return s->qlen == 0 || s->q[s->qhead].kind != BENCH_LOGIN;
 	return code == GOPRO_ERR_BAD_MAGIC || code == GOPRO_ERR_BAD_VERSION ||
-	    code == GOPRO_ERR_TOO_LARGE || code == GOPRO_ERR_BUSY ||
-	    code == GOPRO_ERR_TIMEOUT;
+	    code == GOPRO_ERR_TOO_LARGE || code == GOPRO_ERR_TIMEOUT;
 }
 
 /* Parse an ERROR or GOAWAY body; a malformed one breaks the stream. */
@@ -341,7 +345,7 @@ stream_error_frame(struct bench_stream *s, const struct gopro_frame *f,
 	    BENCH_SERVER_ERR_SLOTS - 1]++;
 	st->errors[BENCH_ERR_SERVER]++;
 	s->last_error = status.code;
-	if (error_closes(status.code))
+	if (error_closes(status.code, s))
 		s->doomed = true;
 	/* An ERROR in place of a reply answers the oldest request. */
 	if (s->qlen > 0 && stream_pop(s).flags & BENCH_PENDING_SETUP)

@@ -781,14 +781,17 @@ auth_hash_calls(void)
  *
  * A job moves from the queue to a thread, then to the done list, then to
  * the loop thread, all under one mutex; only the loop thread touches
- * "pending", so it needs no lock.
+ * "pending", so it needs no lock.  The queue is in submission order, so a
+ * timer on the loop thread at the head's deadline finds every job that
+ * waited too long at the front of the queue and answers it AUTH_BUSY.
  */
 struct auth_job {
 	TAILQ_ENTRY(auth_job) link;
 	struct auth_users *users;	/* a reference held by the job */
 	auth_done_cb cb;
 	void *ctx;
-	bool ok;
+	ev_tstamp queued;		/* ev_now at submission */
+	enum auth_result result;
 	size_t user_len, password_len;
 	uint8_t user[GOPRO_USER_MAX];
 	uint8_t password[GOPRO_PASSWORD_MAX];
@@ -798,6 +801,8 @@ TAILQ_HEAD(auth_jobs, auth_job);
 struct auth_pool {
 	struct ev_loop *loop;
 	ev_async wakeup;
+	ev_timer expire;		/* the deadline of the queue's head */
+	double max_wait;
 	pthread_mutex_t lock;
 	pthread_cond_t work;
 	struct auth_jobs queue;		/* submitted, not started */
@@ -832,8 +837,9 @@ pool_thread(void *arg)
 		TAILQ_REMOVE(&pool->queue, job, link);
 		pthread_mutex_unlock(&pool->lock);
 
-		job->ok = auth_verify(job->users, job->user, job->user_len,
-		    job->password, job->password_len);
+		job->result = auth_verify(job->users, job->user,
+		    job->user_len, job->password, job->password_len) ?
+		    AUTH_OK : AUTH_FAILED;
 		explicit_bzero(job->password, sizeof(job->password));
 
 		pthread_mutex_lock(&pool->lock);
@@ -844,24 +850,66 @@ pool_thread(void *arg)
 	return NULL;
 }
 
-/* On the loop thread: hand every finished job to its callback. */
+/* On the loop thread: hand each job of a list to its callback. */
+static void
+pool_hand_over(struct auth_pool *pool, struct auth_jobs *jobs)
+{
+	struct auth_job *job;
+
+	while ((job = TAILQ_FIRST(jobs)) != NULL) {
+		TAILQ_REMOVE(jobs, job, link);
+		/* Before the callback, which may wait for zero to exit. */
+		pool->pending--;
+		job->cb(job->ctx, job->result, job->user, job->user_len);
+		job_free(job);
+	}
+}
+
 static void
 pool_deliver(struct ev_loop *loop, ev_async *w, int revents)
 {
 	struct auth_pool *pool = w->data;
 	struct auth_jobs done = TAILQ_HEAD_INITIALIZER(done);
-	struct auth_job *job;
 
 	pthread_mutex_lock(&pool->lock);
 	TAILQ_CONCAT(&done, &pool->done, link);
 	pthread_mutex_unlock(&pool->lock);
-	while ((job = TAILQ_FIRST(&done)) != NULL) {
-		TAILQ_REMOVE(&done, job, link);
-		/* Before the callback, which may wait for zero to exit. */
-		pool->pending--;
-		job->cb(job->ctx, job->ok, job->user, job->user_len);
-		job_free(job);
+	pool_hand_over(pool, &done);
+}
+
+/* Arm the timer for the head's deadline (lock held). */
+static void
+pool_arm_locked(struct auth_pool *pool)
+{
+	struct auth_job *head = TAILQ_FIRST(&pool->queue);
+	ev_tstamp left;
+
+	if (head == NULL || ev_is_active(&pool->expire))
+		return;
+	left = head->queued + pool->max_wait - ev_now(pool->loop);
+	ev_timer_set(&pool->expire, left > 0 ? left : 0, 0);
+	ev_timer_start(pool->loop, &pool->expire);
+}
+
+/* The jobs no thread started within max_wait: answered busy, unchecked. */
+static void
+pool_expire(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct auth_pool *pool = w->data;
+	struct auth_jobs late = TAILQ_HEAD_INITIALIZER(late);
+	struct auth_job *job;
+
+	pthread_mutex_lock(&pool->lock);
+	while ((job = TAILQ_FIRST(&pool->queue)) != NULL &&
+	    job->queued + pool->max_wait <= ev_now(loop)) {
+		TAILQ_REMOVE(&pool->queue, job, link);
+		explicit_bzero(job->password, sizeof(job->password));
+		job->result = AUTH_BUSY;
+		TAILQ_INSERT_TAIL(&late, job, link);
 	}
+	pool_arm_locked(pool);
+	pthread_mutex_unlock(&pool->lock);
+	pool_hand_over(pool, &late);
 }
 
 /* Tell the threads to stop and join the first n of them. */
@@ -900,12 +948,13 @@ pool_start(struct auth_pool *pool)
 }
 
 struct auth_pool *
-auth_pool_new(struct ev_loop *loop, unsigned threads)
+auth_pool_new(struct ev_loop *loop, unsigned threads, double max_wait)
 {
 	struct auth_pool *pool;
 	int saved;
 
-	if (threads == 0 || threads > AUTH_POOL_THREADS_MAX) {
+	if (threads == 0 || threads > AUTH_POOL_THREADS_MAX ||
+	    !(max_wait > 0)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -917,6 +966,7 @@ auth_pool_new(struct ev_loop *loop, unsigned threads)
 	}
 	pool->loop = loop;
 	pool->nthreads = threads;
+	pool->max_wait = max_wait;
 	TAILQ_INIT(&pool->queue);
 	TAILQ_INIT(&pool->done);
 	pthread_mutex_init(&pool->lock, NULL);
@@ -933,6 +983,8 @@ auth_pool_new(struct ev_loop *loop, unsigned threads)
 	ev_async_init(&pool->wakeup, pool_deliver);
 	pool->wakeup.data = pool;
 	ev_async_start(loop, &pool->wakeup);
+	ev_timer_init(&pool->expire, pool_expire, 0, 0);
+	pool->expire.data = pool;
 	return pool;
 }
 
@@ -963,9 +1015,11 @@ auth_pool_submit(struct auth_pool *pool, struct auth_users *users,
 		memcpy(job->password, password, password_len);
 	job->user_len = user_len;
 	job->password_len = password_len;
+	job->queued = ev_now(pool->loop);
 	pool->pending++;
 	pthread_mutex_lock(&pool->lock);
 	TAILQ_INSERT_TAIL(&pool->queue, job, link);
+	pool_arm_locked(pool);
 	pthread_cond_signal(&pool->work);
 	pthread_mutex_unlock(&pool->lock);
 	return 0;
@@ -995,6 +1049,7 @@ auth_pool_free(struct auth_pool *pool)
 		return;
 	pool_join(pool, pool->nthreads);
 	ev_async_stop(pool->loop, &pool->wakeup);
+	ev_timer_stop(pool->loop, &pool->expire);
 	/* The threads are gone: no lock is needed any more. */
 	jobs_drop(&pool->queue);
 	jobs_drop(&pool->done);

@@ -63,12 +63,19 @@ unsigned long auth_hash_calls(void);
 
 struct auth_pool;
 
+/* What became of one submitted check. */
+enum auth_result {
+	AUTH_OK,
+	AUTH_FAILED,	/* wrong password or unknown user */
+	AUTH_BUSY,	/* waited max_wait in the queue: never checked */
+};
+
 /*
  * Called on the loop's thread with the result of one submitted check and
  * the user it was for (user_len bytes, not NUL-terminated), for the log.
  */
-typedef void (*auth_done_cb)(void *ctx, bool ok, const uint8_t *user,
-    size_t user_len);
+typedef void (*auth_done_cb)(void *ctx, enum auth_result result,
+    const uint8_t *user, size_t user_len);
 
 /* Checks a pool holds at once (queued, running, not yet delivered). */
 #define AUTH_POOL_QUEUE_MAX 1024u
@@ -77,10 +84,14 @@ typedef void (*auth_done_cb)(void *ctx, bool ok, const uint8_t *user,
 
 /*
  * Start threads hashing threads (1 .. AUTH_POOL_THREADS_MAX) that report to
- * loop through an ev_async.  Every auth_pool_* function must be called on
- * the loop's thread.  Returns NULL with errno (EINVAL, ENOMEM, EAGAIN).
+ * loop through an ev_async.  A check that no thread has started max_wait
+ * seconds (> 0) after it was submitted leaves the queue unchecked and is
+ * reported AUTH_BUSY, so a flood of logins cannot make a correct one wait
+ * for ever.  Every auth_pool_* function must be called on the loop's
+ * thread.  Returns NULL with errno (EINVAL, ENOMEM, EAGAIN).
  */
-struct auth_pool *auth_pool_new(struct ev_loop *loop, unsigned threads);
+struct auth_pool *auth_pool_new(struct ev_loop *loop, unsigned threads,
+    double max_wait);
 /*
  * Queue one check.  The credentials are copied (and wiped after use); the
  * job holds its own reference on users until it is delivered or dropped, so

@@ -165,6 +165,8 @@ enum kind {
 	A(AUTH_LOGIN_RATE, "login_rate", KIND_RATE, "10", 0, 1e6)	\
 	A(AUTH_LOGIN_BURST, "login_burst", KIND_INT, "20", 1, 1e6)	\
 	A(AUTH_THREADS, "threads", KIND_INT, "2", 1, 64)		\
+	A(AUTH_QUEUE_TIMEOUT, "queue_timeout", KIND_TIME_NONZERO, "2s", \
+	    0, 0)							\
 	S(TLS_LISTEN, "listen", KIND_TLS_LISTEN, NULL, 0, 0)		\
 	S(TLS_CERTIFICATE, "certificate", KIND_PEM_FILE, NULL, 0, 0)	\
 	S(TLS_KEY, "key", KIND_PEM_FILE, NULL, 0, 0)			\
@@ -1819,6 +1821,7 @@ copy_numbers(cfg_t *cfg, struct gopro_conf *c)
 	c->auth.login_rate = double_of(cfg, OPT_AUTH_LOGIN_RATE);
 	c->auth.login_burst = (unsigned)uint_of(cfg, OPT_AUTH_LOGIN_BURST);
 	c->auth.threads = (unsigned)uint_of(cfg, OPT_AUTH_THREADS);
+	c->auth.queue_timeout = double_of(cfg, OPT_AUTH_QUEUE_TIMEOUT);
 }
 
 static int

@@ -41,6 +41,7 @@ struct conf_auth {
 	double login_rate;     /* attempts per second per address; 0 = off */
 	unsigned login_burst;
 	unsigned threads;      /* hashing threads per worker */
+	double queue_timeout;  /* seconds a LOGIN may wait for a thread */
 };
 
 /* One "key = value" of a module section that is the module's own option. */

@@ -434,8 +434,29 @@ conn_login_failed(struct conn *c, uint16_t code)
 		conn_reply_error(c, code, "authentication failed");
 }
 
+/*
+ * A LOGIN the server could not check (the hashing queue was full, or the
+ * check waited auth.queue_timeout in it): a busy server, not a wrong
+ * password.  ERROR 7, the connection stays open for a later LOGIN, and the
+ * attempt does not count against max_attempts.
+ */
 static void
-conn_login_done(void *ctx, bool ok, const uint8_t *user, size_t user_len)
+conn_login_busy(struct conn *c, const char *why)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 5);
+	char from[PROXY_ADDR_TEXT];
+
+	c->logged_in = false;
+	log_rl(&rl, LOG_WARNING, "login from %s not checked: %s; answered "
+	    "ERROR 7 (server busy)", proxy_addr_format(&c->peer.sa, from,
+	    sizeof(from)), why);
+	conn_reply_error(c, GOPRO_ERR_BUSY, "server busy: login not checked, "
+	    "retry later");
+}
+
+static void
+conn_login_done(void *ctx, enum auth_result result, const uint8_t *user,
+    size_t user_len)
 {
 	struct conn *c = ctx;
 
@@ -445,8 +466,11 @@ conn_login_done(void *ctx, bool ok, const uint8_t *user, size_t user_len)
 		TAILQ_INSERT_TAIL(&c->w->closed, c, clock_link);
 		return;
 	}
-	if (ok)
+	if (result == AUTH_OK)
 		conn_login_ok(c);
+	else if (result == AUTH_BUSY)
+		conn_login_busy(c, "it waited auth.queue_timeout for a hashing "
+		    "thread");
 	else {
 		conn_log_login_failure(c, user, user_len, "wrong user or "
 		    "password");
@@ -484,8 +508,8 @@ conn_login(struct conn *c, const struct gopro_frame *f)
 	}
 	if (auth_pool_submit(w->auth_pool, w->users, l.user, l.user_len,
 	    l.password, l.password_len, conn_login_done, c) < 0) {
-		log_warn("connection %d: cannot queue a login check", c->fd);
-		conn_login_failed(c, GOPRO_ERR_AUTH_FAILED);
+		conn_login_busy(c, errno == EAGAIN ? "the hashing queue is "
+		    "full" : strerror(errno));
 		return;
 	}
 	c->auth_pending = true;

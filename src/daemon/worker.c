@@ -495,7 +495,8 @@ worker_setup_auth(struct worker *w, struct auth_users *users)
 
 	w->users = users;
 	if (users != NULL) {
-		w->auth_pool = auth_pool_new(w->loop, a->threads);
+		w->auth_pool = auth_pool_new(w->loop, a->threads,
+		    a->queue_timeout);
 		if (w->auth_pool == NULL)
 			fatal("cannot start %u login threads", a->threads);
 	}

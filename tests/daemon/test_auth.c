@@ -455,6 +455,7 @@ struct job_result {
 	bool expect;
 	int calls;
 	bool ok;
+	bool busy;
 };
 
 struct pool_run {
@@ -469,14 +470,16 @@ struct pool_run {
 };
 
 static void
-job_done(void *ctx, bool ok, const uint8_t *user, size_t user_len)
+job_done(void *ctx, enum auth_result result, const uint8_t *user,
+    size_t user_len)
 {
 	struct job_result *r = ctx;
 
 	if (!pthread_equal(pthread_self(), r->run->loop_thread))
 		r->run->wrong_thread = true;
 	r->calls++;
-	r->ok = ok;
+	r->ok = result == AUTH_OK;
+	r->busy = result == AUTH_BUSY;
 	/* The worker's drain waits for zero from inside a callback. */
 	if (auth_pool_pending(r->run->pool) !=
 	    (unsigned)(NJOBS - ++r->run->delivered))
@@ -520,7 +523,7 @@ test_pool_results(void **state)
 	run.loop = ev_loop_new(0);
 	assert_non_null(run.loop);
 	run.loop_thread = pthread_self();
-	pool = run.pool = auth_pool_new(run.loop, 3);
+	pool = run.pool = auth_pool_new(run.loop, 3, 60);
 	assert_non_null(pool);
 	for (int i = 0; i < NJOBS; i++) {
 		size_t k = (size_t)i % (sizeof(creds) / sizeof(creds[0]));
@@ -546,14 +549,70 @@ test_pool_results(void **state)
 	for (int i = 0; i < NJOBS; i++) {
 		assert_int_equal(run.r[i].calls, 1);
 		assert_int_equal(run.r[i].ok, run.r[i].expect);
+		assert_false(run.r[i].busy);
 	}
 	assert_int_equal(auth_pool_pending(pool), 0);
 	auth_pool_free(pool);
 	ev_loop_destroy(run.loop);
 }
 
+/*
+ * One thread, a 20 ms bound on the wait: the first check (200000 rounds,
+ * about 100 ms) holds the thread while the 11 behind it wait, and those a
+ * thread has not started when their 20 ms are up are answered AUTH_BUSY
+ * without being checked, however correct their password.  At most a few
+ * may be started first on a loaded machine: the bound asks for 8 of 11.
+ */
 static void
-never_called(void *ctx, bool ok, const uint8_t *user,
+test_pool_queue_timeout(void **state)
+{
+	struct pool_run run = { .delivered = 0 };
+	struct auth_users *u;
+	char err[256] = "";
+	ev_timer timer;
+	int busy = 0;
+	unsigned long hashes;
+
+	u = auth_users_load(write_users("slow", 0600, "alice:%s\ncarol:%s\n",
+	    H.alice, H.carol), err, sizeof(err));
+	assert_non_null(u);
+	run.loop = ev_loop_new(0);
+	run.loop_thread = pthread_self();
+	run.pool = auth_pool_new(run.loop, 1, 0.02);
+	assert_non_null(run.pool);
+	ev_now_update(run.loop);
+	hashes = auth_hash_calls();
+	for (int i = 0; i < NJOBS; i++) {
+		run.r[i].run = &run;
+		submit(run.pool, u, i == 0 ? "carol" : "alice", i == 0 ? "no" :
+		    "wonderland", &run.r[i]);
+	}
+	ev_timer_init(&timer, safety_timeout, 30.0, 0.0);
+	timer.data = &run;
+	ev_timer_start(run.loop, &timer);
+	ev_run(run.loop, 0);
+	ev_timer_stop(run.loop, &timer);
+	assert_false(run.timed_out);
+	assert_int_equal(run.delivered, NJOBS);
+	assert_false(run.r[0].ok || run.r[0].busy);
+	for (int i = 1; i < NJOBS; i++) {
+		assert_int_equal(run.r[i].calls, 1);
+		busy += run.r[i].busy;
+		/* A busy check was never computed, so never accepted. */
+		assert_false(run.r[i].busy && run.r[i].ok);
+	}
+	print_message("%d of %d checks answered busy, %lu hashes\n", busy,
+	    NJOBS - 1, auth_hash_calls() - hashes);
+	assert_true(busy >= 8);
+	assert_int_equal(auth_hash_calls() - hashes, (unsigned long)(NJOBS -
+	    busy));
+	auth_pool_free(run.pool);
+	auth_users_unref(u);
+	ev_loop_destroy(run.loop);
+}
+
+static void
+never_called(void *ctx, enum auth_result result, const uint8_t *user,
     size_t user_len)
 {
 	fail_msg("callback ran after auth_pool_free");
@@ -568,7 +627,7 @@ test_pool_free_with_queued_jobs(void **state)
 	unsigned n = 0;
 
 	assert_non_null(loop);
-	assert_non_null(pool = auth_pool_new(loop, 1));
+	assert_non_null(pool = auth_pool_new(loop, 1, 60));
 	/* Fill the queue: the loop never runs, so nothing is delivered. */
 	while (auth_pool_submit(pool, u, (const uint8_t *)"alice", 5,
 	    (const uint8_t *)"wonderland", 10, never_called, NULL) == 0)
@@ -595,10 +654,11 @@ test_pool_bad_args(void **state)
 
 	assert_non_null(loop);
 	errno = 0;
-	assert_null(auth_pool_new(loop, 0));
+	assert_null(auth_pool_new(loop, 0, 60));
 	assert_int_equal(errno, EINVAL);
-	assert_null(auth_pool_new(loop, AUTH_POOL_THREADS_MAX + 1));
-	assert_non_null(pool = auth_pool_new(loop, 2));
+	assert_null(auth_pool_new(loop, AUTH_POOL_THREADS_MAX + 1, 60));
+	assert_null(auth_pool_new(loop, 2, 0));
+	assert_non_null(pool = auth_pool_new(loop, 2, 60));
 	assert_int_equal(auth_pool_submit(pool, u, big, GOPRO_USER_MAX + 1,
 	    big, 1, never_called, NULL), -1);
 	assert_int_equal(errno, EINVAL);
@@ -856,6 +916,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_uniform_file_no_warning,
 		    dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_pool_results,
+		    dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_queue_timeout,
 		    dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_pool_free_with_queued_jobs,
 		    dir_setup, dir_teardown),

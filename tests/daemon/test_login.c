@@ -2,8 +2,8 @@
 /*
  * test_login.c - integration tests of LOGIN against a real goprod with a
  * users file: required login, wrong and right passwords, the attempt limit,
- * the per-address rate limit, that hashing never stalls other clients, and
- * the warning for a users file that mixes hash costs.
+ * the per-address rate limit, that hashing never stalls other clients, the
+ * warning for a users file that mixes hash costs, and a full login queue.
  */
 #include <crypt.h>
 #include <stdarg.h>
@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "auth.h"
 #include "harness.h"
 
 static char users_path[] = "/tmp/gopro-users-XXXXXX";
@@ -185,6 +187,94 @@ test_hashing_does_not_stall_loop(void **state)
 	assert_int_equal(harness_stop(&g), 0);
 }
 
+/* Lines of g's log holding text. */
+static int
+log_count(const struct goprod *g, const char *text)
+{
+	char line[1024];
+	FILE *f = fopen(g->log_path, "r");
+	int n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, text) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* The code of the ERROR frame that answers a request on fd. */
+static uint16_t
+error_code(int fd)
+{
+	uint8_t buf[GOPRO_STATUS_FRAME_MAX];
+	struct gopro_status st;
+	struct gopro_frame f;
+
+	if (harness_read_frame(fd, buf, sizeof(buf), &f, 30) < 0)
+		fail_msg("no answer to a LOGIN within 30 s");
+	assert_int_equal(f.header.command, GOPRO_CMD_ERROR);
+	assert_int_equal(gopro_status_parse(f.body, f.header.length, &st), 0);
+	return st.code;
+}
+
+#define LOGIN_FLOOD ((int)AUTH_POOL_QUEUE_MAX + 16)
+
+/*
+ * More LOGINs than the hashing queue holds (one thread, 200000 rounds,
+ * about 0.1 s a hash): those that find the queue full, and those that wait
+ * auth.queue_timeout (3 s) in it, get ERROR 7, unchecked, on a connection
+ * that stays open although max_attempts is 1; the same connection then
+ * logs in.  The refusals' warnings are rate-limited.  Before, each got
+ * ERROR 6 and counted as a failed attempt, the queue had no time bound
+ * and every refusal logged a line.
+ */
+static void
+test_login_queue_full_is_busy(void **state)
+{
+	static int fds[LOGIN_FLOOD];
+	char slow[] = "/tmp/gopro-users-XXXXXX";
+	struct rlimit rl;
+	struct goprod g;
+	int busy = 0, failed = 0, open_fd = -1;
+	uint16_t code;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < LOGIN_FLOOD + 100)
+		skip();
+	if (rl.rlim_cur < LOGIN_FLOOD + 100) {
+		rl.rlim_cur = LOGIN_FLOOD + 100;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+	harness_users_file(slow, "alice", "wonderland", 200000);
+	harness_start_auth(&g, slow, "threads = 1\n queue_timeout = 3s\n "
+	    "login_rate = 0\n max_attempts = 1");
+	for (int i = 0; i < LOGIN_FLOOD; i++) {
+		fds[i] = harness_connect(&g);
+		send_login(fds[i], "alice", "wrong");
+	}
+	for (int i = 0; i < LOGIN_FLOOD; i++) {
+		code = error_code(fds[i]);
+		if (code == GOPRO_ERR_BUSY && open_fd < 0)
+			open_fd = fds[i];
+		busy += code == GOPRO_ERR_BUSY;
+		failed += code == GOPRO_ERR_AUTH_FAILED;
+	}
+	print_message("%d LOGINs: %d busy, %d checked and failed; %d warning "
+	    "lines\n", LOGIN_FLOOD, busy, failed, log_count(&g, "not checked"));
+	assert_int_equal(busy + failed, LOGIN_FLOOD);
+	assert_true(busy >= LOGIN_FLOOD / 2);
+	assert_true(log_count(&g, "not checked") <= 10);
+	/* Still open, not counted as a failure: it can log in now. */
+	harness_send(open_fd, GOPRO_CMD_HEARTBEAT, "open");
+	harness_expect_frame(open_fd, GOPRO_CMD_HEARTBEAT, "open", 4);
+	send_login(open_fd, "alice", "wonderland");
+	harness_expect_frame(open_fd, GOPRO_CMD_LOGIN_ACK, "OK", 2);
+	for (int i = 0; i < LOGIN_FLOOD; i++)
+		close(fds[i]);
+	assert_int_equal(harness_stop(&g), 0);
+	unlink(slow);
+}
+
 /* goprod -t on a config with users as its users file; output in out. */
 static int
 check_with_users(const char *users, char *out, size_t len)
@@ -260,6 +350,7 @@ main(void)
 		cmocka_unit_test(test_hashing_does_not_stall_loop),
 		cmocka_unit_test(test_world_readable_users_file_refused),
 		cmocka_unit_test(test_mixed_costs_warned),
+		cmocka_unit_test(test_login_queue_full_is_busy),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
