@@ -231,6 +231,7 @@ struct load {
 };
 
 static struct load *current;
+static bool load_tls = true;
 
 struct keyword {
 	const char *word;
@@ -1765,7 +1766,7 @@ build_tls(struct load *ld, struct gopro_conf *c)
 	const char *opt = NULL;
 	char why[512];
 
-	if (c->tls.certificate == NULL)
+	if (c->tls.certificate == NULL || !load_tls)
 		return 0;
 	c->tls.ctx = tls_ctx_new(&c->tls, &opt, why, sizeof(why));
 	if (c->tls.ctx != NULL) {
@@ -1962,6 +1963,12 @@ conf_load_print(const char *path, FILE *dump, struct gopro_conf **out,
     char *err, size_t errlen)
 {
 	return load_file(path, dump, out, err, errlen);
+}
+
+void
+conf_set_load_tls(bool load)
+{
+	load_tls = load;
 }
 
 void

@@ -133,6 +133,12 @@ int conf_load(const char *path, struct gopro_conf **out, char *err,
     size_t errlen);
 void conf_free(struct gopro_conf *conf);
 /*
+ * Whether conf_load loads the TLS certificate, key, CA and CRL (and builds
+ * tls.ctx): yes by default, as goprod and goproctl check need; goproctl's
+ * other commands only want paths, and may not be allowed to read the key.
+ */
+void conf_set_load_tls(bool load);
+/*
  * conf_load, and when it succeeds print the effective configuration to
  * dump: every option with its value, defaults filled in (goprod -T).
  */

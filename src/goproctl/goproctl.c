@@ -32,6 +32,9 @@
 #include "ctl.h"
 #include "daemon.h"
 #include "gopro/gopro.h"
+#ifdef HAVE_TLS
+#include "gopro/tls_client.h"
+#endif
 #include "stats.h"
 #include "stats_format.h"
 
@@ -584,6 +587,8 @@ cmd_check(struct ctx *c, int argc, char **argv)
 	if (sub_getopt(c, argc, argv, "", NULL) != -1 || argc - optind > 1)
 		usage_error(c, "unexpected argument %s", argv[optind + 1]);
 	path = optind < argc ? argv[optind] : c->conf_path;
+	/* The same checks as goprod -t: the TLS files must load too. */
+	conf_set_load_tls(true);
 	if (conf_load(path, &conf, errs, sizeof(errs)) < 0) {
 		fputs(errs, stderr);
 		if (errs[0] != '\0' && errs[strlen(errs) - 1] != '\n')
@@ -635,6 +640,155 @@ connect_or_die(const char *addr, double timeout)
 	return gc;
 }
 
+/*
+ * ping and send over TLS (--tls, libgopro-tls) or plain TCP (libgopro's
+ * blocking client): one connection either way, the same calls.
+ */
+#define TLS_LONGOPTS							\
+	{ "tls", no_argument, NULL, 'T' },				\
+	{ "ca", required_argument, NULL, 'A' },				\
+	{ "cert", required_argument, NULL, 'E' },			\
+	{ "key", required_argument, NULL, 'K' },			\
+	{ "servername", required_argument, NULL, 'N' }
+
+struct tls_args {
+	bool on;
+	const char *ca, *cert, *key, *servername;
+};
+
+struct peer {
+	const char *addr;
+	struct gopro_client *gc;	/* plain */
+#ifdef HAVE_TLS
+	struct client_tls_ctx *ctx;	/* TLS */
+	struct client_tls *tls;
+	uint8_t *buf;
+	size_t cap;
+#endif
+	char err[512];
+};
+
+/* A TLS option of ping or send: whether ch was one. */
+static bool
+tls_arg(struct tls_args *t, int ch)
+{
+	switch (ch) {
+	case 'T':
+		t->on = true;
+		return true;
+	case 'A':
+		t->ca = optarg;
+		return true;
+	case 'E':
+		t->cert = optarg;
+		return true;
+	case 'K':
+		t->key = optarg;
+		return true;
+	case 'N':
+		t->servername = optarg;
+		return true;
+	default:
+		return false;
+	}
+}
+
+#ifdef HAVE_TLS
+/* "host:port" or "[v6]:port": the host, for the name the certificate has. */
+static void
+address_host(const char *addr, char *host, size_t len)
+{
+	const char *end = addr[0] == '[' ? strchr(addr, ']') :
+	    strrchr(addr, ':');
+	size_t n = end != NULL ? (size_t)(end - addr) : strlen(addr);
+
+	if (addr[0] == '[' && n > 0)
+		addr++, n--;
+	snprintf(host, len, "%.*s", (int)n, addr);
+}
+
+static void
+peer_tls(struct peer *p, const struct tls_args *t, size_t max_reply,
+    double timeout)
+{
+	char host[256];
+	struct client_tls_options o = { .ca_file = t->ca, .cert_file = t->cert,
+		.key_file = t->key, .servername = t->servername };
+
+	if (o.servername == NULL) {
+		address_host(p->addr, host, sizeof(host));
+		o.servername = host;
+	}
+	if ((p->ctx = client_tls_ctx_new(&o, p->err, sizeof(p->err))) == NULL)
+		errx(1, "%s", p->err);
+	if ((p->tls = client_tls_connect(p->ctx, p->addr, timeout, p->err,
+	    sizeof(p->err))) == NULL)
+		errx(1, "%s: %s", p->addr, p->err);
+	p->cap = GOPRO_HEADER_SIZE + max_reply;
+	if ((p->buf = malloc(p->cap)) == NULL)
+		err(1, "%s", p->addr);
+}
+#endif
+
+static void
+peer_connect(struct peer *p, const char *addr, const struct tls_args *t,
+    size_t max_reply, double timeout)
+{
+	memset(p, 0, sizeof(*p));
+	p->addr = addr;
+	if (!t->on && (t->ca || t->cert || t->key || t->servername))
+		errx(2, "--ca, --cert, --key and --servername need --tls");
+	if (t->cert != NULL && t->key == NULL)
+		errx(2, "--cert needs --key");
+	if (!t->on) {
+		p->gc = connect_or_die(addr, timeout);
+		gopro_client_set_max_reply(p->gc, (uint32_t)max_reply);
+		return;
+	}
+#ifdef HAVE_TLS
+	peer_tls(p, t, max_reply, timeout);
+#else
+	errx(1, "--tls: this goproctl was built without TLS (OpenSSL 3)");
+#endif
+}
+
+/* One request and its reply, whatever it is. */
+static int
+peer_request(struct peer *p, uint8_t cmd, const void *body, size_t len,
+    struct gopro_frame *f, double timeout)
+{
+#ifdef HAVE_TLS
+	int rc;
+
+	if (p->tls != NULL) {
+		rc = client_tls_send_frame(p->tls, cmd, body, len, timeout);
+		if (rc == GOPRO_OK)
+			rc = client_tls_read_frame(p->tls, p->buf, p->cap, f,
+			    timeout);
+		snprintf(p->err, sizeof(p->err), "%s", gopro_strerror(rc));
+		return rc;
+	}
+#endif
+	return gopro_client_request(p->gc, cmd, body, len, f, timeout);
+}
+
+static const char *
+peer_error(const struct peer *p)
+{
+	return p->gc != NULL ? gopro_client_error(p->gc) : p->err;
+}
+
+static void
+peer_free(struct peer *p)
+{
+	gopro_client_free(p->gc);
+#ifdef HAVE_TLS
+	client_tls_close(p->tls);
+	client_tls_ctx_free(p->ctx);
+	free(p->buf);
+#endif
+}
+
 struct ping {
 	const char *addr;
 	long count;
@@ -655,7 +809,7 @@ same_heartbeat(const struct gopro_frame *f, const uint8_t *body, size_t len)
  * it was, 0 for a lost reply (go on), -1 when the connection is unusable.
  */
 static int
-ping_once(struct gopro_client *gc, struct ping *p, long seq)
+ping_once(struct peer *gc, struct ping *p, long seq)
 {
 	uint8_t body[24];
 	struct gopro_frame f;
@@ -668,10 +822,10 @@ ping_once(struct gopro_client *gc, struct ping *p, long seq)
 	memcpy(body + 16, &t0, sizeof(t0));
 	p->sent++;
 	/* A reply that comes too late is caught by its body next time. */
-	rc = gopro_client_request(gc, GOPRO_CMD_HEARTBEAT, body, sizeof(body),
-	    &f, p->timeout);
+	rc = peer_request(gc, GOPRO_CMD_HEARTBEAT, body, sizeof(body), &f,
+	    p->timeout);
 	if (rc != GOPRO_OK) {
-		warnx("%s: seq=%ld: %s", p->addr, seq, gopro_client_error(gc));
+		warnx("%s: seq=%ld: %s", p->addr, seq, peer_error(gc));
 		return rc == GOPRO_E_TIMEOUT ? 0 : -1;
 	}
 	if (!same_heartbeat(&f, body, sizeof(body))) {
@@ -704,12 +858,17 @@ ping_summary(const struct ping *p)
 }
 
 static void
-ping_options(struct ctx *c, struct ping *p, int argc, char **argv)
+ping_options(struct ctx *c, struct ping *p, struct tls_args *t, int argc,
+    char **argv)
 {
+	static const struct option longopts[] = { TLS_LONGOPTS,
+		{ NULL, 0, NULL, 0 } };
 	char *end;
 	int ch;
 
-	while ((ch = sub_getopt(c, argc, argv, "n:i:W:", NULL)) != -1) {
+	while ((ch = sub_getopt(c, argc, argv, "n:i:W:", longopts)) != -1) {
+		if (tls_arg(t, ch))
+			continue;
 		if (ch == 'n') {
 			errno = 0;
 			p->count = strtol(optarg, &end, 10);
@@ -728,24 +887,25 @@ static int
 cmd_ping(struct ctx *c, int argc, char **argv)
 {
 	struct ping p = { .count = 4, .interval = 1.0, .timeout = 2.0 };
+	struct tls_args t = { 0 };
 	char addr[300];
-	struct gopro_client *gc;
+	struct peer gc;
 	int rc = 1;
 
-	ping_options(c, &p, argc, argv);
+	ping_options(c, &p, &t, argc, argv);
 	if (argc - optind > 1)
 		usage_error(c, "unexpected argument %s", argv[optind + 1]);
 	p.addr = optind < argc ? argv[optind] :
 	    default_address(c, addr, sizeof(addr));
-	gc = connect_or_die(p.addr, p.timeout);
+	peer_connect(&gc, p.addr, &t, 256, p.timeout);
 	printf("PING %s: heartbeats of %zu bytes\n", p.addr,
 	    (size_t)GOPRO_HEADER_SIZE + 24);
 	for (long seq = 1; seq <= p.count && rc >= 0; seq++) {
 		if (seq > 1)
 			sleep_seconds(p.interval);
-		rc = ping_once(gc, &p, seq);
+		rc = ping_once(&gc, &p, seq);
 	}
-	gopro_client_free(gc);
+	peer_free(&gc);
 	ping_summary(&p);
 	return p.received == p.count ? 0 : 1;
 }
@@ -790,8 +950,38 @@ prompt_password(const char *prompt, char *buf, size_t len)
 	close(fd);
 }
 
+/* LOGIN, checked as gopro_client_login checks it. */
+static int
+peer_login(struct peer *p, const char *user, const char *password)
+{
+#ifdef HAVE_TLS
+	struct gopro_frame f;
+	struct gopro_status st = { 0 };
+	int rc;
+
+	if (p->tls != NULL) {
+		rc = client_tls_login(p->tls, user, password, p->buf, p->cap,
+		    &f, 10.0);
+		if (rc != GOPRO_OK) {
+			snprintf(p->err, sizeof(p->err), "%s",
+			    gopro_strerror(rc));
+			return rc;
+		}
+		if (f.header.command == GOPRO_CMD_LOGIN_ACK)
+			return GOPRO_OK;
+		if (gopro_status_parse(f.body, f.header.length, &st) < 0)
+			st.text_len = 0;
+		snprintf(p->err, sizeof(p->err), "%s %u: %.*s",
+		    gopro_command_name(f.header.command), st.code,
+		    (int)st.text_len, (const char *)st.text);
+		return GOPRO_E_AUTH;
+	}
+#endif
+	return gopro_client_login(p->gc, user, password, 10.0);
+}
+
 static void
-send_login(struct gopro_client *gc, const char *addr, const char *user)
+send_login(struct peer *gc, const char *addr, const char *user)
 {
 	char password[GOPRO_PASSWORD_MAX + 2];
 	const char *env = getenv("GOPRO_PASSWORD");
@@ -801,13 +991,13 @@ send_login(struct gopro_client *gc, const char *addr, const char *user)
 		snprintf(password, sizeof(password), "%s", env);
 	else
 		prompt_password("Password: ", password, sizeof(password));
-	rc = gopro_client_login(gc, user, password, 10.0);
+	rc = peer_login(gc, user, password);
 	explicit_bzero(password, sizeof(password));
 	if (rc == GOPRO_E_AUTH || rc == GOPRO_E_SERVER)
 		errx(1, "%s: login as %s refused: %s", addr, user,
-		    gopro_client_error(gc));
+		    peer_error(gc));
 	if (rc != GOPRO_OK)
-		errx(1, "%s: login: %s", addr, gopro_client_error(gc));
+		errx(1, "%s: login: %s", addr, peer_error(gc));
 }
 
 static int
@@ -834,22 +1024,21 @@ print_reply(const char *addr, const struct gopro_frame *f)
 
 static int
 send_message(struct ctx *c, const char *addr, const char *user,
-    const char *msg)
+    const struct tls_args *t, const char *msg)
 {
-	struct gopro_client *gc = connect_or_die(addr, 10.0);
+	struct peer gc;
 	struct gopro_frame f;
 	int rc;
 
 	/* A reply may carry the server's prefix on a body of max_body. */
-	gopro_client_set_max_reply(gc, 2 * GOPRO_DEFAULT_MAX_BODY);
+	peer_connect(&gc, addr, t, 2 * GOPRO_DEFAULT_MAX_BODY, 10.0);
 	if (user != NULL)
-		send_login(gc, addr, user);
-	rc = gopro_client_request(gc, GOPRO_CMD_MESSAGE, msg, strlen(msg), &f,
-	    10.0);
+		send_login(&gc, addr, user);
+	rc = peer_request(&gc, GOPRO_CMD_MESSAGE, msg, strlen(msg), &f, 10.0);
 	if (rc != GOPRO_OK)
-		errx(1, "%s: %s", addr, gopro_client_error(gc));
+		errx(1, "%s: %s", addr, peer_error(&gc));
 	rc = print_reply(addr, &f);
-	gopro_client_free(gc);
+	peer_free(&gc);
 	return rc;
 }
 
@@ -858,14 +1047,17 @@ cmd_send(struct ctx *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "user", required_argument, NULL, 'u' },
+		TLS_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *user = NULL, *addr;
+	struct tls_args t = { 0 };
 	char defaddr[300];
 	int ch;
 
 	while ((ch = sub_getopt(c, argc, argv, "", longopts)) != -1)
-		user = optarg;
+		if (!tls_arg(&t, ch))
+			user = optarg;
 	argc -= optind;
 	argv += optind;
 	if (argc < 1)
@@ -874,7 +1066,7 @@ cmd_send(struct ctx *c, int argc, char **argv)
 		usage_error(c, "unexpected argument %s", argv[2]);
 	addr = argc == 2 ? argv[0] : default_address(c, defaddr,
 	    sizeof(defaddr));
-	return send_message(c, addr, user, argv[argc - 1]);
+	return send_message(c, addr, user, &t, argv[argc - 1]);
 }
 
 /* ------------------------------------------------------------ passwd */
@@ -980,8 +1172,10 @@ static const struct command commands[] = {
 	{ "stop", cmd_stop, "[--now] [-t timeout]", true },
 	{ "check", cmd_check, "[file]", true },
 	{ "ping", cmd_ping, "[-n count] [-i interval] [-W timeout] "
+	    "[--tls [--ca file] [--cert file --key file] [--servername name]] "
 	    "[host:port]", true },
-	{ "send", cmd_send, "[--user user] [host:port] message", true },
+	{ "send", cmd_send, "[--user user] [--tls [--ca file] [--cert file "
+	    "--key file] [--servername name]] [host:port] message", true },
 	{ "passwd", cmd_passwd, "[--stdin] user", false },
 	{ "help", cmd_help, "[command]", false },
 };
@@ -1022,6 +1216,8 @@ main(int argc, char *argv[])
 	struct ctx c = { .conf_path = DEFAULT_CONF };
 	int rc;
 
+	/* Paths only: an operator need not be able to read the TLS key. */
+	conf_set_load_tls(false);
 	global_options(&c, argc, argv);
 	argc -= optind;
 	argv += optind;

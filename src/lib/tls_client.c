@@ -5,6 +5,7 @@
  * to read or write waits for that with poll() against the call's deadline,
  * so a silent server delays a caller by the timeout at most.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -161,15 +162,24 @@ ssl_wait(struct client_tls *t, int rc, double deadline)
 	return w > 0 ? GOPRO_OK : w == 0 ? GOPRO_E_TIMEOUT : GOPRO_E_SYSTEM;
 }
 
+/*
+ * The name the certificate must carry (SSL_set1_host checks an IP address
+ * literal against the IP SANs), also sent as SNI unless it is an address,
+ * which SNI cannot carry.
+ */
 static int
 set_names(struct client_tls_ctx *ctx, SSL *s)
 {
+	struct in6_addr a;
+
 	if (ctx->servername == NULL)
 		return 0;
-	if (SSL_set_tlsext_host_name(s, ctx->servername) != 1 ||
-	    SSL_set1_host(s, ctx->servername) != 1)
+	if (SSL_set1_host(s, ctx->servername) != 1)
 		return -1;
-	return 0;
+	if (inet_pton(AF_INET, ctx->servername, &a) == 1 ||
+	    inet_pton(AF_INET6, ctx->servername, &a) == 1)
+		return 0;
+	return SSL_set_tlsext_host_name(s, ctx->servername) == 1 ? 0 : -1;
 }
 
 static struct client_tls *

@@ -233,6 +233,27 @@ error_code(const struct gopro_frame *f)
 	return (uint16_t)(f->body[0] << 8 | f->body[1]);
 }
 
+/*
+ * goproctl CMD --tls against d, with the certificate NAME.pem/.key when
+ * name is set; send sends "hi".  Its exit status.
+ */
+static int
+goproctl_tls(const struct tlsd *d, const char *cmd, const char *name)
+{
+	char line[2048], certs_arg[700] = "", out[4096];
+	int rc;
+
+	if (name != NULL)
+		snprintf(certs_arg, sizeof(certs_arg), "--cert %s/%s.pem "
+		    "--key %s/%s.key", certs, name, certs, name);
+	snprintf(line, sizeof(line), "'%s' %s --tls --ca '%s' %s %s%s",
+	    harness_program("GOPROCTL"), cmd, cert("ca.pem"), certs_arg,
+	    d->taddr, strcmp(cmd, "send") == 0 ? " hi" : "");
+	rc = harness_run(line, out, sizeof(out));
+	print_message("%s: exit %d: %s", cmd, rc, out);
+	return rc;
+}
+
 /* ------------------------------------------------------------ wire */
 
 /* Frames over TLS, next to a plain listener that is unchanged. */
@@ -462,6 +483,9 @@ test_tls_verify_require(void **state)
 	assert_true(refused(&d, "other.pem", "other.key"));
 	assert_int_equal(counter(&d.g, STATS_tls_failed_certificate), 4);
 	assert_int_equal(counter(&d.g, STATS_tls_handshakes_full), 1);
+	/* goproctl ping --tls, with and without the device's certificate. */
+	assert_int_equal(goproctl_tls(&d, "ping -n 1", "client"), 0);
+	assert_int_equal(goproctl_tls(&d, "ping -n 1", NULL), 1);
 	harness_sleep(0.2);
 	assert_true(harness_log_has(&d.g, "TLS handshake failed"));
 	assert_true(harness_log_has(&d.g, "certificate has expired"));
@@ -503,7 +527,8 @@ test_tls_identity_login(void **state)
 	assert_int_equal(round_trip(t, GOPRO_CMD_MESSAGE, "alice", &f, buf,
 	    sizeof(buf)), GOPRO_CMD_MESSAGE);
 	client_tls_close(t);
-	assert_int_equal(counter(&d.g, STATS_tls_identity_logins), 1);
+	assert_int_equal(goproctl_tls(&d, "send", "client"), 0);
+	assert_int_equal(counter(&d.g, STATS_tls_identity_logins), 2);
 	harness_sleep(0.2);
 	assert_true(harness_log_has(&d.g, "logs in \"device-1\""));
 	client_tls_ctx_free(dev);
