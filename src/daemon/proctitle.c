@@ -20,6 +20,10 @@ extern char **environ;
 
 static char *title_start;
 static size_t title_len;
+/* The copies live as long as the process; kept here so that they stay
+ * reachable (LeakSanitizer reports them otherwise once main's frame is
+ * gone); volatile, since stores to a variable nobody reads are dropped. */
+static char **volatile saved_args, **volatile saved_env;
 
 /* The end of the contiguous strings from p, walking the vector v. */
 static char *
@@ -42,9 +46,14 @@ copy_vector(char **v)
 		n++;
 	if ((copy = calloc(n + 1, sizeof(*copy))) == NULL)
 		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if ((copy[i] = strdup(v[i])) == NULL)
-			return NULL; /* leaked: start-up only, and rare */
+	for (size_t i = 0; i < n; i++) {
+		if ((copy[i] = strdup(v[i])) == NULL) {
+			while (i > 0)
+				free(copy[--i]);
+			free(copy);
+			return NULL;
+		}
+	}
 	return copy;
 }
 
@@ -60,8 +69,9 @@ proctitle_init(int argc, char **argv)
 	if (environ != NULL && environ[0] == end + 1 &&
 	    (env = copy_vector(environ)) != NULL) {
 		end = contiguous_end(end, environ);
-		environ = env;
+		environ = saved_env = env;
 	}
+	saved_args = args;
 	title_start = argv[0];
 	title_len = (size_t)(end - argv[0]);
 	return args;
