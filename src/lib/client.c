@@ -147,9 +147,15 @@ gopro_client_connect(struct gopro_client *c, const char *address,
 		rc = connect_one(c, &addrs.addr[i], addrs.len[i], deadline);
 		if (rc == GOPRO_OK)
 			return GOPRO_OK;
+		int saved = errno;
+
 		sock_name(&addrs.addr[i], name, sizeof(name));
-		fail(c, rc, "cannot connect to %s (%s): %s", address, name,
-		    strerror(errno));
+		if (strcmp(name, address) == 0)
+			fail(c, rc, "cannot connect to %s: %s", address,
+			    strerror(saved));
+		else
+			fail(c, rc, "cannot connect to %s (%s): %s", address,
+			    name, strerror(saved));
 		if (rc == GOPRO_E_TIMEOUT)
 			break;
 	}
