@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
 #
-# run.sh - build the Debian package from a clean copy of the tree, install
-# it, run the installed goprod on the installed /etc/gopro.conf, drive it
-# with the installed goproctl, purge the package and check that nothing is
-# left; then build the RPM from the "make dist" tarball.  Run by .ci/run as
+# run.sh - build the Debian packages from a clean copy of the tree, install
+# them, run the installed goprod on the installed /etc/gopro.conf, drive it
+# with the installed goproctl, build two small programs outside the tree
+# with nothing but "pkg-config --cflags --libs gopro" against the installed
+# libgopro1 and libgopro-dev and have them talk to that goprod, purge the
+# packages and check that nothing is left; then build the RPMs from the
+# "make dist" tarball.  Run by .ci/run as
 # root on Debian 12; takes two to three minutes.
 #
 #   bash tests/packaging/run.sh
@@ -34,6 +37,7 @@ port=$(sed -n 's/^listen *= *{ *"[^"]*:\([0-9]*\)".*/\1/p' "$top/etc/gopro.conf"
 work=""
 goprod_pid=""
 installed=no
+lib_installed=no
 had_user=yes
 had_group=yes
 t0=$(date +%s)
@@ -83,6 +87,9 @@ cleanup() {
 	stop_goprod
 	if [ "$installed" = yes ] && dpkg-query -W gopro >/dev/null 2>&1; then
 		dpkg --purge gopro >/dev/null 2>&1
+	fi
+	if [ "$lib_installed" = yes ]; then
+		dpkg --purge libgopro-dev libgopro1 >/dev/null 2>&1
 	fi
 	remove_user_if_ours
 	if [ $rc -ne 0 ] && [ -s "$work/goprod.log" ]; then
@@ -188,7 +195,9 @@ build_deb() {
 		fail "dpkg-buildpackage failed (the end of its log is above)"
 	fi
 	deb=$(ls "$work"/deb/gopro_*_"$(dpkg --print-architecture)".deb)
-	say "built $(basename "$deb")"
+	libdebs=$(ls "$work"/deb/libgopro1_*.deb "$work"/deb/libgopro-dev_*.deb) ||
+		fail "the library packages libgopro1 and libgopro-dev were not built"
+	say "built $(basename "$deb") $(echo $libdebs | xargs -n1 basename | tr '\n' ' ')"
 }
 
 run_lintian() {
@@ -344,10 +353,124 @@ unit_way() {
 	rmdir /run/goprod
 }
 
+# ------------------------------------------------------------ the library
+
+# A client program that knows nothing of the tree: the blocking client
+# (connect, MESSAGE, HEARTBEAT, two pipelined requests) and the
+# asynchronous one on libev (100 pipelined heartbeats).
+write_consumers() {
+	cat >"$1/sync.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <gopro/client.h>
+
+int
+main(int argc, char *argv[])
+{
+	struct gopro_client *c = gopro_client_new();
+	struct gopro_frame f;
+
+	if (c == NULL || gopro_client_connect(c, argv[1], 5) != GOPRO_OK ||
+	    gopro_client_heartbeat(c, "x", 1, 5) != GOPRO_OK ||
+	    gopro_client_message(c, "hello", 5, &f, 5) != GOPRO_OK)
+		goto fail;
+	printf("%.*s\n", (int)f.header.length, (const char *)f.body);
+	if (gopro_client_send(c, GOPRO_CMD_MESSAGE, "a", 1, 5) != GOPRO_OK ||
+	    gopro_client_send(c, GOPRO_CMD_MESSAGE, "b", 1, 5) != GOPRO_OK ||
+	    gopro_client_recv(c, &f, 5) != GOPRO_OK ||
+	    f.body[f.header.length - 1] != 'a' ||
+	    gopro_client_recv(c, &f, 5) != GOPRO_OK ||
+	    f.body[f.header.length - 1] != 'b')
+		goto fail;
+	puts("pipelined ok");
+	gopro_client_free(c);
+	return 0;
+fail:
+	fprintf(stderr, "%s\n", c ? gopro_client_error(c) : "no memory");
+	return 1;
+}
+C
+	cat >"$1/async.c" <<'C'
+#include <stdio.h>
+#include <gopro/async.h>
+#include <gopro/libev.h>
+
+static int left = 100, ok;
+
+static void
+done(struct gopro_async *a, int result, const struct gopro_frame *f,
+    void *arg)
+{
+	(void)arg;
+	ok += result == GOPRO_OK && f->header.command == GOPRO_CMD_HEARTBEAT;
+	if (--left == 0)
+		gopro_async_free(a);
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *addrs[] = { argv[1] };
+	struct gopro_async_options o;
+	struct gopro_async *a;
+	int rc;
+
+	(void)argc;
+	gopro_async_options_init(&o);
+	o.addresses = addrs;
+	o.naddresses = 1;
+	o.max_retries = 2;
+	if ((a = gopro_async_new(&o, &rc)) == NULL ||
+	    gopro_libev_attach(a, EV_DEFAULT) != GOPRO_OK)
+		return 1;
+	for (int i = 0; i < 100; i++)
+		gopro_async_request(a, GOPRO_CMD_HEARTBEAT, &i, sizeof(i), 0,
+		    done, NULL);
+	ev_run(EV_DEFAULT, 0);
+	printf("%d heartbeats answered\n", ok);
+	return ok == 100 ? 0 : 1;
+}
+C
+}
+
+check_library() {
+	local dir=$work/consumer out flags multiarch
+	multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+	lib_installed=yes
+	# shellcheck disable=SC2086
+	dpkg -i $libdebs >"$work/dpkg-lib.log" 2>&1 ||
+		{ cat "$work/dpkg-lib.log"; fail "dpkg -i libgopro1 libgopro-dev failed"; }
+	[ -e "/usr/lib/$multiarch/libgopro.so.1" ] || fail "no /usr/lib/$multiarch/libgopro.so.1"
+	[ -e /usr/include/gopro/async.h ] || fail "no /usr/include/gopro/async.h"
+	[ "$(pkg-config --modversion gopro)" = "$(dpkg-query -W -f='${Version}' libgopro1)" ] ||
+		fail "pkg-config --modversion gopro is not the package's version"
+	mkdir -p "$dir"
+	write_consumers "$dir"
+	flags=$(pkg-config --cflags --libs gopro)
+	# shellcheck disable=SC2086
+	(cd "$dir" && cc -std=c11 -Wall -Wextra -Werror -o sync sync.c $flags &&
+		cc -std=c11 -Wall -Wextra -Werror -o async async.c $flags -lev) \
+		>"$work/consumer.log" 2>&1 ||
+		{ cat "$work/consumer.log"; fail "the consumers do not build with pkg-config --cflags --libs gopro"; }
+	ldd "$dir/sync" | grep -q "libgopro.so.1 => /usr/lib/$multiarch/libgopro.so.1" ||
+		fail "the consumer does not use the installed libgopro.so.1: $(ldd "$dir/sync")"
+	out=$("$dir/sync" "127.0.0.1:$port" 2>&1) || { echo "$out"; fail "the blocking consumer failed"; }
+	expect_output "blocking consumer" "^Server says: hello$" "$out"
+	expect_output "blocking consumer" "^pipelined ok$" "$out"
+	out=$("$dir/async" "127.0.0.1:$port" 2>&1) || { echo "$out"; fail "the asynchronous consumer failed"; }
+	say "consumers built with pkg-config against the installed libgopro: $(tail -1 <<<"$out")"
+}
+
 # ------------------------------------------------------------ purge
 
 purge_deb() {
 	local f left=()
+	dpkg --purge libgopro-dev libgopro1 >"$work/purge.log" 2>&1 ||
+		{ cat "$work/purge.log"; fail "dpkg --purge libgopro-dev libgopro1 failed"; }
+	lib_installed=no
+	for f in /usr/include/gopro /usr/lib/*/libgopro.so* /usr/lib/*/pkgconfig/gopro.pc; do
+		[ -e "$f" ] && left+=("$f")
+	done
 	dpkg --purge gopro >"$work/purge.log" 2>&1 ||
 		{ cat "$work/purge.log"; fail "dpkg --purge gopro failed"; }
 	installed=no
@@ -393,6 +516,12 @@ build_rpm() {
 		fail "the RPM lacks the unit"
 	grep -qx /etc/gopro.conf <<<"$(rpm -qcp "$rpm")" ||
 		fail "/etc/gopro.conf is not a %config file of the RPM"
+	files=$(rpm -qlp "$top_rpm"/RPMS/*/libgopro-[0-9]*.rpm) ||
+		fail "no libgopro RPM"
+	grep -q '/libgopro\.so\.1$' <<<"$files" || fail "the libgopro RPM lacks libgopro.so.1"
+	files=$(rpm -qlp "$top_rpm"/RPMS/*/libgopro-devel-[0-9]*.rpm) ||
+		fail "no libgopro-devel RPM"
+	grep -q '/pkgconfig/gopro\.pc$' <<<"$files" || fail "libgopro-devel lacks gopro.pc"
 	say "built $(basename "$rpm") and its source RPM"
 }
 
@@ -411,6 +540,7 @@ check_unit
 start_goprod
 check_identity
 check_goproctl
+check_library
 stop_it
 unit_way
 purge_deb
