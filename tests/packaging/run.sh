@@ -370,6 +370,7 @@ main(int argc, char *argv[])
 	struct gopro_client *c = gopro_client_new();
 	struct gopro_frame f;
 
+	(void)argc;
 	if (c == NULL || gopro_client_connect(c, argv[1], 5) != GOPRO_OK ||
 	    gopro_client_heartbeat(c, "x", 1, 5) != GOPRO_OK ||
 	    gopro_client_message(c, "hello", 5, &f, 5) != GOPRO_OK)
