@@ -435,7 +435,7 @@ C
 }
 
 check_library() {
-	local dir=$work/consumer out flags multiarch
+	local dir=$work/consumer out flags multiarch used
 	multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 	lib_installed=yes
 	# shellcheck disable=SC2086
@@ -453,7 +453,10 @@ check_library() {
 		cc -std=c11 -Wall -Wextra -Werror -o async async.c $flags -lev) \
 		>"$work/consumer.log" 2>&1 ||
 		{ cat "$work/consumer.log"; fail "the consumers do not build with pkg-config --cflags --libs gopro"; }
-	ldd "$dir/sync" | grep -q "libgopro.so.1 => /usr/lib/$multiarch/libgopro.so.1" ||
+	# /lib may be a link to /usr/lib (merged /usr): compare real paths.
+	used=$(ldd "$dir/sync" | sed -n 's/.*libgopro\.so\.1 => \([^ ]*\).*/\1/p')
+	[ -n "$used" ] && [ "$(readlink -f "$used")" = \
+	    "$(readlink -f "/usr/lib/$multiarch/libgopro.so.1")" ] ||
 		fail "the consumer does not use the installed libgopro.so.1: $(ldd "$dir/sync")"
 	out=$("$dir/sync" "127.0.0.1:$port" 2>&1) || { echo "$out"; fail "the blocking consumer failed"; }
 	expect_output "blocking consumer" "^Server says: hello$" "$out"
