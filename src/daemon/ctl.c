@@ -311,6 +311,33 @@ clear_stale(const struct sockaddr_un *sun, char *err, size_t errlen)
 	return -1;
 }
 
+/*
+ * Hand the socket file bind() just made to uid:gid.  The directory may be
+ * the service account's, which can put anything at the name after bind():
+ * chown only what a descriptor opened without following the name shows
+ * to be a socket with a single link.  -1 with errno, or EEXIST when the
+ * name no longer holds a socket of ours.
+ */
+static int
+socket_file_give(const char *path, uid_t uid, gid_t gid, struct stat *st)
+{
+	int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC), rc = -1, e;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, st) == 0) {
+		if (!S_ISSOCK(st->st_mode) || st->st_nlink != 1)
+			errno = EEXIST;
+		else if ((uid == (uid_t)-1 && gid == (gid_t)-1) ||
+		    fchownat(fd, "", uid, gid, AT_EMPTY_PATH) == 0)
+			rc = 0;
+	}
+	e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
 static int
 server_bind(struct ctl_server *s, const struct sockaddr_un *sun, uid_t uid,
     gid_t gid, char *err, size_t errlen)
@@ -319,15 +346,15 @@ server_bind(struct ctl_server *s, const struct sockaddr_un *sun, uid_t uid,
 	mode_t old;
 	int rc;
 
+	/* The umask makes the file 0660 as bind() creates it: no chmod. */
 	old = umask(0117);
 	rc = bind(s->fd, (const struct sockaddr *)sun, sizeof(*sun));
 	umask(old);
-	if (rc < 0 || chmod(s->path, 0660) < 0 ||
-	    ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
-	    chown(s->path, uid, gid) < 0) ||
-	    listen(s->fd, CTL_BACKLOG) < 0 || lstat(s->path, &st) < 0) {
+	if (rc < 0 || socket_file_give(s->path, uid, gid, &st) < 0 ||
+	    listen(s->fd, CTL_BACKLOG) < 0) {
 		snprintf(err, errlen, "control socket %s: %s", s->path,
-		    strerror(errno));
+		    errno == EEXIST ? "replaced by another file right after "
+		    "bind (who else writes its directory?)" : strerror(errno));
 		return -1;
 	}
 	s->dev = st.st_dev;

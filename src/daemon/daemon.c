@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <libgen.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #endif
 
 #include "daemon.h"
+#include "nofollow.h"
 
 /* Fork; the parent exits at once, the child returns 0 (-1 on failure). */
 static int
@@ -58,6 +60,20 @@ daemon_detach(void)
 	return 0;
 }
 
+/* chown the directory we just made, through a descriptor of it. */
+static int
+give_dir(const char *dir, uid_t uid, gid_t gid)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fchown(fd, uid, gid);
+	close(fd);
+	return rc;
+}
+
 int
 daemon_make_parent(const char *path, uid_t uid, gid_t gid, char *err,
     size_t errlen)
@@ -71,7 +87,7 @@ daemon_make_parent(const char *path, uid_t uid, gid_t gid, char *err,
 	}
 	dir = dirname(copy);
 	if (mkdir(dir, 0755) == 0) {
-		if (uid != (uid_t)-1 && chown(dir, uid, gid) < 0) {
+		if (uid != (uid_t)-1 && give_dir(dir, uid, gid) < 0) {
 			snprintf(err, errlen, "chown %s: %s", dir,
 			    strerror(errno));
 			rc = -1;
@@ -88,11 +104,15 @@ daemon_make_parent(const char *path, uid_t uid, gid_t gid, char *err,
 pid_t
 daemon_read_pidfile(const char *path)
 {
-	FILE *f = fopen(path, "r");
+	int fd = nofollow_open(path, O_RDONLY, 0);
 	long pid = 0;
+	FILE *f;
 
-	if (f == NULL)
+	if (fd < 0 || (f = fdopen(fd, "r")) == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return 0;
+	}
 	if (fscanf(f, "%ld", &pid) != 1 || pid <= 1)
 		pid = 0;
 	fclose(f);
@@ -105,7 +125,7 @@ int
 daemon_write_pidfile(const char *path, char *err, size_t errlen)
 {
 	pid_t other = daemon_read_pidfile(path);
-	char line[32];
+	char line[32], tmp[PATH_MAX];
 	int fd, n;
 
 	if (other > 0 && other != getpid()) {
@@ -113,16 +133,21 @@ daemon_write_pidfile(const char *path, char *err, size_t errlen)
 		    path, (long)other);
 		return -1;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/*
+	 * A new file renamed over path: the directory may be the service
+	 * account's, and whatever it left at path is never opened by root.
+	 */
+	fd = nofollow_create_beside(path, 0644, (gid_t)-1, tmp, sizeof(tmp));
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot write pid file %s: %s", path,
 		    strerror(errno));
 		return -1;
 	}
 	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
-	if (write(fd, line, (size_t)n) != n) {
+	if (write(fd, line, (size_t)n) != n || nofollow_install(tmp, path) < 0) {
 		snprintf(err, errlen, "cannot write pid file %s: %s", path,
 		    strerror(errno));
+		unlink(tmp);
 		close(fd);
 		return -1;
 	}

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "nofollow.h"
 
 static const char *log_ident = "goprod";
 static char log_procname[32] = "";
@@ -56,10 +57,15 @@ log_init(const char *ident)
 	log_journal = is_journal_stream(STDERR_FILENO);
 }
 
+/*
+ * Root opens the file at start, in a directory the service account must be
+ * able to write (to create the file again after rotation): never follow a
+ * link planted there, nor append to a file that has another name.
+ */
 static int
 open_file(const char *path)
 {
-	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	return nofollow_open(path, O_WRONLY | O_CREAT | O_APPEND, 0640);
 }
 
 int

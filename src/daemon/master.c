@@ -1465,7 +1465,7 @@ master_init(struct master *m, struct gopro_conf *conf, bool foreground,
 		fatalx("%s", err);
 	master_make_dirs(m);
 	init_or_die(stats_create(&m->stats, conf->stats_file, STATS_ENTRIES,
-	    err, sizeof(err)), err);
+	    m->gid, err, sizeof(err)), err);
 	init_or_die(metrics_open(m, err, sizeof(err)), err);
 	m->ctl = ctl_server_start(m->loop, conf->control_socket, m->uid, m->gid,
 	    master_ctl, m, err, sizeof(err));

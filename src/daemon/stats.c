@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nofollow.h"
 #include "stats.h"
 
 _Static_assert(sizeof(struct stats_header) % STATS_ALIGN == 0,
@@ -105,26 +106,24 @@ header_init(struct stats_header *h, unsigned nentries, size_t size)
 /*
  * Build the new segment in a temporary file and rename it into place, so a
  * process that still maps an old file at path keeps a valid mapping
- * (truncating a mapped file would kill it with SIGBUS).
+ * (truncating a mapped file would kill it with SIGBUS), and so that root
+ * never writes through a link the service account put at path.  0640:
+ * the file holds client addresses; the daemon's group may read them.
  */
 static int
-create_file(const char *path, size_t size, char *err, size_t errlen)
+create_file(const char *path, size_t size, gid_t gid, char *err,
+    size_t errlen)
 {
 	char tmp[PATH_MAX];
 	int fd;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
-		snprintf(err, errlen, "stats file %s: path too long", path);
-		return -1;
-	}
-	fd = mkostemp(tmp, O_CLOEXEC);
+	fd = nofollow_create_beside(path, 0640, gid, tmp, sizeof(tmp));
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot create stats file %s: %s", tmp,
+		snprintf(err, errlen, "cannot create stats file %s: %s", path,
 		    strerror(errno));
 		return -1;
 	}
-	if (fchmod(fd, 0644) < 0 || ftruncate(fd, (off_t)size) < 0 ||
-	    rename(tmp, path) < 0) {
+	if (ftruncate(fd, (off_t)size) < 0 || nofollow_install(tmp, path) < 0) {
 		snprintf(err, errlen, "cannot create stats file %s: %s", path,
 		    strerror(errno));
 		unlink(tmp);
@@ -136,7 +135,7 @@ create_file(const char *path, size_t size, char *err, size_t errlen)
 
 int
 stats_create(struct stats_segment *seg, const char *path, unsigned nentries,
-    char *err, size_t errlen)
+    gid_t gid, char *err, size_t errlen)
 {
 	size_t size = segment_size(nentries);
 	void *p;
@@ -149,7 +148,7 @@ stats_create(struct stats_segment *seg, const char *path, unsigned nentries,
 	}
 	if (check_not_in_use(path, err, errlen) < 0)
 		return -1;
-	if ((seg->fd = create_file(path, size, err, errlen)) < 0)
+	if ((seg->fd = create_file(path, size, gid, err, errlen)) < 0)
 		return -1;
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, seg->fd, 0);
 	if (p == MAP_FAILED) {

@@ -248,9 +248,13 @@ unsigned stats_recent_clients(const struct stats_entry *e,
 const char *stats_client_text(const struct stats_client *c, char *buf,
     size_t len);
 
-/* Master: create (truncate) the file at path with nentries entries. */
+/*
+ * Master: create the file at path with nentries entries, mode 0640 and,
+ * when gid is not -1, group gid (the daemon's: its members may read it).
+ * A new file is renamed over path: whatever path held is never written.
+ */
 int stats_create(struct stats_segment *seg, const char *path,
-    unsigned nentries, char *err, size_t errlen);
+    unsigned nentries, gid_t gid, char *err, size_t errlen);
 /*
  * Reader: open an existing file, check magic, layout and size, and read it
  * once into memory of our own (hdr, entries); the file is never mapped.

@@ -77,7 +77,7 @@ setup(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/test_metrics.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/goprod.stats", f->dir);
-	assert_int_equal(stats_create(&f->seg, f->path, 4, err, sizeof(err)),
+	assert_int_equal(stats_create(&f->seg, f->path, 4, (gid_t)-1, err, sizeof(err)),
 	    0);
 	stats_add(&f->seg.entries[0], STATS_frames_received_heartbeat, 5);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -237,7 +237,7 @@ test_replaced_file_reopened(void **state)
 	expect(f, "GET /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 200",
 	    "\ngopro_frames_received_heartbeat_total 5\n");
 	/* A new master: a new file renamed over the path. */
-	assert_int_equal(stats_create(&seg2, f->path, 4, err, sizeof(err)), 0);
+	assert_int_equal(stats_create(&seg2, f->path, 4, (gid_t)-1, err, sizeof(err)), 0);
 	stats_add(&seg2.entries[1], STATS_frames_received_heartbeat, 9);
 	expect(f, "GET /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 200",
 	    "\ngopro_frames_received_heartbeat_total 9\n");

@@ -45,7 +45,7 @@ setup(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/test_stats.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/goprod.stats", f->dir);
-	assert_int_equal(stats_create(&f->seg, f->path, 8, err, sizeof(err)),
+	assert_int_equal(stats_create(&f->seg, f->path, 8, (gid_t)-1, err, sizeof(err)),
 	    0);
 	*state = f;
 	return 0;
@@ -91,7 +91,7 @@ test_create_open_round_trip(void **state)
 	char err[512];
 
 	assert_int_equal(stat(f->path, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0644);
+	assert_int_equal(st.st_mode & 0777, 0640);
 	assert_int_equal((size_t)st.st_size, sizeof(struct stats_header) +
 	    8 * sizeof(struct stats_entry));
 	assert_int_equal(f->seg.hdr->master_pid, getpid());
@@ -187,7 +187,7 @@ test_create_refuses_live_master(void **state)
 		struct stats_segment s;
 		char err[512] = "";
 
-		_exit(stats_create(&s, f->path, 4, err, sizeof(err)) == -1 &&
+		_exit(stats_create(&s, f->path, 4, (gid_t)-1, err, sizeof(err)) == -1 &&
 		    strstr(err, "in use") != NULL ? 0 : 1);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
