@@ -395,6 +395,16 @@ no_command(const char *command, char *reply, size_t len, void *arg)
 	return -1;
 }
 
+/* Root's start of the control socket in the runtime directory. */
+static struct ctl_server *
+socket_start(struct fx *f, struct ev_loop *loop, char *err, size_t errlen)
+{
+	assert_non_null(loop);
+	snprintf(f->path, sizeof(f->path), "%s/goprod.sock", f->run);
+	return ctl_server_start(loop, f->path, f->uid, f->gid, no_command,
+	    NULL, err, errlen);
+}
+
 static void
 test_control_socket_swapped_after_bind(void **state)
 {
@@ -403,11 +413,8 @@ test_control_socket_swapped_after_bind(void **state)
 	struct ctl_server *s;
 	char err[512] = "";
 
-	assert_non_null(loop);
-	snprintf(f->path, sizeof(f->path), "%s/goprod.sock", f->run);
 	bind_attack = true;
-	s = ctl_server_start(loop, f->path, f->uid, f->gid, no_command, NULL,
-	    err, sizeof(err));
+	s = socket_start(f, loop, err, sizeof(err));
 	assert_false(bind_attack);
 	assert_victim_untouched(f);
 	assert_null(s);
@@ -425,10 +432,7 @@ test_control_socket_given_to_user(void **state)
 	char err[512] = "";
 	struct stat st;
 
-	assert_non_null(loop);
-	snprintf(f->path, sizeof(f->path), "%s/goprod.sock", f->run);
-	s = ctl_server_start(loop, f->path, f->uid, f->gid, no_command, NULL,
-	    err, sizeof(err));
+	s = socket_start(f, loop, err, sizeof(err));
 	if (s == NULL)
 		fail_msg("%s", err);
 	assert_int_equal(lstat(f->path, &st), 0);
