@@ -226,23 +226,34 @@ daemon_drop_privileges(uid_t uid, gid_t gid, const char *user, char *err,
 	return 0;
 }
 
-bool
-daemon_proc_state(pid_t pid, char *state, pid_t *ppid)
+const char *
+daemon_proc_stat(pid_t pid, char *buf, size_t len)
 {
-	char path[64], buf[512], *paren;
-	long pp;
+	char path[64], *paren;
 	FILE *f;
 	size_t n;
 
 	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
+	if (len == 0 || (f = fopen(path, "r")) == NULL)
+		return NULL;
+	n = fread(buf, 1, len - 1, f);
 	fclose(f);
 	buf[n] = '\0';
 	/* "pid (comm) S ppid ...": comm may hold spaces and parentheses. */
-	if ((paren = strrchr(buf, ')')) == NULL ||
-	    sscanf(paren + 1, " %c %ld", state, &pp) != 2)
+	if ((paren = strrchr(buf, ')')) == NULL)
+		return NULL;
+	return paren + 1;
+}
+
+bool
+daemon_proc_state(pid_t pid, char *state, pid_t *ppid)
+{
+	const char *fields;
+	char buf[512];
+	long pp;
+
+	if ((fields = daemon_proc_stat(pid, buf, sizeof(buf))) == NULL ||
+	    sscanf(fields, " %c %ld", state, &pp) != 2)
 		return false;
 	*ppid = (pid_t)pp;
 	return true;

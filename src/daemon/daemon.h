@@ -35,6 +35,11 @@ int daemon_drop_privileges(uid_t uid, gid_t gid, const char *user,
  * when there is no such process.
  */
 bool daemon_proc_state(pid_t pid, char *state, pid_t *ppid);
+/*
+ * /proc/PID/stat read into buf (len bytes); the fields after "(comm)", from
+ * the state on, or NULL when the process or its file is gone.
+ */
+const char *daemon_proc_stat(pid_t pid, char *buf, size_t len);
 /* sd_notify when built with systemd and run under it; a no-op otherwise. */
 void daemon_notify(const char *state);
 

@@ -38,6 +38,7 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "master_info.h"
 #include "module.h"
 #include "metrics.h"
 #include "proctitle.h"
@@ -661,9 +662,11 @@ master_reload(struct master *m, char *err, size_t errlen)
 	log_notice("reloaded %s%s%s%s: generation %u with %u workers",
 	    m->conf->path, READ_FROM(m->conf), m->generation,
 	    m->conf->workers);
+	master_info_reload(m, true, NULL);
 	return 0;
 fail:
 	m->stats.hdr->reloads_failed++;
+	master_info_reload(m, false, err);
 	if (users)
 		auth_users_unref(users);
 	conf_free(nc);
@@ -746,6 +749,7 @@ master_begin_stop(struct master *m, bool now)
 		return;
 	m->stopping = true;
 	m->stopping_now = m->stopping_now || now;
+	master_info_stopping(m);
 	daemon_notify("STOPPING=1");
 	log_notice("%s", now ? "stopping at once" :
 	    "draining all workers, then exiting");
@@ -1074,6 +1078,12 @@ upgrade_handed_over(struct master *m)
 	m->stats.hdr->upgrades++;
 	upgrade_verdict(m, true, "upgraded in place: pid %ld, %s, generation "
 	    "%u", (long)getpid(), master_version, m->generation);
+}
+
+const char *
+master_get_version(void)
+{
+	return master_version;
 }
 
 void
@@ -1488,6 +1498,7 @@ master_timers(struct master *m)
 		ev_init(&m->slots[s].respawn, respawn_cb);
 		m->slots[s].respawn.data = (void *)(uintptr_t)s;
 	}
+	master_info_timer(m);
 }
 
 static void
@@ -1565,6 +1576,7 @@ master_run(struct master *m)
 	proctitle_set("goprod: master (generation %u)", m->generation);
 	master_signals(m);
 	master_timers(m);
+	master_info_start(m);
 	if (master_start_workers(m) < 0) {
 		/* Never READY: the start fails, and says so by its status. */
 		m->exit_code = 1;
@@ -1589,6 +1601,7 @@ master_resume(struct master *m, struct upgrade_state *st, int fd,
 	proctitle_set("goprod: master (generation %u)", m->generation);
 	master_signals(m);
 	master_timers(m);
+	master_info_start(m);
 	/* Workers that exited while no image watched are reaped now. */
 	ev_feed_signal_event(m->loop, SIGCHLD);
 	if (master_reload(m, err, sizeof(err)) < 0)

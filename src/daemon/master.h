@@ -52,6 +52,8 @@ struct master {
 	struct worker_proc procs[STATS_ENTRIES];
 	struct slot_state slots[CONF_MAX_WORKERS];
 	struct stats_segment stats;
+	struct stats_info info;     /* the last published (master_info.c) */
+	ev_timer queue_timer;       /* samples the accept queues */
 	struct ctl_server *ctl;
 	struct auth_users *users;
 
@@ -97,6 +99,8 @@ void master_init(struct master *m, struct gopro_conf *conf, bool foreground,
 int master_run(struct master *m);
 /* What `goproctl upgrade` reports the new image as: "goprod 1.2". */
 void master_set_version(const char *version);
+/* "goprod 0.1.0", as set (the start line, the stats segment). */
+const char *master_get_version(void);
 /*
  * In the image a binary upgrade executed: take over the state (its
  * descriptors stay inheritable until the reload succeeded, for a fallback),

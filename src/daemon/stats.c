@@ -436,6 +436,19 @@ stats_entry_retire(struct stats_segment *seg, unsigned idx)
 	__atomic_store_n(&h->fold_seq, seq + 2, __ATOMIC_RELEASE);
 }
 
+void
+stats_info_publish(struct stats_segment *seg, const struct stats_info *info)
+{
+	struct stats_header *h = seg->hdr;
+	uint64_t seq = __atomic_load_n(&h->fold_seq, __ATOMIC_RELAXED);
+
+	/* The same bracket as a fold: readers retry across it. */
+	__atomic_store_n(&h->fold_seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	memcpy(&h->info, info, sizeof(*info));
+	__atomic_store_n(&h->fold_seq, seq + 2, __ATOMIC_RELEASE);
+}
+
 /* ------------------------------------------------------------ readers */
 
 static void

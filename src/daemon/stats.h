@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * stats.h - the shared-memory statistics segment, layout version 3.
+ * stats.h - the shared-memory statistics segment, layout version 4.
  *
  * The master creates a file-backed shared mapping (stats_file, usually
  * /run/goprod/goprod.stats) before it forks.  Every worker process owns one
@@ -28,7 +28,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x53544F50474F5052ull /* "GOPROPTS" */
-#define STATS_LAYOUT_VERSION 3u
+#define STATS_LAYOUT_VERSION 4u
 #define STATS_ALIGN 128
 
 /*
@@ -153,6 +153,35 @@ struct stats_entry {
 	struct stats_client recent[STATS_RECENT_CLIENTS];
 } __attribute__((aligned(STATS_ALIGN)));
 
+/*
+ * What the master runs, for goproctl status and the metrics: written by the
+ * master only (at start, on each reload and stop) under fold_seq, so a
+ * snapshot never sees half a string.
+ */
+#define STATS_MAX_LISTEN 16     /* CONF_MAX_LISTEN */
+#define STATS_MAX_SLOTS 64      /* CONF_MAX_WORKERS */
+#define STATS_TEXT_MAX 256
+
+struct stats_listener {
+	char text[64];        /* as configured: "0.0.0.0:8888" */
+	uint32_t proxy;       /* 1: the listener expects a PROXY header */
+	uint32_t pad0;
+};
+
+struct stats_info {
+	char version[64];                 /* "goprod 0.1.0" */
+	char conf_path[STATS_TEXT_MAX];   /* the configuration file read */
+	char metrics_listen[64];          /* "" when off */
+	uint32_t nlisten;
+	uint32_t max_connections;         /* per worker */
+	struct stats_listener listen[STATS_MAX_LISTEN];
+	int64_t last_reload_time;         /* unix seconds; 0: none yet */
+	int64_t last_reload_success_time; /* the start, or the last good reload */
+	uint32_t last_reload_ok;          /* 1 when the last attempt succeeded */
+	uint32_t stopping;                /* 1 while draining to exit */
+	char last_reload_error[STATS_TEXT_MAX];  /* why it failed, or "" */
+};
+
 struct stats_header {
 	uint64_t magic;
 	uint32_t layout_version;
@@ -172,6 +201,13 @@ struct stats_header {
 	/* When the TLS certificate of the current generation expires, unix
 	 * seconds; 0 without a TLS listener. */
 	int64_t tls_cert_expiry;
+	struct stats_info info;
+	/*
+	 * Accept-queue depth of each listening socket, by listener and slot,
+	 * sampled by the master once a second (TCP_INFO of a listener:
+	 * tcpi_unacked).  A queue that grows on one slot is a stuck worker.
+	 */
+	uint32_t accept_queue[STATS_MAX_LISTEN][STATS_MAX_SLOTS];
 } __attribute__((aligned(STATS_ALIGN)));
 
 /* Master: entries per segment, enough for old and new generations. */
@@ -268,6 +304,9 @@ int stats_open(struct stats_segment *seg, const char *path, char *err,
 int stats_adopt(struct stats_segment *seg, int fd, const char *path,
     char *err, size_t errlen);
 void stats_close(struct stats_segment *seg);
+
+/* Master: replace the header's info, under the fold sequence counter. */
+void stats_info_publish(struct stats_segment *seg, const struct stats_info *info);
 
 /* Master: a free entry for a new worker (state FREE), or -1. */
 int stats_entry_alloc(struct stats_segment *seg);

@@ -21,12 +21,6 @@ static const char *const counter_name[STATS_NCOUNTERS] = {
 #undef NAME
 };
 
-static const char *const counter_help[STATS_NCOUNTERS] = {
-#define HELP(name, help) help,
-	STATS_COUNTERS(HELP)
-#undef HELP
-};
-
 /* Sums shown as one column in tables. */
 enum group { GROUP_FRAMES_IN, GROUP_FRAMES_OUT, GROUP_ERRORS, GROUP_COUNT };
 static const struct {
@@ -59,9 +53,8 @@ hist_count(const struct stats_values *v)
 	return n;
 }
 
-/* "0.000001" .. "16.777216", "+Inf": exact decimal bounds of the buckets. */
-static const char *
-format_le(unsigned i, char buf[32])
+const char *
+stats_format_le(unsigned i, char buf[32])
 {
 	char *end;
 
@@ -150,8 +143,8 @@ stats_running_workers(const struct stats_snap *s)
 	return n;
 }
 
-static uint64_t
-conn_active_total(const struct stats_snap *s)
+uint64_t
+stats_conn_open(const struct stats_snap *s)
 {
 	uint64_t n = 0;
 
@@ -225,7 +218,7 @@ text_totals(FILE *out, const struct stats_snap *s)
 		fprintf(out, "  %-28s %" PRIu64 "\n", counter_name[i],
 		    s->total.counter[i]);
 	fprintf(out, "  %-28s %" PRIu64 "\n", "conn_active",
-	    conn_active_total(s));
+	    stats_conn_open(s));
 	text_latency(out, &s->total);
 }
 
@@ -320,7 +313,7 @@ json_latency(FILE *out, const struct stats_values *v, const char *indent)
 	    (double)v->hist_sum_ns / 1e9);
 	for (unsigned i = 0; i < STATS_HIST_BUCKETS; i++)
 		fprintf(out, "%s{\"le\": \"%s\", \"count\": %" PRIu64 "}",
-		    i ? ", " : "", format_le(i, le), v->hist[i]);
+		    i ? ", " : "", stats_format_le(i, le), v->hist[i]);
 	fprintf(out, "]}\n");
 }
 
@@ -342,7 +335,7 @@ static void
 json_totals(FILE *out, const struct stats_snap *s)
 {
 	fprintf(out, "  \"totals\": {\n    \"conn_active\": %" PRIu64
-	    ",\n    \"workers_running\": %u,\n", conn_active_total(s),
+	    ",\n    \"workers_running\": %u,\n", stats_conn_open(s),
 	    stats_running_workers(s));
 	json_counters(out, &s->total, "    ");
 	json_latency(out, &s->total, "    ");
@@ -397,224 +390,6 @@ stats_format_json(FILE *out, const struct stats_snap *s)
 		first = false;
 	}
 	fprintf(out, "\n  ]\n}\n");
-	return finish(out);
-}
-
-/* ------------------------------------------------------------ Prometheus */
-
-static void
-prom_family(FILE *out, const char *name, const char *help, const char *type)
-{
-	/* The help strings are ours and hold no backslash or newline. */
-	fprintf(out, "# HELP gopro_%s %s\n# TYPE gopro_%s %s\n", name, help,
-	    name, type);
-}
-
-static void
-prom_counters(FILE *out, const struct stats_values *v)
-{
-	char name[96];
-
-	for (int i = 0; i < STATS_NCOUNTERS; i++) {
-		snprintf(name, sizeof(name), "%s_total", counter_name[i]);
-		prom_family(out, name, counter_help[i], "counter");
-		fprintf(out, "gopro_%s %" PRIu64 "\n", name, v->counter[i]);
-	}
-}
-
-static uint64_t
-get_conn_active(const struct stats_snap *s)
-{
-	return conn_active_total(s);
-}
-
-static uint64_t
-get_workers(const struct stats_snap *s)
-{
-	return s->hdr.workers;
-}
-
-static uint64_t
-get_running(const struct stats_snap *s)
-{
-	return stats_running_workers(s);
-}
-
-static uint64_t
-get_generation(const struct stats_snap *s)
-{
-	return s->hdr.generation;
-}
-
-static uint64_t
-get_start_time(const struct stats_snap *s)
-{
-	return (uint64_t)s->hdr.start_time;
-}
-
-static uint64_t
-get_reloads(const struct stats_snap *s)
-{
-	return s->hdr.reloads;
-}
-
-static uint64_t
-get_reloads_failed(const struct stats_snap *s)
-{
-	return s->hdr.reloads_failed;
-}
-
-static const struct {
-	const char *name, *help, *type;
-	uint64_t (*get)(const struct stats_snap *);
-} master_metrics[] = {
-	{ "connections_active", "Open client connections", "gauge",
-	    get_conn_active },
-	{ "workers", "Configured worker processes", "gauge", get_workers },
-	{ "workers_running", "Workers running the current generation",
-	    "gauge", get_running },
-	{ "generation", "Configuration generation", "gauge", get_generation },
-	{ "master_start_time_seconds", "Start time of the master, unix time",
-	    "gauge", get_start_time },
-	{ "reloads_total", "Successful reloads", "counter", get_reloads },
-	{ "reloads_failed_total", "Refused reloads", "counter",
-	    get_reloads_failed },
-};
-
-static uint64_t
-w_active(const struct stats_entry *e)
-{
-	return e->conn_active;
-}
-
-static uint64_t
-w_start(const struct stats_entry *e)
-{
-	return (uint64_t)e->start_time;
-}
-
-static uint64_t
-w_restarts(const struct stats_entry *e)
-{
-	return e->restarts;
-}
-
-static uint64_t
-w_accepted(const struct stats_entry *e)
-{
-	return e->v.counter[STATS_conn_accepted];
-}
-
-static uint64_t
-w_frames_in(const struct stats_entry *e)
-{
-	return group_sum(&e->v, GROUP_FRAMES_IN);
-}
-
-static uint64_t
-w_frames_out(const struct stats_entry *e)
-{
-	return group_sum(&e->v, GROUP_FRAMES_OUT);
-}
-
-static uint64_t
-w_bytes_in(const struct stats_entry *e)
-{
-	return e->v.counter[STATS_bytes_received];
-}
-
-static uint64_t
-w_bytes_out(const struct stats_entry *e)
-{
-	return e->v.counter[STATS_bytes_sent];
-}
-
-static const struct {
-	const char *name, *help, *type;
-	uint64_t (*get)(const struct stats_entry *);
-} worker_metrics[] = {
-	{ "worker_connections_active", "Open connections of a worker",
-	    "gauge", w_active },
-	{ "worker_start_time_seconds", "Start time of a worker, unix time",
-	    "gauge", w_start },
-	{ "worker_slot_restarts", "Respawns of the worker's slot before it",
-	    "gauge", w_restarts },
-	{ "worker_connections_accepted_total", "Connections a worker accepted",
-	    "counter", w_accepted },
-	{ "worker_frames_received_total", "Frames a worker received",
-	    "counter", w_frames_in },
-	{ "worker_frames_sent_total", "Frames a worker sent", "counter",
-	    w_frames_out },
-	{ "worker_bytes_received_total", "Bytes a worker received", "counter",
-	    w_bytes_in },
-	{ "worker_bytes_sent_total", "Bytes a worker sent", "counter",
-	    w_bytes_out },
-};
-
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-static void
-prom_master(FILE *out, const struct stats_snap *s)
-{
-	for (size_t i = 0; i < NELEM(master_metrics); i++) {
-		prom_family(out, master_metrics[i].name, master_metrics[i].help,
-		    master_metrics[i].type);
-		fprintf(out, "gopro_%s %" PRIu64 "\n", master_metrics[i].name,
-		    master_metrics[i].get(s));
-	}
-	/* Only with a TLS listener: an alert on it must not fire without. */
-	if (s->hdr.tls_cert_expiry > 0) {
-		prom_family(out, "tls_certificate_expiry_timestamp_seconds",
-		    "When the TLS server certificate expires, unix time",
-		    "gauge");
-		fprintf(out, "gopro_tls_certificate_expiry_timestamp_seconds "
-		    "%" PRId64 "\n", s->hdr.tls_cert_expiry);
-	}
-}
-
-static void
-prom_workers(FILE *out, const struct stats_snap *s)
-{
-	for (size_t m = 0; m < NELEM(worker_metrics); m++) {
-		prom_family(out, worker_metrics[m].name, worker_metrics[m].help,
-		    worker_metrics[m].type);
-		for (unsigned i = 0; i < s->hdr.nentries; i++) {
-			const struct stats_entry *e = &s->entries[i];
-
-			if (!entry_live(e))
-				continue;
-			fprintf(out, "gopro_%s{slot=\"%" PRIu32 "\",pid=\"%"
-			    PRId32 "\"} %" PRIu64 "\n", worker_metrics[m].name,
-			    e->slot, e->pid, worker_metrics[m].get(e));
-		}
-	}
-}
-
-static void
-prom_histogram(FILE *out, const struct stats_values *v)
-{
-	const char *name = "request_duration_seconds";
-	uint64_t cumulative = 0;
-	char le[32];
-
-	prom_family(out, name, "Time from the read that completed a request "
-	    "to the write of its reply", "histogram");
-	for (unsigned i = 0; i < STATS_HIST_BUCKETS; i++) {
-		cumulative += v->hist[i];
-		fprintf(out, "gopro_%s_bucket{le=\"%s\"} %" PRIu64 "\n", name,
-		    format_le(i, le), cumulative);
-	}
-	fprintf(out, "gopro_%s_sum %.9f\n", name, (double)v->hist_sum_ns / 1e9);
-	fprintf(out, "gopro_%s_count %" PRIu64 "\n", name, cumulative);
-}
-
-int
-stats_format_prometheus(FILE *out, const struct stats_snap *s)
-{
-	prom_counters(out, &s->total);
-	prom_master(out, s);
-	prom_histogram(out, &s->total);
-	prom_workers(out, s);
 	return finish(out);
 }
 
@@ -685,7 +460,7 @@ stats_format_rates(FILE *out, const struct stats_snap *prev,
 		    (double)delta(prev->total.counter[i],
 		    cur->total.counter[i]) / dt);
 	fprintf(out, "  %-28s %12" PRIu64 "\n", "conn_active",
-	    conn_active_total(cur));
+	    stats_conn_open(cur));
 	rates_latency(out, &prev->total, &cur->total, dt);
 	fprintf(out, "\n%4s %8s %-9s %7s %12s %12s %14s %14s\n", "slot", "pid",
 	    "state", "active", "frames_in/s", "frames_out/s", "bytes_in/s",

@@ -18,6 +18,8 @@
 #ifndef GOPRO_STATS_FORMAT_H
 #define GOPRO_STATS_FORMAT_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -56,6 +58,13 @@ int stats_format_prometheus(FILE *out, const struct stats_snap *s);
 /* Per-second rates between two snapshots of the same master. */
 int stats_format_rates(FILE *out, const struct stats_snap *prev,
     const struct stats_snap *cur);
+
+/* "0.000001" .. "16.777216", "+Inf": exact decimal bounds of the buckets. */
+const char *stats_format_le(unsigned bucket, char buf[32]);
+/* Open connections of every live worker. */
+uint64_t stats_conn_open(const struct stats_snap *s);
+/* Whether stats_prom.c maps every counter to a family (for the tests). */
+bool stats_prom_maps_every_counter(void);
 
 /* Workers in state RUNNING of the current generation. */
 unsigned stats_running_workers(const struct stats_snap *s);

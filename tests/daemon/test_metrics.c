@@ -169,7 +169,7 @@ test_serve(void **state)
 	char big[METRICS_REQUEST_MAX], *r;
 
 	expect(f, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK",
-	    "\ngopro_frames_received_heartbeat_total 5\n");
+	    "\ngopro_frames_received_total{command=\"heartbeat\"} 5\n");
 	expect(f, "GET /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK",
 	    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n");
 	expect(f, "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 404", NULL);
@@ -220,7 +220,7 @@ test_scrape_among_idle_connections(void **state)
 			idle[i] = connect_from(f, round == 0 ? 0x7f000002u :
 			    0x7f000100u + 1 + (uint32_t)i / 2);
 		expect(f, "GET /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK",
-		    "\ngopro_frames_received_heartbeat_total 5\n");
+		    "\ngopro_frames_received_total{command=\"heartbeat\"} 5\n");
 		for (int i = 0; i < IDLE_CONNS; i++)
 			close(idle[i]);
 	}
@@ -235,12 +235,12 @@ test_replaced_file_reopened(void **state)
 	int status;
 
 	expect(f, "GET /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 200",
-	    "\ngopro_frames_received_heartbeat_total 5\n");
+	    "\ngopro_frames_received_total{command=\"heartbeat\"} 5\n");
 	/* A new master: a new file renamed over the path. */
 	assert_int_equal(stats_create(&seg2, f->path, 4, (gid_t)-1, err, sizeof(err)), 0);
 	stats_add(&seg2.entries[1], STATS_frames_received_heartbeat, 9);
 	expect(f, "GET /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 200",
-	    "\ngopro_frames_received_heartbeat_total 9\n");
+	    "\ngopro_frames_received_total{command=\"heartbeat\"} 9\n");
 	stats_close(&seg2);
 	unlink(f->path);
 	expect(f, "GET /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 503", NULL);

@@ -181,8 +181,8 @@ EOF
 t0=$(now)
 while :; do
 	fetch_endpoint 2>"$dir/fetch.err"
-	hb=$(metric gopro_frames_received_heartbeat_total)
-	msg=$(metric gopro_frames_received_message_total)
+	hb=$(metric 'gopro_frames_received_total{command="heartbeat"}')
+	msg=$(metric 'gopro_frames_received_total{command="message"}')
 	[ "$hb" = "$HEARTBEATS" ] && [ "$msg" = "$MESSAGES" ] && break
 	before "$t0" "$START_TIMEOUT" ||
 	    fail "http://127.0.0.1:$port_metrics/metrics: heartbeats $hb," \
@@ -226,10 +226,10 @@ EOF
 # Expected values: up, then the counters; a counter above what was sent is
 # a failure at once (the test is the only client).
 exprs=('up{job="gopro"}'
-    'gopro_frames_received_heartbeat_total{job="gopro"}'
-    'gopro_frames_received_message_total{job="gopro"}'
-    'sum(gopro_worker_frames_received_total{job="gopro"})'
-    'gopro_conn_accepted_total{job="gopro"}')
+    'gopro_frames_received_total{job="gopro",command="heartbeat"}'
+    'gopro_frames_received_total{job="gopro",command="message"}'
+    'sum(gopro_frames_received_total{job="gopro"})'
+    'gopro_connections_accepted_total{job="gopro"}')
 want=(1 "$HEARTBEATS" "$MESSAGES" "$total" "$conns")
 
 t0=$(now)

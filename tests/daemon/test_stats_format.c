@@ -63,6 +63,16 @@ snap_fill(struct stats_snap *s)
 	e[0].v.hist_sum_ns = 5000;
 	s->hdr.retired.counter[STATS_frames_received_heartbeat] = 1;
 	s->hdr.retired.hist[STATS_HIST_BUCKETS - 1] = 1;
+	snprintf(s->hdr.info.version, sizeof(s->hdr.info.version),
+	    "goprod 9.9 \"q\"");
+	s->hdr.info.max_connections = 500;
+	s->hdr.info.nlisten = 1;
+	snprintf(s->hdr.info.listen[0].text, sizeof(s->hdr.info.listen[0].text),
+	    "127.0.0.1:8888");
+	s->hdr.accept_queue[0][1] = 7;
+	s->hdr.reloads_failed = 1;
+	s->hdr.info.last_reload_ok = 0;
+	s->hdr.info.last_reload_success_time = 1700000100;
 	stats_total(&s->hdr, s->entries, NENT, &s->total);
 }
 
@@ -178,16 +188,25 @@ test_prometheus_lines(void **state)
 
 	snap_fill(&s);
 	out = render(stats_format_prometheus, &s);
-	assert_line(out, "# HELP gopro_frames_received_heartbeat_total "
-	    "HEARTBEAT frames received");
-	assert_line(out, "# TYPE gopro_frames_received_heartbeat_total counter");
-	assert_line(out, "gopro_frames_received_heartbeat_total 5");
-	assert_line(out, "gopro_bytes_received_total 200");
-	assert_line(out, "gopro_connections_active 3");
+	/* One family per concept, the kinds as labels (issue 15). */
+	assert_line(out, "# HELP gopro_frames_received_total Frames received, "
+	    "by command");
+	assert_line(out, "# TYPE gopro_frames_received_total counter");
+	assert_line(out, "gopro_frames_received_total{command=\"heartbeat\"} 5");
+	assert_line(out, "gopro_frames_received_total{command=\"other\"} 0");
+	assert_line(out, "gopro_errors_sent_total{code=\"bad_magic\"} 0");
+	assert_line(out, "gopro_connections_cut_total{reason=\"idle_timeout\"} 0");
+	assert_line(out, "gopro_received_bytes_total 200");
+	assert_line(out, "gopro_connections_open 3");
 	assert_line(out, "gopro_workers 2");
 	assert_line(out, "gopro_workers_running 2");
 	assert_line(out, "gopro_generation 2");
-	assert_line(out, "gopro_master_start_time_seconds 1700000000");
+	assert_line(out, "gopro_build_info{version=\"goprod 9.9 \\\"q\\\"\"} 1");
+	assert_line(out, "gopro_max_connections 500");
+	assert_line(out, "gopro_config_reloads_total{result=\"failed\"} 1");
+	assert_line(out, "gopro_config_last_reload_successful 0");
+	assert_line(out, "gopro_config_last_reload_success_timestamp_seconds "
+	    "1700000100");
 	assert_line(out, "# TYPE gopro_request_duration_seconds histogram");
 	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"0.000001\"} 3");
 	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"0.000002\"} 3");
@@ -196,8 +215,15 @@ test_prometheus_lines(void **state)
 	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"+Inf\"} 5");
 	assert_line(out, "gopro_request_duration_seconds_sum 0.000005000");
 	assert_line(out, "gopro_request_duration_seconds_count 5");
-	assert_line(out, "gopro_worker_connections_active{slot=\"1\",pid=\"5001\"} 2");
-	assert_line(out, "gopro_worker_frames_received_total{slot=\"0\",pid=\"5000\"} 2");
+	/* Workers by slot and generation, never by pid. */
+	assert_line(out, "gopro_worker_connections_open{slot=\"1\","
+	    "generation=\"2\"} 2");
+	assert_line(out, "gopro_worker_restarts_total{slot=\"0\","
+	    "generation=\"2\"} 0");
+	assert_null(strstr(out, "pid=\""));
+	assert_line(out, "gopro_listen_accept_queue{listener=\"127.0.0.1:8888\","
+	    "slot=\"1\"} 7");
+	assert_true(stats_prom_maps_every_counter());
 	/* +Inf is the last bucket, and _count follows the buckets. */
 	assert_true(strstr(out, "le=\"+Inf\"") <
 	    strstr(out, "gopro_request_duration_seconds_sum"));

@@ -142,10 +142,10 @@ start_goprod() {
 	fail "goprod on $h did not start"
 }
 
-# A counter of host h, from its stats segment.
+# A counter of host h, from its stats segment (the totals come first).
 counter() {
-	"$GOPROCTL" -c "$work/$1/gopro.conf" stats --prometheus |
-	    awk -v m="gopro_$2_total" '$1 == m { print $2 }'
+	"$GOPROCTL" -c "$work/$1/gopro.conf" stats --json |
+	    grep -o "\"$2\": [0-9]*" | head -n 1 | cut -d' ' -f2
 }
 
 # A number from gopro-bench's JSON summary.
