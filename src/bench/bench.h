@@ -122,6 +122,8 @@ struct bench_stats {
 	uint64_t goaways;
 	uint64_t opened;
 	uint64_t closed;
+	uint64_t tls_full;        /* --tls: full handshakes */
+	uint64_t tls_resumed;     /* --tls: resumed handshakes */
 	uint64_t bytes_out;
 	uint64_t bytes_in;
 	uint64_t last_reply_ns;   /* monotonic time of the last measured reply */
@@ -282,7 +284,28 @@ struct bench_opts {
 	bool json;
 	bool quiet;
 	bool allow_lost;
+	bool tls;                 /* --tls */
+	bool tls_no_resume;       /* --no-resume: every handshake in full */
+	uint64_t reconnect_every; /* a new connection after n replies; 0 off */
 };
+
+/* ------------------------------------------------------------ TLS */
+
+/* bench_tls.c (with TLS): a thread's client context; SSL is struct ssl_st. */
+struct bench_tls;
+struct ssl_st;
+struct bench_tls *bench_tls_new(bool resume);
+void bench_tls_free(struct bench_tls *bt);
+/* A session for a connected socket, offering the last session kept. */
+struct ssl_st *bench_tls_conn(struct bench_tls *bt, int fd);
+/* 1 done, 0 again (*want_write says for what), -1 failed. */
+int bench_tls_handshake(struct ssl_st *s, bool *want_write);
+bool bench_tls_resumed(const struct ssl_st *s);
+/* read(2) and write(2) over TLS: EAGAIN for want read or write. */
+ssize_t bench_tls_read(struct ssl_st *s, void *p, size_t len);
+ssize_t bench_tls_write(struct ssl_st *s, const void *p, size_t len);
+bool bench_tls_pending(const struct ssl_st *s);
+void bench_tls_close(struct ssl_st *s);
 
 enum bench_opts_result {
 	BENCH_OPTS_RUN = 0,

@@ -27,6 +27,7 @@
 
 #include <ev.h>
 
+#include "config.h"
 #include "bench.h"
 
 #define TICK 0.1
@@ -39,6 +40,7 @@
 enum bconn_state {
 	BC_CLOSED = 0,  /* not open; may be (re)opened */
 	BC_CONNECTING,
+	BC_HANDSHAKE,   /* --tls: connected, TLS handshake under way */
 	BC_SETUP,       /* set-up LOGIN sent, waiting for LOGIN_ACK */
 	BC_RUN,
 	BC_HOLD_WAIT,   /* hold: verification heartbeat in flight */
@@ -50,6 +52,7 @@ struct bconn {
 	struct bench_thread *t;
 	unsigned id;              /* global index: schedule slot, source */
 	int fd;
+	struct ssl_st *ssl;       /* --tls */
 	uint8_t state;
 	bool writing;
 	bool checked;             /* hold: the second verification ran */
@@ -61,6 +64,8 @@ struct bconn {
 	uint64_t k;               /* open loop: next schedule index */
 	unsigned cyc;
 	uint64_t since;           /* connect start, or last reply progress */
+	uint64_t conn_sent;       /* requests on this connection */
+	uint64_t conn_replies;    /* and their replies (--reconnect-every) */
 };
 
 struct bench_thread {
@@ -86,12 +91,14 @@ struct bench_thread {
 	ev_timer opener;
 	struct bench_stats st;
 	struct bench_progress pub;
+	struct bench_tls *tls;    /* --tls: this thread's client context */
 };
 
 static void bconn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void bconn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void bconn_open(struct bconn *c);
 static void bconn_fill(struct bconn *c, uint64_t now);
+static void bconn_connect_failed(struct bconn *c, int e);
 
 /* ------------------------------------------------------------ helpers */
 
@@ -127,10 +134,14 @@ bconn_close(struct bconn *c, enum bconn_state next)
 
 	if (c->fd >= 0) {
 		ev_io_stop(t->loop, &c->io);
+#ifdef HAVE_TLS
+		bench_tls_close(c->ssl);
+		c->ssl = NULL;
+#endif
 		close(c->fd);
 		c->fd = -1;
 		t->live--;
-		if (c->state != BC_CONNECTING) {
+		if (c->state != BC_CONNECTING && c->state != BC_HANDSHAKE) {
 			t->established--;
 			t->st.closed++;
 		}
@@ -181,7 +192,12 @@ bconn_flush(struct bconn *c)
 
 	if (len == 0)
 		return;
-	n = write(c->fd, buf_head(&c->out), len);
+#ifdef HAVE_TLS
+	if (c->ssl != NULL)
+		n = bench_tls_write(c->ssl, buf_head(&c->out), len);
+	else
+#endif
+		n = write(c->fd, buf_head(&c->out), len);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR) {
 			bconn_set_writing(c, true);
@@ -199,6 +215,12 @@ bconn_flush(struct bconn *c)
 static bool
 bconn_queue(struct bconn *c, enum bench_kind k, uint64_t t0, uint8_t flags)
 {
+	uint64_t every = c->t->o->reconnect_every;
+
+	/* --reconnect-every: the rest goes on the next connection. */
+	if (every > 0 && c->conn_sent >= every)
+		return false;
+	c->conn_sent++;
 	const struct bench_plan *p = c->t->sh->plan;
 	size_t size = p->t[k].request_len;
 
@@ -375,7 +397,8 @@ bconn_after_replies(struct bconn *c, uint64_t now)
 		if (c->fd < 0)
 			return;
 	}
-	if ((c->rx.goaway || t->finishing) && c->rx.qlen == 0 &&
+	if ((c->rx.goaway || t->finishing || (t->o->reconnect_every > 0 &&
+	    c->conn_replies >= t->o->reconnect_every)) && c->rx.qlen == 0 &&
 	    c->state == BC_RUN) {
 		/* Everything owed arrived: replace (or end) the connection. */
 		bconn_gone(c, true);
@@ -387,11 +410,22 @@ bconn_after_replies(struct bconn *c, uint64_t now)
 		bconn_gone(c, true);
 }
 
+/* Decrypted bytes held inside OpenSSL, which no event will report. */
+static bool
+bconn_pending(const struct bconn *c)
+{
+#ifdef HAVE_TLS
+	return c->ssl != NULL && bench_tls_pending(c->ssl);
+#else
+	return false;
+#endif
+}
+
 static void
 bconn_read(struct bconn *c)
 {
 	struct bench_thread *t = c->t;
-	uint64_t now = 0;
+	uint64_t now = 0, before = t->st.ok + t->st.warmup;
 	size_t room;
 	uint8_t *p;
 	ssize_t n;
@@ -402,7 +436,12 @@ bconn_read(struct bconn *c)
 			bconn_lost(c, false);
 			return;
 		}
-		n = read(c->fd, p, room);
+#ifdef HAVE_TLS
+		if (c->ssl != NULL)
+			n = bench_tls_read(c->ssl, p, room);
+		else
+#endif
+			n = read(c->fd, p, room);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			/* A GOAWAY or an ERROR frame announced the close. */
 			bconn_lost(c, c->rx.goaway || c->rx.doomed ||
@@ -416,21 +455,69 @@ bconn_read(struct bconn *c)
 		t->st.bytes_in += (uint64_t)n;
 		bench_stream_commit(&c->rx, (size_t)n);
 		bench_stream_process(&c->rx, t->sh->plan, now, &t->st);
-		if (c->rx.broken || (size_t)n < room)
+		if (c->rx.broken || ((size_t)n < room && !bconn_pending(c)))
 			break;
 	}
+	c->conn_replies += t->st.ok + t->st.warmup - before;
 	if (now != 0)
 		bconn_after_replies(c, now);
 }
 
 /* ------------------------------------------------------------ connecting */
 
+static void bconn_established(struct bconn *c);
+
+#ifdef HAVE_TLS
+/* One step of the TLS handshake; established when it is done. */
+static void
+bconn_handshake(struct bconn *c)
+{
+	bool want_write = false;
+	int rc = bench_tls_handshake(c->ssl, &want_write);
+
+	if (rc < 0) {
+		bconn_connect_failed(c, EPROTO);
+		return;
+	}
+	if (rc == 0) {
+		c->writing = !want_write;	/* force the watcher's reset */
+		bconn_set_writing(c, want_write);
+		return;
+	}
+	if (bench_tls_resumed(c->ssl))
+		c->t->st.tls_resumed++;
+	else
+		c->t->st.tls_full++;
+	bconn_established(c);
+}
+
+static bool
+bconn_start_tls(struct bconn *c)
+{
+	if (c->t->tls == NULL || c->ssl != NULL)
+		return false;
+	if ((c->ssl = bench_tls_conn(c->t->tls, c->fd)) == NULL) {
+		bconn_connect_failed(c, ENOMEM);
+		return true;
+	}
+	c->state = BC_HANDSHAKE;
+	bconn_handshake(c);
+	return true;
+}
+#endif
+
 static void
 bconn_established(struct bconn *c)
 {
 	struct bench_thread *t = c->t;
-	uint64_t now = bench_now_ns();
+	uint64_t now;
 
+#ifdef HAVE_TLS
+	if (bconn_start_tls(c))
+		return;
+#endif
+	now = bench_now_ns();
+	c->conn_sent = c->conn_replies = 0;
 	t->established++;
 	t->st.opened++;
 	c->since = t->activity = now;
@@ -542,6 +629,12 @@ bconn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 		bconn_connected_cb(c);
 		return;
 	}
+#ifdef HAVE_TLS
+	if (c->state == BC_HANDSHAKE) {
+		bconn_handshake(c);
+		return;
+	}
+#endif
 	if (revents & EV_READ)
 		bconn_read(c);
 	if (c->fd >= 0 && (revents & EV_WRITE))
@@ -737,6 +830,11 @@ bench_thread_new(const struct bench_shared *sh, unsigned index,
 	t->loop = ev_loop_new(EVFLAG_AUTO);
 	if (t->c == NULL || t->loop == NULL)
 		goto fail;
+#ifdef HAVE_TLS
+	if (t->o->tls && (t->tls = bench_tls_new(!t->o->tls_no_resume)) ==
+	    NULL)
+		goto fail;
+#endif
 	for (unsigned i = 0; i < n; i++)
 		if (bconn_init(t, &t->c[i], first + i) < 0)
 			goto fail;
@@ -752,12 +850,18 @@ bench_thread_free(struct bench_thread *t)
 	if (t == NULL)
 		return;
 	for (unsigned i = 0; t->c != NULL && i < t->n; i++) {
+#ifdef HAVE_TLS
+		bench_tls_close(t->c[i].ssl);
+#endif
 		if (t->c[i].fd >= 0 && t->c[i].t != NULL)
 			close(t->c[i].fd);
 		buf_free(&t->c[i].out);
 		bench_stream_free(&t->c[i].rx);
 	}
 	free(t->c);
+#ifdef HAVE_TLS
+	bench_tls_free(t->tls);
+#endif
 	if (t->loop != NULL)
 		ev_loop_destroy(t->loop);
 	free(t);

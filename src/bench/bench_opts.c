@@ -7,6 +7,8 @@
  * Nothing here prints or exits: a parse error comes back as a message for
  * main to show, so the tests can drive every edge case in-process.
  */
+#include "config.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -434,6 +436,9 @@ enum {
 	OPT_CONNECT_RATE,
 	OPT_SERVER_PID,
 	OPT_ALLOW_LOST,
+	OPT_TLS,
+	OPT_NO_RESUME,
+	OPT_RECONNECT_EVERY,
 };
 
 static const struct option longopts[] = {
@@ -461,6 +466,9 @@ static const struct option longopts[] = {
 	{ "connect-rate", required_argument, NULL, OPT_CONNECT_RATE },
 	{ "server-pid", required_argument, NULL, OPT_SERVER_PID },
 	{ "allow-lost", no_argument, NULL, OPT_ALLOW_LOST },
+	{ "tls", no_argument, NULL, OPT_TLS },
+	{ "no-resume", no_argument, NULL, OPT_NO_RESUME },
+	{ "reconnect-every", required_argument, NULL, OPT_RECONNECT_EVERY },
 	{ NULL, 0, NULL, 0 },
 };
 #define SHORTOPTS ":s:c:P:t:d:n:T:m:b:R:w:S:u:p:H:jqhV"
@@ -477,7 +485,9 @@ bench_usage(FILE *f)
 	    "                   [-u user] [-w duration] [--allow-lost] "
 	    "[--connect-rate n]\n"
 	    "                   [--prefix text] [--server-pid pid] "
-	    "[--timeout duration]\n", f);
+	    "[--timeout duration]\n"
+	    "                   [--tls [--no-resume]] [--reconnect-every n]\n",
+	    f);
 }
 
 /* --help: every option, what it does and its default. */
@@ -520,6 +530,12 @@ bench_help(FILE *f)
 	    "(off)\n"
 	    "      --allow-lost         exit 0 even when replies were lost "
 	    "(off)\n"
+	    "      --tls                speak TLS (the certificate is not "
+	    "checked) (off)\n"
+	    "      --no-resume          --tls: never resume a session, every "
+	    "handshake in full (off)\n"
+	    "      --reconnect-every n  a new connection after n replies, to "
+	    "measure handshakes (off)\n"
 	    "  -j, --json               print the summary as JSON (text)\n"
 	    "  -q, --quiet              no progress lines on stderr (shown)\n"
 	    "  -V, --version            print the version and exit\n"
@@ -660,6 +676,22 @@ opts_apply(struct bench_opts *o, struct parse_state *ps, int ch,
 	case OPT_ALLOW_LOST:
 		o->allow_lost = true;
 		return 0;
+	case OPT_TLS:
+#ifndef HAVE_TLS
+		set_err(err, errlen, "--tls: gopro-bench was built without TLS "
+		    "(OpenSSL 3)");
+		return -1;
+#endif
+		o->tls = true;
+		return 0;
+	case OPT_NO_RESUME:
+		o->tls_no_resume = true;
+		return 0;
+	case OPT_RECONNECT_EVERY:
+		if (bench_parse_count(arg, 1, UINT32_MAX, &v) < 0)
+			what = "a number of replies of at least 1";
+		o->reconnect_every = v;
+		break;
 	default:
 		set_err(err, errlen, "internal: option %d", ch);
 		return -1;

@@ -120,6 +120,8 @@ bench_stats_merge(struct bench_stats *dst, const struct bench_stats *src)
 	dst->lost += src->lost;
 	dst->goaways += src->goaways;
 	dst->opened += src->opened;
+	dst->tls_full += src->tls_full;
+	dst->tls_resumed += src->tls_resumed;
 	dst->closed += src->closed;
 	dst->bytes_out += src->bytes_out;
 	dst->bytes_in += src->bytes_in;
@@ -242,6 +244,11 @@ bench_report_text(FILE *f, const struct bench_result *r)
 	}
 	fprintf(f, "connections %" PRIu64 " opened, %" PRIu64 " closed, %"
 	    PRIu64 " GOAWAY\n", s->opened, s->closed, s->goaways);
+	if (o->tls)
+		fprintf(f, "tls         %" PRIu64 " full and %" PRIu64 " resumed "
+		    "handshakes (%.1f/s)\n", s->tls_full, s->tls_resumed,
+		    r->elapsed > 0 ? (double)(s->tls_full + s->tls_resumed) /
+		    r->elapsed : 0.0);
 	fprintf(f, "bytes       %" PRIu64 " sent, %" PRIu64 " received\n",
 	    s->bytes_out, s->bytes_in);
 	fprintf(f, "client cpu  user %.3f s, sys %.3f s", r->cpu_user,
@@ -348,6 +355,10 @@ bench_report_json(FILE *f, const struct bench_result *r)
 	    ",\"cpu_user\":%.3f,\"cpu_sys\":%.3f", s->lost, s->goaways,
 	    s->opened, s->closed, s->bytes_out, s->bytes_in, r->cpu_user,
 	    r->cpu_sys);
+	if (o->tls)
+		fprintf(f, ",\"tls_handshakes_full\":%" PRIu64
+		    ",\"tls_handshakes_resumed\":%" PRIu64, s->tls_full,
+		    s->tls_resumed);
 	if (o->hold > 0)
 		json_hold(f, r);
 	fprintf(f, ",\"status\":\"%s\"}\n", bench_result_status(r) ? "fail" :
