@@ -28,6 +28,7 @@
 
 #define KEYS_MAX (CONF_MAX_MODULES * (CONF_MAX_MODULE_OPTIONS + 4))
 #define MAX_INFLIGHT_MAX 65535
+#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
 /* A key seen in a module section, with its line. */
 struct seen_key {
@@ -265,6 +266,13 @@ copy_one(cfg_t *sec, struct conf_module *m)
 	m->line = line_of(m->name, NULL);
 	if (m->line == 0)
 		m->line = sec->line;
+	/* The name is a label in stats and metrics: keep it plain. */
+	if (*m->name == '\0' || strlen(m->name) >= 32 ||
+	    strspn(m->name, NAME_CHARS) != strlen(m->name)) {
+		ld.report(m->line, "module", "\"%s\" is not a module name "
+		    "(expected 1 to 31 of A-Z a-z 0-9 _ -)", m->name);
+		rc = -1;
+	}
 	if (copy_path(sec, m) < 0)
 		rc = -1;
 	if (copy_commands(sec, m) < 0 || copy_numbers(sec, m) < 0)

@@ -581,15 +581,18 @@ static const struct gopro_module_api api = {
 /* ------------------------------------------------------------ workers */
 
 static int
-start_one(struct module_inst *mi, struct worker *w, char *err, size_t errlen)
+start_one(struct module_inst *mi, struct worker *w, struct stats_module *st,
+    char *err, size_t errlen)
 {
 	char why[512] = "";
 
+	/* Named before any count, so that a fold can place the counters. */
+	snprintf(st->name, sizeof(st->name), "%s", mi->name);
 	mi->h = (struct pipeline_handler){ .request = mi->desc.request,
 		.cancel = mi->desc.cancel,
 		.timeout = mi->conf ? mi->conf->timeout : 5.0,
 		.max_inflight = mi->conf ? mi->conf->max_inflight : 64,
-		.counters = mi->counters, .inflight = &mi->inflight };
+		.stats = st };
 	pipeline_handler_init(&w->pl, &mi->h);
 	if (mi->desc.worker_init != NULL && mi->desc.worker_init(&api,
 	    mi->values, &mi->state, why, sizeof(why)) < 0) {
@@ -609,8 +612,9 @@ modules_start(struct modules *m, struct worker *w, char *err, size_t errlen)
 	host.loop = w->loop;
 	if (modules_load(m, w->conf, err, errlen) < 0)
 		return -1;
-	for (size_t i = 0; i < m->n; i++)
-		if (start_one(&m->inst[i], w, err, errlen) < 0)
+	for (size_t i = 0; i < m->n && i < STATS_MODULES; i++)
+		if (start_one(&m->inst[i], w, &w->stats->mod[i], err,
+		    errlen) < 0)
 			return -1;
 	return 0;
 }

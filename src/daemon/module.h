@@ -40,8 +40,6 @@ struct module_inst {
 	void *state;
 	bool started;
 	struct pipeline_handler h;
-	uint64_t counters[PIPELINE_NCOUNTERS];
-	uint64_t inflight;
 };
 
 struct modules {

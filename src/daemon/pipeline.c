@@ -137,11 +137,19 @@ req_find(const struct pipeline *pl, gopro_request_id id)
 
 /* ------------------------------------------------------------ release */
 
+/* One writer (this worker), readers in other processes: relaxed atomics. */
 static void
-count(struct pipeline_handler *h, enum pipeline_counter which)
+bump(uint64_t *v, int64_t by)
 {
-	if (h != NULL && h->counters != NULL)
-		h->counters[which]++;
+	__atomic_store_n(v, __atomic_load_n(v, __ATOMIC_RELAXED) + (uint64_t)by,
+	    __ATOMIC_RELAXED);
+}
+
+static void
+count(struct pipeline_handler *h, enum stats_module_counter which)
+{
+	if (h != NULL && h->stats != NULL)
+		bump(&h->stats->counter[which], 1);
 }
 
 /* r has its answer: it leaves the handler's deadline list. */
@@ -154,8 +162,11 @@ leave_pending(struct pipeline_req *r)
 		TAILQ_REMOVE(&h->pending, r, hlink);
 		r->in_pending = false;
 	}
-	if (h != NULL && h->inflight != NULL)
-		(*h->inflight)--;
+	if (h != NULL && h->stats != NULL) {
+		bump(&h->stats->inflight, -1);
+		stats_module_observe(h->stats, (uint64_t)((ev_now(h->pl->loop) -
+		    (r->deadline - h->timeout)) * 1e9));
+	}
 }
 
 static void
@@ -285,7 +296,7 @@ deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	while ((r = TAILQ_FIRST(&h->pending)) != NULL &&
 	    r->deadline <= ev_now(loop)) {
 		id = req_id(r);
-		count(h, PIPELINE_timeouts);
+		count(h, STATS_MOD_timeouts);
 		answer_error(h->pl, r, GOPRO_MODULE_ERR_REQUEST_TIMEOUT,
 		    TIMEOUT_TEXT);
 		/* Answered for it: the module may stop working on it. */
@@ -383,9 +394,9 @@ pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
 	TAILQ_INSERT_TAIL(&q->reqs, r, qlink);
 	q->n++;
 	q->limit = h->max_inflight;
-	count(h, PIPELINE_requests);
-	if (h->inflight != NULL)
-		(*h->inflight)++;
+	count(h, STATS_MOD_requests);
+	if (h->stats != NULL)
+		bump(&h->stats->inflight, 1);
 	req = (struct gopro_request){ .id = req_id(r), .command = command,
 		.body = body, .len = len, .conn = conn };
 	h->request(h->state, &req);
@@ -455,7 +466,7 @@ count_late(const struct pipeline *pl, gopro_request_id id)
 
 	if ((idx >> CHUNK_SHIFT) < pl->nchunks)
 		count(pl->chunks[idx >> CHUNK_SHIFT][idx &
-		    (CHUNK_SLOTS - 1)].h, PIPELINE_late);
+		    (CHUNK_SLOTS - 1)].h, STATS_MOD_late);
 }
 
 int
@@ -473,13 +484,13 @@ pipeline_complete(struct pipeline *pl, gopro_request_id id, uint8_t command,
 	    reply_check(pl, command, iov_total(iov, iovcnt)) < 0) {
 		saved = iovcnt < 0 || (iovcnt > 0 && iov == NULL) ?
 		    EINVAL : errno;
-		count(r->h, PIPELINE_invalid);
+		count(r->h, STATS_MOD_invalid);
 		answer_error(pl, r, GOPRO_MODULE_ERR_UNAVAILABLE,
 		    INVALID_TEXT);
 		errno = saved;
 		return -1;
 	}
-	count(r->h, PIPELINE_replies);
+	count(r->h, STATS_MOD_replies);
 	answer(pl, r, command, 0, iov, iovcnt);
 	return 0;
 }
@@ -496,7 +507,7 @@ pipeline_complete_error(struct pipeline *pl, gopro_request_id id,
 		return 0;
 	}
 	count(r->h, code == GOPRO_MODULE_ERR_UNAVAILABLE ?
-	    PIPELINE_errors_unavailable : PIPELINE_errors_other);
+	    STATS_MOD_errors_unavailable : STATS_MOD_errors_other);
 	snprintf(cut, sizeof(cut), "%s", text != NULL ? text : "");
 	answer_error(pl, r, code, cut);
 	return 0;
@@ -584,7 +595,7 @@ pipeline_queue_cancel(struct pipeline *pl, struct pipeline_queue *q)
 			continue;
 		}
 		leave_pending(r);
-		count(r->h, PIPELINE_cancelled);
+		count(r->h, STATS_MOD_cancelled);
 		r->cancel_id = req_id(r);
 		/* From now on a completion of the old id is late. */
 		if (++r->seq == 0)

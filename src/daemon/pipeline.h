@@ -37,26 +37,7 @@
 #include <ev.h>
 
 #include "gopro/module.h"
-
-/*
- * Per handler counters, defined once.  X(name, help).
- */
-#define PIPELINE_COUNTERS(X)                                                  \
-	X(requests, "Requests handed to the module")                          \
-	X(replies, "Replies the module gave in time")                         \
-	X(errors_unavailable, "ERROR 10 (unavailable) replies")               \
-	X(errors_other, "Other ERROR replies of the module")                  \
-	X(timeouts, "Requests answered with ERROR 11 at their deadline")      \
-	X(late, "Completions dropped: late, repeated or unknown")             \
-	X(cancelled, "Requests cancelled because the client went away")       \
-	X(invalid, "Replies refused (reserved command, too large), sent as ERROR 10")
-
-enum pipeline_counter {
-#define PIPELINE_ENUM(name, help) PIPELINE_##name,
-	PIPELINE_COUNTERS(PIPELINE_ENUM)
-#undef PIPELINE_ENUM
-	PIPELINE_NCOUNTERS
-};
+#include "stats.h"
 
 struct pipeline;
 struct pipeline_req;
@@ -70,8 +51,7 @@ struct pipeline_handler {
 	void *state;
 	double timeout;             /* seconds, > 0 */
 	unsigned max_inflight;      /* per connection, >= 1 */
-	uint64_t *counters;         /* PIPELINE_NCOUNTERS, owned by the caller */
-	uint64_t *inflight;         /* gauge, may be NULL */
+	struct stats_module *stats; /* its counters, in the shared segment */
 
 	/* Private: the handler's pending requests, oldest first. */
 	struct pipeline *pl;

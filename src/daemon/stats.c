@@ -400,6 +400,64 @@ fold_values(struct stats_values *into, struct stats_values *from)
 	}
 }
 
+/* The name of a module slot, bounded by the mapping, "" when unused. */
+static void
+module_name(const struct stats_module *m, char out[STATS_MODULE_NAME])
+{
+	for (unsigned i = 0; i < STATS_MODULE_NAME; i++)
+		out[i] = __atomic_load_n(&m->name[i], __ATOMIC_RELAXED);
+	out[STATS_MODULE_NAME - 1] = '\0';
+}
+
+/* The slot of name in table, or a free one (named then), or NULL. */
+static struct stats_module *
+module_slot(struct stats_module *table, unsigned n, const char *name)
+{
+	char have[STATS_MODULE_NAME];
+
+	for (unsigned i = 0; i < n; i++) {
+		module_name(&table[i], have);
+		if (strcmp(have, name) == 0)
+			return &table[i];
+		if (have[0] == '\0') {
+			memcpy(table[i].name, name, STATS_MODULE_NAME);
+			return &table[i];
+		}
+	}
+	return NULL;
+}
+
+static void
+fold_words(uint64_t *dst, uint64_t *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+
+		store64(&dst[i], __atomic_load_n(&dst[i], __ATOMIC_RELAXED) + v);
+		store64(&src[i], 0);
+	}
+}
+
+/* A worker's module counters go to the header's, by module name. */
+static void
+fold_modules(struct stats_header *h, struct stats_entry *e)
+{
+	char name[STATS_MODULE_NAME];
+	struct stats_module *to;
+
+	for (unsigned i = 0; i < STATS_MODULES; i++) {
+		struct stats_module *m = &e->mod[i];
+
+		module_name(m, name);
+		if (name[0] != '\0' &&
+		    (to = module_slot(h->retired_mod, STATS_MODULES, name)) != NULL) {
+			fold_words(to->counter, m->counter, STATS_MOD_NCOUNTERS);
+			fold_words(to->hist, m->hist, STATS_HIST_BUCKETS + 1);
+		}
+		memset(m, 0, sizeof(*m));
+	}
+}
+
 static void
 identity_clear(struct stats_entry *e)
 {
@@ -431,6 +489,7 @@ stats_entry_retire(struct stats_segment *seg, unsigned idx)
 	__atomic_store_n(&h->fold_seq, seq + 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	fold_values(&h->retired, &e->v);
+	fold_modules(h, e);
 	identity_clear(e);
 	__atomic_store_n(&e->state, STATS_STATE_FREE, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->fold_seq, seq + 2, __ATOMIC_RELEASE);
@@ -683,4 +742,69 @@ stats_client_text(const struct stats_client *c, char *buf, size_t len)
 		snprintf(buf, len, "[%s]:%u", host, c->port);
 	}
 	return buf;
+}
+
+/* ------------------------------------------------------------ modules */
+
+static void
+module_add(struct stats_module *to, const struct stats_module *from)
+{
+	for (unsigned i = 0; i < STATS_MOD_NCOUNTERS; i++)
+		to->counter[i] += __atomic_load_n(&from->counter[i],
+		    __ATOMIC_RELAXED);
+	to->inflight += __atomic_load_n(&from->inflight, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < STATS_HIST_BUCKETS; i++)
+		to->hist[i] += __atomic_load_n(&from->hist[i], __ATOMIC_RELAXED);
+	to->hist_sum_ns += __atomic_load_n(&from->hist_sum_ns,
+	    __ATOMIC_RELAXED);
+}
+
+static void
+module_sum(struct stats_module *out, unsigned max, unsigned *n,
+    const struct stats_module *m)
+{
+	char name[STATS_MODULE_NAME];
+	unsigned i;
+
+	module_name(m, name);
+	if (name[0] == '\0')
+		return;
+	for (i = 0; i < *n; i++)
+		if (strcmp(out[i].name, name) == 0)
+			break;
+	if (i == *n) {
+		if (*n >= max)
+			return;
+		memset(&out[i], 0, sizeof(out[i]));
+		memcpy(out[i].name, name, sizeof(name));
+		(*n)++;
+	}
+	module_add(&out[i], m);
+}
+
+unsigned
+stats_module_totals(const struct stats_header *hdr,
+    const struct stats_entry *entries, unsigned n, struct stats_module *out,
+    unsigned max)
+{
+	unsigned count = 0;
+
+	for (unsigned i = 0; i < STATS_MODULES; i++)
+		module_sum(out, max, &count, &hdr->retired_mod[i]);
+	for (unsigned e = 0; e < n; e++)
+		if (entries[e].state != STATS_STATE_FREE)
+			for (unsigned i = 0; i < STATS_MODULES; i++)
+				module_sum(out, max, &count, &entries[e].mod[i]);
+	return count;
+}
+
+void
+stats_module_observe(struct stats_module *m, uint64_t ns)
+{
+	uint64_t *b = &m->hist[stats_bucket(ns)];
+
+	__atomic_store_n(b, __atomic_load_n(b, __ATOMIC_RELAXED) + 1,
+	    __ATOMIC_RELAXED);
+	__atomic_store_n(&m->hist_sum_ns, __atomic_load_n(&m->hist_sum_ns,
+	    __ATOMIC_RELAXED) + ns, __ATOMIC_RELAXED);
 }

@@ -134,6 +134,39 @@ struct stats_client {
 	int64_t when;         /* unix seconds */
 };
 
+/*
+ * Per handler module, in every worker entry (index = the module's place in
+ * the worker's list) and, folded by name, in the header.  X(name, help).
+ */
+#define STATS_MODULE_COUNTERS(X)                                              \
+	X(requests, "Requests handed to the module")                          \
+	X(replies, "Replies the module gave in time")                         \
+	X(errors_unavailable, "ERROR 10 (unavailable) replies of the module") \
+	X(errors_other, "Other ERROR replies of the module")                  \
+	X(timeouts, "Requests answered with ERROR 11 at their deadline")      \
+	X(late, "Completions dropped: late, repeated or for a cancelled request") \
+	X(cancelled, "Requests cancelled because the client went away")       \
+	X(invalid, "Replies refused (reserved command, too large), sent as ERROR 10") \
+	X(slow_callbacks, "Callbacks that held the loop longer than block_warn")
+
+enum stats_module_counter {
+#define STATS_MOD_ENUM(name, help) STATS_MOD_##name,
+	STATS_MODULE_COUNTERS(STATS_MOD_ENUM)
+#undef STATS_MOD_ENUM
+	STATS_MOD_NCOUNTERS
+};
+
+#define STATS_MODULES 9          /* CONF_MAX_MODULES and the default echo */
+#define STATS_MODULE_NAME 32
+
+struct stats_module {
+	char name[STATS_MODULE_NAME]; /* "" = unused; written once at start */
+	uint64_t counter[STATS_MOD_NCOUNTERS];
+	uint64_t inflight;            /* gauge: requests at the module */
+	uint64_t hist[STATS_HIST_BUCKETS]; /* request to reply */
+	uint64_t hist_sum_ns;
+};
+
 struct stats_entry {
 	/* Identity: written by the master before the fork, read by anyone. */
 	int32_t pid;
@@ -151,6 +184,8 @@ struct stats_entry {
 	/* The last STATS_RECENT_CLIENTS clients, written by the worker. */
 	uint64_t recent_next;
 	struct stats_client recent[STATS_RECENT_CLIENTS];
+	/* The worker's modules, written by the worker. */
+	struct stats_module mod[STATS_MODULES];
 } __attribute__((aligned(STATS_ALIGN)));
 
 /*
@@ -208,6 +243,7 @@ struct stats_header {
 	 * tcpi_unacked).  A queue that grows on one slot is a stuck worker.
 	 */
 	uint32_t accept_queue[STATS_MAX_LISTEN][STATS_MAX_SLOTS];
+	struct stats_module retired_mod[STATS_MODULES]; /* by module name */
 } __attribute__((aligned(STATS_ALIGN)));
 
 /* Master: entries per segment, enough for old and new generations. */
@@ -331,5 +367,15 @@ void stats_total(const struct stats_header *hdr,
     struct stats_values *total);
 
 const char *stats_state_name(uint32_t state);
+
+/*
+ * Reader: the modules of a snapshot, retired plus live, one per name
+ * (names bounded and NUL-terminated); returns how many.
+ */
+unsigned stats_module_totals(const struct stats_header *hdr,
+    const struct stats_entry *entries, unsigned n, struct stats_module *out,
+    unsigned max);
+/* Worker: one request of module m took ns nanoseconds. */
+void stats_module_observe(struct stats_module *m, uint64_t ns);
 
 #endif /* GOPRO_STATS_H */

@@ -280,6 +280,7 @@ stats_format_text(FILE *out, const struct stats_snap *s)
 	fputc('\n', out);
 	text_workers(out, s);
 	text_clients(out, s);
+	stats_format_modules_text(out, s);
 	return finish(out);
 }
 
@@ -381,6 +382,7 @@ stats_format_json(FILE *out, const struct stats_snap *s)
 	fprintf(out, "{\n");
 	json_master(out, s);
 	json_totals(out, s);
+	stats_format_modules_json(out, s);
 	fprintf(out, "  \"workers\": [");
 	for (unsigned i = 0; i < s->hdr.nentries; i++) {
 		if (!entry_live(&s->entries[i]))

@@ -69,4 +69,9 @@ bool stats_prom_maps_every_counter(void);
 /* Workers in state RUNNING of the current generation. */
 unsigned stats_running_workers(const struct stats_snap *s);
 
+/* The handler modules' part of each format (stats_format_module.c). */
+void stats_format_modules_text(FILE *out, const struct stats_snap *s);
+void stats_format_modules_json(FILE *out, const struct stats_snap *s);
+void stats_format_modules_prometheus(FILE *out, const struct stats_snap *s);
+
 #endif /* GOPRO_STATS_FORMAT_H */

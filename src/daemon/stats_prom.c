@@ -463,5 +463,6 @@ stats_format_prometheus(FILE *out, const struct stats_snap *s)
 	prom_workers(out, s);
 	prom_queues(out, s);
 	prom_process(out, s);
+	stats_format_modules_prometheus(out, s);
 	return ferror(out) ? -1 : 0;
 }

@@ -431,6 +431,76 @@ test_echo_as_a_file(void **state)
 	harness_stop(&g);
 }
 
+/* The module totals of g's stats segment for module name. */
+static struct stats_module
+module_totals(const struct goprod *g, const char *name)
+{
+	struct stats_module m[STATS_MODULES], found;
+	struct stats_snap snap;
+	unsigned n;
+
+	memset(&found, 0, sizeof(found));
+	harness_snapshot(g, &snap);
+	n = stats_module_totals(&snap.hdr, snap.entries, snap.hdr.nentries, m,
+	    STATS_MODULES);
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(m[i].name, name) == 0)
+			found = m[i];
+	stats_snap_free(&snap);
+	return found;
+}
+
+/* Per-module counters in the shared segment survive a worker's death. */
+static void
+test_module_stats(void **state)
+{
+	struct stats_module m;
+	struct stats_snap snap;
+	struct goprod g;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem;
+	pid_t pid;
+	int fd;
+
+	(void)state;
+	start_mode(&g, "never", "  timeout = 50ms\n");
+	fd = harness_connect(&g);
+	for (int i = 0; i < 3; i++) {
+		harness_send(fd, CMD_TEST, "x");
+		harness_expect_error(fd, GOPRO_ERR_REQUEST_TIMEOUT);
+	}
+	harness_send(fd, GOPRO_CMD_MESSAGE, "y");
+	harness_expect_frame(fd, GOPRO_CMD_MESSAGE, "Server says: y", 14);
+	m = module_totals(&g, "t");
+	assert_int_equal(m.counter[STATS_MOD_requests], 3);
+	assert_int_equal(m.counter[STATS_MOD_timeouts], 3);
+	assert_int_equal(m.inflight, 0);
+	assert_int_equal(module_totals(&g, "echo").counter[STATS_MOD_replies], 1);
+	/* A request in flight when the worker dies, then the fold. */
+	harness_send(fd, CMD_TEST, "z");
+	assert_int_equal(harness_worker_pids(&g, &pid, 1), 1);
+	kill(pid, SIGKILL);
+	assert_true(harness_wait_closed(fd, 5));
+	close(fd);
+	for (int i = 0; i < 100 && !harness_answers(&g); i++)
+		harness_sleep(0.02);
+	m = module_totals(&g, "t");
+	assert_true(m.counter[STATS_MOD_requests] >= 3);
+	assert_true(m.counter[STATS_MOD_timeouts] >= 3);
+	/* And /metrics has them with a module label. */
+	harness_snapshot(&g, &snap);
+	mem = open_memstream(&text, &len);
+	assert_non_null(mem);
+	stats_format_prometheus(mem, &snap);
+	fclose(mem);
+	stats_snap_free(&snap);
+	assert_non_null(strstr(text, "gopro_module_timeouts_total{module=\"t\"} "));
+	assert_non_null(strstr(text, "gopro_module_replies_total{module=\"echo\"} 1\n"));
+	free(text);
+	harness_stop(&g);
+}
+
 /* A reload whose module does not load changes nothing. */
 static void
 test_reload_refuses_broken_module(void **state)
@@ -473,6 +543,7 @@ main(void)
 		cmocka_unit_test(test_reload_refuses_broken_module),
 		cmocka_unit_test(test_example_from_the_manual),
 		cmocka_unit_test(test_echo_as_a_file),
+		cmocka_unit_test(test_module_stats),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

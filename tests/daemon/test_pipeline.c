@@ -93,8 +93,7 @@ struct fixture {
 	struct pipeline_queue q;
 	struct owner owner;
 	struct fake fake;
-	uint64_t counters[PIPELINE_NCOUNTERS];
-	uint64_t inflight;
+	struct stats_module stats;
 };
 
 static int
@@ -107,8 +106,7 @@ setup(void **state)
 	fx->fake.pl = &fx->pl;
 	fx->h = (struct pipeline_handler){ .request = fake_request,
 		.cancel = fake_cancel, .state = &fx->fake, .timeout = 5,
-		.max_inflight = 4, .counters = fx->counters,
-		.inflight = &fx->inflight };
+		.max_inflight = 4, .stats = &fx->stats };
 	pipeline_handler_init(&fx->pl, &fx->h);
 	pipeline_queue_init(&fx->q, &fx->owner);
 	*state = fx;
@@ -154,9 +152,9 @@ test_sync_replies_go_straight_out(void **state)
 	send_req(fx, "b");
 	assert_string_equal(fx->owner.log, "1:a 1:b ");
 	assert_true(pipeline_queue_empty(&fx->q));
-	assert_int_equal(fx->counters[PIPELINE_requests], 2);
-	assert_int_equal(fx->counters[PIPELINE_replies], 2);
-	assert_int_equal(fx->inflight, 0);
+	assert_int_equal(fx->stats.counter[STATS_MOD_requests], 2);
+	assert_int_equal(fx->stats.counter[STATS_MOD_replies], 2);
+	assert_int_equal(fx->stats.inflight, 0);
 }
 
 static void
@@ -174,7 +172,7 @@ test_replies_leave_in_request_order(void **state)
 	reply(fx, 0, "a");
 	assert_string_equal(fx->owner.log, "1:a 1:b 1:c ");
 	assert_true(pipeline_queue_empty(&fx->q));
-	assert_int_equal(fx->inflight, 0);
+	assert_int_equal(fx->stats.inflight, 0);
 }
 
 static void
@@ -201,8 +199,8 @@ test_completing_twice_is_counted_once(void **state)
 	reply(fx, 0, "a");
 	reply(fx, 0, "again");
 	assert_string_equal(fx->owner.log, "1:a ");
-	assert_int_equal(fx->counters[PIPELINE_replies], 1);
-	assert_int_equal(fx->counters[PIPELINE_late], 1);
+	assert_int_equal(fx->stats.counter[STATS_MOD_replies], 1);
+	assert_int_equal(fx->stats.counter[STATS_MOD_late], 1);
 	/* A reused slot does not take the old id's completion either. */
 	send_req(fx, "2");
 	reply(fx, 0, "stale");
@@ -222,13 +220,13 @@ test_deadline_answers_error_11(void **state)
 	reply(fx, 1, "b");
 	ev_run(fx->loop, 0);	/* returns once the deadline timer is done */
 	assert_string_equal(fx->owner.log, "E11:request timeout 1:b ");
-	assert_int_equal(fx->counters[PIPELINE_timeouts], 1);
+	assert_int_equal(fx->stats.counter[STATS_MOD_timeouts], 1);
 	assert_int_equal(fx->fake.ncancelled, 1);
 	assert_true(fx->fake.cancelled[0] == fx->fake.ids[0]);
 	/* The module's late answer is dropped and counted. */
 	reply(fx, 0, "late");
 	assert_string_equal(fx->owner.log, "E11:request timeout 1:b ");
-	assert_int_equal(fx->counters[PIPELINE_late], 1);
+	assert_int_equal(fx->stats.counter[STATS_MOD_late], 1);
 }
 
 static void
@@ -248,9 +246,9 @@ test_cancel_on_close(void **state)
 	assert_true(fx->fake.cancelled[0] == fx->fake.ids[0]);
 	reply(fx, 0, "late");
 	assert_string_equal(fx->owner.log, "");
-	assert_int_equal(fx->counters[PIPELINE_cancelled], 1);
-	assert_int_equal(fx->counters[PIPELINE_late], 1);
-	assert_int_equal(fx->inflight, 0);
+	assert_int_equal(fx->stats.counter[STATS_MOD_cancelled], 1);
+	assert_int_equal(fx->stats.counter[STATS_MOD_late], 1);
+	assert_int_equal(fx->stats.inflight, 0);
 }
 
 static void
@@ -272,7 +270,7 @@ test_invalid_reply_becomes_error_10(void **state)
 	assert_int_equal(errno, EINVAL);
 	assert_string_equal(fx->owner.log, "E10:invalid reply from module "
 	    "E10:invalid reply from module ");
-	assert_int_equal(fx->counters[PIPELINE_invalid], 2);
+	assert_int_equal(fx->stats.counter[STATS_MOD_invalid], 2);
 }
 
 static void
