@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "gopro/gopro.h"
+#include "reader.h"
 
 /* ------------------------------------------------------------ histogram */
 
@@ -197,9 +198,7 @@ struct bench_pending {
  * complete frame and sets the flags the connection acts on.
  */
 struct bench_stream {
-	struct buf in;
-	size_t in_max;
-	size_t in_need;
+	struct gopro_reader in;   /* libgopro's frame reader */
 	struct bench_pending *q;
 	unsigned qcap;
 	unsigned qhead;
@@ -212,8 +211,8 @@ struct bench_stream {
 	unsigned setup_failed;
 };
 
-int bench_stream_init(struct bench_stream *s, unsigned depth, size_t in_cap,
-    size_t in_max);
+/* in_cap bytes of input memory from the start. */
+int bench_stream_init(struct bench_stream *s, unsigned depth, size_t in_cap);
 void bench_stream_free(struct bench_stream *s);
 /* Forget everything (a new connection on the same slot). */
 void bench_stream_reset(struct bench_stream *s);

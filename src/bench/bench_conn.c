@@ -806,8 +806,7 @@ bconn_init(struct bench_thread *t, struct bconn *c, unsigned id)
 	if (buf_init(&c->out, out_cap) < 0)
 		return -1;
 	/* One more slot for the set-up LOGIN or heartbeat. */
-	return bench_stream_init(&c->rx, o->depth + 1, in_cap,
-	    p->max_reply + 65536 + GOPRO_STATUS_FRAME_MAX);
+	return bench_stream_init(&c->rx, o->depth + 1, in_cap);
 }
 
 struct bench_thread *

@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 
 #include "bench.h"
+#include "sock.h"
 
 #define DEFAULT_SERVER "127.0.0.1:8888"
 #define DEFAULT_CONNS 50
@@ -326,45 +327,18 @@ bench_parse_sources(const char *list, struct sockaddr_storage *out,
 	return 0;
 }
 
-/* Split "host:port" / "[v6]:port" into host and port strings. */
-static int
-split_hostport(const char *hp, char *host, size_t hostlen, const char **port)
-{
-	const char *colon, *h = hp;
-	size_t len;
-
-	if (*hp == '[') {
-		const char *close = strchr(hp, ']');
-		if (close == NULL || close[1] != ':')
-			return -1;
-		h = hp + 1;
-		len = (size_t)(close - h);
-		*port = close + 2;
-	} else {
-		colon = strrchr(hp, ':');
-		if (colon == NULL || memchr(hp, ':', (size_t)(colon - hp)))
-			return -1;
-		len = (size_t)(colon - hp);
-		*port = colon + 1;
-	}
-	if (len == 0 || len >= hostlen || **port == '\0')
-		return -1;
-	memcpy(host, h, len);
-	host[len] = '\0';
-	return 0;
-}
-
 int
 bench_parse_address(const char *hostport, struct sockaddr_storage *ss,
     socklen_t *len, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res;
-	char host[256];
-	const char *port;
+	char host[256], port[16];
 	uint64_t pnum;
 	int rc;
 
-	if (split_hostport(hostport, host, sizeof(host), &port) < 0 ||
+	/* The clients' own parser (libgopro's sock.c), for the same forms. */
+	if (sock_split_hostport(hostport, host, sizeof(host), port,
+	    sizeof(port)) < 0 ||
 	    bench_parse_count(port, 1, 65535, &pnum) < 0) {
 		set_err(err, errlen, "server address \"%s\": expected "
 		    "HOST:PORT or [IPV6]:PORT with a port from 1 to 65535",

@@ -215,16 +215,17 @@ bench_plan_check(const struct bench_plan *p, enum bench_kind k, uint64_t seq,
 /* ------------------------------------------------------------ streams */
 
 int
-bench_stream_init(struct bench_stream *s, unsigned depth, size_t in_cap,
-    size_t in_max)
+bench_stream_init(struct bench_stream *s, unsigned depth, size_t in_cap)
 {
 	memset(s, 0, sizeof(*s));
 	s->qcap = depth;
 	s->q = calloc(depth, sizeof(*s->q));
 	if (s->q == NULL)
 		return -1;
-	s->in_max = in_max > in_cap ? in_max : in_cap;
-	if (buf_init(&s->in, in_cap) < 0) {
+	/* The limit on a reply body is the plan's, set when replies come. */
+	reader_init(&s->in, 0);
+	s->in.chunk = READ_MIN;
+	if (buf_init(&s->in.in, in_cap) < 0) {
 		free(s->q);
 		s->q = NULL;
 		return -1;
@@ -235,7 +236,7 @@ bench_stream_init(struct bench_stream *s, unsigned depth, size_t in_cap,
 void
 bench_stream_free(struct bench_stream *s)
 {
-	buf_free(&s->in);
+	reader_fini(&s->in);
 	free(s->q);
 	memset(s, 0, sizeof(*s));
 }
@@ -243,8 +244,7 @@ bench_stream_free(struct bench_stream *s)
 void
 bench_stream_reset(struct bench_stream *s)
 {
-	buf_reset(&s->in);
-	s->in_need = 0;
+	reader_reset(&s->in);
 	s->qhead = s->qlen = 0;
 	s->goaway = s->doomed = s->broken = false;
 	s->last_error = 0;
@@ -288,24 +288,13 @@ bench_stream_oldest(const struct bench_stream *s)
 uint8_t *
 bench_stream_room(struct bench_stream *s, size_t *room)
 {
-	size_t want = s->in_need > READ_MIN ? s->in_need : READ_MIN;
-
-	if (buf_room(&s->in) < want &&
-	    buf_reserve(&s->in, want, s->in_max) < 0) {
-		/* At the cap: still read what fits, the decoder decides. */
-		if (buf_room(&s->in) == 0)
-			buf_compact(&s->in);
-		if (buf_room(&s->in) == 0)
-			return NULL;
-	}
-	*room = buf_room(&s->in);
-	return buf_tail(&s->in);
+	return gopro_reader_space(&s->in, room);
 }
 
 void
 bench_stream_commit(struct bench_stream *s, size_t n)
 {
-	buf_commit(&s->in, n);
+	gopro_reader_commit(&s->in, n);
 }
 
 /*
@@ -401,18 +390,15 @@ void
 bench_stream_process(struct bench_stream *s, const struct bench_plan *p,
     uint64_t now, struct bench_stats *st)
 {
-	enum gopro_decode_status rc;
 	struct gopro_frame f;
-	size_t need = 0;
+	int rc;
 
+	s->in.max_body = p->max_reply_body;
 	while (!s->broken) {
-		rc = gopro_decode(buf_head(&s->in), buf_len(&s->in),
-		    p->max_reply_body, &f, &need);
-		if (rc == GOPRO_DECODE_NEED_MORE) {
-			s->in_need = buf_len(&s->in) > 0 ? need : 0;
+		rc = gopro_reader_next(&s->in, &f);
+		if (rc == 0)
 			return;
-		}
-		if (rc != GOPRO_DECODE_FRAME) {
+		if (rc < 0) {
 			st->errors[BENCH_ERR_PROTOCOL]++;
 			s->broken = true;
 			return;
@@ -423,7 +409,6 @@ bench_stream_process(struct bench_stream *s, const struct bench_plan *p,
 			stream_error_frame(s, &f, st);
 		else
 			stream_reply(s, p, &f, now, st);
-		buf_consume(&s->in, f.size);
 	}
 }
 

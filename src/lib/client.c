@@ -64,9 +64,7 @@ disconnect(struct gopro_client *c)
 	c->fd = -1;
 	c->goaway = 0;
 	/* Bytes of the old stream must not leak into the new one. */
-	buf_free(&c->in.in);
-	c->in.need = 0;
-	c->in.error = 0;
+	reader_reset(&c->in);
 }
 
 void

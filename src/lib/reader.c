@@ -22,6 +22,15 @@ reader_init(struct gopro_reader *r, uint32_t max_body)
 {
 	memset(r, 0, sizeof(*r));
 	r->max_body = max_body;
+	r->chunk = READER_CHUNK;
+}
+
+void
+reader_reset(struct gopro_reader *r)
+{
+	buf_reset(&r->in);
+	r->need = 0;
+	r->error = 0;
 }
 
 void
@@ -60,7 +69,7 @@ gopro_reader_feed(struct gopro_reader *r, const void *data, size_t len)
 void *
 gopro_reader_space(struct gopro_reader *r, size_t *room)
 {
-	size_t want = r->need > READER_CHUNK ? r->need : READER_CHUNK;
+	size_t want = r->need > r->chunk ? r->need : r->chunk;
 
 	if (buf_reserve(&r->in, want, SIZE_MAX) < 0)
 		return NULL;

@@ -18,8 +18,8 @@
 #include "gopro/gopro.h"
 #include "sock.h"
 
-static int
-split_hostport(const char *s, char *host, size_t hostlen, char *port,
+int
+sock_split_hostport(const char *s, char *host, size_t hostlen, char *port,
     size_t portlen)
 {
 	const char *colon, *h = s;
@@ -82,7 +82,7 @@ sock_resolve(const char *address, struct sock_addrs *out, char *err,
 		return resolve_unix(address + 5, out, err, errlen);
 	if (address[0] == '/')
 		return resolve_unix(address, out, err, errlen);
-	if (split_hostport(address, host, sizeof(host), port,
+	if (sock_split_hostport(address, host, sizeof(host), port,
 	    sizeof(port)) < 0) {
 		snprintf(err, errlen, "%s: not HOST:PORT, [IPv6]:PORT or "
 		    "unix:PATH", address);

@@ -20,6 +20,12 @@ struct sock_addrs {
 	socklen_t len[SOCK_ADDRS_MAX];
 };
 
+/*
+ * "host:port" or "[v6]:port" into its two strings (the brackets dropped):
+ * 0, or -1 when s is neither or a part does not fit.
+ */
+int sock_split_hostport(const char *s, char *host, size_t hostlen,
+    char *port, size_t portlen);
 /* Resolve address: GOPRO_OK, or GOPRO_E_ADDRESS with a sentence in err. */
 int sock_resolve(const char *address, struct sock_addrs *out, char *err,
     size_t errlen);

@@ -192,7 +192,7 @@ vfix_setup(void **state)
 
 	assert_non_null(v);
 	assert_int_equal(bench_plan_init(&v->plan, &pc, err, sizeof(err)), 0);
-	assert_int_equal(bench_stream_init(&v->s, 8, 64, 4096), 0);
+	assert_int_equal(bench_stream_init(&v->s, 8, 64), 0);
 	bench_stats_init(&v->st);
 	*state = v;
 	return 0;
@@ -527,8 +527,7 @@ test_verify_large_body(void **state)
 	assert_non_null(st);
 	bench_stats_init(st);
 	assert_int_equal(bench_plan_init(&plan, &pc, err, sizeof(err)), 0);
-	assert_int_equal(bench_stream_init(&s, 2, 512, plan.max_reply + 65536),
-	    0);
+	assert_int_equal(bench_stream_init(&s, 2, 512), 0);
 	req = malloc(plan.max_request);
 	rep = malloc(plan.max_reply);
 	n = bench_plan_write(&plan, BENCH_MESSAGE, 77, req);

@@ -1,0 +1,71 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
+# compare_bench.sh - throughput of two gopro-bench builds against the same
+# goprod in one run (not part of make check): the runs alternate, A B A B
+# ..., so that both see the same machine, and the ratio of the medians is
+# printed.  Used to check that a change to gopro-bench's engine or to
+# libgopro (which gopro-bench links) keeps its throughput.
+#
+# usage: contrib/bench/compare_bench.sh GOPROD BENCH_A BENCH_B
+#            [ROUNDS (5)] [SECONDS (3)] [CONNECTIONS (50)] [DEPTH (32)]
+#
+# goprod runs one worker on CPU 0 and the load generator on CPU 1 (when
+# the machine has two), both started and stopped here by pid.
+set -eu
+
+goprod=${1:?usage: compare_bench.sh GOPROD BENCH_A BENCH_B [ROUNDS] [SECONDS] [C] [P]}
+bench_a=${2:?BENCH_A}
+bench_b=${3:?BENCH_B}
+rounds=${4:-5}
+secs=${5:-3}
+conns=${6:-50}
+depth=${7:-32}
+work=$(mktemp -d)
+pid=""
+cleanup() {
+	[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat > "$work/gopro.conf" <<CONF
+listen = {"127.0.0.1:$port"}
+workers = 1
+user = ""
+group = ""
+pid_file = "$work/goprod.pid"
+stats_file = "$work/goprod.stats"
+control_socket = "$work/goprod.sock"
+log = "file:$work/goprod.log"
+log_level = "warning"
+CONF
+pin_server="" pin_client=""
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+	pin_server="taskset -c 0" pin_client="taskset -c 1"
+fi
+$pin_server "$goprod" -f -c "$work/gopro.conf" 2>>"$work/goprod.log" &
+pid=$!
+for _ in $(seq 50); do
+	"$bench_a" -s "127.0.0.1:$port" -n 10 -c 1 --quiet >/dev/null 2>&1 && break
+	sleep 0.1
+done
+
+run() {
+	$pin_client "$1" -s "127.0.0.1:$port" -c "$conns" -P "$depth" -d "$secs" \
+		-w 0.5 --json --quiet | python3 -c 'import json, sys; print(json.load(sys.stdin)["throughput"])'
+}
+
+echo "gopro-bench -c $conns -P $depth -d $secs, $rounds rounds, alternating"
+for r in $(seq "$rounds"); do
+	a=$(run "$bench_a"); b=$(run "$bench_b")
+	echo "$a" >>"$work/a"; echo "$b" >>"$work/b"
+	printf 'round %d: A %.0f req/s  B %.0f req/s\n' "$r" "$a" "$b"
+done
+python3 - "$work/a" "$work/b" <<'PY'
+import statistics, sys
+a = [float(x) for x in open(sys.argv[1])]
+b = [float(x) for x in open(sys.argv[2])]
+ma, mb = statistics.median(a), statistics.median(b)
+print("median A %.0f req/s, B %.0f req/s, B/A = %.3f" % (ma, mb, mb / ma))
+PY
