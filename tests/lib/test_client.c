@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -304,6 +305,17 @@ test_checked_calls(void **state)
 	    GOPRO_ERR_AUTH_FAILED, "no"), GOPRO_E_AUTH);
 }
 
+/* Descriptors open in this process. */
+static int
+open_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) != -1;
+	return n;
+}
+
 static void
 test_connect_addresses(void **state)
 {
@@ -311,7 +323,7 @@ test_connect_addresses(void **state)
 	struct gopro_client *c = gopro_client_new();
 	socklen_t len = sizeof(sin);
 	char addr[64];
-	int lfd;
+	int lfd, fds;
 
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -340,6 +352,12 @@ test_connect_addresses(void **state)
 	    GOPRO_E_CONNECT);
 	assert_int_equal(gopro_client_recv(c, &(struct gopro_frame){ 0 }, 1.0),
 	    GOPRO_E_NOT_CONNECTED);
+	/* No descriptor is left behind by a failed connect. */
+	fds = open_fds();
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(gopro_client_connect(c, addr, 1.0),
+		    GOPRO_E_CONNECT);
+	assert_int_equal(open_fds(), fds);
 	gopro_client_free(c);
 }
 
