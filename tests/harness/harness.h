@@ -56,6 +56,8 @@ void harness_rewrite_conf(struct goprod *g, const char *extra);
 int harness_stop(struct goprod *g);
 /* Wait for the master to exit by itself; -1 on timeout. */
 int harness_wait_exit(struct goprod *g, double timeout);
+/* How many descriptors this process has open (to check for leaks). */
+int harness_open_fds(void);
 /* Path of a built program: $GOPROD / $GOPROCTL from the environment. */
 const char *harness_program(const char *name);
 

@@ -18,7 +18,6 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -83,17 +82,6 @@ on_reply(struct gopro_async *a, int result, const struct gopro_frame *f,
 		seen.free_in_cb = NULL;
 		gopro_async_free(a);
 	}
-}
-
-/* Descriptors open in this process. */
-static int
-open_fds(void)
-{
-	int n = 0;
-
-	for (int fd = 0; fd < 1024; fd++)
-		n += fcntl(fd, F_GETFD) != -1;
-	return n;
 }
 
 static int
@@ -326,10 +314,10 @@ test_address_list_and_reconnect(void **state)
 	assert_int_equal(request(a, GOPRO_CMD_HEARTBEAT, 1, 0),
 	    GOPRO_E_NOT_CONNECTED);
 	/* Failed rounds against both addresses leave no descriptor behind. */
-	fds = open_fds();
+	fds = harness_open_fds();
 	seen.states[GOPRO_STATE_RECONNECTING] = 0;
 	assert_true(run_until(&seen.states[GOPRO_STATE_RECONNECTING], 3, 5));
-	assert_int_equal(open_fds(), fds);
+	assert_int_equal(harness_open_fds(), fds);
 	/* Back on the same port: the client finds it by itself. */
 	harness_start_port(&g, port, "");
 	assert_true(run_until(&seen.states[GOPRO_STATE_CONNECTED], 2, 10));

@@ -18,7 +18,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -28,6 +27,7 @@
 
 #include "gopro/client.h"
 #include "gopro/gopro.h"
+#include "harness.h"
 
 static void
 sleep_ms(long ms)
@@ -305,17 +305,6 @@ test_checked_calls(void **state)
 	    GOPRO_ERR_AUTH_FAILED, "no"), GOPRO_E_AUTH);
 }
 
-/* Descriptors open in this process. */
-static int
-open_fds(void)
-{
-	int n = 0;
-
-	for (int fd = 0; fd < 1024; fd++)
-		n += fcntl(fd, F_GETFD) != -1;
-	return n;
-}
-
 static void
 test_connect_addresses(void **state)
 {
@@ -353,11 +342,11 @@ test_connect_addresses(void **state)
 	assert_int_equal(gopro_client_recv(c, &(struct gopro_frame){ 0 }, 1.0),
 	    GOPRO_E_NOT_CONNECTED);
 	/* No descriptor is left behind by a failed connect. */
-	fds = open_fds();
+	fds = harness_open_fds();
 	for (int i = 0; i < 20; i++)
 		assert_int_equal(gopro_client_connect(c, addr, 1.0),
 		    GOPRO_E_CONNECT);
-	assert_int_equal(open_fds(), fds);
+	assert_int_equal(harness_open_fds(), fds);
 	gopro_client_free(c);
 }
 
