@@ -132,6 +132,17 @@ stats_snap_free(struct stats_snap *snap)
 }
 
 unsigned
+stats_live_workers(const struct stats_snap *s)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < s->hdr.nentries; i++)
+		n += entry_live(&s->entries[i]) &&
+		    s->entries[i].state != STATS_STATE_EXITED;
+	return n;
+}
+
+unsigned
 stats_running_workers(const struct stats_snap *s)
 {
 	unsigned n = 0;
@@ -184,28 +195,102 @@ latency_quantile(const struct stats_values *v, double q)
 	return 0;
 }
 
+const char *
+stats_verdict(const struct stats_snap *s)
+{
+	if (s->hdr.info.stopping)
+		return "stopping";
+	return stats_running_workers(s) == s->hdr.workers ? "running" :
+	    "degraded";
+}
+
+/* The addresses on one line, PROXY listeners marked. */
+static void
+text_listeners(FILE *out, const struct stats_info *in)
+{
+	fprintf(out, "  %-15s", "listening on");
+	for (uint32_t a = 0; a < in->nlisten && a < STATS_MAX_LISTEN; a++)
+		fprintf(out, "%s%.64s%s", a ? ", " : " ", in->listen[a].text,
+		    in->listen[a].proxy ? " (PROXY)" : "");
+	fprintf(out, "\n  %-15s %s\n", "metrics on", *in->metrics_listen ?
+	    in->metrics_listen : "off (metrics_listen is not set)");
+}
+
+/* "2026-12-01 19:34:56 UTC (12s ago)". */
+static void
+format_when(char *buf, size_t len, time_t now, int64_t when)
+{
+	char ago[32], date[32];
+	struct tm tm;
+	time_t t = (time_t)when;
+
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+	format_duration(ago, sizeof(ago), age(now, when));
+	snprintf(buf, len, "%.32s UTC (%.32s ago)", date, ago);
+}
+
+/* "3 ok, 2 failed", then when the last one was and why it failed. */
+static void
+text_reloads(FILE *out, const struct stats_snap *s)
+{
+	const struct stats_info *in = &s->hdr.info;
+	const char *end = in->last_reload_error + STATS_TEXT_MAX;
+	char when[96];
+
+	fprintf(out, "  %-15s %" PRIu32 " ok, %" PRIu32 " failed\n", "reloads",
+	    s->hdr.reloads, s->hdr.reloads_failed);
+	if (in->last_reload_time == 0)
+		return;
+	format_when(when, sizeof(when), s->now, in->last_reload_time);
+	fprintf(out, "  %-15s %s: %s\n", "last reload", when,
+	    in->last_reload_ok ? "ok" : "failed, the running configuration "
+	    "stays");
+	if (in->last_reload_ok || !*in->last_reload_error)
+		return;
+	/* A list of file:line errors, one per line, indented. */
+	fputs("    ", out);
+	for (const char *p = in->last_reload_error; p < end && *p; p++)
+		if (*p != '\n')
+			fputc(*p, out);
+		else if (p + 1 < end && p[1] != '\0')
+			fputs("\n    ", out);
+	fputc('\n', out);
+}
+
 static void
 text_master(FILE *out, const struct stats_snap *s)
 {
 	const struct stats_header *h = &s->hdr;
+	const struct stats_info *in = &h->info;
 	char up[32];
 
 	format_duration(up, sizeof(up), age(s->now, h->start_time));
-	fprintf(out, "master pid %" PRId32 ", up %s, generation %" PRIu32
-	    ", workers %u/%" PRIu32 " running, reloads %" PRIu32
-	    " (%" PRIu32 " failed)\n", h->master_pid, up, h->generation,
-	    stats_running_workers(s), h->workers, h->reloads,
-	    h->reloads_failed);
+	fprintf(out, "%.64s, master pid %" PRId32 ", up %s, generation %"
+	    PRIu32 ": %s\n", *in->version ? in->version : "goprod",
+	    h->master_pid, up, h->generation, stats_verdict(s));
+	fprintf(out, "  %-15s %.256s\n", "configuration", in->conf_path);
+	text_listeners(out, in);
+	fprintf(out, "  %-15s %u/%" PRIu32 " running, max_connections %" PRIu32
+	    " each\n", "workers", stats_running_workers(s), h->workers,
+	    in->max_connections);
+	text_reloads(out, s);
 }
 
 static void
 text_latency(FILE *out, const struct stats_values *v)
 {
 	uint64_t n = hist_count(v);
-	double mean = n ? (double)v->hist_sum_ns / (double)n / 1e6 : 0;
 
 	fprintf(out, "  %-28s %" PRIu64 "\n", "requests", n);
-	fprintf(out, "  %-28s %.3f ms\n", "latency_mean", mean);
+	/* No request, no latency: not a 0 that reads as "fast". */
+	if (n == 0) {
+		fprintf(out, "  %-28s n/a\n  %-28s n/a\n", "latency_mean",
+		    "latency_p50_p99");
+		return;
+	}
+	fprintf(out, "  %-28s %.3f ms\n", "latency_mean",
+	    (double)v->hist_sum_ns / (double)n / 1e6);
 	fprintf(out, "  %-28s < %g ms / < %g ms\n", "latency_p50_p99",
 	    latency_quantile(v, 0.5) * 1e3, latency_quantile(v, 0.99) * 1e3);
 }
@@ -222,30 +307,47 @@ text_totals(FILE *out, const struct stats_snap *s)
 	text_latency(out, &s->total);
 }
 
+/* The accept queue of a slot: its sockets of every listener. */
+static uint64_t
+slot_queue(const struct stats_snap *s, uint32_t slot)
+{
+	uint64_t n = 0;
+
+	for (uint32_t a = 0; a < s->hdr.info.nlisten && a < STATS_MAX_LISTEN &&
+	    slot < STATS_MAX_SLOTS; a++)
+		n += s->hdr.accept_queue[a][slot];
+	return n;
+}
+
+/* At most 100 columns: the bytes per worker are in --json. */
 static void
 text_worker(FILE *out, const struct stats_snap *s, const struct stats_entry *e)
 {
-	char up[32];
+	char up[32], open[32];
 
 	format_duration(up, sizeof(up), age(s->now, e->start_time));
-	fprintf(out, "%4" PRIu32 " %8" PRId32 " %4" PRIu32 " %-9s %8s %8" PRIu32
-	    " %7" PRIu64 " %10" PRIu64 " %10" PRIu64 " %12" PRIu64 " %12" PRIu64
-	    " %7" PRIu64 "\n", e->slot, e->pid, e->generation,
-	    stats_state_name(e->state), up, e->restarts, e->conn_active,
+	snprintf(open, sizeof(open), "%" PRIu64 "/%" PRIu32, e->conn_active,
+	    s->hdr.info.max_connections);
+	fprintf(out, "%4" PRIu32 " %7" PRId32 " %3" PRIu32 " %-8s %7s %8" PRIu32
+	    " %12s %5" PRIu64 " %11" PRIu64 " %11" PRIu64 " %7" PRIu64 "\n",
+	    e->slot, e->pid, e->generation, stats_state_name(e->state), up,
+	    e->restarts, open, slot_queue(s, e->slot),
 	    group_sum(&e->v, GROUP_FRAMES_IN), group_sum(&e->v, GROUP_FRAMES_OUT),
-	    e->v.counter[STATS_bytes_received], e->v.counter[STATS_bytes_sent],
 	    group_sum(&e->v, GROUP_ERRORS));
 }
 
 static void
 text_workers(FILE *out, const struct stats_snap *s)
 {
-	fprintf(out, "%4s %8s %4s %-9s %8s %8s %7s %10s %10s %12s %12s %7s\n",
-	    "slot", "pid", "gen", "state", "uptime", "restarts", "active",
-	    "frames_in", "frames_out", "bytes_in", "bytes_out", "errors");
-	for (unsigned i = 0; i < s->hdr.nentries; i++)
-		if (entry_live(&s->entries[i]))
-			text_worker(out, s, &s->entries[i]);
+	fprintf(out, "%4s %7s %3s %-8s %7s %8s %12s %5s %11s %11s %7s\n",
+	    "slot", "pid", "gen", "state", "uptime", "restarts", "open/max",
+	    "queue", "frames_in", "frames_out", "errors");
+	/* By slot, then in the order of the entries (older generations first). */
+	for (uint32_t slot = 0; slot < STATS_MAX_SLOTS; slot++)
+		for (unsigned i = 0; i < s->hdr.nentries; i++)
+			if (entry_live(&s->entries[i]) &&
+			    s->entries[i].slot == slot)
+				text_worker(out, s, &s->entries[i]);
 }
 
 /* Behind a load balancer this shows the addresses from PROXY headers. */
@@ -318,11 +420,56 @@ json_latency(FILE *out, const struct stats_values *v, const char *indent)
 	fprintf(out, "]}\n");
 }
 
+/* A string of the segment as JSON: quotes, backslashes, controls escaped. */
+static void
+json_string(FILE *out, const char *v, size_t max)
+{
+	fputc('"', out);
+	for (size_t i = 0; i < max && v[i]; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if (ch == '"' || ch == '\\')
+			fprintf(out, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(out, "\\u%04x", ch);
+		else
+			fputc(ch, out);
+	}
+	fputc('"', out);
+}
+
+/* What the master runs: "info" beside "master". */
+static void
+json_info(FILE *out, const struct stats_info *in)
+{
+	fprintf(out, "  \"info\": {\"version\": ");
+	json_string(out, in->version, sizeof(in->version));
+	fprintf(out, ", \"configuration\": ");
+	json_string(out, in->conf_path, sizeof(in->conf_path));
+	fprintf(out, ", \"metrics_listen\": ");
+	json_string(out, in->metrics_listen, sizeof(in->metrics_listen));
+	fprintf(out, ", \"max_connections\": %" PRIu32 ", \"listen\": [",
+	    in->max_connections);
+	for (uint32_t a = 0; a < in->nlisten && a < STATS_MAX_LISTEN; a++) {
+		fprintf(out, "%s{\"address\": ", a ? ", " : "");
+		json_string(out, in->listen[a].text, sizeof(in->listen[a].text));
+		fprintf(out, ", \"proxy\": %s}", in->listen[a].proxy ? "true" :
+		    "false");
+	}
+	fprintf(out, "], \"last_reload_time\": %" PRId64 ", \"last_reload_ok\": "
+	    "%s, \"last_reload_success_time\": %" PRId64 ", \"last_reload_error"
+	    "\": ", in->last_reload_time, in->last_reload_ok ? "true" : "false",
+	    in->last_reload_success_time);
+	json_string(out, in->last_reload_error, sizeof(in->last_reload_error));
+	fprintf(out, ", \"stopping\": %s},\n", in->stopping ? "true" : "false");
+}
+
 static void
 json_master(FILE *out, const struct stats_snap *s)
 {
 	const struct stats_header *h = &s->hdr;
 
+	json_info(out, &h->info);
 	fprintf(out, "  \"master\": {\"pid\": %" PRId32 ", \"start_time\": %"
 	    PRId64 ", \"uptime_seconds\": %" PRId64 ", \"generation\": %" PRIu32
 	    ", \"workers\": %" PRIu32 ", \"reloads\": %" PRIu32
@@ -404,71 +551,76 @@ delta(uint64_t prev, uint64_t cur)
 	return cur >= prev ? cur - prev : cur;
 }
 
-static const struct stats_entry *
-find_entry(const struct stats_snap *s, const struct stats_entry *e)
+/* "12.3k", "4.5M": a rate in a narrow column. */
+static const char *
+human(char *buf, size_t len, double v)
 {
-	for (unsigned i = 0; i < s->hdr.nentries; i++)
-		if (entry_live(&s->entries[i]) && s->entries[i].pid == e->pid)
-			return &s->entries[i];
-	return NULL;
+	static const char unit[] = " kMGT";
+	int u = 0;
+
+	while (v >= 10000 && u < 4) {
+		v /= 1000;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%.1f", v);
+	else
+		snprintf(buf, len, "%.1f%c", v, unit[u]);
+	return buf;
 }
 
-static void
-rates_worker(FILE *out, const struct stats_snap *prev,
-    const struct stats_entry *e, double dt)
-{
-	static const struct stats_entry zero;
-	const struct stats_entry *p = find_entry(prev, e);
-
-	if (p == NULL)
-		p = &zero;
-	fprintf(out, "%4" PRIu32 " %8" PRId32 " %-9s %7" PRIu64
-	    " %12.1f %12.1f %14.1f %14.1f\n", e->slot, e->pid,
-	    stats_state_name(e->state), e->conn_active,
-	    (double)delta(group_sum(&p->v, GROUP_FRAMES_IN),
-	    group_sum(&e->v, GROUP_FRAMES_IN)) / dt,
-	    (double)delta(group_sum(&p->v, GROUP_FRAMES_OUT),
-	    group_sum(&e->v, GROUP_FRAMES_OUT)) / dt,
-	    (double)delta(p->v.counter[STATS_bytes_received],
-	    e->v.counter[STATS_bytes_received]) / dt,
-	    (double)delta(p->v.counter[STATS_bytes_sent],
-	    e->v.counter[STATS_bytes_sent]) / dt);
-}
-
-static void
-rates_latency(FILE *out, const struct stats_values *p,
-    const struct stats_values *c, double dt)
+/* The latency mean over the interval, "n/a" without a request. */
+static const char *
+interval_latency(char *buf, size_t len, const struct stats_values *p,
+    const struct stats_values *c)
 {
 	uint64_t n = delta(hist_count(p), hist_count(c));
-	uint64_t ns = delta(p->hist_sum_ns, c->hist_sum_ns);
 
-	fprintf(out, "  %-28s %12.1f/s\n", "requests", (double)n / dt);
-	fprintf(out, "  %-28s %12.3f ms\n", "latency_mean",
-	    n ? (double)ns / (double)n / 1e6 : 0.0);
+	if (n == 0)
+		return "n/a";
+	snprintf(buf, len, "%.3f", (double)delta(p->hist_sum_ns,
+	    c->hist_sum_ns) / (double)n / 1e6);
+	return buf;
 }
 
 int
-stats_format_rates(FILE *out, const struct stats_snap *prev,
+stats_format_rate_header(FILE *out)
+{
+	fprintf(out, "%-8s %9s %9s %9s %9s %8s %8s %7s %8s %10s\n", "time",
+	    "frames/s", "replies/s", "rx_B/s", "tx_B/s", "conns/s", "closed/s",
+	    "open", "errors/s", "latency_ms");
+	return finish(out);
+}
+
+int
+stats_format_rate_line(FILE *out, const struct stats_snap *prev,
     const struct stats_snap *cur)
 {
+	const struct stats_values *p = &prev->total, *c = &cur->total;
 	double dt = cur->taken - prev->taken;
+	char t[16], a[5][16], lat[32];
+	struct tm tm;
 
 	if (dt <= 0)
 		dt = 1e-9;
-	text_master(out, cur);
-	fprintf(out, "\nrates over %.2f s\n", dt);
-	for (int i = 0; i < STATS_NCOUNTERS; i++)
-		fprintf(out, "  %-28s %12.1f/s\n", counter_name[i],
-		    (double)delta(prev->total.counter[i],
-		    cur->total.counter[i]) / dt);
-	fprintf(out, "  %-28s %12" PRIu64 "\n", "conn_active",
-	    stats_conn_open(cur));
-	rates_latency(out, &prev->total, &cur->total, dt);
-	fprintf(out, "\n%4s %8s %-9s %7s %12s %12s %14s %14s\n", "slot", "pid",
-	    "state", "active", "frames_in/s", "frames_out/s", "bytes_in/s",
-	    "bytes_out/s");
-	for (unsigned i = 0; i < cur->hdr.nentries; i++)
-		if (entry_live(&cur->entries[i]))
-			rates_worker(out, prev, &cur->entries[i], dt);
+	localtime_r(&cur->now, &tm);
+	strftime(t, sizeof(t), "%H:%M:%S", &tm);
+#define RATE(i, x) human(a[i], sizeof(a[i]), (double)(x) / dt)
+	fprintf(out, "%-8s %9s %9s %9s %9s %8.1f %8.1f %7" PRIu64 " %8s %10s\n",
+	    t, RATE(0, delta(group_sum(p, GROUP_FRAMES_IN),
+	    group_sum(c, GROUP_FRAMES_IN))),
+	    RATE(1, delta(group_sum(p, GROUP_FRAMES_OUT),
+	    group_sum(c, GROUP_FRAMES_OUT))),
+	    RATE(2, delta(p->counter[STATS_bytes_received],
+	    c->counter[STATS_bytes_received])),
+	    RATE(3, delta(p->counter[STATS_bytes_sent],
+	    c->counter[STATS_bytes_sent])),
+	    (double)delta(p->counter[STATS_conn_accepted],
+	    c->counter[STATS_conn_accepted]) / dt,
+	    (double)delta(p->counter[STATS_conn_closed],
+	    c->counter[STATS_conn_closed]) / dt, stats_conn_open(cur),
+	    RATE(4, delta(group_sum(p, GROUP_ERRORS), group_sum(c, GROUP_ERRORS))),
+	    interval_latency(lat, sizeof(lat), p, c));
+#undef RATE
 	return finish(out);
 }

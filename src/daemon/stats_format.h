@@ -5,6 +5,9 @@
  * that every consumer names and counts the same way.
  *
  * JSON document (one object):
+ *   "info":    version, configuration, metrics_listen, max_connections,
+ *              listen [{address, proxy}], last_reload_time, last_reload_ok,
+ *              last_reload_success_time, last_reload_error, stopping
  *   "master":  pid, start_time, uptime_seconds, generation, workers,
  *              reloads, reloads_failed, layout_version, entries
  *   "totals":  "counters" {every STATS_COUNTERS name: value} (retired plus
@@ -55,9 +58,15 @@ int stats_format_status(FILE *out, const struct stats_snap *s);
 int stats_format_json(FILE *out, const struct stats_snap *s);
 /* Prometheus text exposition format 0.0.4. */
 int stats_format_prometheus(FILE *out, const struct stats_snap *s);
-/* Per-second rates between two snapshots of the same master. */
-int stats_format_rates(FILE *out, const struct stats_snap *prev,
+/*
+ * goproctl stats -w, as vmstat does: a header, then one line of per-second
+ * rates between two snapshots per interval (at most 100 columns).
+ */
+int stats_format_rate_header(FILE *out);
+int stats_format_rate_line(FILE *out, const struct stats_snap *prev,
     const struct stats_snap *cur);
+/* "running", "degraded" (a worker is missing) or "stopping" (a drain). */
+const char *stats_verdict(const struct stats_snap *s);
 
 /* "0.000001" .. "16.777216", "+Inf": exact decimal bounds of the buckets. */
 const char *stats_format_le(unsigned bucket, char buf[32]);
@@ -66,6 +75,8 @@ uint64_t stats_conn_open(const struct stats_snap *s);
 /* Whether stats_prom.c maps every counter to a family (for the tests). */
 bool stats_prom_maps_every_counter(void);
 
+/* Worker processes alive in any state and generation. */
+unsigned stats_live_workers(const struct stats_snap *s);
 /* Workers in state RUNNING of the current generation. */
 unsigned stats_running_workers(const struct stats_snap *s);
 

@@ -255,20 +255,24 @@ print_snap(const struct stats_snap *s, int format)
 		err(1, "cannot write to standard output");
 }
 
+/* The header again after this many lines, as vmstat does. */
+#define RATE_HEADER_EVERY 20
+
+/* The full table once, then one line of rates per interval. */
 static void __attribute__((noreturn))
 watch_rates(const char *path, double interval)
 {
 	struct stats_snap prev, cur;
 
 	take_snap(path, &prev);
-	for (;;) {
+	print_snap(&prev, 't');
+	fputc('\n', stdout);
+	for (unsigned line = 0;; line++) {
 		sleep_seconds(interval);
 		take_snap(path, &cur);
-		if (isatty(STDOUT_FILENO))
-			fputs("\033[H\033[2J", stdout);
-		else
-			fputs("\n", stdout);
-		if (stats_format_rates(stdout, &prev, &cur) < 0 ||
+		if ((line % RATE_HEADER_EVERY == 0 &&
+		    stats_format_rate_header(stdout) < 0) ||
+		    stats_format_rate_line(stdout, &prev, &cur) < 0 ||
 		    fflush(stdout) == EOF)
 			err(1, "cannot write to standard output");
 		stats_snap_free(&prev);
@@ -328,28 +332,58 @@ pid_alive(pid_t pid)
 	    !pid_zombie(pid);
 }
 
+/* Exit statuses of status, as LSB init scripts have them. */
+#define STATUS_RUNNING 0
+#define STATUS_DEGRADED 1
+#define STATUS_NOT_RUNNING 3
+
 static int
 status_verdict(const struct stats_snap *s, pid_t file_pid)
 {
 	unsigned running = stats_running_workers(s);
 
-	if (!pid_alive(s->hdr.master_pid)) {
-		warnx("the master (pid %ld) in the stats file is not running",
-		    (long)s->hdr.master_pid);
-		return 1;
-	}
 	if (file_pid != s->hdr.master_pid) {
 		warnx("the pid file names pid %ld, the stats file pid %ld",
 		    (long)file_pid, (long)s->hdr.master_pid);
-		return 1;
+		return STATUS_DEGRADED;
+	}
+	if (s->hdr.info.stopping) {
+		printf("stopping: draining, %u workers left\n",
+		    stats_live_workers(s));
+		return STATUS_DEGRADED;
 	}
 	if (running != s->hdr.workers) {
 		printf("degraded: %u of %u workers running\n", running,
 		    s->hdr.workers);
-		return 1;
+		return STATUS_DEGRADED;
 	}
 	printf("healthy: all %u workers running\n", running);
-	return 0;
+	return STATUS_RUNNING;
+}
+
+/* No stats file, or the master in it is gone: LSB's "not running". */
+static bool
+status_not_running(const char *path, struct stats_snap *snap)
+{
+	struct stats_segment seg;
+	char e[512];
+
+	if (stats_open(&seg, path, e, sizeof(e)) < 0) {
+		if (errno != ENOENT)
+			errx(STATUS_DEGRADED, "%s", e);
+		printf("goprod is not running (no %s)\n", path);
+		return true;
+	}
+	if (stats_snap_take(&seg, snap) < 0)
+		err(STATUS_DEGRADED, "cannot read a consistent snapshot of %s",
+		    path);
+	stats_close(&seg);
+	if (pid_alive(snap->hdr.master_pid))
+		return false;
+	printf("goprod is not running: the master (pid %ld) of %s is gone\n",
+	    (long)snap->hdr.master_pid, path);
+	stats_snap_free(snap);
+	return true;
 }
 
 static int
@@ -361,7 +395,8 @@ cmd_status(struct ctx *c, int argc, char **argv)
 
 	no_operands(c, argc, argv);
 	conf = need_conf(c);
-	take_snap(conf->stats_file, &snap);
+	if (status_not_running(conf->stats_file, &snap))
+		return STATUS_NOT_RUNNING;
 	if (stats_format_status(stdout, &snap) < 0)
 		err(1, "cannot write to standard output");
 	rc = status_verdict(&snap, daemon_read_pidfile(conf->pid_file));
@@ -568,6 +603,11 @@ cmd_stop(struct ctx *c, int argc, char **argv)
 		errno = e;
 		err(1, "stop: control socket %s", conf->control_socket);
 	}
+	/* Stopping what does not run succeeds, as systemctl stop does. */
+	if (rc < 0 && !pid_alive(daemon_read_pidfile(conf->pid_file))) {
+		printf("goprod is not running: nothing to stop\n");
+		return 0;
+	}
 	pid = rc == 0 ? stop_pid(conf, reply) :
 	    signal_master(conf, now ? SIGQUIT : SIGTERM, e);
 	if (pid <= 0)
@@ -609,16 +649,23 @@ cmd_check(struct ctx *c, int argc, char **argv)
 
 /* ------------------------------------------------------------ ping, send */
 
-/* The first listen address, with a wildcard turned into loopback. */
+/*
+ * The first listen address that speaks what we do (TLS with --tls, plain
+ * without, never a PROXY listener, which wants a header from a proxy), with
+ * a wildcard turned into loopback.
+ */
 static const char *
-default_address(struct ctx *c, char *buf, size_t len)
+default_address(struct ctx *c, bool tls, char *buf, size_t len)
 {
 	const struct gopro_conf *conf = need_conf(c);
-	const char *text;
+	const char *text = NULL;
 
-	if (conf->nlisten == 0)
-		errx(1, "%s: no listen address; give HOST:PORT", c->conf_path);
-	text = conf->listen[0].text;
+	for (size_t i = 0; i < conf->nlisten && text == NULL; i++)
+		if (!conf->listen[i].proxy && conf->listen[i].tls == tls)
+			text = conf->listen[i].text;
+	if (text == NULL)
+		errx(1, "%s: no %s listen address without PROXY; give "
+		    "HOST:PORT", c->conf_path, tls ? "TLS" : "plain");
 	if (strncmp(text, "0.0.0.0:", 8) == 0)
 		snprintf(buf, len, "127.0.0.1:%s", text + 8);
 	else if (strncmp(text, "[::]:", 5) == 0)
@@ -896,7 +943,7 @@ cmd_ping(struct ctx *c, int argc, char **argv)
 	if (argc - optind > 1)
 		usage_error(c, "unexpected argument %s", argv[optind + 1]);
 	p.addr = optind < argc ? argv[optind] :
-	    default_address(c, addr, sizeof(addr));
+	    default_address(c, t.on, addr, sizeof(addr));
 	peer_connect(&gc, p.addr, &t, 256, p.timeout);
 	printf("PING %s: heartbeats of %zu bytes\n", p.addr,
 	    (size_t)GOPRO_HEADER_SIZE + 24);
@@ -1064,7 +1111,7 @@ cmd_send(struct ctx *c, int argc, char **argv)
 		usage_error(c, "no message to send");
 	if (argc > 2)
 		usage_error(c, "unexpected argument %s", argv[2]);
-	addr = argc == 2 ? argv[0] : default_address(c, defaddr,
+	addr = argc == 2 ? argv[0] : default_address(c, t.on, defaddr,
 	    sizeof(defaddr));
 	return send_message(c, addr, user, &t, argv[argc - 1]);
 }

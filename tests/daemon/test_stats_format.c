@@ -72,6 +72,11 @@ snap_fill(struct stats_snap *s)
 	s->hdr.accept_queue[0][1] = 7;
 	s->hdr.reloads_failed = 1;
 	s->hdr.info.last_reload_ok = 0;
+	s->hdr.info.listen[0].proxy = 1;
+	s->hdr.info.last_reload_time = 1700000200;
+	snprintf(s->hdr.info.last_reload_error,
+	    sizeof(s->hdr.info.last_reload_error), "a.conf:3: bad\na.conf:4: "
+	    "worse\n");
 	s->hdr.info.last_reload_success_time = 1700000100;
 	stats_total(&s->hdr, s->entries, NENT, &s->total);
 }
@@ -126,13 +131,25 @@ test_text(void **state)
 
 	snap_fill(&s);
 	out = render(stats_format_text, &s);
-	assert_non_null(strstr(out, "master pid 4242, up 1h02m, generation 2, "
-	    "workers 2/2 running"));
+	assert_non_null(strstr(out, "goprod 9.9 \"q\", master pid 4242, up "
+	    "1h02m, generation 2: running\n"));
+	assert_non_null(strstr(out, "  listening on    127.0.0.1:8888 (PROXY)\n"));
+	assert_non_null(strstr(out, "  workers         2/2 running, "
+	    "max_connections 500 each\n"));
+	assert_non_null(strstr(out, "  reloads         0 ok, 1 failed\n"));
+	assert_non_null(strstr(out, "  last reload     2023-11-14 22:16:40 UTC "
+	    "(58m43s ago): failed, the running configuration stays\n"
+	    "    a.conf:3: bad\n    a.conf:4: worse\n"));
+	assert_non_null(strstr(out, "slot     pid gen state     uptime restarts"
+	    "     open/max queue   frames_in  frames_out  errors\n"));
+	assert_non_null(strstr(out, "   1    5001   2 running   12m03s        0"
+	    "        2/500     7           2           0       0\n"));
+	/* 100 columns at most. */
+	for (const char *l = out; *l; l = strchr(l, '\n') + 1)
+		assert_true(strcspn(l, "\n") <= 100);
 	assert_non_null(strstr(out, "  frames_received_heartbeat    5\n"));
 	assert_non_null(strstr(out, "  conn_active                  3\n"));
 	assert_non_null(strstr(out, "  requests                     5\n"));
-	assert_non_null(strstr(out, "   0     5000    2 running"));
-	assert_non_null(strstr(out, "   1     5001    2 running"));
 	assert_null(strstr(out, " free "));
 	free(out);
 	stats_snap_free(&s);
@@ -260,16 +277,20 @@ test_rates(void **state)
 	snap_fill(&a);
 	snap_fill(&b);
 	b.taken = a.taken + 2.0;
-	b.entries[0].v.counter[STATS_bytes_received] += 400;
+	b.entries[0].v.counter[STATS_bytes_received] += 40000;
 	b.entries[0].v.counter[STATS_frames_received_heartbeat] += 10;
 	stats_total(&b.hdr, b.entries, NENT, &b.total);
 	f = open_memstream(&buf, &len);
-	assert_int_equal(stats_format_rates(f, &a, &b), 0);
+	assert_int_equal(stats_format_rate_header(f), 0);
+	assert_int_equal(stats_format_rate_line(f, &a, &b), 0);
+	/* No request in the interval: the latency is n/a, not 0. */
+	assert_int_equal(stats_format_rate_line(f, &b, &b), 0);
 	fclose(f);
-	assert_non_null(strstr(buf, "rates over 2.00 s"));
-	assert_non_null(strstr(buf, "  bytes_received                      200.0/s"));
-	assert_non_null(strstr(buf, "  frames_received_heartbeat             5.0/s"));
-	assert_non_null(strstr(buf, "  bytes_sent                            0.0/s"));
+	assert_non_null(strstr(buf, "time      frames/s replies/s    rx_B/s"));
+	assert_non_null(strstr(buf, "       5.0       0.0     20.0k       0.0"
+	    "      0.0      0.0       3      0.0        n/a\n"));
+	for (const char *l = buf; *l; l = strchr(l, '\n') + 1)
+		assert_true(strcspn(l, "\n") <= 100);
 	free(buf);
 	stats_snap_free(&a);
 	stats_snap_free(&b);

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "stats.h"
 
 #define MAX_NAMES 256
 #define NAME_MAX_LEN 64
@@ -410,6 +411,58 @@ test_every_subcommand_in_man_page(void **state)
 	assert_int_equal(unknown, 0);
 }
 
+/*
+ * Every counter of the stats segment has an entry in the glossary of
+ * goproctl(8): ".It Li name , name2" lines after ".Ss Glossary"; an entry
+ * that ends in "*" covers the counters it is a prefix of.
+ */
+static bool
+glossary_has(const char *glossary, const char *counter)
+{
+	const char *line = glossary, *end;
+
+	for (; line != NULL && *line; line = *end ? end + 1 : NULL) {
+		end = line + strcspn(line, "\n");
+		if (strncmp(line, ".It Li ", 7) != 0)
+			continue;
+		for (const char *w = line + 7; w < end;) {
+			size_t n = strcspn(w, " ,\n");
+
+			if (n > 0 && ((n == strlen(counter) &&
+			    strncmp(w, counter, n) == 0) || (w[n - 1] == '*' &&
+			    strncmp(w, counter, n - 1) == 0)))
+				return true;
+			w += n;
+			w += strspn(w, " ,");
+		}
+	}
+	return false;
+}
+
+static void
+test_every_counter_in_glossary(void **state)
+{
+	static const char *const counters[] = {
+#define NAME(name, help) #name,
+		STATS_COUNTERS(NAME)
+#undef NAME
+	};
+	char *page = read_tree_file("man/goproctl.8");
+	const char *glossary = strstr(page, ".Ss Glossary\n");
+	size_t missing = 0;
+
+	(void)state;
+	assert_non_null(glossary);
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+		if (!glossary_has(glossary, counters[i])) {
+			print_error("goproctl.8: the Glossary has no \".It Li "
+			    "%s\"\n", counters[i]);
+			missing++;
+		}
+	free(page);
+	assert_int_equal(missing, 0);
+}
+
 int
 main(void)
 {
@@ -421,6 +474,7 @@ main(void)
 		cmocka_unit_test(test_every_man_entry_is_an_option),
 		cmocka_unit_test(test_every_option_in_shipped_conf),
 		cmocka_unit_test(test_every_subcommand_in_man_page),
+		cmocka_unit_test(test_every_counter_in_glossary),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,8 @@
  * with a good and a broken configuration, `--prometheus` through promtool,
  * `stop`, and `ping` against a stopped server.
  */
+#include "config.h"
+
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -184,8 +186,115 @@ test_status_reload_broken_stop_ping(void **state)
 	assert_int_equal(harness_wait_exit(gp, 5), 0);
 	assert_int_not_equal(ctl(&g, &out, "ping -n 1 -W 1"), 0);
 	free(out);
-	assert_int_equal(ctl(&g, &out, "status"), 1);
+	/* LSB: 3 is "not running"; stopping what is stopped succeeds. */
+	assert_int_equal(ctl(&g, &out, "status"), 3);
+	assert_non_null(strstr(out, "goprod is not running"));
 	free(out);
+	assert_int_equal(ctl(&g, &out, "stop"), 0);
+	assert_non_null(strstr(out, "goprod is not running: nothing to stop"));
+	free(out);
+}
+
+/* What an operator on call asks first, answered by status alone. */
+static void
+test_status_answers(void **state)
+{
+	struct goprod g = *(struct goprod *)*state;
+	char *out, want[512];
+
+	assert_int_equal(ctl(&g, &out, "status"), 0);
+	snprintf(want, sizeof(want), "goprod %s, master pid %ld, up ",
+	    PACKAGE_VERSION, (long)g.pid);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "generation 1: running\n"));
+	snprintf(want, sizeof(want), "  configuration   %s\n", g.conf_path);
+	assert_non_null(strstr(out, want));
+	snprintf(want, sizeof(want), "  listening on    %s\n", g.addr);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "  metrics on      off"));
+	assert_non_null(strstr(out, "  workers         1/1 running, "
+	    "max_connections 10000 each\n"));
+	assert_non_null(strstr(out, "  reloads         0 ok, 0 failed\n"));
+	if (strstr(out, "   0/10000 ") == NULL)
+		fail_msg("no worker line in:\n%s", out);
+	free(out);
+	/* A refused reload: when, the result and why. */
+	harness_rewrite_conf(&g, "idle_timeout = forever");
+	assert_int_equal(ctl(&g, &out, "reload"), 1);
+	free(out);
+	kill(g.pid, SIGHUP);
+	/* goproctl itself needs a file it can read: back once refused. */
+	for (int i = 0; i < 500 && !harness_log_has(&g, "reload failed"); i++)
+		harness_sleep(0.02);
+	harness_rewrite_conf(&g, NULL);
+	for (int i = 0; i < 250; i++) {
+		assert_int_equal(ctl(&g, &out, "status"), 0);
+		if (strstr(out, "0 ok, 1 failed\n") != NULL)
+			break;
+		free(out);
+		out = NULL;
+		harness_sleep(0.02);
+	}
+	assert_non_null(out);
+	assert_non_null(strstr(out, ": failed, the running configuration "
+	    "stays\n"));
+	assert_non_null(strstr(out, "idle_timeout"));
+	free(out);
+}
+
+/* ping with no address skips a PROXY listener listed first. */
+static void
+test_ping_skips_proxy_listeners(void **state)
+{
+	int proxied = harness_free_port(), plain = harness_free_port();
+	char extra[512], *out;
+	struct goprod g;
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "listen = {\"127.0.0.1:%d\", "
+	    "\"127.0.0.1:%d\"}\nproxy_protocol = {\"127.0.0.1:%d\"}\n"
+	    "proxy_protocol_from = {\"127.0.0.1/32\"}", proxied, plain, proxied);
+	harness_start_port(&g, plain, extra);
+	assert_int_equal(ctl(&g, &out, "ping -n 1 -W 2s"), 0);
+	assert_non_null(strstr(out, g.addr));
+	free(out);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/*
+ * A stopped worker does not accept: its queue grows, and the master, which
+ * holds the listening socket, shows it per slot.
+ */
+static void
+test_accept_queue_of_a_stuck_worker(void **state)
+{
+	struct goprod g = *(struct goprod *)*state;
+	char *out, want[256];
+	pid_t worker;
+	int fds[3];
+	bool seen = false;
+
+	assert_int_equal(harness_worker_pids(&g, &worker, 1), 1);
+	assert_int_equal(kill(worker, SIGSTOP), 0);
+	for (int i = 0; i < 3; i++)
+		fds[i] = harness_connect(&g);
+	snprintf(want, sizeof(want), "gopro_listen_accept_queue{listener=\"%s\","
+	    "slot=\"0\"} 3\n", g.addr);
+	/* The master samples once a second. */
+	for (int i = 0; i < 150 && !seen; i++) {
+		assert_int_equal(ctl(&g, &out, "stats --prometheus"), 0);
+		seen = strstr(out, want) != NULL;
+		free(out);
+		if (!seen)
+			harness_sleep(0.02);
+	}
+	assert_int_equal(ctl(&g, &out, "status"), 0);
+	kill(worker, SIGCONT);
+	assert_non_null(strstr(out, "/10000     3 "));
+	free(out);
+	assert_true(seen);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
 }
 
 int
@@ -198,6 +307,11 @@ main(void)
 		    test_kill9_and_reload_keep_totals, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_status_reload_broken_stop_ping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_answers, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_accept_queue_of_a_stuck_worker, setup, teardown),
+		cmocka_unit_test(test_ping_skips_proxy_listeners),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

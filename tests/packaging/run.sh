@@ -297,7 +297,7 @@ check_identity() {
 check_goproctl() {
 	local out
 	out=$(goproctl status) || fail "goproctl status failed"
-	expect_output "goproctl status" "^master pid $goprod_pid," "$out"
+	expect_output "goproctl status" "master pid $goprod_pid," "$out"
 	out=$(goproctl ping -n 3 -i 0.1 -W 2 "127.0.0.1:$port") ||
 		{ echo "$out"; fail "goproctl ping 127.0.0.1:$port failed"; }
 	expect_output "goproctl ping" " 0% lost" "$out"
