@@ -459,6 +459,100 @@ test_tls_resumption(void **state)
 	harness_stop(&d.g);
 }
 
+/*
+ * 20 reloads under TLS load, the tenth swapping the certificate for the
+ * RSA one: gopro-bench --tls loses nothing and counts no error (a GOAWAY
+ * makes it reconnect: a resumed handshake on the new generation).
+ */
+static void
+test_tls_reloads_under_load(void **state)
+{
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct client_tls *t;
+	struct tlsd d;
+	char *args[24], *out, prog[512];
+	int fd, status, n = 0;
+	pid_t pid;
+
+	signal(SIGPIPE, SIG_IGN);
+	start_tls(&d, NULL, "workers = 2\n");
+	snprintf(prog, sizeof(prog), "%s", harness_program("GOPRO_BENCH"));
+	args[n++] = prog;
+	args[n++] = "-s";
+	args[n++] = d.taddr;
+	args[n++] = "--tls";
+	args[n++] = "-d";
+	args[n++] = "120";
+	args[n++] = "-c";
+	args[n++] = "8";
+	args[n++] = "-P";
+	args[n++] = "4";
+	args[n++] = "-m";
+	args[n++] = "heartbeat:3,message:1";
+	args[n++] = "--json";
+	args[n++] = "--quiet";
+	args[n++] = "--timeout";
+	args[n++] = "10";
+	args[n] = NULL;
+	pid = harness_spawn(args, &fd);
+	assert_true(counter_reaches(&d.g, STATS_frames_received_heartbeat,
+	    1000) >= 1000);
+	for (uint32_t i = 1; i <= 20; i++) {
+		if (i == 10) {
+			server_cert = "server-rsa.pem";
+			server_key = "server-rsa.key";
+			restart_conf(&d, NULL, "workers = 2\n");
+			server_cert = "server.pem";
+			server_key = "server.key";
+		}
+		kill(d.g.pid, SIGHUP);
+		harness_wait_settled(&d.g, i);
+	}
+	/* A ticket from the last generation (it comes with the reply) resumes. */
+	t = connect_tls(&d, ctx);
+	expect_echo(t, "ticket");
+	client_tls_close(t);
+	t = connect_tls(&d, ctx);
+	assert_true(client_tls_resumed(t));
+	expect_echo(t, "after 20 reloads");
+	client_tls_close(t);
+	kill(pid, SIGINT);
+	out = harness_collect(pid, fd, &status);
+	print_message("gopro-bench: %s", out);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(harness_json_number(out, "lost"), 0);
+	assert_int_equal(harness_json_number(out, "errors"), 0);
+	assert_true(harness_json_number(out, "tls_handshakes_resumed") > 0);
+	assert_true(harness_json_number(out, "goaway") > 0);
+	free(out);
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
+/* tls.ktls = on on a kernel without the tls module: one line, and TLS. */
+static void
+test_tls_ktls_degrades(void **state)
+{
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct client_tls *t;
+	char out[256];
+	struct tlsd d;
+	bool ulp = harness_run("grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp",
+	    out, sizeof(out)) == 0;
+
+	start_tls(&d, "\tktls = on\n", NULL);
+	t = connect_tls(&d, ctx);
+	expect_echo(t, "ktls or not");
+	client_tls_close(t);
+	harness_sleep(0.2);
+	if (!ulp) {
+		assert_true(harness_log_has(&d.g, "offers no kTLS"));
+		assert_int_equal(counter(&d.g, STATS_tls_ktls), 0);
+	}
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
 /* ------------------------------------------------------------ mutual TLS */
 
 /* The client's handshake ends before the server's verdict: read it. */
@@ -808,6 +902,8 @@ main(void)
 		cmocka_unit_test(test_tls_backpressure),
 		cmocka_unit_test(test_tls_goaway),
 		cmocka_unit_test(test_tls_resumption),
+		cmocka_unit_test(test_tls_reloads_under_load),
+		cmocka_unit_test(test_tls_ktls_degrades),
 		cmocka_unit_test(test_tls_verify_require),
 		cmocka_unit_test(test_tls_identity_login),
 		cmocka_unit_test(test_tls_after_proxy_header),
