@@ -227,7 +227,6 @@ resume_upgrade(const struct options *o, char **argv, const char *env)
 
 	if (sscanf(env, "%d %d", &fd, &old) != 2)
 		fatalx("upgrade: %s=\"%s\" is not \"fd fd\"", UPGRADE_ENV, env);
-	unsetenv(UPGRADE_ENV);
 	if (upgrade_state_read(fd, &st, err, sizeof(err)) < 0)
 		master_upgrade_fallback(fd, old, argv, err);
 	start_logging(o, st.conf);
@@ -246,9 +245,16 @@ main(int argc, char **argv)
 	parse_options(argc, argv, &o);
 	log_init("goprod");
 	master_set_version(VERSION_TEXT);
-	if (getenv(UPGRADE_ENV) != NULL)
-		return resume_upgrade(&o, proctitle_init(argc, argv),
-		    getenv(UPGRADE_ENV));
+	if (getenv(UPGRADE_ENV) != NULL) {
+		/* Taken out of the environment before proctitle_init copies
+		 * it, so that no copy of the variable is dropped by unsetenv
+		 * (LeakSanitizer reported the dropped string). */
+		char state[64];
+
+		snprintf(state, sizeof(state), "%s", getenv(UPGRADE_ENV));
+		unsetenv(UPGRADE_ENV);
+		return resume_upgrade(&o, proctitle_init(argc, argv), state);
+	}
 	if ((abs_path = absolute_path(o.conf_path)) == NULL)
 		fatal("%s", o.conf_path);
 	o.conf_path = abs_path;
