@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifdef HAVE_SYSTEMD
@@ -257,6 +258,80 @@ daemon_proc_state(pid_t pid, char *state, pid_t *ppid)
 		return false;
 	*ppid = (pid_t)pp;
 	return true;
+}
+
+/* The four uids of pid (real, effective, saved, fs) all equal uid. */
+static bool
+proc_runs_as(pid_t pid, uid_t uid)
+{
+	char path[64], line[256];
+	unsigned long r, e, s, fs;
+	bool ok = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "Uid: %lu %lu %lu %lu", &r, &e, &s, &fs) == 4) {
+			ok = r == uid && e == uid && s == uid && fs == uid;
+			break;
+		}
+	fclose(f);
+	return ok;
+}
+
+/* pid runs the goprod binary (also once it was replaced on disk). */
+static bool
+proc_is_goprod(pid_t pid)
+{
+	char path[64], exe[PATH_MAX], *base;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
+	if ((n = readlink(path, exe, sizeof(exe) - 1)) <= 0)
+		return false;
+	exe[n] = '\0';
+	if (n > 10 && strcmp(exe + n - 10, " (deleted)") == 0)
+		exe[n - 10] = '\0';
+	base = strrchr(exe, '/');
+	base = base != NULL ? base + 1 : exe;
+	return strcmp(base, "goprod") == 0 || strcmp(base, "lt-goprod") == 0;
+}
+
+static int
+pidfd_signal(int pidfd, pid_t pid, int sig)
+{
+	if (pidfd < 0)
+		return kill(pid, sig);
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int
+daemon_signal_master(pid_t pid, uid_t uid, int sig, char *why,
+    size_t whylen)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), rc = -1, e;
+
+	if (pidfd < 0 && errno != ENOSYS) {
+		snprintf(why, whylen, "pid %ld: %s", (long)pid, strerror(errno));
+		return -1;
+	}
+	if (!proc_is_goprod(pid)) {
+		snprintf(why, whylen, "pid %ld, which is not goprod", (long)pid);
+		errno = EPERM;
+	} else if (!proc_runs_as(pid, uid)) {
+		snprintf(why, whylen, "pid %ld, which does not run as uid %lu "
+		    "as goprod's master does", (long)pid, (unsigned long)uid);
+		errno = EPERM;
+	} else if ((rc = pidfd_signal(pidfd, pid, sig)) < 0) {
+		snprintf(why, whylen, "pid %ld: %s", (long)pid, strerror(errno));
+	}
+	e = errno;
+	if (pidfd >= 0)
+		close(pidfd);
+	errno = e;
+	return rc;
 }
 
 void

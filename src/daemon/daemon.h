@@ -40,6 +40,17 @@ bool daemon_proc_state(pid_t pid, char *state, pid_t *ppid);
  * the state on, or NULL when the process or its file is gone.
  */
 const char *daemon_proc_stat(pid_t pid, char *buf, size_t len);
+/*
+ * Send sig to pid only once it is proven to be a goprod master of ours: a
+ * process of the goprod binary whose real, effective, saved and file
+ * system uids are all uid.  The pid comes from a file the service account
+ * can write; with uid the service account's, the signal can reach no
+ * process that the service account could not signal itself.  The process
+ * is held by a pidfd while it is checked, so a pid reused meanwhile gets
+ * nothing.  0 when sent; -1 with the reason in why (errno set).
+ */
+int daemon_signal_master(pid_t pid, uid_t uid, int sig, char *why,
+    size_t whylen);
 /* sd_notify when built with systemd and run under it; a no-op otherwise. */
 void daemon_notify(const char *state);
 

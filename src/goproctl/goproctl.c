@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -416,6 +417,25 @@ print_detail(FILE *f, const char *reply)
 		fputs(nl + 1, f);
 }
 
+/*
+ * The uid goprod's master runs as: `user` when we are root (the master
+ * drops to it), else our own (a signal could reach no other process).
+ */
+static uid_t
+master_uid(const struct gopro_conf *conf)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0)
+		return geteuid();
+	if (conf->user == NULL || *conf->user == '\0')
+		return 0;
+	if ((pw = getpwnam(conf->user)) == NULL)
+		errx(1, "user %s: no such user, so no master runs as it",
+		    conf->user);
+	return pw->pw_uid;
+}
+
 /* The control socket is not there or nobody listens: use a signal. */
 static bool
 unreachable(int e)
@@ -428,13 +448,18 @@ static pid_t
 signal_master(const struct gopro_conf *conf, int sig, int ctl_errno)
 {
 	pid_t pid = daemon_read_pidfile(conf->pid_file);
+	char why[128];
 
 	if (pid <= 0)
 		errx(1, "goprod is not running: control socket %s: %s, and no "
 		    "live pid in %s", conf->control_socket, strerror(ctl_errno),
 		    conf->pid_file);
-	if (kill(pid, sig) < 0)
-		err(1, "cannot signal the master (pid %ld)", (long)pid);
+	/* The pid file is in the service account's directory: prove it. */
+	if (daemon_signal_master(pid, master_uid(conf), sig, why,
+	    sizeof(why)) < 0)
+		errx(1, "control socket %s: %s; the pid file %s names %s: not "
+		    "signalled", conf->control_socket, strerror(ctl_errno),
+		    conf->pid_file, why);
 	warnx("control socket %s: %s; sent SIG%s to the master (pid %ld) instead",
 	    conf->control_socket, strerror(ctl_errno), sigabbrev_np(sig),
 	    (long)pid);

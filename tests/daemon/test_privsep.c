@@ -37,6 +37,7 @@
 
 #include "ctl.h"
 #include "daemon.h"
+#include "harness.h"
 #include "log.h"
 #include "stats.h"
 #include "stats_format.h"
@@ -444,6 +445,173 @@ test_control_socket_given_to_user(void **state)
 	ev_loop_destroy(loop);
 }
 
+/* ------------------------------------------------------------ 8: goproctl */
+
+/* A config for a daemon that runs as nobody with its files in run. */
+static void
+write_conf(struct fx *f, char *conf, size_t len)
+{
+	FILE *c;
+
+	snprintf(conf, len, "%s/gopro.conf", f->run);
+	c = fopen(conf, "w");
+	assert_non_null(c);
+	fprintf(c, "listen = {\"127.0.0.1:%d\"}\nworkers = 1\n"
+	    "user = \"nobody\"\ngroup = \"%s\"\n"
+	    "pid_file = \"%s/goprod.pid\"\nstats_file = \"%s/goprod.stats\"\n"
+	    "control_socket = \"%s/goprod.sock\"\nlog = \"stderr\"\n",
+	    harness_free_port(), getgrgid(f->gid)->gr_name, f->run, f->run,
+	    f->run);
+	assert_int_equal(fclose(c), 0);
+}
+
+enum sleeper { ROOT_SLEEP, NOBODY_SLEEP, ROOT_GOPROD };
+
+/*
+ * A sleep(1) running as root, or as nobody, or as root from a copy named
+ * goprod (another goprod of root's, as far as /proc/PID/exe tells).
+ */
+static pid_t
+start_sleeper(const struct fx *f, enum sleeper kind)
+{
+	char copy[160];
+	pid_t pid;
+
+	snprintf(copy, sizeof(copy), "%s/goprod", f->vdir);
+	if (kind == ROOT_GOPROD) {
+		char cmd[256];
+
+		snprintf(cmd, sizeof(cmd), "cp /bin/sleep '%s'", copy);
+		assert_int_equal(system(cmd), 0);
+	}
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (kind == NOBODY_SLEEP)
+			become_nobody(f);
+		execl(kind == ROOT_GOPROD ? copy : "/bin/sleep", "sleep", "30",
+		    (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* The service account writes pid into the pid file. */
+static void
+plant_pid(const struct fx *f, pid_t pid)
+{
+	pid_t child = fork();
+	int status;
+
+	assert_true(child >= 0);
+	if (child == 0) {
+		char path[160], line[32];
+		FILE *p;
+
+		become_nobody(f);
+		snprintf(path, sizeof(path), "%s/goprod.pid", f->run);
+		snprintf(line, sizeof(line), "%ld\n", (long)pid);
+		unlink(path);
+		p = fopen(path, "w");
+		_exit(p != NULL && fputs(line, p) >= 0 && fclose(p) == 0 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Root's goproctl -c conf command; its exit status. */
+static int
+goproctl(const char *conf, const char *command)
+{
+	char prog[256], c[160], cmd[32], opt[] = "-c";
+	char *args[] = { prog, opt, c, cmd, NULL };
+	int fd, status;
+	pid_t pid;
+
+	snprintf(prog, sizeof(prog), "%s", harness_program("GOPROCTL"));
+	snprintf(c, sizeof(c), "%s", conf);
+	snprintf(cmd, sizeof(cmd), "%s", command);
+	pid = harness_spawn(args, &fd);
+
+	free(harness_collect(pid, fd, &status));
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static bool
+still_running(pid_t pid)
+{
+	return waitpid(pid, NULL, WNOHANG) == 0;
+}
+
+static void
+stop_sleeper(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/*
+ * A pid file naming a root process, a process of nobody's that is not
+ * goprod, and a root process of a binary named goprod.
+ */
+static void
+test_goproctl_signals_no_stranger(void **state)
+{
+	struct fx *f = need_root(state);
+	char conf[160];
+
+	write_conf(f, conf, sizeof(conf));
+	for (int kind = ROOT_SLEEP; kind <= ROOT_GOPROD; kind++) {
+		pid_t sleeper = start_sleeper(f, kind);
+
+		plant_pid(f, sleeper);
+		assert_int_equal(goproctl(conf, "reload"), 1);
+		assert_int_equal(goproctl(conf, "stop"), 1);
+		assert_true(still_running(sleeper));
+		stop_sleeper(sleeper);
+	}
+}
+
+/* The real master, its socket gone: the fallback still signals it. */
+static void
+test_goproctl_signals_the_master(void **state)
+{
+	struct fx *f = need_root(state);
+	char conf[160], sock[160], log[160];
+	double deadline;
+	pid_t pid;
+
+	write_conf(f, conf, sizeof(conf));
+	snprintf(sock, sizeof(sock), "%s/goprod.sock", f->run);
+	snprintf(log, sizeof(log), "%s/goprod.log", f->run);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fd, STDERR_FILENO);
+		execl(harness_program("GOPROD"), "goprod", "-f", "-c", conf,
+		    (char *)NULL);
+		_exit(127);
+	}
+	snprintf(f->path, sizeof(f->path), "%s/goprod.pid", f->run);
+	deadline = harness_now() + 10;
+	while (daemon_read_pidfile(f->path) != pid &&
+	    harness_now() < deadline && still_running(pid))
+		harness_sleep(0.02);
+	assert_int_equal(daemon_read_pidfile(f->path), pid);
+	assert_int_equal(unlink(sock), 0);
+	assert_int_equal(goproctl(conf, "reload"), 0);
+	/* stop waits until the master is gone, which only we can reap. */
+	assert_int_equal(goproctl(conf, "stop"), 0);
+	deadline = harness_now() + 10;
+	while (still_running(pid) && harness_now() < deadline)
+		harness_sleep(0.02);
+	if (still_running(pid))
+		stop_sleeper(pid);
+	assert_false(still_running(pid));
+}
+
 int
 main(void)
 {
@@ -460,6 +628,8 @@ main(void)
 		T(test_stats_reader_hostile_files),
 		T(test_control_socket_swapped_after_bind),
 		T(test_control_socket_given_to_user),
+		T(test_goproctl_signals_no_stranger),
+		T(test_goproctl_signals_the_master),
 	};
 #undef T
 
