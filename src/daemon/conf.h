@@ -107,6 +107,8 @@ struct gopro_conf {
 	double send_timeout;
 	double drain_timeout;
 	double goaway_grace;
+	double block_warn;            /* a loop iteration this long is logged */
+	double worker_stall_timeout;  /* no loop progress: SIGABRT; 0 = off */
 	uint32_t max_body;            /* bytes */
 	unsigned max_connections;     /* per worker */
 	size_t output_high_water;     /* bytes */

@@ -540,6 +540,7 @@ conn_to_module(struct conn *c, const struct gopro_frame *f)
 		conn_reply_error(c, GOPRO_ERR_AUTH_REQUIRED, "login required");
 		return;
 	}
+	w->mods.last = mi;
 	if (pipeline_dispatch(&w->pl, &c->q, &mi->h, cmd, f->body,
 	    f->header.length, (struct gopro_conn *)c) < 0) {
 		conn_reply_error(c, GOPRO_ERR_UNAVAILABLE, "out of memory");

@@ -40,6 +40,7 @@
 #include "master.h"
 #include "master_info.h"
 #include "module.h"
+#include "watchdog.h"
 #include "metrics.h"
 #include "proctitle.h"
 #include "readable.h"
@@ -163,6 +164,7 @@ child_forget_master_watchers(struct master *m)
 	ev_timer_stop(m->loop, &m->stop_timer);
 	ev_timer_stop(m->loop, &m->metrics_restart);
 	ev_timer_stop(m->loop, &m->check_timer);
+	watchdog_master_stop(m);
 	for (unsigned s = 0; s < CONF_MAX_WORKERS; s++)
 		ev_timer_stop(m->loop, &m->slots[s].respawn);
 }
@@ -1499,6 +1501,7 @@ master_timers(struct master *m)
 		m->slots[s].respawn.data = (void *)(uintptr_t)s;
 	}
 	master_info_timer(m);
+	watchdog_master_init(m);
 }
 
 static void

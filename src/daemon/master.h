@@ -26,6 +26,7 @@ struct worker_proc {
 	unsigned slot;
 	unsigned generation;
 	bool draining;      /* told to drain: its exit is expected */
+	bool abort_sent;    /* stalled: SIGABRT sent by the watchdog */
 	ev_tstamp started;
 };
 
@@ -37,6 +38,7 @@ struct slot_state {
 
 struct master {
 	struct ev_loop *loop;
+	ev_timer watchdog;      /* workers' heartbeats (watchdog.c) */
 	struct gopro_conf *conf;
 	unsigned generation;
 	bool foreground;

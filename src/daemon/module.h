@@ -46,6 +46,7 @@ struct modules {
 	struct module_inst inst[CONF_MAX_MODULES + 1];
 	size_t n;
 	struct module_inst *by_command[256];
+	struct module_inst *last;        /* called last (watchdog.c) */
 };
 
 /* Master: open every module file of conf (conf_free closes them). */

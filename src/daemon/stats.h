@@ -179,6 +179,8 @@ struct stats_entry {
 	/* Gauges, written by the worker. */
 	uint64_t conn_active;
 	uint64_t conn_idle;   /* active connections holding no buffer */
+	/* CLOCK_MONOTONIC ms of the loop's last sign of life (watchdog.c). */
+	uint64_t heartbeat_ms;
 	/* Monotonic values, written by the worker. */
 	struct stats_values v;
 	/* The last STATS_RECENT_CLIENTS clients, written by the worker. */

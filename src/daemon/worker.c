@@ -27,6 +27,7 @@
 #include "gopro/gopro.h"
 #include "log.h"
 #include "proxy.h"
+#include "watchdog.h"
 #include "proctitle.h"
 #include "worker.h"
 
@@ -395,6 +396,8 @@ before_sleep_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 	struct worker *w = p->data;
 	struct conn *c;
 
+	/* Before the writes of the iteration, which are not a module's. */
+	watchdog_iteration_done(w);
 	read_tls_pending(w);
 	while ((c = TAILQ_FIRST(&w->flushing)) != NULL) {
 		TAILQ_REMOVE(&w->flushing, c, flush_link);
@@ -584,6 +587,7 @@ worker_init(struct worker *w, const struct worker_params *p)
 	worker_pin_cpu(w);
 	worker_setup_auth(w, p->users);
 	worker_start_modules(w);
+	watchdog_worker_start(w);
 	worker_setup_listeners(w, p->listen_fds, p->nlisten);
 }
 
@@ -599,6 +603,7 @@ worker_cleanup(struct worker *w)
 		conn_free(c);
 	}
 	pipeline_run_cancels(&w->pl);
+	watchdog_worker_stop(w);
 	modules_stop(&w->mods);
 	pipeline_cleanup(&w->pl);
 	if (w->auth_pool)

@@ -103,6 +103,9 @@ struct worker {
 
 	struct pipeline pl;        /* requests at modules */
 	struct modules mods;
+	ev_timer heartbeat;        /* watchdog.c */
+	ev_check woke;
+	uint64_t iteration_start_ns;
 
 	struct auth_users *users;
 	struct auth_pool *auth_pool;

@@ -365,6 +365,73 @@ test_twenty_reloads(void **state)
 	assert_int_equal(harness_stop(&g), 0);
 }
 
+/* Install a test module (tests/modules) as dir/current.so, as a deploy does. */
+static void
+install_module(const char *dir, const char *name)
+{
+	char cmd[1024], out[256];
+
+	snprintf(cmd, sizeof(cmd), "cp %s/%s %s/next.so && mv %s/next.so "
+	    "%s/current.so", getenv("GOPRO_TEST_MODULES"), name, dir, dir,
+	    dir);
+	if (harness_run(cmd, out, sizeof(out)) != 0)
+		fail_msg("%s: %s", cmd, out);
+}
+
+/*
+ * A module deploy is a reload: 20 reloads, each after a new build of the
+ * module (v1 and v2 in turn) was installed at its path, under 16 pipelined
+ * connections whose MESSAGEs the module answers from a thread: no
+ * connection refused, no request lost, no error.
+ */
+static void
+test_twenty_module_deploys(void **state)
+{
+	char dir[] = "/tmp/gopro-deploy-XXXXXX", conf[512], cmd[600], out[256];
+	struct stats_values last;
+	struct stats_snap s;
+	struct bench b;
+	struct goprod g;
+	int rc;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	install_module(dir, "mod_v1.so");
+	snprintf(conf, sizeof(conf), "workers = 2\ngoaway_grace = 0.5s\n"
+	    "module t {\n  path = \"%s/current.so\"\n"
+	    "  commands = { \"MESSAGE\" }\n  mode = \"echo_offload\"\n}\n",
+	    dir);
+	harness_start(&g, conf);
+	snap(&g, &s);
+	last = s.total;
+	stats_snap_free(&s);
+	bench_start(&b, g.addr, "16", "8", false);
+	wait_load(&g, 16, "before the deploys");
+	for (uint32_t i = 1; i <= 20; i++) {
+		install_module(dir, i % 2 ? "mod_v2.so" : "mod_v1.so");
+		if ((rc = goproctl(&g, "reload", out, sizeof(out))) != 0)
+			fail_msg("goproctl reload %u: exit %d: %s", i, rc, out);
+		wait_reloaded(&g, i, 2, &last);
+		harness_sleep(0.1);
+	}
+	wait_load(&g, 16, "after the deploys");
+	rc = bench_stop(&b);
+	bench_print(&b, "20 module deploys");
+	if (rc != 0)
+		fail_msg("gopro-bench failed (exit %d): %s", rc, b.out);
+	assert_int_equal(bench_num(&b, "lost"), 0);
+	assert_int_equal(bench_num(&b, "errors"), 0);
+	assert_int_equal(bench_num(&b, "connect_failed"), 0);
+	snap(&g, &s);
+	assert_int_equal(s.hdr.reloads, 20);
+	assert_int_equal(s.total.counter[STATS_requests_lost], 0);
+	stats_snap_free(&s);
+	free(b.out);
+	assert_int_equal(harness_stop(&g), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	(void)harness_run(cmd, out, sizeof(out));
+}
+
 /*
  * `goproctl reload` twice at once: the second one arrives while the first
  * is being handed over, is told "busy", asks again, and takes effect.
@@ -874,6 +941,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_twenty_reloads, teardown),
+		cmocka_unit_test_teardown(test_twenty_module_deploys, teardown),
 		cmocka_unit_test_teardown(test_reload_while_reloading, teardown),
 		cmocka_unit_test_teardown(test_kill9_under_load, teardown),
 		cmocka_unit_test_teardown(test_sigterm_under_load, teardown),

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -501,6 +502,61 @@ test_module_stats(void **state)
 	harness_stop(&g);
 }
 
+/* A callback that holds the loop past block_warn is logged and counted. */
+static void
+test_block_warn(void **state)
+{
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	start_mode_top(&g, "block", "  delay = 300ms\n", "block_warn = 100ms\n");
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "a");
+	expect_reply(fd, "v1:a");
+	close(fd);
+	for (int i = 0; i < 100 && !harness_log_has(&g, "was blocked"); i++)
+		harness_sleep(0.02);
+	assert_true(harness_log_has(&g, "module t was called last"));
+	assert_true(module_totals(&g, "t").counter[STATS_MOD_slow_callbacks] >=
+	    1);
+	harness_stop(&g);
+}
+
+/*
+ * A loop stuck past worker_stall_timeout: the master sends SIGABRT and a
+ * new worker serves.
+ */
+static void
+test_stalled_worker_is_killed(void **state)
+{
+	struct rlimit no_core = { 0, 0 };
+	struct goprod g;
+	pid_t before, after = 0;
+	int fd;
+
+	(void)state;
+	/* The abort would leave a core file in the test's directory. */
+	assert_int_equal(setrlimit(RLIMIT_CORE, &no_core), 0);
+	start_mode_top(&g, "block", "  delay = 30s\n  timeout = 60s\n",
+	    "worker_stall_timeout = 1s\n");
+	assert_int_equal(harness_worker_pids(&g, &before, 1), 1);
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "stuck");
+	assert_true(harness_wait_closed(fd, 10));
+	close(fd);
+	for (int i = 0; i < 250; i++) {
+		if (harness_worker_pids(&g, &after, 1) == 1 && after != before)
+			break;
+		harness_sleep(0.02);
+	}
+	assert_true(after != before);
+	assert_true(harness_log_has(&g, "made no progress"));
+	assert_true(harness_log_has(&g, "Aborted"));
+	assert_true(harness_answers(&g));
+	harness_stop(&g);
+}
+
 /* A reload whose module does not load changes nothing. */
 static void
 test_reload_refuses_broken_module(void **state)
@@ -544,6 +600,8 @@ main(void)
 		cmocka_unit_test(test_example_from_the_manual),
 		cmocka_unit_test(test_echo_as_a_file),
 		cmocka_unit_test(test_module_stats),
+		cmocka_unit_test(test_block_warn),
+		cmocka_unit_test(test_stalled_worker_is_killed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,9 @@
  *   whoami    answer with the client address and the logged-in user
  *   crash     abort() on every request
  *   block     block the loop for "delay" in the callback, then answer
+ *   echo_offload  MESSAGE's echo ("Server says: " and the body), answered
+ *             from api->offload's done callback: the same replies from
+ *             either version, for reloads under gopro-bench's load
  *
  * MOD_VERSION (1 or 2) is compiled in, so that a test can swap the code
  * behind a path and see which file a generation runs.  MOD_BAD_ABI builds
@@ -45,6 +48,7 @@ struct pending {
 	struct test_state *st;
 	gopro_request_id id;
 	char body[300];
+	size_t len;
 	ev_timer timer;
 };
 
@@ -76,6 +80,7 @@ pending_new(struct test_state *st, const struct gopro_request *req)
 	p->st = st;
 	p->id = req->id;
 	memcpy(p->body, req->body, n);
+	p->len = n;
 	return p;
 }
 
@@ -105,6 +110,23 @@ offload_done(void *arg)
 
 	reply_text(p->st, p->id, p->body);
 	free(p);
+}
+
+static void
+echo_done(void *arg)
+{
+	struct pending *p = arg;
+	struct iovec iov[2] = { { "Server says: ", 13 },
+		{ p->body, p->len } };
+
+	p->st->api->completev(p->id, 0x01, iov, 2);
+	free(p);
+}
+
+static void
+nothing(void *arg)
+{
+	(void)arg;
 }
 
 static void
@@ -163,6 +185,10 @@ test_request(void *state, const struct gopro_request *req)
 		p = pending_new(st, req);
 		if (st->api->offload(offload_work, p, offload_done) < 0)
 			abort();
+	} else if (strcmp(m, "echo_offload") == 0) {
+		p = pending_new(st, req);
+		if (st->api->offload(nothing, p, echo_done) < 0)
+			abort();
 	} else if (strcmp(m, "late") == 0) {
 		p = pending_new(st, req);
 		ev_timer_init(&p->timer, late_cb, st->delay, 0);
@@ -188,7 +214,7 @@ test_check(const union gopro_option_value *opts, char *err, size_t errlen)
 {
 	static const char *const modes[] = { "sync", "thread", "offload",
 		"late", "never", "twice", "big", "reserved", "whoami", "crash",
-		"block" };
+		"block", "echo_offload" };
 
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
 		if (strcmp(opts[0].s, modes[i]) == 0)
