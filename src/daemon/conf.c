@@ -1267,10 +1267,12 @@ lex_error(void *arg, int line, const char *msg)
 
 /* Where a list was last assigned, which an empty list cannot tell. */
 static void
-lex_assign(void *arg, const char *section, const char *name, int line)
+lex_assign(void *arg, const char *section, const char *name, int line,
+    const char *value)
 {
 	struct load *ld = arg;
 
+	(void)value;
 	for (size_t i = 0; i < OPT_COUNT; i++)
 		if (kind_is_list(options[i].kind) &&
 		    strcmp(options[i].name, name) == 0 &&
@@ -2007,6 +2009,90 @@ conf_free(struct gopro_conf *c)
 	tls_ctx_free(c->tls.ctx);
 #endif
 	free(c);
+}
+
+/* ------------------------------------------------------------ salvage */
+
+static void
+salvage_error(void *arg, int line, const char *msg)
+{
+	(void)arg;
+	(void)line;
+	(void)msg;
+}
+
+/* The last top-level setting of each path counts, as in libconfuse. */
+static void
+salvage_assign(void *arg, const char *section, const char *name, int line,
+    const char *value)
+{
+	struct conf_where *w = arg;
+	char **slot = NULL;
+
+	(void)line;
+	if (section != NULL || *value == '\0' || strstr(value, "${") != NULL)
+		return;
+	if (strcmp(name, "control_socket") == 0)
+		slot = &w->control_socket;
+	else if (strcmp(name, "stats_file") == 0)
+		slot = &w->stats_file;
+	else if (strcmp(name, "pid_file") == 0)
+		slot = &w->pid_file;
+	else if (strcmp(name, "listen") == 0)
+		slot = &w->listen;
+	if (slot == NULL || (slot != &w->listen && *value != '/'))
+		return;
+	free(*slot);
+	*slot = strdup(value);
+}
+
+/* A default as the option table writes it: a path, or {"host:port"}. */
+static char *
+default_of(enum option_id id)
+{
+	const char *d = options[id].def;
+	size_t n;
+
+	if (!kind_is_list(options[id].kind))
+		return strdup(d);
+	d += strspn(d, "{\"");
+	n = strcspn(d, "\"");
+	return strndup(d, n);
+}
+
+void
+conf_where_salvage(const char *path, struct conf_where *w)
+{
+	struct conf_lex_calls calls = { salvage_error, salvage_assign, w };
+	struct load ld;
+	char *text;
+	size_t len;
+
+	memset(w, 0, sizeof(*w));
+	memset(&ld, 0, sizeof(ld));
+	ld.path = path;
+	if (path != NULL && (text = read_conf(&ld, path, &len)) != NULL) {
+		conf_lex(text, len, &calls);
+		free(text);
+	}
+	if (w->control_socket == NULL)
+		w->control_socket = default_of(OPT_CONTROL_SOCKET);
+	if (w->stats_file == NULL)
+		w->stats_file = default_of(OPT_STATS_FILE);
+	if (w->pid_file == NULL)
+		w->pid_file = default_of(OPT_PID_FILE);
+	if (w->listen == NULL)
+		w->listen = default_of(OPT_LISTEN);
+}
+
+void
+conf_where_free(struct conf_where *w)
+{
+	free(w->control_socket);
+	free(w->stats_file);
+	free(w->pid_file);
+	free(w->listen);
+	memset(w, 0, sizeof(*w));
 }
 
 /* ------------------------------------------------------------ restart */

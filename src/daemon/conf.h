@@ -134,6 +134,23 @@ struct gopro_conf {
 int conf_load(const char *path, struct gopro_conf **out, char *err,
     size_t errlen);
 void conf_free(struct gopro_conf *conf);
+
+/*
+ * Where a daemon started from path would be, for goproctl when path does
+ * not load: a typo elsewhere in the file must not hide a running daemon.
+ * The last top-level control_socket, stats_file and pid_file and the first
+ * listen address as written in the file (paths only when absolute), the
+ * defaults for the rest; malloc'd strings (NULL only when out of memory),
+ * freed by conf_where_free.
+ */
+struct conf_where {
+	char *control_socket;
+	char *stats_file;
+	char *pid_file;
+	char *listen;
+};
+void conf_where_salvage(const char *path, struct conf_where *w);
+void conf_where_free(struct conf_where *w);
 /*
  * Whether conf_load loads the TLS certificate, key, CA and CRL (and builds
  * tls.ctx): yes by default, as goprod and goproctl check need; goproctl's

@@ -33,6 +33,7 @@
 
 #define DEPTH_MAX	16	/* nested { remembered for the message */
 #define NAME_MAX_SHOWN	64
+#define VALUE_MAX	4096	/* bytes of a value told to assign */
 #define VAR_MAX		255	/* bytes of a variable name */
 
 struct lex {
@@ -210,15 +211,46 @@ word(struct lex *lx)
 	lx->word[n] = '\0';
 }
 
+/*
+ * The first value after the = at p, as libconfuse would read it, but only
+ * the common escapes: enough to find a path, not to replace the parse.
+ */
+static void
+first_value(const char *p, const char *end, char *buf, size_t len)
+{
+	size_t n = 0;
+	char quote = 0;
+
+	p += *p == '+' ? 2 : 1;
+	while (p < end && strchr(" \t\r\n{", *p) != NULL)
+		p++;
+	if (p < end && (*p == '"' || *p == '\''))
+		quote = *p++;
+	for (; p < end && n + 1 < len; p++) {
+		if (quote == 0 && strchr(" #\"'\t\n\r={}()+,*", *p) != NULL)
+			break;
+		if (quote != 0 && *p == quote)
+			break;
+		if (quote != 0 && *p == '\\' && p + 1 < end &&
+		    (p[1] == quote || p[1] == '\\'))
+			p++;
+		buf[n++] = *p;
+	}
+	buf[n] = '\0';
+}
+
 static void
 tell_assign(struct lex *lx)
 {
 	const char *section = lx->depth == 0 ? NULL :
 	    lx->open_name[lx->depth <= DEPTH_MAX ? lx->depth - 1 :
 	    DEPTH_MAX - 1];
+	char value[VALUE_MAX];
 
-	if (lx->calls->assign != NULL)
-		lx->calls->assign(lx->calls->arg, section, lx->word, lx->line);
+	if (lx->calls->assign == NULL)
+		return;
+	first_value(lx->p, lx->end, value, sizeof(value));
+	lx->calls->assign(lx->calls->arg, section, lx->word, lx->line, value);
 }
 
 /* One token, or one comment, from lx->p. */

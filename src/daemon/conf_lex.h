@@ -15,16 +15,20 @@ struct conf_lex_calls {
 	void (*error)(void *arg, int line, const char *msg);
 	/*
 	 * Once per "name =" or "name +=", with the section it is in (NULL at
-	 * the top level): libconfuse tells nothing of an empty list.
+	 * the top level) and the first value as written (a list's first
+	 * element; quotes and \" \\ escapes undone, "" if none): libconfuse
+	 * tells nothing of an empty list, and a file that does not parse
+	 * still tells goproctl where the daemon is.
 	 */
 	void (*assign)(void *arg, const char *section, const char *name,
-	    int line);
+	    int line, const char *value);
 	void *arg;
 };
 
 /*
  * Blank every comment of text[0..len) in place (each byte but a newline
- * becomes a space), tell each assignment, and report through error: an unterminated string or
+ * becomes a space), tell each assignment, and report through error: an
+ * unterminated string or
  * comment, a { never closed, a NUL byte, and a ${NAME} whose variable is
  * not set.  Returns how many faults make the text unfit for libconfuse
  * (all of them but the unset variables, which are reported all the same).

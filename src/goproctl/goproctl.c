@@ -48,18 +48,29 @@ struct ctx {
 	const char *conf_path;
 	struct gopro_conf *conf;
 	const struct command *cmd;      /* the subcommand being run */
+	const char *socket_opt;         /* --socket */
+	const char *stats_opt;          /* --stats */
+	/* Where the daemon is, once located (see locate). */
+	bool located, salvaged;
+	const char *socket, *stats, *pid_file;
+	struct conf_where where;        /* read from a file that did not load */
 };
+
+/* The long options of every command that finds the daemon. */
+enum { OPT_SOCKET = 0x100, OPT_STATS };
 
 /*
  * The subcommands.  args is the part of the synopsis after the name, as in
  * goproctl(8); conf says whether the subcommand reads the configuration
- * (and so takes -c).  The usage text is built from this table.
+ * (and so takes -c), daemon whether it finds the running daemon (and so
+ * takes --socket and --stats).  The usage text is built from this table.
  */
 struct command {
 	const char *name;
 	int (*fn)(struct ctx *, int, char **);
 	const char *args;
 	bool conf;
+	bool daemon;
 };
 
 static const struct command commands[];
@@ -68,8 +79,9 @@ static const size_t ncommands;
 static void
 print_command_usage(FILE *f, const struct command *cmd, const char *lead)
 {
-	fprintf(f, "%sgoproctl %s%s%s%s\n", lead, cmd->conf ? "[-c file] " : "",
-	    cmd->name, *cmd->args ? " " : "", cmd->args);
+	fprintf(f, "%sgoproctl %s%s%s%s%s\n", lead, cmd->conf ? "[-c file] " : "",
+	    cmd->daemon ? "[--socket path] [--stats path] " : "", cmd->name,
+	    *cmd->args ? " " : "", cmd->args);
 }
 
 static void
@@ -112,10 +124,26 @@ bad_option(const struct ctx *c, int ch, char **argv)
 	usage_error(c, "unknown option %s", argv[optind - 1]);
 }
 
+/* -c, --socket and --stats, before or after the subcommand's name. */
+static void
+common_option(struct ctx *c, int ch, const char *arg)
+{
+	if (ch == 'c')
+		c->conf_path = arg;
+	else if (*arg != '/')
+		usage_error(c, "--%s %s: expected an absolute path",
+		    ch == OPT_SOCKET ? "socket" : "stats", arg);
+	else if (ch == OPT_SOCKET)
+		c->socket_opt = arg;
+	else
+		c->stats_opt = arg;
+}
+
 /*
  * getopt_long for a subcommand: shortopts and longopts are its own, and
  * every subcommand also takes -h/--help (its usage, exit 0) and, when it
- * reads the configuration, -c/--config after its name.  Returns the next
+ * reads the configuration, -c/--config, --socket and --stats after its
+ * name.  Returns the next
  * option of its own, or -1 at the first operand.
  */
 static int
@@ -135,6 +163,12 @@ sub_getopt(struct ctx *c, int argc, char **argv, const char *shortopts,
 	if (c->cmd->conf)
 		all[n++] = (struct option){ "config", required_argument, NULL,
 		    'c' };
+	if (c->cmd->daemon) {
+		all[n++] = (struct option){ "socket", required_argument, NULL,
+		    OPT_SOCKET };
+		all[n++] = (struct option){ "stats", required_argument, NULL,
+		    OPT_STATS };
+	}
 	all[n] = (struct option){ NULL, 0, NULL, 0 };
 	opterr = 0;
 	ch = getopt_long(argc, argv, shorts, all, NULL);
@@ -142,8 +176,8 @@ sub_getopt(struct ctx *c, int argc, char **argv, const char *shortopts,
 		print_command_usage(stdout, c->cmd, "usage: ");
 		exit(0);
 	}
-	if (ch == 'c') {
-		c->conf_path = optarg;
+	if (ch == 'c' || ch == OPT_SOCKET || ch == OPT_STATS) {
+		common_option(c, ch, optarg);
 		return sub_getopt(c, argc, argv, shortopts, longopts);
 	}
 	if (ch == '?' || ch == ':')
@@ -181,10 +215,72 @@ need_conf_note(struct ctx *c, const char *note)
 	return c->conf;
 }
 
-static const struct gopro_conf *
-need_conf(struct ctx *c)
+/* An environment variable, NULL when unset or empty. */
+static const char *
+env_path(const char *name)
 {
-	return need_conf_note(c, NULL);
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/*
+ * The configuration, or when the file does not load, what it still says
+ * about where the daemon is (conf_where_salvage): a typo left in the file
+ * must not make a running daemon unreachable, since the daemon runs the
+ * last version of the file that loaded.  The parse errors become a
+ * warning, printed once.  Returns the configuration or NULL.
+ */
+static const struct gopro_conf *
+conf_or_salvage(struct ctx *c)
+{
+	char errs[CONF_ERR_MAX];
+
+	if (c->conf != NULL || c->salvaged)
+		return c->conf;
+	if (conf_load(c->conf_path, &c->conf, errs, sizeof(errs)) == 0)
+		return c->conf;
+	c->salvaged = true;
+	conf_where_salvage(c->conf_path, &c->where);
+	if (c->where.control_socket == NULL || c->where.stats_file == NULL ||
+	    c->where.pid_file == NULL || c->where.listen == NULL)
+		errx(1, "out of memory");
+	warnx("warning: the configuration %s does not load; using the paths "
+	    "it names, or the defaults:", c->conf_path);
+	fputs(errs, stderr);
+	if (errs[0] != '\0' && errs[strlen(errs) - 1] != '\n')
+		fputc('\n', stderr);
+	return NULL;
+}
+
+/*
+ * Where the running daemon is: --socket and --stats, else GOPROCTL_SOCKET
+ * and GOPROCTL_STATS, else the configuration (conf_or_salvage).  With both
+ * paths given, the file is not read at all, and the pid file is unknown.
+ */
+static void
+locate(struct ctx *c)
+{
+	const struct gopro_conf *conf;
+
+	if (c->located)
+		return;
+	c->located = true;
+	c->socket = c->socket_opt ? c->socket_opt : env_path("GOPROCTL_SOCKET");
+	c->stats = c->stats_opt ? c->stats_opt : env_path("GOPROCTL_STATS");
+	if (c->socket != NULL && c->stats != NULL)
+		return;
+	if ((conf = conf_or_salvage(c)) != NULL) {
+		c->socket = c->socket ? c->socket : conf->control_socket;
+		c->stats = c->stats ? c->stats : conf->stats_file;
+		c->pid_file = conf->pid_file;
+		return;
+	}
+	c->socket = c->socket ? c->socket : c->where.control_socket;
+	c->stats = c->stats ? c->stats : c->where.stats_file;
+	c->pid_file = c->where.pid_file;
+	fprintf(stderr, "goproctl: warning: control socket %s, stats file %s\n",
+	    c->socket, c->stats);
 }
 
 /* A duration with the units of the configuration file: 1s, 250ms, 2m. */
@@ -306,9 +402,10 @@ cmd_stats(struct ctx *c, int argc, char **argv)
 		usage_error(c, "unexpected argument %s", argv[optind]);
 	if (interval > 0 && format != 't')
 		usage_error(c, "-w prints text only");
+	locate(c);
 	if (interval > 0)
-		watch_rates(need_conf(c)->stats_file, interval);
-	take_snap(need_conf(c)->stats_file, &snap);
+		watch_rates(c->stats, interval);
+	take_snap(c->stats, &snap);
 	print_snap(&snap, format);
 	stats_snap_free(&snap);
 	return 0;
@@ -390,17 +487,18 @@ status_not_running(const char *path, struct stats_snap *snap)
 static int
 cmd_status(struct ctx *c, int argc, char **argv)
 {
-	const struct gopro_conf *conf;
 	struct stats_snap snap;
 	int rc;
 
 	no_operands(c, argc, argv);
-	conf = need_conf(c);
-	if (status_not_running(conf->stats_file, &snap))
+	locate(c);
+	if (status_not_running(c->stats, &snap))
 		return STATUS_NOT_RUNNING;
 	if (stats_format_status(stdout, &snap) < 0)
 		err(1, "cannot write to standard output");
-	rc = status_verdict(&snap, daemon_read_pidfile(conf->pid_file));
+	/* Without a pid file (--socket and --stats), the segment alone. */
+	rc = status_verdict(&snap, c->pid_file != NULL ?
+	    daemon_read_pidfile(c->pid_file) : snap.hdr.master_pid);
 	stats_snap_free(&snap);
 	return rc;
 }
@@ -445,24 +543,29 @@ unreachable(int e)
 }
 
 static pid_t
-signal_master(const struct gopro_conf *conf, int sig, int ctl_errno)
+signal_master(const struct ctx *c, int sig, int ctl_errno)
 {
-	pid_t pid = daemon_read_pidfile(conf->pid_file);
+	pid_t pid = c->pid_file ? daemon_read_pidfile(c->pid_file) : 0;
 	char why[128];
 
 	if (pid <= 0)
 		errx(1, "goprod is not running: control socket %s: %s, and no "
-		    "live pid in %s", conf->control_socket, strerror(ctl_errno),
-		    conf->pid_file);
+		    "live pid in %s", c->socket, strerror(ctl_errno),
+		    c->pid_file ? c->pid_file : "a pid file (none known with "
+		    "--socket and --stats)");
+	/* Root must know whom the master runs as to prove the pid is it. */
+	if (c->conf == NULL && geteuid() == 0)
+		errx(1, "control socket %s: %s; without a configuration that "
+		    "loads, the user of the master is unknown: pid %ld not "
+		    "signalled", c->socket, strerror(ctl_errno), (long)pid);
 	/* The pid file is in the service account's directory: prove it. */
-	if (daemon_signal_master(pid, master_uid(conf), sig, why,
+	if (daemon_signal_master(pid, master_uid(c->conf), sig, why,
 	    sizeof(why)) < 0)
 		errx(1, "control socket %s: %s; the pid file %s names %s: not "
-		    "signalled", conf->control_socket, strerror(ctl_errno),
-		    conf->pid_file, why);
+		    "signalled", c->socket, strerror(ctl_errno), c->pid_file,
+		    why);
 	warnx("control socket %s: %s; sent SIG%s to the master (pid %ld) instead",
-	    conf->control_socket, strerror(ctl_errno), sigabbrev_np(sig),
-	    (long)pid);
+	    c->socket, strerror(ctl_errno), sigabbrev_np(sig), (long)pid);
 	return pid;
 }
 
@@ -499,15 +602,15 @@ busy_call(const char *path, const char *command, char *reply, size_t len)
 static int
 cmd_reload(struct ctx *c, int argc, char **argv)
 {
-	const struct gopro_conf *conf;
 	char reply[CTL_REPLY_MAX];
 	int rc, e;
 
 	no_operands(c, argc, argv);
 	/* The master would refuse it for the same errors: say so here. */
-	conf = need_conf_note(c, "reload not sent, goprod keeps its running "
+	need_conf_note(c, "reload not sent, goprod keeps its running "
 	    "configuration");
-	rc = busy_call(conf->control_socket, "reload", reply, sizeof(reply));
+	locate(c);
+	rc = busy_call(c->socket, "reload", reply, sizeof(reply));
 	e = errno;
 	if (rc == 0) {
 		printf("reloaded: ");
@@ -521,9 +624,9 @@ cmd_reload(struct ctx *c, int argc, char **argv)
 	}
 	if (!unreachable(e)) {
 		errno = e;
-		err(1, "reload: control socket %s", conf->control_socket);
+		err(1, "reload: control socket %s", c->socket);
 	}
-	signal_master(conf, SIGHUP, e);
+	signal_master(c, SIGHUP, e);
 	warnx("the result of the reload is only in goprod's log");
 	return 0;
 }
@@ -536,13 +639,14 @@ cmd_reload(struct ctx *c, int argc, char **argv)
 static int
 cmd_upgrade(struct ctx *c, int argc, char **argv)
 {
-	const struct gopro_conf *conf;
 	char reply[CTL_REPLY_MAX];
 	int rc;
 
 	no_operands(c, argc, argv);
-	conf = need_conf_note(c, "upgrade not asked for");
-	rc = busy_call(conf->control_socket, "upgrade", reply, sizeof(reply));
+	/* The new binary reads the file at its start: it must load. */
+	need_conf_note(c, "upgrade not asked for");
+	locate(c);
+	rc = busy_call(c->socket, "upgrade", reply, sizeof(reply));
 	if (rc == 0) {
 		print_detail(stdout, reply);
 		return 0;
@@ -552,7 +656,7 @@ cmd_upgrade(struct ctx *c, int argc, char **argv)
 		print_detail(stderr, reply);
 		return 1;
 	}
-	err(1, "upgrade: control socket %s", conf->control_socket);
+	err(1, "upgrade: control socket %s", c->socket);
 }
 
 static int
@@ -574,14 +678,14 @@ wait_gone(pid_t pid, double timeout)
 
 /* The pid in the master's "stopping pid N" answer, else the pid file's. */
 static pid_t
-stop_pid(const struct gopro_conf *conf, const char *reply)
+stop_pid(const struct ctx *c, const char *reply)
 {
 	const char *p = strstr(reply, "pid ");
 	long pid;
 
 	if (p != NULL && sscanf(p, "pid %ld", &pid) == 1 && pid > 1)
 		return (pid_t)pid;
-	return daemon_read_pidfile(conf->pid_file);
+	return c->pid_file ? daemon_read_pidfile(c->pid_file) : 0;
 }
 
 static void
@@ -607,7 +711,6 @@ stop_options(struct ctx *c, int argc, char **argv, bool *now,
 static int
 cmd_stop(struct ctx *c, int argc, char **argv)
 {
-	const struct gopro_conf *conf;
 	char reply[CTL_REPLY_MAX];
 	double timeout = STOP_TIMEOUT;
 	bool now = false;
@@ -615,8 +718,8 @@ cmd_stop(struct ctx *c, int argc, char **argv)
 	int rc, e;
 
 	stop_options(c, argc, argv, &now, &timeout);
-	conf = need_conf(c);
-	rc = ctl_call(conf->control_socket, now ? "stop now" : "stop", reply,
+	locate(c);
+	rc = ctl_call(c->socket, now ? "stop now" : "stop", reply,
 	    sizeof(reply), CTL_TIMEOUT);
 	e = errno;
 	if (rc == 1) {
@@ -626,15 +729,16 @@ cmd_stop(struct ctx *c, int argc, char **argv)
 	}
 	if (rc < 0 && !unreachable(e)) {
 		errno = e;
-		err(1, "stop: control socket %s", conf->control_socket);
+		err(1, "stop: control socket %s", c->socket);
 	}
 	/* Stopping what does not run succeeds, as systemctl stop does. */
-	if (rc < 0 && !pid_alive(daemon_read_pidfile(conf->pid_file))) {
+	if (rc < 0 && !pid_alive(c->pid_file != NULL ?
+	    daemon_read_pidfile(c->pid_file) : 0)) {
 		printf("goprod is not running: nothing to stop\n");
 		return 0;
 	}
-	pid = rc == 0 ? stop_pid(conf, reply) :
-	    signal_master(conf, now ? SIGQUIT : SIGTERM, e);
+	pid = rc == 0 ? stop_pid(c, reply) :
+	    signal_master(c, now ? SIGQUIT : SIGTERM, e);
 	if (pid <= 0)
 		return 0;
 	return wait_gone(pid, timeout);
@@ -682,10 +786,14 @@ cmd_check(struct ctx *c, int argc, char **argv)
 static const char *
 default_address(struct ctx *c, bool tls, char *buf, size_t len)
 {
-	const struct gopro_conf *conf = need_conf(c);
+	const struct gopro_conf *conf = conf_or_salvage(c);
 	const char *text = NULL;
 
-	for (size_t i = 0; i < conf->nlisten && text == NULL; i++)
+	/* A file that does not load: the first address it writes. */
+	if (conf == NULL)
+		text = c->where.listen;
+	for (size_t i = 0; conf != NULL && i < conf->nlisten && text == NULL;
+	    i++)
 		if (!conf->listen[i].proxy && conf->listen[i].tls == tls)
 			text = conf->listen[i].text;
 	if (text == NULL)
@@ -1237,19 +1345,21 @@ cmd_help(struct ctx *c, int argc, char **argv)
 /* ------------------------------------------------------------ main */
 
 static const struct command commands[] = {
-	{ "stats", cmd_stats, "[--json | --prometheus] [-w interval]", true },
-	{ "status", cmd_status, "", true },
-	{ "reload", cmd_reload, "", true },
-	{ "upgrade", cmd_upgrade, "", true },
-	{ "stop", cmd_stop, "[--now] [-t timeout]", true },
-	{ "check", cmd_check, "[file]", true },
+	{ "stats", cmd_stats, "[--json | --prometheus] [-w interval]", true,
+	    true },
+	{ "status", cmd_status, "", true, true },
+	{ "reload", cmd_reload, "", true, true },
+	{ "upgrade", cmd_upgrade, "", true, true },
+	{ "stop", cmd_stop, "[--now] [-t timeout]", true, true },
+	{ "check", cmd_check, "[file]", true, false },
 	{ "ping", cmd_ping, "[-n count] [-i interval] [-W timeout] "
 	    "[--tls [--ca file] [--cert file --key file] [--servername name]] "
-	    "[host:port]", true },
+	    "[host:port]", true, false },
 	{ "send", cmd_send, "[--user user] [--tls [--ca file] [--cert file "
-	    "--key file] [--servername name]] [host:port] message", true },
-	{ "passwd", cmd_passwd, "[--stdin] user", false },
-	{ "help", cmd_help, "[command]", false },
+	    "--key file] [--servername name]] [host:port] message", true,
+	    false },
+	{ "passwd", cmd_passwd, "[--stdin] user", false, false },
+	{ "help", cmd_help, "[command]", false, false },
 };
 static const size_t ncommands = sizeof(commands) / sizeof(commands[0]);
 
@@ -1259,6 +1369,8 @@ global_options(struct ctx *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "stats", required_argument, NULL, OPT_STATS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -1269,7 +1381,9 @@ global_options(struct ctx *c, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "+:c:hV", longopts, NULL)) != -1)
 		switch (ch) {
 		case 'c':
-			c->conf_path = optarg;
+		case OPT_SOCKET:
+		case OPT_STATS:
+			common_option(c, ch, optarg);
 			break;
 		case 'h':
 			print_usage(stdout);
@@ -1301,5 +1415,6 @@ main(int argc, char *argv[])
 	rc = c.cmd->fn(&c, argc, argv);
 	if (c.conf != NULL)
 		conf_free(c.conf);
+	conf_where_free(&c.where);
 	return rc;
 }

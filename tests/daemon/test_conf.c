@@ -836,6 +836,39 @@ test_metrics_overlap(void **state)
 	    "metrics_listen = \"127.0.0.2:7001\"\n");
 }
 
+/* What goproctl still learns from a file that does not load. */
+static void
+test_where_salvage(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf_where w;
+
+	assert_int_equal(load_raw(fx, "typo = 1\n# control_socket = \"/no\"\n"
+	    "control_socket = \"/x/a.sock\" // trailing\n"
+	    "stats_file = '/x/s'\npid_file = relative\n"
+	    "listen = {\n \"127.0.0.1:9\", \"[::1]:9\"}\n"
+	    "auth {\n stats_file = \"/in/a/section\"\n}\n"), -1);
+	conf_where_salvage(fx->path, &w);
+	assert_string_equal(w.control_socket, "/x/a.sock");
+	assert_string_equal(w.stats_file, "/x/s");
+	assert_ends_with(w.pid_file, "/goprod/goprod.pid");
+	assert_string_equal(w.listen, "127.0.0.1:9");
+	conf_where_free(&w);
+	/* No file: every default. */
+	conf_where_salvage("/nonexistent/gopro.conf", &w);
+	assert_ends_with(w.control_socket, "/goprod/goprod.sock");
+	assert_ends_with(w.stats_file, "/goprod/goprod.stats");
+	assert_string_equal(w.listen, "0.0.0.0:8888");
+	conf_where_free(&w);
+	/* The last setting wins; a ${NAME} is not guessed at. */
+	write_file(fx->path, "stats_file = \"/a\"\nstats_file = \"/b\"\n"
+	    "control_socket = \"${RUN}/s\"\n", 0644);
+	conf_where_salvage(fx->path, &w);
+	assert_string_equal(w.stats_file, "/b");
+	assert_ends_with(w.control_socket, "/goprod/goprod.sock");
+	conf_where_free(&w);
+}
+
 /* Errors beyond the buffer are counted, never cut in the middle. */
 static void
 test_error_buffer_bounded(void **state)
@@ -1069,6 +1102,7 @@ main(void)
 		T(test_nul_byte),
 		T(test_paths_collide),
 		T(test_metrics_overlap),
+		T(test_where_salvage),
 		T(test_error_buffer_bounded),
 		T(test_identity),
 		T(test_parse_size),

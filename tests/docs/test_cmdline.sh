@@ -80,7 +80,7 @@ for p in "$GOPROD" "$GOPROCTL" "$GOPRO_BENCH"; do
 done
 
 # Every subcommand in goproctl's usage.
-subs=$("$GOPROCTL" -h | sed -n 's/.*goproctl \(\[-c file\] \)\{0,1\}\([a-z]\{1,\}\).*/\2/p')
+subs=$("$GOPROCTL" -h | sed -n 's/.*goproctl \(\[[^]]*\] \)*\([a-z]\{1,\}\).*/\2/p')
 [ "$(echo "$subs" | wc -w)" -ge 9 ] || fail "goproctl -h lists only: $subs"
 for s in $subs; do
 	expect_help "$GOPROCTL" "$s" -h

@@ -4,7 +4,8 @@
  * exact counters in `stats --json` for traffic of known size, totals that
  * do not go down when a worker is killed or on reload, `status`, `reload`
  * with a good and a broken configuration, `--prometheus` through promtool,
- * `stop`, and `ping` against a stopped server.
+ * `stop`, and `ping` against a stopped server; status, stats, ping and
+ * stop with a typo in the configuration, and with --socket and --stats.
  */
 #include "config.h"
 
@@ -297,6 +298,77 @@ test_accept_queue_of_a_stuck_worker(void **state)
 		close(fds[i]);
 }
 
+/* Put a line at the top of g's configuration, which then does not load. */
+static void
+prepend_typo(const struct goprod *g)
+{
+	char text[8192], tmp[400];
+	size_t n;
+	FILE *f;
+
+	assert_non_null(f = fopen(g->conf_path, "r"));
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	snprintf(tmp, sizeof(tmp), "%s.typo", g->conf_path);
+	assert_non_null(f = fopen(tmp, "w"));
+	fprintf(f, "wrokers = 2\n%s", text);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(rename(tmp, g->conf_path), 0);
+}
+
+/*
+ * A typo left in the file while goprod runs fine: status, stats, ping and
+ * stop still reach it through the paths the file names (the typo comes
+ * before all of them, where libconfuse stops), and print the parse error
+ * as a warning; --socket/--stats and GOPROCTL_SOCKET/GOPROCTL_STATS reach
+ * it without any file.  status used to exit 1, which a health check reads
+ * as an outage.
+ */
+static void
+test_typo_in_config(void **state)
+{
+	struct goprod *gp = *state, g = *gp;
+	char *out, cmd[1024], sock[400];
+
+	prepend_typo(&g);
+	assert_int_equal(ctl(&g, &out, "status"), 0);
+	assert_non_null(strstr(out, "healthy: all 1 workers running"));
+	assert_non_null(strstr(out, "warning"));
+	assert_non_null(strstr(out, ":1: wrokers: unknown option"));
+	free(out);
+	assert_int_equal(ctl(&g, &out, "stats --json"), 0);
+	free(out);
+	assert_int_equal(ctl(&g, &out, "ping -n 1"), 0);
+	free(out);
+	/* A reload would be refused by the master for the same typo. */
+	assert_int_equal(ctl(&g, &out, "reload"), 1);
+	free(out);
+
+	snprintf(sock, sizeof(sock), "%s/goprod.sock", g.dir);
+	out = malloc(1 << 16);
+	assert_non_null(out);
+	snprintf(cmd, sizeof(cmd), "%s -c /nonexistent status --socket %s "
+	    "--stats %s", harness_program("GOPROCTL"), sock, g.stats_path);
+	assert_int_equal(harness_run(cmd, out, 1 << 16), 0);
+	assert_non_null(strstr(out, "healthy"));
+	assert_null(strstr(out, "warning"));
+	snprintf(cmd, sizeof(cmd), "GOPROCTL_SOCKET=%s GOPROCTL_STATS=%s "
+	    "%s -c /nonexistent stats", sock, g.stats_path,
+	    harness_program("GOPROCTL"));
+	assert_int_equal(harness_run(cmd, out, 1 << 16), 0);
+	assert_non_null(strstr(out, "totals"));
+	snprintf(cmd, sizeof(cmd), "%s --socket relative status",
+	    harness_program("GOPROCTL"));
+	assert_int_equal(harness_run(cmd, out, 1 << 16), 2);
+	free(out);
+
+	assert_int_equal(ctl(&g, &out, "stop -t 20"), 0);
+	assert_non_null(strstr(out, "stopped"));
+	free(out);
+	assert_int_equal(harness_wait_exit(gp, 5), 0);
+}
+
 int
 main(void)
 {
@@ -312,6 +384,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_accept_queue_of_a_stuck_worker, setup, teardown),
 		cmocka_unit_test(test_ping_skips_proxy_listeners),
+		cmocka_unit_test_setup_teardown(test_typo_in_config, setup,
+		    teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
