@@ -21,23 +21,40 @@
 #include "daemon.h"
 #include "readable.h"
 
-#define REREAD_MAX 8
+#define REREAD_MAX (8 + CONF_MAX_MODULES)
 
 struct reread {
-	const char *what;
+	char what[96];		/* the option, as in messages */
 	const char *path;
 };
 
-/* Everything a reload opens by name; later TLS files and modules. */
+static void
+add(struct reread *out, size_t *n, const char *what, const char *path)
+{
+	if (path == NULL || *n >= REREAD_MAX)
+		return;
+	snprintf(out[*n].what, sizeof(out[*n].what), "%s", what);
+	out[(*n)++].path = path;
+}
+
+/* Everything a reload opens by name, as the user goprod drops to. */
 static size_t
 rereads_of(const struct gopro_conf *c, struct reread *out)
 {
+	char what[96];
 	size_t n = 0;
 
-	out[n++] = (struct reread){ "the configuration file", c->path };
-	if (c->auth.users_file != NULL)
-		out[n++] = (struct reread){ "auth.users_file",
-			c->auth.users_file };
+	add(out, &n, "the configuration file", c->path);
+	add(out, &n, "auth.users_file", c->auth.users_file);
+	add(out, &n, "tls.certificate", c->tls.certificate);
+	add(out, &n, "tls.key", c->tls.key);
+	add(out, &n, "tls.client_ca", c->tls.client_ca);
+	add(out, &n, "tls.crl", c->tls.crl);
+	for (size_t i = 0; i < c->nmodules; i++) {
+		snprintf(what, sizeof(what), "module %.64s path",
+		    c->modules[i].name);
+		add(out, &n, what, c->modules[i].path);
+	}
 	return n;
 }
 

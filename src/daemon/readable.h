@@ -16,7 +16,8 @@
 /*
  * 0 when uid:gid (as daemon_drop_privileges will set them; -1 = keep) can
  * open for reading each file of conf that a reload reads: the
- * configuration file by the path given, the users file.  Otherwise -1 and
+ * configuration file by the path given, the users file, the TLS files and
+ * the modules.  Otherwise -1 and
  * "what path: not readable by ...: why" in err for the first that is not.
  * Does nothing unless running as root with an identity to switch to.
  */
