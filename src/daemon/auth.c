@@ -170,6 +170,15 @@ check_hash(const char *hash, size_t len)
 			return "password hash contains whitespace or a "
 			    "control character";
 	}
+	/*
+	 * Anything but "$id$...", 13 characters of DES or a locked account
+	 * ("*", "!...") is no hash at all: most likely a password in clear.
+	 */
+	if (strchr("$*!", hash[0]) == NULL && (len != 13 || strspn(hash,
+	    "./0123456789"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != 13))
+		return "not a crypt(3) hash (a password in clear? make the "
+		    "line with goproctl passwd)";
 	switch (crypt_checksalt(hash)) {
 	case CRYPT_SALT_OK:
 		break;

@@ -26,6 +26,7 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "auth.h"
 #include "gopro/client.h"
@@ -1280,20 +1281,49 @@ read_new_password(bool from_stdin, char *pw, size_t len)
 	explicit_bzero(again, sizeof(again));
 }
 
+/*
+ * -o: append to the users file, creating it 0640 (owner root, group of
+ * goprod: the mode goprod expects) rather than with the umask's 0644.
+ */
+static FILE *
+open_users_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
+	    O_CLOEXEC, 0640);
+	struct stat st;
+	FILE *f;
+
+	if (fd < 0)
+		err(1, "%s", path);
+	if (fstat(fd, &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH)))
+		warnx("%s: mode %04o lets others read the hashes, and goprod "
+		    "refuses it; chmod o-rw %s", path,
+		    (unsigned)(st.st_mode & 07777), path);
+	if ((f = fdopen(fd, "a")) == NULL)
+		err(1, "%s", path);
+	return f;
+}
+
 static int
 cmd_passwd(struct ctx *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "stdin", no_argument, NULL, 's' },
+		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char pw[PASSWORD_MAX + 2], salt[CRYPT_GENSALT_OUTPUT_SIZE];
 	struct crypt_data data;
+	const char *output = NULL;
 	bool from_stdin = false;
+	FILE *out = stdout;
 	int ch;
 
-	while ((ch = sub_getopt(c, argc, argv, "", longopts)) != -1)
-		from_stdin = true;
+	while ((ch = sub_getopt(c, argc, argv, "o:", longopts)) != -1)
+		if (ch == 'o')
+			output = optarg;
+		else
+			from_stdin = true;
 	if (optind == argc)
 		usage_error(c, "no user name");
 	if (optind != argc - 1)
@@ -1309,9 +1339,13 @@ cmd_passwd(struct ctx *c, int argc, char **argv)
 	    data.output[0] == '*')
 		err(1, "crypt_rn: yescrypt");
 	explicit_bzero(pw, sizeof(pw));
-	printf("%s:%s\n", argv[optind], data.output);
+	if (output != NULL)
+		out = open_users_file(output);
+	fprintf(out, "%s:%s\n", argv[optind], data.output);
 	explicit_bzero(&data, sizeof(data));
-	return fflush(stdout) == EOF ? 1 : 0;
+	if (fflush(out) == EOF || (out != stdout && fclose(out) == EOF))
+		err(1, "%s", output != NULL ? output : "standard output");
+	return 0;
 }
 
 /* ------------------------------------------------------------ help */
@@ -1358,7 +1392,7 @@ static const struct command commands[] = {
 	{ "send", cmd_send, "[--user user] [--tls [--ca file] [--cert file "
 	    "--key file] [--servername name]] [host:port] message", true,
 	    false },
-	{ "passwd", cmd_passwd, "[--stdin] user", false, false },
+	{ "passwd", cmd_passwd, "[--stdin] [-o file] user", false, false },
 	{ "help", cmd_help, "[command]", false, false },
 };
 static const size_t ncommands = sizeof(commands) / sizeof(commands[0]);

@@ -331,6 +331,9 @@ test_refuse_bad_hash(void **state)
 	    "obsolete");
 	expect_refused(write_users("h4", 0600,
 	    "bob:$1$abc$Kb85XxsXB.VXinPhbS4431\n"), ":1: ", "obsolete");
+	/* A password in clear is named as such, not as an old method. */
+	expect_refused(write_users("h7", 0600, "bob:plaintext\n"), ":1: ",
+	    "not a crypt(3) hash");
 	/* A hash cut down to its setting would never match. */
 	expect_refused(write_users("h5", 0600, "bob:$6$abcdefgh$\n"), ":1: ",
 	    "checksum");

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "gopro/gopro.h"
 #include "stats.h"
 
 #define MAX_NAMES 256
@@ -463,6 +464,150 @@ test_every_counter_in_glossary(void **state)
 	assert_int_equal(missing, 0);
 }
 
+/* ------------------------------------------------------------ examples */
+
+static const char *const example_files[] = {
+	"etc/gopro.conf", "man/gopro.conf.5", "man/goprod.8", "man/goproctl.8",
+	"man/gopro.7", "README.md",
+};
+
+/*
+ * The value after every "key = " (or "key=") in the files above, quotes
+ * and a leading "#" allowed: every example must give the same one, so
+ * that a path or a port is the same on every page.
+ */
+static void
+assert_one_value(const char *key, size_t keep)
+{
+	char first[256] = "", where[64] = "";
+	size_t klen = strlen(key), bad = 0;
+
+	for (size_t f = 0; f < sizeof(example_files) / sizeof(*example_files);
+	    f++) {
+		char *text = read_tree_file(example_files[f]);
+
+		for (const char *p = text; (p = strstr(p, key)) != NULL;
+		    p += klen) {
+			const char *v = p + klen;
+			char val[256];
+			size_t n;
+
+			v += strspn(v, " ");
+			if (*v != '=')
+				continue;
+			v += 1 + strspn(v + 1, " \"");
+			n = strcspn(v, "\"\n ");
+			/* Only the part that must agree (a port: after ':'). */
+			if (keep && memchr(v, ':', n) != NULL) {
+				const char *c = memchr(v, ':', n);
+				n -= (size_t)(c + 1 - v);
+				v = c + 1;
+			}
+			if (n == 0 || n >= sizeof(val))
+				continue;
+			memcpy(val, v, n);
+			val[n] = '\0';
+			if (*first == '\0') {
+				snprintf(first, sizeof(first), "%s", val);
+				snprintf(where, sizeof(where), "%s",
+				    example_files[f]);
+			} else if (strcmp(first, val) != 0) {
+				print_error("%s: %s = %s, but %s has %s\n",
+				    example_files[f], key, val, where, first);
+				bad++;
+			}
+		}
+		free(text);
+	}
+	assert_true(*first != '\0');
+	assert_int_equal(bad, 0);
+}
+
+static void
+test_examples_agree(void **state)
+{
+	(void)state;
+	assert_one_value("users_file", 0);
+	assert_one_value("metrics_listen", 1);
+}
+
+/* The JSON example of goproctl(8) has the layout this build writes. */
+static void
+test_json_example_layout(void **state)
+{
+	char *page = read_tree_file("man/goproctl.8"), want[64];
+
+	(void)state;
+	snprintf(want, sizeof(want), "\"layout_version\": %u,",
+	    STATS_LAYOUT_VERSION);
+	if (strstr(page, "\"layout_version\": ") != NULL &&
+	    strstr(page, want) == NULL)
+		fail_msg("goproctl.8: the JSON example has no %s", want);
+	free(page);
+}
+
+/* ping's example sizes: a header and the 24-byte body it describes. */
+static void
+test_ping_sizes(void **state)
+{
+	char *page = read_tree_file("man/goproctl.8"), want[64];
+
+	(void)state;
+	assert_non_null(strstr(page, "HEARTBEAT frames with a 24-byte body"));
+	snprintf(want, sizeof(want), "heartbeats of %u bytes",
+	    GOPRO_HEADER_SIZE + 24);
+	assert_non_null(strstr(page, want));
+	snprintf(want, sizeof(want), "\n%u bytes from ", GOPRO_HEADER_SIZE + 24);
+	assert_non_null(strstr(page, want));
+	free(page);
+}
+
+/* Whether the line that starts at line contains text. */
+static bool
+line_has(const char *line, const char *text)
+{
+	const char *hit = strstr(line, text);
+
+	return hit != NULL && memchr(line, '\n', (size_t)(hit - line)) == NULL;
+}
+
+/* Every option line of goprod -h has its long form, as goprod(8) does. */
+static void
+test_goprod_long_options(void **state)
+{
+	const char *prog = getenv("GOPROD");
+	char cmd[4096], *out, *page = read_tree_file("man/goprod.8");
+	size_t n = 0;
+	FILE *f;
+
+	(void)state;
+	if (prog == NULL)
+		fail_msg("GOPROD is not set: run this test with make check");
+	snprintf(cmd, sizeof(cmd), "'%s' -h", prog);
+	assert_non_null(f = popen(cmd, "r"));
+	out = read_stream(f);
+	pclose(f);
+	for (const char *l = out; *l; l += strcspn(l, "\n") + (l[strcspn(l,
+	    "\n")] != '\0')) {
+		const char *entry;
+		char man[64];
+
+		if (strncmp(l, "  -", 3) != 0)
+			continue;
+		n++;
+		if (strncmp(l + 4, ", --", 4) != 0)
+			fail_msg("goprod -h: no long option in: %.60s", l);
+		snprintf(man, sizeof(man), "\n.It Fl %c ", l[3]);
+		entry = strstr(page, man);
+		if (entry == NULL || !line_has(entry + 1, ", Fl -"))
+			fail_msg("goprod.8 has no \".It Fl %c ..., Fl --long\" "
+			    "entry", l[3]);
+	}
+	assert_true(n >= 8);
+	free(out);
+	free(page);
+}
+
 int
 main(void)
 {
@@ -475,6 +620,10 @@ main(void)
 		cmocka_unit_test(test_every_option_in_shipped_conf),
 		cmocka_unit_test(test_every_subcommand_in_man_page),
 		cmocka_unit_test(test_every_counter_in_glossary),
+		cmocka_unit_test(test_examples_agree),
+		cmocka_unit_test(test_json_example_layout),
+		cmocka_unit_test(test_ping_sizes),
+		cmocka_unit_test(test_goprod_long_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -243,6 +244,33 @@ test_status_answers(void **state)
 	free(out);
 }
 
+/*
+ * passwd -o creates the users file 0640 whatever the umask lets through,
+ * and goprod accepts the file it makes.
+ */
+static void
+test_passwd_output_file(void **state)
+{
+	char dir[] = "/tmp/gopro-passwd-XXXXXX", path[128], cmd[512], out[4096];
+	struct goprod g;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/users", dir);
+	/* In a subshell: harness_run gives the command /dev/null as input. */
+	snprintf(cmd, sizeof(cmd), "(umask 022; echo wonderland | %s passwd "
+	    "--stdin -o %s alice)", harness_program("GOPROCTL"), path);
+	if (harness_run(cmd, out, sizeof(out)) != 0)
+		fail_msg("%s: %s", cmd, out);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	harness_start_auth(&g, path, "login_rate = 0");
+	assert_int_equal(harness_stop(&g), 0);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* ping with no address skips a PROXY listener listed first. */
 static void
 test_ping_skips_proxy_listeners(void **state)
@@ -386,6 +414,7 @@ main(void)
 		cmocka_unit_test(test_ping_skips_proxy_listeners),
 		cmocka_unit_test_setup_teardown(test_typo_in_config, setup,
 		    teardown),
+		cmocka_unit_test(test_passwd_output_file),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
