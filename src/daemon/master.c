@@ -540,6 +540,26 @@ reload_users(const struct gopro_conf *nc, char *err, size_t errlen)
 	return auth_users_load(nc->auth.users_file, err, errlen);
 }
 
+/*
+ * The STATUS= line that "systemctl status goprod" shows: the generation,
+ * the workers, and the verdict of the last reload or upgrade (its first
+ * line, which names file:line for a broken file).
+ */
+static void __attribute__((format(printf, 2, 3)))
+master_status(const struct master *m, const char *fmt, ...)
+{
+	char verdict[256], line[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(verdict, sizeof(verdict), fmt, ap);
+	va_end(ap);
+	verdict[strcspn(verdict, "\n")] = '\0';
+	snprintf(line, sizeof(line), "STATUS=generation %u, %u workers; %s",
+	    m->generation, m->conf->workers, verdict);
+	daemon_notify(line);
+}
+
 static void
 handover_finish(struct master *m)
 {
@@ -549,6 +569,8 @@ handover_finish(struct master *m)
 	sockets_close(m->retired_fds);
 	signal_procs(m, SIGUSR2, is_old_generation);
 	daemon_notify("READY=1");
+	master_status(m, m->ready_sent ? "last reload ok" : "started");
+	m->ready_sent = true;
 	upgrade_handed_over(m);
 	if (m->reload_queued && !m->stopping) {
 		char err[CONF_ERR_MAX];
@@ -582,6 +604,16 @@ handover_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		handover_finish(m);
 }
 
+/* Wait (polling, at most HANDOVER_TIMEOUT) until the new workers serve. */
+static void
+handover_begin(struct master *m)
+{
+	m->handover = true;
+	m->handover_started = ev_now(m->loop);
+	ev_timer_set(&m->handover_timer, HANDOVER_POLL, HANDOVER_POLL);
+	ev_timer_start(m->loop, &m->handover_timer);
+}
+
 /* Adopt nc: the socket table, the users, the generation, the workers. */
 static void
 reload_apply(struct master *m, struct gopro_conf *nc,
@@ -610,10 +642,7 @@ reload_apply(struct master *m, struct gopro_conf *nc,
 		ev_timer_stop(m->loop, &m->slots[s].respawn);
 		master_spawn(m, s);
 	}
-	m->handover = true;
-	m->handover_started = ev_now(m->loop);
-	ev_timer_set(&m->handover_timer, HANDOVER_POLL, HANDOVER_POLL);
-	ev_timer_start(m->loop, &m->handover_timer);
+	handover_begin(m);
 }
 
 /* Returns 0 and the new generation, or -1 with the reason in err. */
@@ -674,6 +703,7 @@ fail:
 	conf_free(nc);
 	log_warnx("reload failed, keeping the running configuration: %s", err);
 	daemon_notify("READY=1");
+	master_status(m, "last reload failed: %s", err);
 	return -1;
 }
 
@@ -826,6 +856,7 @@ upgrade_verdict(struct master *m, bool ok, const char *fmt, ...)
 		log_notice("%s", msg);
 	else
 		log_warnx("%s", msg);
+	master_status(m, "last upgrade %s: %s", ok ? "ok" : "failed", msg);
 	if (m->upgrade_client >= 0)
 		ctl_reply_fd(m->upgrade_client, ok, msg);
 	m->upgrade_client = -1;
@@ -1587,7 +1618,8 @@ master_run(struct master *m)
 	} else {
 		metrics_child_start(m);
 		log_started(m);
-		daemon_notify("READY=1");
+		/* READY=1 once every worker serves, as after a reload. */
+		handover_begin(m);
 	}
 	return master_loop(m);
 }

@@ -61,7 +61,8 @@ struct master {
 
 	bool stopping;
 	bool stopping_now;      /* stop --now / SIGQUIT: no drain */
-	bool handover;          /* a reload waits for its new workers */
+	bool handover;          /* a reload (or the start) waits for its new workers */
+	bool ready_sent;        /* READY=1 told since the start */
 	bool reload_queued;     /* SIGHUP during a handover: reload after it */
 	unsigned handover_generation;
 	ev_timer handover_timer;

@@ -627,9 +627,13 @@ cmd_reload(struct ctx *c, int argc, char **argv)
 		errno = e;
 		err(1, "reload: control socket %s", c->socket);
 	}
+	/*
+	 * Asked, but not confirmed: exit 1, so that a caller such as the
+	 * unit's ExecReload does not report a reload it cannot vouch for.
+	 */
 	signal_master(c, SIGHUP, e);
 	warnx("the result of the reload is only in goprod's log");
-	return 0;
+	return 1;
 }
 
 /*
