@@ -12,15 +12,18 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/_build/quickstart"
 
-# Debian packages needed to build, test and run gopro.
-PACKAGES=(build-essential autoconf automake libtool pkg-config
-	libev-dev libconfuse-dev libcmocka-dev libcrypt-dev libsystemd-dev
+# Debian packages needed to build and run gopro ("run" installs only these).
+RUN_PACKAGES=(build-essential autoconf automake libtool pkg-config
+	libev-dev libconfuse-dev libcrypt-dev libsystemd-dev)
+# ... and to test it ("test" installs these too; add test needs below).
+PACKAGES=("${RUN_PACKAGES[@]}" libcmocka-dev
 	mandoc clang python3 python3-prometheus-client prometheus)
 PACKAGES+=(libssl-dev openssl)  # TLS listeners; the TLS tests make certificates with openssl
 
+# install_packages NAME...: the ones not installed yet.
 install_packages() {
 	local missing=()
-	for p in "${PACKAGES[@]}"; do
+	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 			grep -q 'install ok installed' || missing+=("$p")
 	done
@@ -50,7 +53,7 @@ summarize() {
 }
 
 cmd_test() {
-	install_packages
+	install_packages "${PACKAGES[@]}"
 	configure_build
 	local rc=0
 	make -j"$(nproc)" check || rc=$?
@@ -60,12 +63,14 @@ cmd_test() {
 }
 
 cmd_run() {
-	install_packages
+	install_packages "${RUN_PACKAGES[@]}"
 	configure_build
 	getent group gopro >/dev/null || groupadd --system gopro
 	getent passwd gopro >/dev/null ||
 		useradd --system --gid gopro --no-create-home \
 			--home-dir /nonexistent --shell /usr/sbin/nologin gopro
+	echo "quickstart: goprod -f on $top/etc/gopro.conf (127.0.0.1:8888, [::1]:8888);"
+	echo "quickstart: in another shell: $build/src/goproctl/goproctl -c $top/etc/gopro.conf status"
 	exec "$build/src/daemon/goprod" -f -c "$top/etc/gopro.conf"
 }
 

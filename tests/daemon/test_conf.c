@@ -404,10 +404,18 @@ test_shipped_conf_loads(void **state)
 		assert_string_equal(c->user, "gopro");
 		conf_free(c);
 	}
-	/* Its values, whoever runs the test: the defaults but for the paths. */
+	/*
+	 * Its values, whoever runs the test: the defaults but for the paths
+	 * and the listen addresses, loopback only as in Debian's redis.
+	 */
 	read_shipped(text, sizeof(text));
 	comment_out(text, "\nuser = ");	/* load() sets them to "" */
 	comment_out(text, "\ngroup = ");
+	load_ok(fx, text);
+	assert_int_equal(fx->conf->nlisten, 2);
+	assert_string_equal(fx->conf->listen[0].text, "127.0.0.1:8888");
+	assert_string_equal(fx->conf->listen[1].text, "[::1]:8888");
+	comment_out(text, "\nlisten = ");
 	load_ok(fx, text);
 	assert_string_equal(fx->conf->pid_file, "/run/goprod/goprod.pid");
 	assert_string_equal(fx->conf->stats_file, "/run/goprod/goprod.stats");

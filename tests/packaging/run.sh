@@ -5,8 +5,10 @@
 # them, run the installed goprod on the installed /etc/gopro.conf, drive it
 # with the installed goproctl, build two small programs outside the tree
 # with nothing but "pkg-config --cflags --libs gopro" against the installed
-# libgopro1 and libgopro-dev and have them talk to that goprod, purge the
-# packages and check that nothing is left; then build the RPMs from the
+# libgopro1 and libgopro-dev and have them talk to that goprod, install
+# them again (an upgrade for postinst, which must hand the running goprod
+# the binary in place), purge the packages and check that nothing is left;
+# then build the RPMs from the
 # "make dist" tarball.  Run by .ci/run as
 # root on Debian 12; takes two to three minutes.
 #
@@ -216,14 +218,22 @@ run_lintian() {
 install_deb() {
 	getent passwd gopro >/dev/null || had_user=no
 	getent group gopro >/dev/null || had_group=no
+	local conffiles
 	installed=yes
 	dpkg -i "$deb" >"$work/dpkg.log" 2>&1 ||
 		{ cat "$work/dpkg.log"; fail "dpkg -i $(basename "$deb") failed"; }
 	say "installed; user gopro $( [ $had_user = yes ] && echo 'existed' ||
 	    echo 'created by the package')"
 	getent passwd gopro >/dev/null || fail "the package did not create user gopro"
-	grep -q '^ /etc/gopro.conf ' <<<"$(dpkg-query -W -f='${Conffiles}\n' gopro)" ||
+	conffiles=$(dpkg-query -W -f='${Conffiles}\n' gopro)
+	grep -q '^ /etc/gopro.conf ' <<<"$conffiles" ||
 		fail "/etc/gopro.conf is not a conffile of the package"
+	grep -q '^ /etc/default/goprod ' <<<"$conffiles" ||
+		fail "/etc/default/goprod is not a conffile of the package"
+	[ "$(stat -c %U:%G:%a /etc/gopro)" = root:gopro:750 ] ||
+		fail "/etc/gopro is $(stat -c %U:%G:%a /etc/gopro), not root:gopro:750"
+	grep -q '^listen = {"127.0.0.1:8888", "\[::1\]:8888"}' /etc/gopro.conf ||
+		fail "the installed /etc/gopro.conf does not listen on loopback only"
 	# A machine booted with systemd has started the unit: use it, then stop
 	# it so that the installed goprod can be started by hand below.
 	if [ -d /run/systemd/system ]; then
@@ -313,6 +323,23 @@ check_goproctl() {
 	out=$(goproctl reload) || { echo "$out"; fail "goproctl reload failed"; }
 	expect_output "goproctl reload" "^reloaded" "$out"
 	say "goproctl status, ping, send, stats and reload work"
+}
+
+# Reinstalling the package is an upgrade for its postinst: the running
+# goprod must take the "new" binary in place, keeping its pid.
+upgrade_by_dpkg() {
+	local gen0 gen1 out
+	gen0=$(goproctl stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["master"]["generation"])')
+	dpkg -i "$deb" >"$work/dpkg-upgrade.log" 2>&1 ||
+		{ cat "$work/dpkg-upgrade.log"; fail "dpkg -i over the installed package failed"; }
+	grep -q "^upgraded in place: pid $goprod_pid," "$work/dpkg-upgrade.log" ||
+		{ cat "$work/dpkg-upgrade.log"; fail "postinst did not upgrade goprod $goprod_pid in place"; }
+	alive "$goprod_pid" || fail "the master $goprod_pid is gone after the package upgrade"
+	gen1=$(goproctl stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["master"]["generation"])')
+	[ "$gen1" -gt "$gen0" ] || fail "no new generation after the upgrade ($gen0 -> $gen1)"
+	out=$(goproctl ping -n 1 -W 2 "127.0.0.1:$port") ||
+		{ echo "$out"; fail "no heartbeat after the package upgrade"; }
+	say "dpkg -i again: postinst upgraded goprod in place (pid $goprod_pid, generation $gen0 -> $gen1)"
 }
 
 stop_it() {
@@ -483,6 +510,7 @@ purge_deb() {
 	    /usr/bin/gopro-bench /lib/systemd/system/goprod.service \
 	    /usr/lib/sysusers.d/gopro.conf /usr/lib/tmpfiles.d/gopro.conf \
 	    /usr/share/doc/gopro /usr/share/man/man8/goprod.8.gz /run/goprod \
+	    /etc/default/goprod /etc/gopro \
 	    /etc/systemd/system/multi-user.target.wants/goprod.service \
 	    /var/lib/systemd/deb-systemd-helper-enabled/goprod.service.dsh-also; do
 		[ -e "$f" ] || [ -L "$f" ] && left+=("$f")
@@ -506,7 +534,8 @@ build_rpm() {
 	mkdir -p "$top_rpm/SOURCES"
 	cp "$src"/gopro-*.tar.gz "$top/contrib/systemd/goprod.service" \
 		"$top/contrib/systemd/gopro.sysusers" \
-		"$top/contrib/systemd/gopro.tmpfiles" "$top_rpm/SOURCES/"
+		"$top/contrib/systemd/gopro.tmpfiles" \
+		"$top/contrib/systemd/goprod.default" "$top_rpm/SOURCES/"
 	# --nodeps: the BuildRequires are Debian packages here, unknown to rpm.
 	say "rpmbuild -ba --nodeps $nocheck contrib/rpm/gopro.spec"
 	timeout 600 rpmbuild --define "_topdir $top_rpm" -ba --nodeps $nocheck \
@@ -545,6 +574,7 @@ start_goprod
 check_identity
 check_goproctl
 check_library
+upgrade_by_dpkg
 stop_it
 unit_way
 purge_deb
