@@ -1225,6 +1225,13 @@ master_adopt(struct master *m, struct upgrade_state *st, int fd,
 	    stats_adopt(&m->stats, st->stats_fd, m->conf->stats_file, err,
 	    errlen) < 0)
 		return -1;
+	/* m->procs has STATS_ENTRIES places: a bigger segment would overrun it. */
+	if (m->stats.nentries > STATS_ENTRIES) {
+		snprintf(err, errlen, "stats file %s has %u entries, this goprod "
+		    "keeps at most %u", m->conf->stats_file, m->stats.nentries,
+		    STATS_ENTRIES);
+		return -1;
+	}
 	adopt_procs(m, st);
 	m->ctl = ctl_server_adopt(m->loop, st->ctl_fd, m->conf->control_socket,
 	    master_ctl, m, err, errlen);
