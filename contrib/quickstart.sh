@@ -15,10 +15,11 @@ build="$top/_build/quickstart"
 # Debian packages needed to build and run gopro ("run" installs only these).
 RUN_PACKAGES=(build-essential autoconf automake libtool pkg-config
 	libev-dev libconfuse-dev libcrypt-dev libsystemd-dev)
+RUN_PACKAGES+=(libssl-dev)  # TLS listeners (a build without it has none)
 # ... and to test it ("test" installs these too; add test needs below).
 PACKAGES=("${RUN_PACKAGES[@]}" libcmocka-dev
 	mandoc clang python3 python3-prometheus-client prometheus)
-PACKAGES+=(libssl-dev openssl)  # TLS listeners; the TLS tests make certificates with openssl
+PACKAGES+=(openssl)  # the TLS tests make certificates with openssl
 
 # install_packages NAME...: the ones not installed yet.
 install_packages() {
