@@ -161,6 +161,7 @@ child_forget_master_watchers(struct master *m)
 		ev_signal_stop(m->loop, &m->sigs[i]);
 	ev_child_stop(m->loop, &m->child);
 	ev_timer_stop(m->loop, &m->handover_timer);
+	ev_timer_stop(m->loop, &m->ready_timer);
 	ev_timer_stop(m->loop, &m->stop_timer);
 	ev_timer_stop(m->loop, &m->metrics_restart);
 	ev_timer_stop(m->loop, &m->check_timer);
@@ -569,8 +570,7 @@ handover_finish(struct master *m)
 	sockets_close(m->retired_fds);
 	signal_procs(m, SIGUSR2, is_old_generation);
 	daemon_notify("READY=1");
-	master_status(m, m->ready_sent ? "last reload ok" : "started");
-	m->ready_sent = true;
+	master_status(m, "last reload ok");
 	upgrade_handed_over(m);
 	if (m->reload_queued && !m->stopping) {
 		char err[CONF_ERR_MAX];
@@ -602,6 +602,24 @@ handover_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	if (handover_ready(m) ||
 	    ev_now(loop) - m->handover_started > HANDOVER_TIMEOUT)
 		handover_finish(m);
+}
+
+/*
+ * At start: READY=1 once every worker serves (at most HANDOVER_TIMEOUT),
+ * so that systemd calls the unit active only then.  Unlike a reload's
+ * handover it refuses nothing meanwhile.
+ */
+static void
+ready_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct master *m = t->data;
+
+	if (!handover_ready(m) &&
+	    ev_now(loop) - m->ready_started <= HANDOVER_TIMEOUT)
+		return;
+	ev_timer_stop(loop, t);
+	daemon_notify("READY=1");
+	master_status(m, "started");
 }
 
 /* Wait (polling, at most HANDOVER_TIMEOUT) until the new workers serve. */
@@ -782,6 +800,7 @@ master_begin_stop(struct master *m, bool now)
 	m->stopping = true;
 	m->stopping_now = m->stopping_now || now;
 	master_info_stopping(m);
+	ev_timer_stop(m->loop, &m->ready_timer);
 	daemon_notify("STOPPING=1");
 	log_notice("%s", now ? "stopping at once" :
 	    "draining all workers, then exiting");
@@ -1528,6 +1547,8 @@ master_timers(struct master *m)
 {
 	ev_init(&m->handover_timer, handover_cb);
 	m->handover_timer.data = m;
+	ev_init(&m->ready_timer, ready_cb);
+	m->ready_timer.data = m;
 	ev_init(&m->stop_timer, stop_timer_cb);
 	m->stop_timer.data = m;
 	ev_init(&m->metrics_restart, metrics_restart_cb);
@@ -1626,7 +1647,9 @@ master_run(struct master *m)
 		metrics_child_start(m);
 		log_started(m);
 		/* READY=1 once every worker serves, as after a reload. */
-		handover_begin(m);
+		m->ready_started = ev_now(m->loop);
+		ev_timer_set(&m->ready_timer, HANDOVER_POLL, HANDOVER_POLL);
+		ev_timer_start(m->loop, &m->ready_timer);
 	}
 	return master_loop(m);
 }

@@ -61,12 +61,13 @@ struct master {
 
 	bool stopping;
 	bool stopping_now;      /* stop --now / SIGQUIT: no drain */
-	bool handover;          /* a reload (or the start) waits for its new workers */
-	bool ready_sent;        /* READY=1 told since the start */
+	bool handover;          /* a reload waits for its new workers */
 	bool reload_queued;     /* SIGHUP during a handover: reload after it */
 	unsigned handover_generation;
 	ev_timer handover_timer;
 	ev_tstamp handover_started;
+	ev_timer ready_timer;   /* at start: READY=1 once the workers serve */
+	ev_tstamp ready_started;
 	ev_timer stop_timer;
 	ev_child child;
 	ev_signal sigs[9];
