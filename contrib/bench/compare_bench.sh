@@ -9,6 +9,10 @@
 # usage: contrib/bench/compare_bench.sh GOPROD BENCH_A BENCH_B
 #            [ROUNDS (5)] [SECONDS (3)] [CONNECTIONS (50)] [DEPTH (32)]
 #
+# With COUNT_INSTRUCTIONS=N in the environment, each build also sends N
+# requests under callgrind and its instructions per request are printed:
+# a figure that a loaded machine does not blur, unlike req/s.
+#
 # goprod runs one worker on CPU 0 and the load generator on CPU 1 (when
 # the machine has two), both started and stopped here by pid.
 set -eu
@@ -62,6 +66,23 @@ for r in $(seq "$rounds"); do
 	echo "$a" >>"$work/a"; echo "$b" >>"$work/b"
 	printf 'round %d: A %.0f req/s  B %.0f req/s\n' "$r" "$a" "$b"
 done
+if [ -n "${COUNT_INSTRUCTIONS:-}" ]; then
+	for v in a b; do
+		eval bin=\$bench_$v
+		valgrind -q --tool=callgrind --callgrind-out-file="$work/cg.$v" \
+			"$bin" -s "127.0.0.1:$port" -c "$conns" -P "$depth" \
+			-n "$COUNT_INSTRUCTIONS" --quiet >/dev/null
+		ir=$(sed -n 's/^summary: \([0-9]*\).*/\1/p' "$work/cg.$v")
+		echo "$v $ir" >>"$work/ir"
+	done
+	python3 - "$work/ir" "$COUNT_INSTRUCTIONS" <<'PY'
+import sys
+ir = dict(line.split() for line in open(sys.argv[1]))
+n = int(sys.argv[2])
+a, b = int(ir["a"]) / n, int(ir["b"]) / n
+print("instructions per request (client, callgrind): A %.0f, B %.0f, B/A = %.3f" % (a, b, b / a))
+PY
+fi
 python3 - "$work/a" "$work/b" <<'PY'
 import statistics, sys
 a = [float(x) for x in open(sys.argv[1])]
