@@ -151,6 +151,8 @@ enum kind {
 	T(GOAWAY_GRACE, "goaway_grace", KIND_TIME, "1s", 0, 0)		\
 	T(BLOCK_WARN, "block_warn", KIND_TIME, "100ms", 0, 0)		\
 	T(STALL_TIMEOUT, "worker_stall_timeout", KIND_TIME, "30s", 0, 0) \
+	T(ROLLBACK_CRASHES, "rollback_crashes", KIND_INT, "3", 0, 1000) \
+	T(ROLLBACK_WINDOW, "rollback_window", KIND_TIME, "60s", 0, 0)	\
 	T(MAX_BODY, "max_body", KIND_SIZE, "10M", 1, SIZE_MAX_SENSIBLE)	\
 	T(MAX_CONNECTIONS, "max_connections", KIND_INT, "10000", 1, 1000000) \
 	T(HIGH_WATER, "output_high_water", KIND_SIZE, "1M", WATER_MIN,	\
@@ -1819,6 +1821,8 @@ copy_numbers(cfg_t *cfg, struct gopro_conf *c)
 	c->goaway_grace = double_of(cfg, OPT_GOAWAY_GRACE);
 	c->block_warn = double_of(cfg, OPT_BLOCK_WARN);
 	c->worker_stall_timeout = double_of(cfg, OPT_STALL_TIMEOUT);
+	c->rollback_crashes = (unsigned)uint_of(cfg, OPT_ROLLBACK_CRASHES);
+	c->rollback_window = double_of(cfg, OPT_ROLLBACK_WINDOW);
 	c->max_body = (uint32_t)uint_of(cfg, OPT_MAX_BODY);
 	c->max_connections = (unsigned)uint_of(cfg, OPT_MAX_CONNECTIONS);
 	c->output_high_water = (size_t)uint_of(cfg, OPT_HIGH_WATER);

@@ -109,6 +109,8 @@ struct gopro_conf {
 	double goaway_grace;
 	double block_warn;            /* a loop iteration this long is logged */
 	double worker_stall_timeout;  /* no loop progress: SIGABRT; 0 = off */
+	unsigned rollback_crashes;    /* crashes after a reload: roll back; 0 off */
+	double rollback_window;       /* ... within this long of the reload */
 	uint32_t max_body;            /* bytes */
 	unsigned max_connections;     /* per worker */
 	size_t output_high_water;     /* bytes */

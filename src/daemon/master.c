@@ -74,6 +74,7 @@ static void master_begin_stop(struct master *m, bool now);
 static void metrics_child_exited(struct master *m, int status);
 static void metrics_child_stop(struct master *m);
 static int master_reload(struct master *m, char *err, size_t errlen);
+static bool rollback_on_crash(struct master *m, const struct worker_proc *p);
 static void upgrade_checked(struct master *m, int status);
 static int master_ctl(const char *command, char *reply, size_t len, void *arg);
 static void upgrade_handed_over(struct master *m);
@@ -347,6 +348,8 @@ schedule_respawn(struct master *m, const struct worker_proc *p, int status)
 	char why[96];
 	double delay = 0;
 
+	if (rollback_on_crash(m, p))
+		return;
 	describe_status(status, why, sizeof(why));
 	s->restarts++;
 	if (ev_now(m->loop) - p->started < CRASH_WINDOW)
@@ -643,7 +646,16 @@ reload_apply(struct master *m, struct gopro_conf *nc,
 	keep_restart_options(m->conf, nc);
 	if (!m->log_level_fixed)
 		log_set_level(nc->log_level);
-	conf_free(m->conf);
+	/*
+	 * The configuration (and module descriptors) of the generation that
+	 * works is kept for a rollback; the one a rollback leaves is not.
+	 */
+	conf_free(m->prev_conf);
+	m->prev_conf = m->rolling_back ? NULL : m->conf;
+	if (m->rolling_back)
+		conf_free(m->conf);
+	m->reloaded_at = ev_now(m->loop);
+	m->reload_crashes = 0;
 	m->conf = nc;
 	m->nlisten = nc->nlisten;
 	m->nslots = nc->workers;
@@ -723,6 +735,75 @@ fail:
 	daemon_notify("READY=1");
 	master_status(m, "last reload failed: %s", err);
 	return -1;
+}
+
+/* ------------------------------------------------------------ rollback */
+
+/*
+ * Go back to the previous generation's configuration and modules (their
+ * descriptors are still open): a new generation from them replaces the
+ * one whose workers crash.  No reference daemon does this; nginx and
+ * HAProxy keep respawning a crashing build.
+ */
+static void
+rollback(struct master *m, const char *why)
+{
+	int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS];
+	struct gopro_conf *nc = m->prev_conf;
+	struct auth_users *users = NULL;
+	unsigned from = m->generation;
+	char err[CONF_ERR_MAX];
+
+	m->prev_conf = NULL;
+	if (nc->auth.users_file != NULL &&
+	    (users = reload_users(nc, err, sizeof(err))) == NULL)
+		goto fail;
+	if (reload_sockets(m, nc, fds, err, sizeof(err)) < 0) {
+		reload_undo_sockets(m, nc, fds);
+		goto fail;
+	}
+	/* The crashing generation's handover is over: it is replaced. */
+	ev_timer_stop(m->loop, &m->handover_timer);
+	m->handover = false;
+	m->rolling_back = true;
+	reload_apply(m, nc, fds, users);
+	m->rolling_back = false;
+	m->stats.hdr->rollbacks++;
+	m->stats.hdr->rollback_from = from;
+	m->stats.hdr->rollback_time = (int64_t)time(NULL);
+	log_warnx("rolled back from generation %u to the previous "
+	    "configuration and modules (now generation %u): %s", from,
+	    m->generation, why);
+	return;
+fail:
+	if (users)
+		auth_users_unref(users);
+	conf_free(nc);
+	log_warnx("cannot roll back from generation %u (%s): %s", from, why,
+	    err);
+}
+
+/*
+ * A worker of the current generation exited unexpectedly: within
+ * rollback_window of a reload, the rollback_crashes-th such crash rolls
+ * back.  True when it did (no respawn then).
+ */
+static bool
+rollback_on_crash(struct master *m, const struct worker_proc *p)
+{
+	char why[160];
+
+	if (m->prev_conf == NULL || m->conf->rollback_crashes == 0 ||
+	    p->generation != m->generation || m->stopping || m->upgrading ||
+	    ev_now(m->loop) - m->reloaded_at > m->conf->rollback_window)
+		return false;
+	if (++m->reload_crashes < m->conf->rollback_crashes)
+		return false;
+	snprintf(why, sizeof(why), "%u worker crashes within %.0f s of the "
+	    "reload (rollback_crashes, rollback_window)", m->reload_crashes,
+	    m->conf->rollback_window);
+	rollback(m, why);
+	return true;
 }
 
 /* ------------------------------------------------------------ workers +/- */
@@ -1573,6 +1654,8 @@ master_cleanup(struct master *m)
 	if (unlink(m->conf->stats_file) < 0 && errno != ENOENT)
 		log_warn("cannot remove %s", m->conf->stats_file);
 	stats_close(&m->stats);
+	conf_free(m->prev_conf);
+	m->prev_conf = NULL;
 	sockets_close(m->fds);
 	sockets_close(m->retired_fds);
 	if (m->metrics_fd >= 0)

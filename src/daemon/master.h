@@ -38,6 +38,11 @@ struct slot_state {
 
 struct master {
 	struct ev_loop *loop;
+	/* The generation before the last reload, for a crash-loop rollback. */
+	struct gopro_conf *prev_conf;
+	ev_tstamp reloaded_at;
+	unsigned reload_crashes;    /* of the current generation's workers */
+	bool rolling_back;
 	ev_timer watchdog;      /* workers' heartbeats (watchdog.c) */
 	struct gopro_conf *conf;
 	unsigned generation;

@@ -235,6 +235,11 @@ struct stats_header {
 	uint32_t upgrades;     /* binary upgrades in place (was padding) */
 	uint64_t fold_seq;     /* odd while the master folds an entry */
 	struct stats_values retired; /* exited workers' counters */
+	/* Crash-loop rollbacks (master.c): how many, the last one's time
+	 * (unix seconds), the generation it rolled back from. */
+	uint32_t rollbacks;
+	uint32_t rollback_from;
+	int64_t rollback_time;
 	/* When the TLS certificate of the current generation expires, unix
 	 * seconds; 0 without a TLS listener. */
 	int64_t tls_cert_expiry;

@@ -240,6 +240,13 @@ text_reloads(FILE *out, const struct stats_snap *s)
 
 	fprintf(out, "  %-15s %" PRIu32 " ok, %" PRIu32 " failed\n", "reloads",
 	    s->hdr.reloads, s->hdr.reloads_failed);
+	if (s->hdr.rollbacks > 0) {
+		format_when(when, sizeof(when), s->now, s->hdr.rollback_time);
+		fprintf(out, "  %-15s %" PRIu32 ", the last %s: generation %"
+		    PRIu32 " crashed, back to the previous configuration and "
+		    "modules\n", "rollbacks", s->hdr.rollbacks, when,
+		    s->hdr.rollback_from);
+	}
 	if (in->last_reload_time == 0)
 		return;
 	format_when(when, sizeof(when), s->now, in->last_reload_time);

@@ -557,6 +557,49 @@ test_stalled_worker_is_killed(void **state)
 	harness_stop(&g);
 }
 
+/*
+ * A reload to a module whose workers crash: after rollback_crashes crashes
+ * the master goes back to the previous configuration and modules.
+ */
+static void
+test_crash_loop_rolls_back(void **state)
+{
+	struct rlimit no_core = { 0, 0 };
+	char conf[1024], so[512], out[4096], cmd[1024];
+	struct stats_snap snap;
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	assert_int_equal(setrlimit(RLIMIT_CORE, &no_core), 0);
+	start_mode(&g, "sync", NULL);
+	snprintf(conf, sizeof(conf), "rollback_crashes = 3\nmodule t {\n"
+	    "  path = \"%s\"\n  mode = \"crash_init\"\n}\n",
+	    module_path("mod_v2.so", so, sizeof(so)));
+	harness_rewrite_conf(&g, conf);
+	kill(g.pid, SIGHUP);
+	for (int i = 0; i < 500 && !harness_log_has(&g, "rolled back"); i++)
+		harness_sleep(0.02);
+	assert_true(harness_log_has(&g, "rolled back from generation 2"));
+	harness_wait_settled(&g, 2);
+	harness_snapshot(&g, &snap);
+	assert_int_equal(snap.hdr.rollbacks, 1);
+	assert_int_equal(snap.hdr.rollback_from, 2);
+	stats_snap_free(&snap);
+	/* The previous module serves again. */
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "a");
+	expect_reply(fd, "v1:a");
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "%s -c %s status", harness_program("GOPROCTL"),
+	    g.conf_path);
+	(void)harness_run(cmd, out, sizeof(out));
+	if (strstr(out, "rollbacks") == NULL)
+		fprintf(stderr, "goproctl status said:\n%s\n", out);
+	assert_non_null(strstr(out, "generation 2 crashed"));
+	harness_stop(&g);
+}
+
 /* A reload whose module does not load changes nothing. */
 static void
 test_reload_refuses_broken_module(void **state)
@@ -602,6 +645,7 @@ main(void)
 		cmocka_unit_test(test_module_stats),
 		cmocka_unit_test(test_block_warn),
 		cmocka_unit_test(test_stalled_worker_is_killed),
+		cmocka_unit_test(test_crash_loop_rolls_back),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
  *   whoami    answer with the client address and the logged-in user
  *   crash     abort() on every request
  *   block     block the loop for "delay" in the callback, then answer
+ *   crash_init  abort() in worker_init (the probe's check passes)
  *   echo_offload  MESSAGE's echo ("Server says: " and the body), answered
  *             from api->offload's done callback: the same replies from
  *             either version, for reloads under gopro-bench's load
@@ -214,7 +215,7 @@ test_check(const union gopro_option_value *opts, char *err, size_t errlen)
 {
 	static const char *const modes[] = { "sync", "thread", "offload",
 		"late", "never", "twice", "big", "reserved", "whoami", "crash",
-		"block", "echo_offload" };
+		"block", "echo_offload", "crash_init" };
 
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
 		if (strcmp(opts[0].s, modes[i]) == 0)
@@ -235,6 +236,8 @@ test_init(const struct gopro_module_api *api,
 	(void)errlen;
 	if (st == NULL || api->size < sizeof(*api))
 		return -1;
+	if (strcmp(opts[0].s, "crash_init") == 0)
+		abort();
 	st->api = api;
 	st->mode = opts[0].s;
 	st->delay = opts[1].seconds;
