@@ -28,7 +28,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x53544F50474F5052ull /* "GOPROPTS" */
-#define STATS_LAYOUT_VERSION 4u
+#define STATS_LAYOUT_VERSION 5u
 #define STATS_ALIGN 128
 
 /*
