@@ -27,6 +27,9 @@
 #include "daemon.h"
 #include "nofollow.h"
 
+/* The write end of the pipe the process that ran goprod waits on. */
+static int ready_fd = -1;
+
 /* Fork; the parent exits at once, the child returns 0 (-1 on failure). */
 static int
 fork_away(void)
@@ -38,15 +41,61 @@ fork_away(void)
 	return pid < 0 ? -1 : 0;
 }
 
+static ssize_t
+read_full(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+
+	while ((n = read(fd, buf, len)) < 0 && errno == EINTR)
+		;
+	return n;
+}
+
+/*
+ * The process that ran goprod waits until the daemon is ready: its exit
+ * status is the start's.  The daemon sends its pid, then a byte when it is
+ * ready; the end of the pipe without that byte means it exited before
+ * (its own error is in its log).  Then it is waited for until it is gone
+ * (a zombie still counts as a live master for the next start), for a
+ * bounded time.
+ */
+static void __attribute__((noreturn))
+wait_ready(int fd)
+{
+	pid_t pid = 0;
+	char c;
+
+	if (read_full(fd, &pid, sizeof(pid)) == (ssize_t)sizeof(pid) &&
+	    read_full(fd, &c, 1) == 1)
+		_exit(0);
+	fprintf(stderr, "goprod: the start failed after detaching; the "
+	    "reason is in the log\n");
+	for (int i = 0; pid > 1 && i < 500 && kill(pid, 0) == 0; i++)
+		usleep(10000);
+	_exit(1);
+}
+
 int
 daemon_detach(void)
 {
-	int fd;
+	int fd, fds[2];
+	pid_t pid;
 
-	if (fork_away() < 0 || setsid() < 0)
+	if (pipe2(fds, O_CLOEXEC) < 0 || (pid = fork()) < 0)
+		return -1;
+	if (pid > 0) {
+		close(fds[1]);
+		wait_ready(fds[0]);
+	}
+	close(fds[0]);
+	ready_fd = fds[1];
+	if (setsid() < 0)
 		return -1;
 	/* A second fork: never reacquire a controlling terminal. */
 	if (fork_away() < 0)
+		return -1;
+	pid = getpid();
+	if (write(ready_fd, &pid, sizeof(pid)) != (ssize_t)sizeof(pid))
 		return -1;
 	if (chdir("/") < 0)
 		return -1;
@@ -59,6 +108,18 @@ daemon_detach(void)
 	if (fd > STDERR_FILENO)
 		close(fd);
 	return 0;
+}
+
+void
+daemon_ready(void)
+{
+	if (ready_fd < 0)
+		return;
+	if (write(ready_fd, "", 1) != 1) {
+		/* The waiting process is gone: nobody to tell. */
+	}
+	close(ready_fd);
+	ready_fd = -1;
 }
 
 /* chown the directory we just made, through a descriptor of it. */

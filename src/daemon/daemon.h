@@ -10,8 +10,14 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Fork into the background, new session, stdio on /dev/null; 0 or -1. */
+/*
+ * Fork into the background, new session, stdio on /dev/null; 0 or -1.
+ * The process that called it exits only when the daemon calls
+ * daemon_ready (status 0) or exits first (status 1).
+ */
 int daemon_detach(void);
+/* The start is complete: let the process that ran goprod exit 0. */
+void daemon_ready(void);
 /*
  * Create path's directory (mode 0755) when missing and hand it to uid:gid
  * when they are not -1; 0, or -1 with a message in err.

@@ -622,6 +622,7 @@ ready_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	ev_timer_stop(loop, t);
 	daemon_notify("READY=1");
+	daemon_ready();
 	master_status(m, "started");
 }
 

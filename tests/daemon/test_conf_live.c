@@ -6,7 +6,8 @@
  * and the start refuse paths that collide and a metrics_listen on a
  * listen address; a reload reads the configuration by the path given, a
  * link swapped to a new file included; as root, -t and the start refuse
- * files that the unprivileged user could not read again on a reload.  (test_conf.c tests the parsing itself.)
+ * files that the unprivileged user could not read again on a reload; a
+ * start in the background that fails after detaching exits 1.  (test_conf.c tests the parsing itself.)
  */
 #include <errno.h>
 #include <pwd.h>
@@ -250,6 +251,37 @@ test_unreadable_by_user_refused(void **state)
 	rmdir(dir);
 }
 
+/*
+ * Without -f, goprod used to exit 0 as soon as it had detached, so a start
+ * that failed after that (here: the pid file names a live process, this
+ * test) looked like a success.  The start's status must be the daemon's.
+ */
+static void
+test_background_start_status(void **state)
+{
+	char cmd[1024], out[4096], pidfile[400];
+	struct goprod g;
+	FILE *f;
+
+	harness_prepare(&g, harness_free_port(), NULL);
+	snprintf(pidfile, sizeof(pidfile), "%s/goprod.pid", g.dir);
+	assert_non_null(f = fopen(pidfile, "w"));
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "'%s' -c '%s'", harness_program("GOPROD"),
+	    g.conf_path);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "the start failed after detaching"));
+	assert_true(harness_log_has(&g, "already running"));
+	assert_false(harness_answers(&g));
+	unlink(pidfile);
+	/* A start that succeeds exits 0 once the daemon serves. */
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
+	assert_true(harness_answers(&g));
+	assert_int_equal(goproctl(&g, "stop -t 20", out, sizeof(out)), 0);
+	harness_stop(&g);
+}
+
 int
 main(void)
 {
@@ -259,6 +291,7 @@ main(void)
 		cmocka_unit_test(test_reload_without_stats_entries_fails),
 		cmocka_unit_test(test_symlinked_config_reread),
 		cmocka_unit_test(test_unreadable_by_user_refused),
+		cmocka_unit_test(test_background_start_status),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
