@@ -224,8 +224,10 @@ format_when(char *buf, size_t len, time_t now, int64_t when)
 	struct tm tm;
 	time_t t = (time_t)when;
 
-	gmtime_r(&t, &tm);
-	strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+	/* The time comes from the file: it may be beyond any calendar. */
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(date, sizeof(date), "?");
 	format_duration(ago, sizeof(ago), age(now, when));
 	snprintf(buf, len, "%.32s UTC (%.32s ago)", date, ago);
 }
