@@ -460,9 +460,13 @@ is_old_generation(const struct master *m, const struct worker_proc *p)
 
 /* ------------------------------------------------------------ reload */
 
-/* What a reload changed, option by option, in the master's log. */
+/*
+ * What a reload changed, option by option, in the master's log and in
+ * notes, the lines goproctl reload prints after its result.
+ */
 static void
-log_changes(const struct gopro_conf *old, const struct gopro_conf *nc)
+log_changes(const struct gopro_conf *old, const struct gopro_conf *nc,
+    char *notes, size_t len)
 {
 	char changes[2048];
 
@@ -471,20 +475,29 @@ log_changes(const struct gopro_conf *old, const struct gopro_conf *nc)
 		log_notice("reload: changed %s", changes);
 	else
 		log_notice("reload: no option changed");
+	/* Cut to what the reply holds: the log line above has it all. */
+	snprintf(notes, len, "changed: %.900s\n", *changes ? changes :
+	    "nothing");
 }
 
 /* The options that need a restart keep their running values. */
 static void
-keep_restart_options(struct gopro_conf *old, struct gopro_conf *nc)
+keep_restart_options(struct gopro_conf *old, struct gopro_conf *nc,
+    char *notes, size_t len)
 {
 	char names[256];
+	size_t used;
 	char *tmp;
 
-	log_changes(old, nc);
+	log_changes(old, nc, notes, len);
 	conf_restart_needed(old, nc, names, sizeof(names));
-	if (*names)
+	used = strlen(notes);
+	if (*names) {
 		log_warnx("reload: %s changed; these take effect only after "
 		    "a restart", names);
+		snprintf(notes + used, len - used, "warning: %s changed; these "
+		    "take effect only after a restart\n", names);
+	}
 #define KEEP(field) do { tmp = nc->field; nc->field = old->field; \
 	old->field = tmp; } while (0)
 	KEEP(user);
@@ -644,7 +657,8 @@ reload_apply(struct master *m, struct gopro_conf *nc,
 	/* What the new table did not take is closed after the handover. */
 	memcpy(m->retired_fds, m->fds, sizeof(m->fds));
 	memcpy(m->fds, fds, sizeof(m->fds));
-	keep_restart_options(m->conf, nc);
+	keep_restart_options(m->conf, nc, m->reload_notes,
+	    sizeof(m->reload_notes));
 	if (!m->log_level_fixed)
 		log_set_level(nc->log_level);
 	/*
@@ -1430,7 +1444,9 @@ master_ctl(const char *command, char *reply, size_t len, void *arg)
 	if (strcmp(command, "reload") == 0) {
 		if (master_reload(m, reply, len) < 0)
 			return -1;
-		snprintf(reply, len, "generation %u\n", m->generation);
+		/* The warnings too, not only the errors of a refusal. */
+		snprintf(reply, len, "generation %u\n%s", m->generation,
+		    m->reload_notes);
 		return 0;
 	}
 	if (strcmp(command, "stop") == 0 || strcmp(command, "stop now") == 0) {

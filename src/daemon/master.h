@@ -60,6 +60,7 @@ struct master {
 	struct slot_state slots[CONF_MAX_WORKERS];
 	struct stats_segment stats;
 	struct stats_info info;     /* the last published (master_info.c) */
+	char reload_notes[1024];    /* what the last reload changed, warned */
 	ev_timer queue_timer;       /* samples the accept queues */
 	struct ctl_server *ctl;
 	struct auth_users *users;

@@ -271,6 +271,26 @@ test_passwd_output_file(void **state)
 	rmdir(dir);
 }
 
+/* reload prints what changed and the master's warnings, not only errors. */
+static void
+test_reload_prints_warnings(void **state)
+{
+	struct goprod g = *(struct goprod *)*state;
+	char extra[128], *out;
+
+	snprintf(extra, sizeof(extra), "idle_timeout = 30s\nmetrics_listen = "
+	    "\"127.0.0.1:%d\"", harness_free_port());
+	harness_rewrite_conf(&g, extra);
+	assert_int_equal(ctl(&g, &out, "reload"), 0);
+	assert_non_null(strstr(out, "reloaded: generation 2\n"));
+	assert_non_null(strstr(out, "changed: "));
+	assert_non_null(strstr(out, "idle_timeout \"60s\" -> \"30s\""));
+	assert_non_null(strstr(out, "warning: metrics_listen changed; these "
+	    "take effect only after a restart\n"));
+	free(out);
+	harness_rewrite_conf(&g, NULL);
+}
+
 /* ping with no address skips a PROXY listener listed first. */
 static void
 test_ping_skips_proxy_listeners(void **state)
@@ -415,6 +435,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_typo_in_config, setup,
 		    teardown),
 		cmocka_unit_test(test_passwd_output_file),
+		cmocka_unit_test_setup_teardown(test_reload_prints_warnings,
+		    setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
