@@ -92,6 +92,12 @@ remember(cfg_t *sec, const char *key, bool unknown)
 	k->unknown = unknown;
 }
 
+static bool
+is_list(const cfg_opt_t *opt)
+{
+	return (opt->flags & CFGF_LIST) != 0;
+}
+
 static int
 line_of(const char *title, const char *key)
 {
@@ -102,12 +108,29 @@ line_of(const char *title, const char *key)
 	return 0;
 }
 
+/* A key set twice in one section: both lines, as for the top level. */
+static void
+report_again(cfg_t *sec, const char *key, int first)
+{
+	char name[160];
+
+	snprintf(name, sizeof(name), "module.%s.%s", sec->title, key);
+	ld.report(sec->line, name, "set again, first set on line %d "
+	    "(expected each option once)", first);
+}
+
 static int
 note_line(cfg_t *sec, cfg_opt_t *opt)
 {
+	int first;
+
+	if (sec->title == NULL)
+		return 0;
 	/* A list's validator runs once per element: keep the first. */
-	if (sec->title != NULL && line_of(sec->title, opt->name) == 0)
+	if ((first = line_of(sec->title, opt->name)) == 0)
 		remember(sec, opt->name, false);
+	else if (!is_list(opt))
+		report_again(sec, opt->name, first);
 	return 0;
 }
 
@@ -123,9 +146,14 @@ conf_module_validators(cfg_t *cfg)
 bool
 conf_module_unknown(cfg_t *sec, const char *key)
 {
+	int first;
+
 	if (sec->name == NULL || strcmp(sec->name, "module") != 0)
 		return false;
-	remember(sec, key, true);
+	if (sec->title != NULL && (first = line_of(sec->title, key)) > 0)
+		report_again(sec, key, first);
+	else
+		remember(sec, key, true);
 	return true;
 }
 

@@ -733,7 +733,12 @@ test_duplicate_option(void **state)
 	    " threads = 3\n}\n"), -1);
 	assert_error_at(fx, 5, "auth.threads");
 	assert_non_null(strstr(fx->err, "first set on line 2"));
-	/* The same name in and out of a section is two options. */
+	/* And in a module section. */
+	assert_int_equal(load(fx, "module echo {\n timeout = 1s\n"
+	    " timeout = 2s\n}\n"), -1);
+	assert_error_at(fx, 3, "module.echo.timeout");
+	assert_non_null(strstr(fx->err, "first set on line 2"));
+	/* Setting the same value again is refused all the same. */
 	assert_int_equal(load(fx, "backlog = 5\nbacklog = 5\n"), -1);
 	assert_error_at(fx, 2, "backlog");
 }
