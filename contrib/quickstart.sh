@@ -20,6 +20,7 @@ RUN_PACKAGES+=(libssl-dev)  # TLS listeners (a build without it has none)
 PACKAGES=("${RUN_PACKAGES[@]}" libcmocka-dev
 	mandoc clang python3 python3-prometheus-client prometheus)
 PACKAGES+=(openssl)  # the TLS tests make certificates with openssl
+PACKAGES+=(libhiredis-dev redis-server)  # the redis_stream module and its test
 
 # install_packages NAME...: the ones not installed yet.
 install_packages() {
