@@ -206,49 +206,42 @@ test_symlinked_config_reread(void **state)
 static void
 test_unreadable_by_user_refused(void **state)
 {
-	char dir[] = "/tmp/gopro-read-XXXXXX", users[64], conf[64];
-	char cmd[1024], out[4096];
+	char users[400], extra[600], cmd[1024], out[4096];
 	struct passwd *pw = getpwnam("nobody");
-	FILE *f;
+	struct goprod g;
 
 	if (geteuid() != 0 || pw == NULL)
 		skip();
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(chmod(dir, 0755), 0);
-	snprintf(users, sizeof(users), "%s/users.XXXXXX", dir);
+	/* In the harness's directory, removed by harness_stop. */
+	harness_prepare(&g, harness_free_port(), NULL);
+	assert_int_equal(chmod(g.dir, 0755), 0);
+	snprintf(users, sizeof(users), "%s/users.XXXXXX", g.dir);
 	harness_users_file(users, "alice", "secret", 1000);
-	snprintf(conf, sizeof(conf), "%s/gopro.conf", dir);
-	assert_non_null(f = fopen(conf, "w"));
-	fprintf(f, "listen = {\"127.0.0.1:%d\"}\nworkers = 1\n"
-	    "user = \"nobody\"\ngroup = \"\"\npid_file = \"%s/pid\"\n"
-	    "stats_file = \"%s/stats\"\ncontrol_socket = \"%s/sock\"\n"
-	    "auth {\n users_file = \"%s\"\n}\n", harness_free_port(), dir,
-	    dir, dir, users);
-	fclose(f);
-	assert_int_equal(chmod(conf, 0644), 0);
+	snprintf(extra, sizeof(extra), "user = \"nobody\"\nauth {\n"
+	    " users_file = \"%s\"\n}\n", users);
+	harness_rewrite_conf(&g, extra);
+	assert_int_equal(chmod(g.conf_path, 0644), 0);
 	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s'",
-	    harness_program("GOPROD"), conf);
+	    harness_program("GOPROD"), g.conf_path);
 	assert_int_equal(harness_run(cmd, out, sizeof(out)), 1);
 	assert_non_null(strstr(out, "auth.users_file"));
 	assert_non_null(strstr(out, "not readable by user nobody"));
 	/* The start fails at once; timeout stops an old goprod that runs. */
 	snprintf(cmd, sizeof(cmd), "timeout -s TERM 10 '%s' -f -c '%s'",
-	    harness_program("GOPROD"), conf);
+	    harness_program("GOPROD"), g.conf_path);
 	assert_int_equal(harness_run(cmd, out, sizeof(out)), 1);
 	assert_non_null(strstr(out, "not readable by user nobody"));
 	/* Readable through the group: fine. */
 	assert_int_equal(chown(users, 0, pw->pw_gid), 0);
 	assert_int_equal(chmod(users, 0640), 0);
 	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s'",
-	    harness_program("GOPROD"), conf);
+	    harness_program("GOPROD"), g.conf_path);
 	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
 	/* The configuration file itself. */
-	assert_int_equal(chmod(conf, 0600), 0);
+	assert_int_equal(chmod(g.conf_path, 0600), 0);
 	assert_int_equal(harness_run(cmd, out, sizeof(out)), 1);
 	assert_non_null(strstr(out, "the configuration file"));
-	unlink(users);
-	unlink(conf);
-	rmdir(dir);
+	harness_stop(&g);
 }
 
 /*
