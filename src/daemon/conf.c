@@ -144,6 +144,7 @@ enum kind {
 	T(METRICS_LISTEN, "metrics_listen", KIND_ADDRESS, NULL, 0, 0)	\
 	T(LOG, "log", KIND_LOG, "syslog", 0, 0)				\
 	T(LOG_LEVEL, "log_level", KIND_LEVEL, "info", 0, 0)		\
+	T(LOG_CONNECTIONS, "log_connections", KIND_BOOL, "off", 0, 0)	\
 	T(IDLE_TIMEOUT, "idle_timeout", KIND_TIME, "60s", 0, 0)		\
 	T(FRAME_TIMEOUT, "frame_timeout", KIND_TIME, "30s", 0, 0)	\
 	T(SEND_TIMEOUT, "send_timeout", KIND_TIME, "60s", 0, 0)		\
@@ -1814,6 +1815,7 @@ copy_numbers(cfg_t *cfg, struct gopro_conf *c)
 	c->backlog = (int)uint_of(cfg, OPT_BACKLOG);
 	c->workers = workers_of(cfg, &c->workers_auto);
 	c->cpu_affinity = keyword_of(cfg, OPT_AFFINITY, affinity_words);
+	c->log_connections = keyword_of(cfg, OPT_LOG_CONNECTIONS, bool_words);
 	c->idle_timeout = double_of(cfg, OPT_IDLE_TIMEOUT);
 	c->frame_timeout = double_of(cfg, OPT_FRAME_TIMEOUT);
 	c->send_timeout = double_of(cfg, OPT_SEND_TIMEOUT);

@@ -102,6 +102,7 @@ struct gopro_conf {
 	enum log_target log_target;
 	char *log_file;               /* for LOG_TARGET_FILE */
 	int log_level;                /* syslog priority */
+	bool log_connections;         /* one line per connection at its close */
 	double idle_timeout;          /* seconds, 0 = off */
 	double frame_timeout;
 	double send_timeout;

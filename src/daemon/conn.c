@@ -29,6 +29,7 @@
  * (login rate limit, logs), and the bytes behind it are frames as usual.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -272,6 +273,7 @@ conn_out_commit(struct conn *c, size_t n, enum stats_counter sent)
 {
 	buf_commit(&c->out, n);
 	c->out_replies++;
+	c->frames_out++;
 	stats_inc(c->w->stats, sent);
 	if (!c->flushing) {
 		c->flushing = true;
@@ -380,6 +382,7 @@ conn_fail(struct conn *c, uint16_t code, const char *text)
 {
 	log_debug("connection %d: %s, closing", c->fd, text);
 	conn_reply_error(c, code, text);
+	c->close_reason = text;
 	c->closing = true;
 	conn_update_reading(c);
 }
@@ -706,6 +709,7 @@ conn_process(struct conn *c)
 		if (st != GOPRO_DECODE_FRAME)
 			break;
 		c->batch_frames++;
+		c->frames_in++;
 		conn_dispatch(c, &f);
 		buf_consume(&c->in, f.size);
 		frame_done = true;
@@ -734,6 +738,8 @@ static void
 conn_on_eof(struct conn *c)
 {
 	c->eof = true;
+	if (c->close_reason == NULL)
+		c->close_reason = "client closed";
 	conn_update_reading(c);
 	conn_set_clock(c, CLOCK_NONE);
 	if (!c->auth_pending && pipeline_queue_empty(&c->q) &&
@@ -806,6 +812,7 @@ conn_read(struct conn *c)
 			c->batch_start_ns = now_ns();
 		got = true;
 		buf_commit(&c->in, (size_t)n);
+		c->bytes_in += (uint64_t)n;
 		stats_add(c->w->stats, STATS_bytes_received, (uint64_t)n);
 		conn_process(c);
 		if ((size_t)n < room)
@@ -910,6 +917,7 @@ conn_flush(struct conn *c)
 	conn_observe_batch(c);
 	if (n > 0) {
 		buf_consume(&c->out, (size_t)n);
+		c->bytes_out += (uint64_t)n;
 		stats_add(c->w->stats, STATS_bytes_sent, (uint64_t)n);
 	}
 	if (buf_len(&c->out) > 0) {
@@ -1001,7 +1009,28 @@ conn_abort(struct conn *c, enum stats_counter why)
 		return;
 	stats_inc(c->w->stats, why);
 	stats_add(c->w->stats, STATS_requests_lost, conn_count_unanswered(c));
+	c->close_reason = why == STATS_conn_send_timeout ? "send timeout" :
+	    why == STATS_conn_drain_timeout ? "drain timeout" : "reset";
 	conn_close_now(c);
+}
+
+/*
+ * log_connections: the connection's life in one line, as HAProxy's tcplog
+ * gives it: the client (the PROXY header's address behind a proxy), how
+ * long, frames and bytes each way, and why it closed.
+ */
+static void
+conn_log_close(const struct conn *c)
+{
+	char from[PROXY_ADDR_TEXT];
+
+	log_info("connection from %s closed after %.3fs: %" PRIu64 " frames, %"
+	    PRIu64 " bytes in; %" PRIu64 " frames, %" PRIu64 " bytes out; %s",
+	    proxy_addr_format(&c->peer.sa, from, sizeof(from)),
+	    ev_now(c->w->loop) - c->opened, c->frames_in, c->bytes_in,
+	    c->frames_out, c->bytes_out, c->close_reason != NULL ?
+	    c->close_reason : c->goaway_sent ? "drained after GOAWAY" :
+	    "closed");
 }
 
 void
@@ -1026,6 +1055,8 @@ conn_close_now(struct conn *c)
 	conn_unnote_pending(c);
 	transport_close(c);
 	log_debug("connection %d closed", c->fd);
+	if (w->conf->log_connections)
+		conn_log_close(c);
 	c->fd = -1;
 	TAILQ_REMOVE(&w->all, c, all_link);
 	w->nconns--;
@@ -1194,6 +1225,7 @@ conn_tls_input(struct conn *c)
 		return;
 	}
 	buf_commit(&c->in, (size_t)n);
+	c->bytes_in += (uint64_t)n;
 	stats_add(c->w->stats, STATS_bytes_received, (uint64_t)n);
 	if (conn_proxy_header(c) < 0)
 		return;	/* incomplete, or invalid and closed */
@@ -1323,6 +1355,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer,
 	}
 	c->w = w;
 	c->fd = fd;
+	c->opened = ev_now(w->loop);
 	if (peerlen > sizeof(c->peer))
 		peerlen = sizeof(c->peer);
 	memcpy(&c->peer, peer, peerlen);

@@ -79,6 +79,11 @@ struct conn {
 	bool write_wants_read : 1;  /* the last TLS write waits for POLLIN */
 	bool tls_pending : 1;     /* in w->tls_pending */
 
+	/* For log_connections: its life in one line at the close. */
+	ev_tstamp opened;
+	uint64_t frames_in, frames_out, bytes_in, bytes_out;
+	const char *close_reason;     /* a static text; NULL: "closed" */
+
 	/* The client: the socket's peer, or the address a PROXY header gave. */
 	union conn_addr peer;
 	/* The user of the last successful LOGIN, "" when none. */

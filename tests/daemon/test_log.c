@@ -330,6 +330,25 @@ test_failed_login_is_a_notice(void **state)
 	unlink(users);
 }
 
+/* log_connections: one line at the close, with what a tcplog line has. */
+static void
+test_log_connections(void **state)
+{
+	struct goprod g;
+	int fd;
+
+	(void)state;
+	harness_start(&g, "log_connections = on");
+	fd = harness_connect(&g);
+	harness_send(fd, GOPRO_CMD_HEARTBEAT, "ping");
+	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "ping", 4);
+	close(fd);
+	expect_log(&g, "info: connection from 127.0.0.1:");
+	expect_log(&g, ": 1 frames, 12 bytes in; 1 frames, 12 bytes out; "
+	    "client closed");
+	assert_int_equal(harness_stop(&g), 0);
+}
+
 int
 main(void)
 {
@@ -340,6 +359,7 @@ main(void)
 		cmocka_unit_test(test_conf_diff),
 		cmocka_unit_test(test_goprod_under_journald),
 		cmocka_unit_test(test_failed_login_is_a_notice),
+		cmocka_unit_test(test_log_connections),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
