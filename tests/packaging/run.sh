@@ -14,7 +14,9 @@
 #
 #   bash tests/packaging/run.sh
 #
-# PACKAGING_CHECK=1 also runs "make check" inside both package builds; by
+# GOPRO_KEEP_DEB=DIR copies the built .deb files to DIR (for
+# tests/systemd/run.sh).  PACKAGING_CHECK=1 also runs "make check" inside
+# both package builds; by
 # default they skip it (DEB_BUILD_OPTIONS=nocheck, rpmbuild --nocheck)
 # because CI has just run the suite twice on the same tree.
 #
@@ -200,6 +202,12 @@ build_deb() {
 	libdebs=$(ls "$work"/deb/libgopro1_*.deb "$work"/deb/libgopro-dev_*.deb) ||
 		fail "the library packages libgopro1 and libgopro-dev were not built"
 	say "built $(basename "$deb") $(echo $libdebs | xargs -n1 basename | tr '\n' ' ')"
+	# tests/systemd/run.sh installs the same packages under systemd.
+	if [ -n "${GOPRO_KEEP_DEB:-}" ]; then
+		mkdir -p "$GOPRO_KEEP_DEB"
+		cp "$work"/deb/*.deb "$GOPRO_KEEP_DEB"/
+		say "kept the packages in $GOPRO_KEEP_DEB"
+	fi
 }
 
 run_lintian() {
