@@ -9,11 +9,14 @@
  * end: write a chunk of the following bytes, stop or resume reading the
  * replies (so backpressure engages), half-close, and the events a worker
  * delivers (drain with GOAWAY, a clock or the send timeout running out,
- * the drain timeout).  Between operations the loop runs once without
- * blocking.  Every byte the server sends must decode as valid frames, and
+ * the drain timeout), and the moves of a handler module that serves code
+ * 0x10: complete one of its pending requests (at once, twice, with an
+ * error, with an invalid reply, or from a thread), or let the deadlines
+ * pass.  Between operations the loop runs once without blocking.  Every byte the server sends must decode as valid frames, and
  * everything is closed and freed at the end (LeakSanitizer checks).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,6 +45,90 @@ struct replies {
 
 static struct stats_entry stats __attribute__((aligned(STATS_ALIGN)));
 
+/*
+ * The fuzz module: it answers nothing by itself; the input decides when
+ * and how each pending request is completed.
+ */
+#define FUZZ_PENDING 16
+static gopro_request_id pending[FUZZ_PENDING];
+static unsigned npending;
+static struct pipeline *fuzz_pl;
+
+static void
+fuzz_request(void *state, const struct gopro_request *req)
+{
+	(void)state;
+	pending[npending++ % FUZZ_PENDING] = req->id;
+}
+
+static const struct gopro_module fuzz_module = {
+	GOPRO_MODULE_HEADER,
+	.name = "fuzz",
+	.request = fuzz_request,
+};
+
+/* Serve 0x10 with the fuzz module, next to the built-in echo. */
+static void
+add_fuzz_module(struct worker *w, uint8_t knob)
+{
+	struct module_inst *mi = &w->mods.inst[w->mods.n++];
+
+	mi->name = "fuzz";
+	mi->desc = fuzz_module;
+	mi->h = (struct pipeline_handler){ .request = fuzz_request,
+		.timeout = 1000, .max_inflight = 1u + (knob & 3),
+		.stats = &stats.mod[1] };
+	pipeline_handler_init(&w->pl, &mi->h);
+	mi->started = true;
+	w->mods.by_command[0x10] = mi;
+	fuzz_pl = &w->pl;
+	npending = 0;
+}
+
+static void *
+complete_thread(void *arg)
+{
+	struct iovec iov = { "t", 1 };
+
+	pipeline_post(fuzz_pl, *(gopro_request_id *)arg, 0x10, 0, &iov, 1);
+	return NULL;
+}
+
+/* What the module does with pending request op % FUZZ_PENDING. */
+static void
+module_move(struct worker *w, uint8_t op)
+{
+	gopro_request_id id = pending[op % FUZZ_PENDING];
+	struct iovec iov = { "reply", 5 };
+	pthread_t t;
+
+	switch ((op >> 4) % 6) {
+	case 0:
+		pipeline_complete(&w->pl, id, 0x10, &iov, 1);
+		break;
+	case 1:	/* twice */
+		pipeline_complete(&w->pl, id, 0x11, &iov, 1);
+		pipeline_complete(&w->pl, id, 0x11, &iov, 1);
+		break;
+	case 2:
+		pipeline_complete_error(&w->pl, id, 10, "unavailable");
+		break;
+	case 3:	/* a reserved command: ERROR 10 instead */
+		pipeline_complete(&w->pl, id, GOPRO_CMD_GOAWAY, &iov, 1);
+		break;
+	case 4:
+		if (pthread_create(&t, NULL, complete_thread, &id) == 0)
+			pthread_join(t, NULL);
+		break;
+	default: /* every deadline passes */
+		for (unsigned i = 0; i < w->mods.n; i++)
+			if (ev_is_active(&w->mods.inst[i].h.timer))
+				ev_feed_event(w->loop, &w->mods.inst[i].h.timer,
+				    EV_TIMER);
+		break;
+	}
+}
+
 /* Check and drop every complete frame at the head of r. */
 static void
 replies_decode(struct replies *r)
@@ -64,7 +151,8 @@ replies_decode(struct replies *r)
 		}
 		if (st != GOPRO_DECODE_FRAME)
 			abort();    /* the server sent a broken frame */
-		if (f.header.command > GOPRO_CMD_GOAWAY ||
+		if ((f.header.command > GOPRO_CMD_GOAWAY &&
+		    f.header.command != 0x10 && f.header.command != 0x11) ||
 		    f.header.length > r->max_body + 64)
 			abort();
 		off += f.size;
@@ -179,6 +267,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
 		abort();
 	worker_init_for_test(&w, &conf, &stats);
+	add_fuzz_module(&w, data[0]);
 	if (conn_new(&w, sv[0], (struct sockaddr *)&peer, sizeof(peer),
 	    (data[0] & 0x80) != 0, NULL) == NULL)
 		abort();
@@ -192,8 +281,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				len = size - off;
 			ssize_t n = write(sv[1], data + off, len);
 			off += n > 0 ? (size_t)n : len;
-		} else if (op < 0xE0) {
+		} else if (op < 0xD0) {
 			worker_event(&w, op);
+		} else if (op < 0xE0) {
+			module_move(&w, data[off - 1] ^ (off < size ?
+			    data[off] : 0));
 		} else if (op < 0xF0) {
 			reading = !reading;
 		} else if (wr_open) {
