@@ -54,6 +54,10 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void conn_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void conn_process(struct conn *c);
 static void conn_finish(struct conn *c);
+/* Room for conn_tls_text, the TLS part of a connection's log line. */
+#define TLS_TEXT_MAX 320
+static const char *conn_tls_text(const struct conn *c, char *buf,
+    size_t len);
 
 static uint64_t
 now_ns(void)
@@ -1022,15 +1026,15 @@ conn_abort(struct conn *c, enum stats_counter why)
 static void
 conn_log_close(const struct conn *c)
 {
-	char from[PROXY_ADDR_TEXT];
+	char from[PROXY_ADDR_TEXT], tls[TLS_TEXT_MAX];
 
 	log_info("connection from %s closed after %.3fs: %" PRIu64 " frames, %"
-	    PRIu64 " bytes in; %" PRIu64 " frames, %" PRIu64 " bytes out; %s",
+	    PRIu64 " bytes in; %" PRIu64 " frames, %" PRIu64 " bytes out; %s%s",
 	    proxy_addr_format(&c->peer.sa, from, sizeof(from)),
 	    ev_now(c->w->loop) - c->opened, c->frames_in, c->bytes_in,
 	    c->frames_out, c->bytes_out, c->close_reason != NULL ?
 	    c->close_reason : c->goaway_sent ? "drained after GOAWAY" :
-	    "closed");
+	    "closed", conn_tls_text(c, tls, sizeof(tls)));
 }
 
 void
@@ -1053,10 +1057,11 @@ conn_close_now(struct conn *c)
 	pipeline_queue_cancel(&w->pl, &c->q);
 	modules_conn_close(&w->mods, c);
 	conn_unnote_pending(c);
-	transport_close(c);
-	log_debug("connection %d closed", c->fd);
+	/* Before the TLS session goes: the line names its version and client. */
 	if (w->conf->log_connections)
 		conn_log_close(c);
+	transport_close(c);
+	log_debug("connection %d closed", c->fd);
 	c->fd = -1;
 	TAILQ_REMOVE(&w->all, c, all_link);
 	w->nconns--;
@@ -1234,6 +1239,26 @@ conn_tls_input(struct conn *c)
 	conn_handshake(c);
 }
 
+/*
+ * For the connection's log line: "; TLSv1.3 resumed, client certificate
+ * \"device-1\"" (the CN of a verified client certificate), "" for plain.
+ */
+static const char *
+conn_tls_text(const struct conn *c, char *buf, size_t len)
+{
+	char id[TLS_IDENTITY_MAX];
+
+	buf[0] = '\0';
+	if (c->tls == NULL || c->handshaking)
+		return buf;
+	if (tls_conn_identity(c->tls, TLS_IDENTITY_CN, id, sizeof(id)) < 0)
+		id[0] = '\0';
+	snprintf(buf, len, "; %s%s%s%s%s", tls_conn_version_name(c->tls),
+	    tls_conn_resumed(c->tls) ? " resumed" : "", id[0] ?
+	    ", client certificate \"" : "", id, id[0] ? "\"" : "");
+	return buf;
+}
+
 static int
 conn_tls_start(struct conn *c, struct tls_ctx *ctx)
 {
@@ -1246,6 +1271,13 @@ conn_tls_start(struct conn *c, struct tls_ctx *ctx)
 	return 0;
 }
 #else /* !HAVE_TLS: no listener is a TLS listener (conf.c refuses them) */
+static const char *
+conn_tls_text(const struct conn *c, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	return buf;
+}
+
 static int
 conn_tls_start(struct conn *c, struct tls_ctx *ctx)
 {

@@ -541,6 +541,12 @@ tls_conn_version(const struct tls_conn *tc)
 	return SSL_version(ssl_of(tc));
 }
 
+const char *
+tls_conn_version_name(const struct tls_conn *tc)
+{
+	return SSL_get_version(ssl_of(tc));
+}
+
 bool
 tls_conn_ktls(const struct tls_conn *tc)
 {

@@ -95,8 +95,9 @@ void tls_conn_shutdown(struct tls_conn *tc);
 
 /* After the handshake. */
 bool tls_conn_resumed(const struct tls_conn *tc);
-/* 0x0303 for TLS 1.2, 0x0304 for TLS 1.3. */
+/* 0x0303 for TLS 1.2, 0x0304 for TLS 1.3; as text, "TLSv1.3". */
 int tls_conn_version(const struct tls_conn *tc);
+const char *tls_conn_version_name(const struct tls_conn *tc);
 bool tls_conn_ktls(const struct tls_conn *tc);
 /*
  * The identity the verified client certificate gives, as chosen by which,

@@ -621,7 +621,7 @@ test_tls_identity_login(void **state)
 	snprintf(extra, sizeof(extra), "\tverify_client = optional\n"
 	    "\tclient_ca = \"%s\"\n\tidentity = cn\n", cert("ca.pem"));
 	snprintf(top, sizeof(top), "auth {\n\trequired = true\n"
-	    "\tusers_file = \"%s\"\n}\n", users);
+	    "\tusers_file = \"%s\"\n}\nlog_connections = on\n", users);
 	start_tls(&d, extra, top);
 	t = connect_tls(&d, dev);
 	assert_int_equal(round_trip(t, GOPRO_CMD_MESSAGE, "from device-1", &f,
@@ -642,6 +642,9 @@ test_tls_identity_login(void **state)
 	assert_int_equal(counter(&d.g, STATS_tls_identity_logins), 2);
 	harness_sleep(0.2);
 	assert_true(harness_log_has(&d.g, "logs in \"device-1\""));
+	/* log_connections: the TLS version and the client's certificate. */
+	assert_true(harness_log_has(&d.g, "; TLSv1.3, client certificate "
+	    "\"device-1\""));
 	client_tls_ctx_free(dev);
 	client_tls_ctx_free(anon);
 	harness_stop(&d.g);
