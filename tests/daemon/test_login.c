@@ -6,6 +6,7 @@
  * warning for a users file that mixes hash costs, and a full login queue.
  */
 #include <crypt.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -156,35 +157,38 @@ test_rate_limit(void **state)
  * off the event loop.  Bound: every heartbeat round trip under 100 ms
  * while ten slow logins are in flight (each hash takes a few ms to tens of ms).
  */
+/*
+ * One LOGIN against a slow hash (sha512-crypt at 500,000 rounds, a quarter
+ * of a second or more) keeps the only hashing thread busy.  A loop that waited for
+ * it would answer nothing meanwhile, so every heartbeat on another
+ * connection must be answered while that LOGIN's reply is still owed: an
+ * order of events, not a time limit.
+ */
 static void
 test_hashing_does_not_stall_loop(void **state)
 {
+	char slow_users[] = "/tmp/gopro-users-slow-XXXXXX";
 	struct goprod g;
-	double worst = 0;
+	struct pollfd pending;
 	int busy, fd;
 
-	harness_start_auth(&g, users_path,
+	harness_users_file(slow_users, "alice", "wonderland", 500000);
+	harness_start_auth(&g, slow_users,
 	    "login_rate = 0\n max_attempts = 1000\n threads = 1");
 	busy = harness_connect(&g);
 	fd = harness_connect(&g);
-	for (int i = 0; i < 10; i++)
-		send_login(busy, "alice", "wrong-password");
-	for (int i = 0; i < 20; i++) {
-		double t0 = harness_now(), dt;
+	send_login(busy, "alice", "wrong-password");
+	for (int i = 0; i < 10; i++) {
 		harness_send(fd, GOPRO_CMD_HEARTBEAT, "");
 		harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, NULL, 0);
-		dt = harness_now() - t0;
-		if (dt > worst)
-			worst = dt;
 	}
-	print_message("worst heartbeat round trip during hashing: %.1f ms\n",
-	    worst * 1000);
-	assert_true(worst < 0.100);
-	for (int i = 0; i < 10; i++)
-		harness_expect_error(busy, GOPRO_ERR_AUTH_FAILED);
+	pending = (struct pollfd){ .fd = busy, .events = POLLIN };
+	assert_int_equal(poll(&pending, 1, 0), 0);
+	harness_expect_error(busy, GOPRO_ERR_AUTH_FAILED);
 	close(busy);
 	close(fd);
 	assert_int_equal(harness_stop(&g), 0);
+	unlink(slow_users);
 }
 
 /* Lines of g's log holding text. */
