@@ -21,6 +21,7 @@ PACKAGES=("${RUN_PACKAGES[@]}" libcmocka-dev
 	mandoc clang python3 python3-prometheus-client prometheus)
 PACKAGES+=(openssl)  # the TLS tests make certificates with openssl
 PACKAGES+=(libhiredis-dev redis-server)  # the redis_stream module and its test
+PACKAGES+=(haproxy)  # tests/daemon/test_tls_haproxy.sh: HAProxy as a TLS client (skipped without)
 
 # install_packages NAME...: the ones not installed yet.
 install_packages() {
