@@ -613,10 +613,19 @@ stats_total(const struct stats_header *hdr, const struct stats_entry *entries,
 unsigned
 stats_bucket(uint64_t ns)
 {
-	/* ns < 2^i us  <=>  floor(ns / 1000) < 2^i: the bit length of us. */
-	uint64_t us = ns / 1000;
-	unsigned i = us == 0 ? 0 : 64u - (unsigned)__builtin_clzll(us);
+	/*
+	 * In half microseconds h every bound is a whole number: 2, 3, 4, 6,
+	 * 8, 12, ... (2^(j+1) for bucket 2j, 3 * 2^j for bucket 2j + 1), and
+	 * ns < bound <=> floor(ns / 500) < bound.  With k the bit length of
+	 * h (2^(k-1) <= h < 2^k), h is below 3 * 2^(k-2) or 2^k.
+	 */
+	uint64_t h = ns / 500;
+	unsigned k, i;
 
+	if (h < 2)
+		return 0;
+	k = 64u - (unsigned)__builtin_clzll(h);
+	i = h < 3ull << (k - 2) ? 2 * k - 3 : 2 * k - 2;
 	return i < STATS_HIST_BUCKETS - 1 ? i : STATS_HIST_BUCKETS - 1;
 }
 
@@ -625,7 +634,9 @@ stats_bucket_le(unsigned i)
 {
 	if (i >= STATS_HIST_BUCKETS - 1)
 		return INFINITY;
-	return ldexp(1.0, (int)i) / 1e6;
+	if (i % 2 == 1)
+		return 1.5 * ldexp(1.0, (int)(i - 1) / 2) / 1e6;
+	return ldexp(1.0, (int)i / 2) / 1e6;
 }
 
 void

@@ -28,7 +28,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x53544F50474F5052ull /* "GOPROPTS" */
-#define STATS_LAYOUT_VERSION 5u
+#define STATS_LAYOUT_VERSION 6u
 #define STATS_ALIGN 128
 
 /*
@@ -97,11 +97,13 @@ enum stats_counter {
 
 /*
  * Latency of request handling (from the read that completed a request to
- * the write that handed its reply to the kernel), in log2 buckets of
- * microseconds: bucket i counts requests that took < 2^i us; the last
- * bucket is everything slower (+Inf).
+ * the write that handed its reply to the kernel), in buckets two to an
+ * octave, fine enough to tell 0.3 ms from 0.5 ms: the upper bounds are 1,
+ * 1.5, 2, 3, 4, 6, 8, 12, ... microseconds (2^j us for bucket 2j, 1.5 * 2^j
+ * for bucket 2j + 1), up to 2^24 us (16.8 s); the last bucket is
+ * everything slower (+Inf).
  */
-#define STATS_HIST_BUCKETS 26
+#define STATS_HIST_BUCKETS 50
 
 enum stats_worker_state {
 	STATS_STATE_FREE = 0,

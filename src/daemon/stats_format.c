@@ -60,7 +60,7 @@ stats_format_le(unsigned i, char buf[32])
 
 	if (i >= STATS_HIST_BUCKETS - 1)
 		return "+Inf";
-	snprintf(buf, 32, "%.6f", stats_bucket_le(i));
+	snprintf(buf, 32, "%.7f", stats_bucket_le(i));
 	end = buf + strlen(buf) - 1;
 	while (*end == '0')
 		*end-- = '\0';

@@ -268,20 +268,25 @@ test_buckets(void **state)
 	assert_int_equal(stats_bucket(0), 0);
 	assert_int_equal(stats_bucket(999), 0);
 	assert_int_equal(stats_bucket(1000), 1);
-	assert_int_equal(stats_bucket(1999), 1);
-	assert_int_equal(stats_bucket(2000), 2);
-	for (unsigned k = 1; k < STATS_HIST_BUCKETS - 1; k++) {
-		uint64_t edge = (1ull << k) * 1000;
+	assert_int_equal(stats_bucket(1499), 1);
+	assert_int_equal(stats_bucket(1500), 2);
+	assert_int_equal(stats_bucket(1999), 2);
+	assert_int_equal(stats_bucket(2000), 3);
+	for (unsigned k = 0; k < STATS_HIST_BUCKETS - 1; k++) {
+		uint64_t edge = (uint64_t)(stats_bucket_le(k) * 1e9 + 0.5);
 
-		/* bucket k counts < 2^k us: the edge itself is the next one. */
+		/* bucket k counts < its bound: the edge itself is the next one. */
 		assert_int_equal(stats_bucket(edge - 1), k);
-		assert_int_equal(stats_bucket(edge), k + 1 < STATS_HIST_BUCKETS ?
-		    k + 1 : STATS_HIST_BUCKETS - 1);
+		assert_int_equal(stats_bucket(edge), k + 1);
 	}
+	/* 0.3 ms and 0.5 ms are told apart (issue 15). */
+	assert_int_not_equal(stats_bucket(300000), stats_bucket(500000));
 	assert_int_equal(stats_bucket(UINT64_MAX), STATS_HIST_BUCKETS - 1);
 	assert_int_equal(stats_bucket(3600ull * 1000000000), STATS_HIST_BUCKETS - 1);
 	assert_true(stats_bucket_le(0) == 1e-6);
-	assert_true(stats_bucket_le(10) == 1024e-6);
+	assert_true(stats_bucket_le(1) == 1.5e-6);
+	assert_true(stats_bucket_le(20) == 1024e-6);
+	assert_true(stats_bucket_le(STATS_HIST_BUCKETS - 2) == 16.777216);
 	assert_true(isinf(stats_bucket_le(STATS_HIST_BUCKETS - 1)));
 	for (unsigned i = 0; i + 1 < STATS_HIST_BUCKETS - 1; i++)
 		assert_true(stats_bucket_le(i) < stats_bucket_le(i + 1));

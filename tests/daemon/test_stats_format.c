@@ -59,7 +59,7 @@ snap_fill(struct stats_snap *s)
 		e[i].v.counter[STATS_bytes_received] = 100;
 	}
 	e[0].v.hist[0] = 3;   /* < 1 us */
-	e[0].v.hist[2] = 1;   /* < 4 us */
+	e[0].v.hist[2] = 1;   /* < 2 us */
 	e[0].v.hist_sum_ns = 5000;
 	s->hdr.retired.counter[STATS_frames_received_heartbeat] = 1;
 	s->hdr.retired.hist[STATS_HIST_BUCKETS - 1] = 1;
@@ -167,7 +167,7 @@ test_json(void **state)
 	assert_non_null(strstr(out, "\"frames_received_heartbeat\": 5"));
 	assert_non_null(strstr(out, "\"state\": \"running\""));
 	assert_non_null(strstr(out, "{\"le\": \"+Inf\", \"count\": 1}"));
-	assert_non_null(strstr(out, "{\"le\": \"0.000004\", \"count\": 1}"));
+	assert_non_null(strstr(out, "{\"le\": \"0.000002\", \"count\": 1}"));
 	rc = pipe_to("python3 -c 'import json,sys; d=json.load(sys.stdin); "
 	    "assert d[\"totals\"][\"counters\"][\"frames_received_heartbeat\"]"
 	    " == 5; assert len(d[\"workers\"]) == 2; "
@@ -226,7 +226,8 @@ test_prometheus_lines(void **state)
 	    "1700000100");
 	assert_line(out, "# TYPE gopro_request_duration_seconds histogram");
 	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"0.000001\"} 3");
-	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"0.000002\"} 3");
+	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"0.0000015\"} 3");
+	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"0.000002\"} 4");
 	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"0.000004\"} 4");
 	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"16.777216\"} 4");
 	assert_line(out, "gopro_request_duration_seconds_bucket{le=\"+Inf\"} 5");
