@@ -111,9 +111,12 @@ req_alloc(struct pipeline *pl)
 static void
 req_free(struct pipeline *pl, struct pipeline_req *r)
 {
-	free(r->body);
-	r->body = NULL;
-	r->len = 0;
+	/* Only a held reply has a body: no call on the common path. */
+	if (r->body != NULL) {
+		free(r->body);
+		r->body = NULL;
+		r->len = 0;
+	}
 	r->state = REQ_FREE;
 	r->q = NULL;
 	/* The old id never matches again (0 is skipped: no id is 0). */
@@ -401,7 +404,7 @@ pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
 		.body = body, .len = len, .conn = conn };
 	h->request(h->state, &req);
 	/* Answered at once (the common case): no deadline to keep. */
-	if (req_find(pl, req.id) == NULL)
+	if ((uint32_t)(req.id >> 32) != r->seq || r->state != REQ_PENDING)
 		return 0;
 	TAILQ_INSERT_TAIL(&h->pending, r, hlink);
 	r->in_pending = true;
