@@ -15,6 +15,8 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <unistd.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "bench.h"
@@ -651,6 +653,48 @@ test_parse_numbers(void **state)
 	assert_int_equal(bench_parse_seconds("5s", 0, 10, &d), -1);
 }
 
+/*
+ * --server-pid: a master's RSS counts its workers too.  A child that holds
+ * 8 MiB it has touched stands for a worker; it exits when the pipe closes.
+ */
+static void
+test_rss_of_children(void **state)
+{
+	long self, tree;
+	int p[2];
+	pid_t pid;
+	char c;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* volatile: the compiler must not drop stores never read. */
+		volatile char *mem = malloc(8 << 20);
+
+		close(p[1]);
+		for (size_t i = 0; mem != NULL && i < (8u << 20); i += 4096)
+			mem[i] = 1;
+		(void)!read(p[0], &c, 1);
+		_exit(0);
+	}
+	close(p[0]);
+	/* Until the child has touched its memory (bounded: 5 s). */
+	for (int i = 0; i < 500; i++) {
+		self = bench_rss_kib(getpid());
+		tree = bench_rss_tree_kib(getpid());
+		if (tree - self >= 8 * 1024)
+			break;
+		usleep(10000);
+	}
+	close(p[1]);
+	waitpid(pid, NULL, 0);
+	assert_true(self > 0);
+	assert_true(tree - self >= 8 * 1024);
+	assert_int_equal(bench_rss_tree_kib(-1), -1);
+}
+
 /* -d, -w, -H and --timeout take the units of gopro.conf. */
 static void
 test_parse_durations(void **state)
@@ -999,6 +1043,7 @@ main(void)
 		cmocka_unit_test(test_mix_errors),
 		cmocka_unit_test(test_parse_numbers),
 		cmocka_unit_test(test_parse_durations),
+		cmocka_unit_test(test_rss_of_children),
 		cmocka_unit_test(test_parse_addresses),
 		cmocka_unit_test(test_opts_defaults_and_values),
 		cmocka_unit_test(test_opts_login),
