@@ -15,6 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <pwd.h>
 #include <signal.h>
@@ -324,6 +327,39 @@ getopt_reset(void)
 
 /* ------------------------------------------------------------ stats */
 
+/*
+ * For a permission error on path: the mode and owners of the path, or of
+ * its directory when the path itself cannot be looked at, and who asked,
+ * so that the operator sees which group to join or which mode to change.
+ * An empty string for any other error.
+ */
+static const char *
+access_hint(const char *path, int e)
+{
+	static char hint[PATH_MAX + 128];
+	char dir[PATH_MAX];
+	const char *what = path;
+	struct passwd *pw;
+	struct group *gr;
+	struct stat st;
+
+	if (e != EACCES && e != EPERM)
+		return "";
+	if (stat(path, &st) < 0) {
+		snprintf(dir, sizeof(dir), "%s", path);
+		what = dirname(dir);
+		if (stat(what, &st) < 0)
+			return "";
+	}
+	pw = getpwuid(st.st_uid);
+	gr = getgrgid(st.st_gid);
+	snprintf(hint, sizeof(hint), " (%s is mode %04o, %s:%s; goproctl runs "
+	    "as uid %ld gid %ld)", what, (unsigned)(st.st_mode & 07777),
+	    pw ? pw->pw_name : "?", gr ? gr->gr_name : "?", (long)geteuid(),
+	    (long)getegid());
+	return hint;
+}
+
 static void
 take_snap(const char *path, struct stats_snap *snap)
 {
@@ -331,8 +367,11 @@ take_snap(const char *path, struct stats_snap *snap)
 	char e[512];
 
 	/* Opened afresh each time: a restarted master replaces the file. */
-	if (stats_open(&seg, path, e, sizeof(e)) < 0)
+	if (stats_open(&seg, path, e, sizeof(e)) < 0) {
+		if (errno == EACCES || errno == EPERM)
+			errx(1, "%s%s", e, access_hint(path, errno));
 		errx(1, "%s (is goprod running?)", e);
+	}
 	if (stats_snap_take(&seg, snap) < 0)
 		err(1, "cannot read a consistent snapshot of %s", path);
 	stats_close(&seg);
@@ -469,7 +508,7 @@ status_not_running(const char *path, struct stats_snap *snap)
 
 	if (stats_open(&seg, path, e, sizeof(e)) < 0) {
 		if (errno != ENOENT)
-			errx(STATUS_DEGRADED, "%s", e);
+			errx(STATUS_DEGRADED, "%s%s", e, access_hint(path, errno));
 		printf("goprod is not running (no %s)\n", path);
 		return true;
 	}
@@ -550,8 +589,9 @@ signal_master(const struct ctx *c, int sig, int ctl_errno)
 	char why[128];
 
 	if (pid <= 0)
-		errx(1, "goprod is not running: control socket %s: %s, and no "
-		    "live pid in %s", c->socket, strerror(ctl_errno),
+		errx(1, "goprod is not running: control socket %s: %s%s, and "
+		    "no live pid in %s", c->socket, strerror(ctl_errno),
+		    access_hint(c->socket, ctl_errno),
 		    c->pid_file ? c->pid_file : "a pid file (none known with "
 		    "--socket and --stats)");
 	/* Root must know whom the master runs as to prove the pid is it. */
@@ -562,11 +602,12 @@ signal_master(const struct ctx *c, int sig, int ctl_errno)
 	/* The pid file is in the service account's directory: prove it. */
 	if (daemon_signal_master(pid, master_uid(c->conf), sig, why,
 	    sizeof(why)) < 0)
-		errx(1, "control socket %s: %s; the pid file %s names %s: not "
-		    "signalled", c->socket, strerror(ctl_errno), c->pid_file,
-		    why);
-	warnx("control socket %s: %s; sent SIG%s to the master (pid %ld) instead",
-	    c->socket, strerror(ctl_errno), sigabbrev_np(sig), (long)pid);
+		errx(1, "control socket %s: %s%s; the pid file %s names %s: "
+		    "not signalled", c->socket, strerror(ctl_errno),
+		    access_hint(c->socket, ctl_errno), c->pid_file, why);
+	warnx("control socket %s: %s%s; sent SIG%s to the master (pid %ld) "
+	    "instead", c->socket, strerror(ctl_errno),
+	    access_hint(c->socket, ctl_errno), sigabbrev_np(sig), (long)pid);
 	return pid;
 }
 

@@ -417,6 +417,32 @@ test_typo_in_config(void **state)
 	assert_int_equal(harness_wait_exit(gp, 5), 0);
 }
 
+/*
+ * A permission problem names the file (or the directory that hides it), its
+ * mode and owners, and who asked: the operator sees which group to join.
+ * Needs root to play another user.
+ */
+static void
+test_permission_names_mode(void **state)
+{
+	struct goprod *g = *state;
+	char *out, cmd[1024], sock[400];
+
+	if (geteuid() != 0)
+		skip();
+	snprintf(sock, sizeof(sock), "%s/goprod.sock", g->dir);
+	snprintf(cmd, sizeof(cmd), "setpriv --reuid=nobody --regid=nogroup "
+	    "--clear-groups %s --socket %s --stats %s stats",
+	    harness_program("GOPROCTL"), sock, g->stats_path);
+	out = malloc(1 << 16);
+	assert_non_null(out);
+	assert_int_equal(harness_run(cmd, out, 1 << 16), 1);
+	assert_non_null(strstr(out, "Permission denied"));
+	assert_non_null(strstr(out, " is mode 0"));
+	assert_non_null(strstr(out, "goproctl runs as uid"));
+	free(out);
+}
+
 int
 main(void)
 {
@@ -436,6 +462,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test(test_passwd_output_file),
 		cmocka_unit_test_setup_teardown(test_reload_prints_warnings,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_permission_names_mode,
 		    setup, teardown),
 	};
 
