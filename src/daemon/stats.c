@@ -438,16 +438,25 @@ fold_words(uint64_t *dst, uint64_t *src, size_t n)
 	}
 }
 
-/* A worker's module counters go to the header's, by module name. */
+/*
+ * A worker's module counters go to the header's, by module name.  A worker
+ * that exits closes its connections first, which cancels what its modules
+ * still hold; an in-flight gauge above zero here means the worker died
+ * (kill -9, a crash, the watchdog's SIGABRT) with those requests at the
+ * module, and they are counted lost: no one will answer them.
+ */
 static void
 fold_modules(struct stats_header *h, struct stats_entry *e)
 {
+	uint64_t *lost = &h->retired.counter[STATS_requests_lost];
 	char name[STATS_MODULE_NAME];
 	struct stats_module *to;
 
 	for (unsigned i = 0; i < STATS_MODULES; i++) {
 		struct stats_module *m = &e->mod[i];
 
+		store64(lost, __atomic_load_n(lost, __ATOMIC_RELAXED) +
+		    __atomic_load_n(&m->inflight, __ATOMIC_RELAXED));
 		module_name(m, name);
 		if (name[0] != '\0' &&
 		    (to = module_slot(h->retired_mod, STATS_MODULES, name)) != NULL) {

@@ -6,6 +6,7 @@
  *
  *   sync      answer in the request callback: "<version>:<body>"
  *   thread    answer from a new thread
+ *   thread_late  answer from a new thread after "delay"
  *   offload   answer from api->offload's done callback
  *   late      answer on the loop after "delay" (past the timeout)
  *   never     never answer
@@ -47,6 +48,7 @@ struct test_state {
 
 struct pending {
 	struct test_state *st;
+	double delay;
 	gopro_request_id id;
 	char body[300];
 	size_t len;
@@ -90,6 +92,8 @@ thread_main(void *arg)
 {
 	struct pending *p = arg;
 
+	if (p->delay > 0)
+		usleep((useconds_t)(p->delay * 1e6));
 	reply_text(p->st, p->id, p->body);
 	free(p);
 	return NULL;
@@ -177,8 +181,11 @@ test_request(void *state, const struct gopro_request *req)
 		reply_text(st, req->id, body);
 		if (strcmp(m, "twice") == 0)
 			reply_text(st, req->id, "again");
-	} else if (strcmp(m, "thread") == 0) {
+	} else if (strcmp(m, "thread") == 0 ||
+	    strcmp(m, "thread_late") == 0) {
 		p = pending_new(st, req);
+		if (strcmp(m, "thread_late") == 0)
+			p->delay = st->delay;
 		if (pthread_create(&t, NULL, thread_main, p) != 0)
 			abort();
 		pthread_detach(t);
@@ -215,7 +222,7 @@ test_check(const union gopro_option_value *opts, char *err, size_t errlen)
 {
 	static const char *const modes[] = { "sync", "thread", "offload",
 		"late", "never", "twice", "big", "reserved", "whoami", "crash",
-		"block", "echo_offload", "crash_init" };
+		"block", "echo_offload", "crash_init", "thread_late" };
 
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
 		if (strcmp(opts[0].s, modes[i]) == 0)
@@ -256,7 +263,7 @@ static const uint8_t test_commands[] = { 0x10 };
 
 static const struct gopro_module_option test_options[] = {
 	{ "mode", GOPRO_OPTION_STRING, "sync", 0, 16, "what to do" },
-	{ "delay", GOPRO_OPTION_TIME, "0", 0, 60, "for late and block" },
+	{ "delay", GOPRO_OPTION_TIME, "0", 0, 60, "for late, thread_late and block" },
 	{ "size", GOPRO_OPTION_SIZE, "0", 0, 1 << 30, "for big" },
 };
 
