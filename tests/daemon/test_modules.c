@@ -579,6 +579,7 @@ test_kill_worker_loses_only_its_inflight(void **state)
 {
 	int fd[KILL_CONNS], got, closed = 0, whole = 0;
 	uint64_t inflight, lost_before, lost;
+	bool other_busy;
 	struct stats_values total;
 	pid_t pids[2];
 	char body[32];
@@ -604,6 +605,16 @@ test_kill_worker_loses_only_its_inflight(void **state)
 	for (int i = 0; i < 500 &&
 	    worker_inflight(&g, 0) < KILL_CONNS * KILL_REQS; i++)
 		harness_sleep(0.002);
+	/* The victim is a worker that holds requests; whether the other one
+	 * holds any too depends on how SO_REUSEPORT spread the 12
+	 * connections (all on one worker: a chance of 1 in 2048). */
+	if (worker_inflight(&g, pids[0]) == 0) {
+		pid_t t = pids[0];
+
+		pids[0] = pids[1];
+		pids[1] = t;
+	}
+	other_busy = worker_inflight(&g, pids[1]) > 0;
 	inflight = worker_inflight(&g, pids[0]);
 	kill(pids[0], SIGKILL);
 	/* A connection that still answers a heartbeat after its replies is
@@ -636,9 +647,9 @@ test_kill_worker_loses_only_its_inflight(void **state)
 	fprintf(stderr, "# killed worker: %llu in flight, %llu counted lost; "
 	    "%d connections whole, %d cut\n", (unsigned long long)inflight,
 	    (unsigned long long)lost, whole, closed);
-	/* Both workers had connections: SO_REUSEPORT spreads 12 of them
-	 * over 2 workers, all on one has a chance of 1 in 2048. */
-	assert_true(whole > 0);
+	/* The other worker's connections got every reply. */
+	if (other_busy)
+		assert_true(whole > 0);
 	assert_true(closed > 0);
 	assert_true(lost <= inflight);
 	/* What was in flight on the dead worker is counted, not forgotten. */
