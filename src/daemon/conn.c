@@ -652,7 +652,7 @@ conn_proxy_adopt(struct conn *c, const struct proxy_result *r)
 		c->peer.in4 = r->src.in4;
 	else
 		c->peer.in6 = r->src.in6;
-	stats_note_client(c->w->stats, &c->peer.sa, true,
+	c->recent_ticket = stats_note_client(c->w->stats, &c->peer.sa, true,
 	    (int64_t)ev_now(c->w->loop));
 }
 
@@ -1079,6 +1079,7 @@ conn_free(struct conn *c)
 	buf_reset(&c->in);
 	buf_reset(&c->out);
 	conn_release_buffers(c);
+	free(c->tls_identity);
 	free(c);
 }
 
@@ -1126,6 +1127,25 @@ conn_tls_counters(struct conn *c)
 		stats_inc(st, STATS_tls_ktls);
 }
 
+/*
+ * The verified certificate's name, for goproctl stats and modules: the one
+ * tls.identity picks, or the CN (as the log line names it) when that is
+ * off.  Without memory, the connection simply has no identity to show.
+ */
+static void
+conn_tls_note_identity(struct conn *c)
+{
+	enum tls_identity which = c->w->conf->tls.identity;
+	char id[TLS_IDENTITY_MAX];
+
+	if (which == TLS_IDENTITY_OFF)
+		which = TLS_IDENTITY_CN;
+	if (tls_conn_identity(c->tls, which, id, sizeof(id)) < 0)
+		return;
+	stats_note_identity(c->w->stats, c->recent_ticket, id);
+	c->tls_identity = strdup(id);
+}
+
 /* The handshake is done: count it, and log in by certificate if asked. */
 static void
 conn_tls_established(struct conn *c)
@@ -1134,6 +1154,7 @@ conn_tls_established(struct conn *c)
 	char id[TLS_IDENTITY_MAX];
 
 	conn_tls_counters(c);
+	conn_tls_note_identity(c);
 	if (t->identity == TLS_IDENTITY_OFF ||
 	    tls_conn_identity(c->tls, t->identity, id, sizeof(id)) < 0) {
 		log_debug("connection %d: TLS established", c->fd);
@@ -1394,7 +1415,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer,
 	c->proxy_wait = proxy;
 	/* On a PROXY listener the peer is the balancer: wait for the header. */
 	if (!proxy)
-		stats_note_client(w->stats, peer, false,
+		c->recent_ticket = stats_note_client(w->stats, peer, false,
 		    (int64_t)ev_now(w->loop));
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
@@ -1491,4 +1512,10 @@ const char *
 conn_user(const struct conn *c)
 {
 	return c->logged_in ? c->user : NULL;
+}
+
+const char *
+conn_tls_identity(const struct conn *c)
+{
+	return c->tls_identity;
 }

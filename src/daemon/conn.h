@@ -88,6 +88,14 @@ struct conn {
 	union conn_addr peer;
 	/* The user of the last successful LOGIN, "" when none. */
 	char user[GOPRO_USER_MAX + 1];
+	/* Its entry in the stats segment's recent clients (stats_note_client). */
+	uint64_t recent_ticket;
+	/*
+	 * The verified client certificate's identity (tls.identity, or the CN
+	 * when that is off), NULL without one: allocated only then, so that
+	 * a plain or anonymous connection carries no TLS_IDENTITY_MAX bytes.
+	 */
+	char *tls_identity;
 };
 
 /* How the pipeline hands a connection its replies (conn.c). */
@@ -96,6 +104,8 @@ extern const struct pipeline_ops conn_pipeline_ops;
 /* For modules: the client's address, the logged-in user or NULL. */
 const struct sockaddr *conn_client_addr(const struct conn *c, socklen_t *len);
 const char *conn_user(const struct conn *c);
+/* The verified TLS client certificate's identity, or NULL. */
+const char *conn_tls_identity(const struct conn *c);
 
 /*
  * Take over an accepted, non-blocking socket; NULL (fd closed) on ENOMEM.

@@ -551,6 +551,12 @@ api_user(const struct gopro_conn *conn)
 	return conn_user((const struct conn *)conn);
 }
 
+static const char *
+api_tls_identity(const struct gopro_conn *conn)
+{
+	return conn_tls_identity((const struct conn *)conn);
+}
+
 static void api_log(int priority, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -576,6 +582,7 @@ static const struct gopro_module_api api = {
 	.client_addr = api_client_addr,
 	.user = api_user,
 	.log = api_log,
+	.tls_identity = api_tls_identity,
 };
 
 /* ------------------------------------------------------------ workers */

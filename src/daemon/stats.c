@@ -680,7 +680,7 @@ stats_state_name(uint32_t state)
 
 /* ------------------------------------------------------------ clients */
 
-void
+uint64_t
 stats_note_client(struct stats_entry *e, const struct sockaddr *sa,
     bool proxied, int64_t now)
 {
@@ -699,7 +699,7 @@ stats_note_client(struct stats_entry *e, const struct sockaddr *sa,
 		memcpy(addr, &in6->sin6_addr, 16);
 		port = ntohs(in6->sin6_port);
 	} else {
-		return;
+		return 0;
 	}
 	/* Odd while writing; readers skip the slot or retry. */
 	__atomic_store_n(&c->seq, seq + 1, __ATOMIC_RELAXED);
@@ -708,8 +708,36 @@ stats_note_client(struct stats_entry *e, const struct sockaddr *sa,
 	c->port = port;
 	c->proxied = proxied;
 	c->when = now;
+	memset(c->identity, 0, sizeof(c->identity));
 	__atomic_store_n(&c->seq, seq + 2, __ATOMIC_RELEASE);
 	__atomic_store_n(&e->recent_next, next + 1, __ATOMIC_RELEASE);
+	return next + 1;
+}
+
+/*
+ * The identity is known only after the handshake, so it is written into
+ * the slot the connection's address took at accept, unless the ring has
+ * wrapped past it (then the slot is another client's).
+ */
+void
+stats_note_identity(struct stats_entry *e, uint64_t ticket,
+    const char *identity)
+{
+	uint64_t next = __atomic_load_n(&e->recent_next, __ATOMIC_RELAXED);
+	struct stats_client *c;
+	uint64_t seq;
+
+	if (ticket == 0 || ticket > next ||
+	    next - ticket >= STATS_RECENT_CLIENTS)
+		return;
+	c = &e->recent[(ticket - 1) % STATS_RECENT_CLIENTS];
+	seq = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	memset(c->identity, 0, sizeof(c->identity));
+	memcpy(c->identity, identity, strnlen(identity,
+	    sizeof(c->identity) - 1));
+	__atomic_store_n(&c->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
 /*

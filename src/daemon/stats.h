@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * stats.h - the shared-memory statistics segment, layout version 4.
+ * stats.h - the shared-memory statistics segment, layout version 7.
  *
  * The master creates a file-backed shared mapping (stats_file, usually
  * /run/goprod/goprod.stats) before it forks.  Every worker process owns one
@@ -28,7 +28,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x53544F50474F5052ull /* "GOPROPTS" */
-#define STATS_LAYOUT_VERSION 6u
+#define STATS_LAYOUT_VERSION 7u
 #define STATS_ALIGN 128
 
 /*
@@ -126,6 +126,8 @@ struct stats_values {
  * stats_recent_clients() reads them without tearing.
  */
 #define STATS_RECENT_CLIENTS 8
+/* A verified client certificate's identity, cut to fit, NUL included. */
+#define STATS_CLIENT_IDENTITY 64
 
 struct stats_client {
 	uint64_t seq;
@@ -134,6 +136,8 @@ struct stats_client {
 	uint16_t proxied;     /* 1: the address came from a PROXY header */
 	uint32_t pad0;
 	int64_t when;         /* unix seconds */
+	/* tls.identity of its client certificate once verified, else "". */
+	char identity[STATS_CLIENT_IDENTITY];
 };
 
 /*
@@ -313,9 +317,19 @@ double stats_bucket_le(unsigned i);
 
 struct sockaddr;
 
-/* Worker: remember a new client (not on the hot path: once per connection). */
-void stats_note_client(struct stats_entry *e, const struct sockaddr *sa,
+/*
+ * Worker: remember a new client (not on the hot path: once per connection);
+ * returns a ticket for stats_note_identity, 0 when nothing was recorded.
+ */
+uint64_t stats_note_client(struct stats_entry *e, const struct sockaddr *sa,
     bool proxied, int64_t now);
+/*
+ * Worker: the client that stats_note_client returned ticket for has this
+ * TLS identity (cut to STATS_CLIENT_IDENTITY - 1 bytes).  Nothing happens
+ * when ticket is 0 or newer clients have taken its slot since.
+ */
+void stats_note_identity(struct stats_entry *e, uint64_t ticket,
+    const char *identity);
 /*
  * Reader: copy the valid recent clients of entry e into out, newest first,
  * skipping a slot being written; returns how many.  recheck is the same

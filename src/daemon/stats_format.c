@@ -359,11 +359,28 @@ text_workers(FILE *out, const struct stats_snap *s)
 				text_worker(out, s, &s->entries[i]);
 }
 
+/*
+ * One client: its address, "(proxy)" when a PROXY header gave it, and the
+ * identity of its verified TLS client certificate in quotes.  The writer
+ * refuses control bytes in an identity; a bad segment is still printed
+ * no further than the field.
+ */
+static void
+text_client(FILE *out, const struct stats_client *c)
+{
+	char addr[64];
+	int idlen = (int)strnlen(c->identity, sizeof(c->identity));
+
+	fprintf(out, " %s%s", stats_client_text(c, addr, sizeof(addr)),
+	    c->proxied ? " (proxy)" : "");
+	if (idlen > 0)
+		fprintf(out, " \"%.*s\"", idlen, c->identity);
+}
+
 /* Behind a load balancer this shows the addresses from PROXY headers. */
 static void
 text_clients(FILE *out, const struct stats_snap *s)
 {
-	char addr[64];
 	bool title = false;
 
 	for (unsigned i = 0; s->clients != NULL && i < s->hdr.nentries; i++) {
@@ -377,8 +394,7 @@ text_clients(FILE *out, const struct stats_snap *s)
 		fprintf(out, "%4" PRIu32 " %8" PRId32 " ", s->entries[i].slot,
 		    s->entries[i].pid);
 		for (unsigned k = 0; k < sc->n; k++)
-			fprintf(out, " %s%s", stats_client_text(&sc->c[k], addr,
-			    sizeof(addr)), sc->c[k].proxied ? " (proxy)" : "");
+			text_client(out, &sc->c[k]);
 		fputc('\n', out);
 	}
 }
@@ -505,11 +521,18 @@ json_clients(FILE *out, const struct stats_snap_clients *sc)
 	char addr[64];
 
 	fprintf(out, "      \"recent_clients\": [");
-	for (unsigned k = 0; k < sc->n; k++)
+	for (unsigned k = 0; k < sc->n; k++) {
 		fprintf(out, "%s{\"address\": \"%s\", \"proxied\": %s, "
-		    "\"time\": %" PRId64 "}", k ? ", " : "",
+		    "\"time\": %" PRId64 ", \"identity\": ", k ? ", " : "",
 		    stats_client_text(&sc->c[k], addr, sizeof(addr)),
 		    sc->c[k].proxied ? "true" : "false", sc->c[k].when);
+		if (sc->c[k].identity[0] != '\0')
+			json_string(out, sc->c[k].identity,
+			    sizeof(sc->c[k].identity));
+		else
+			fputs("null", out);
+		fputc('}', out);
+	}
 	fprintf(out, "],\n");
 }
 

@@ -651,6 +651,68 @@ test_tls_identity_login(void **state)
 	unlink(users);
 }
 
+/* goproctl -c conf ARGS into out (stdout and stderr); its exit status. */
+static int
+goproctl_local(const struct tlsd *d, const char *args, char *out,
+    size_t len)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "'%s' -c '%s' %s",
+	    harness_program("GOPROCTL"), d->g.conf_path, args);
+	return harness_run(cmd, out, len);
+}
+
+/*
+ * The verified certificate's identity reaches goproctl stats (text and
+ * JSON recent clients) and a module (api->tls_identity); a client without
+ * a certificate has none.  Module t answers command 0x10 with the identity.
+ */
+static void
+test_tls_identity_stats_and_module(void **state)
+{
+	struct client_tls_ctx *dev = ctx_with("client.pem", "client.key");
+	struct client_tls_ctx *anon = ctx_with(NULL, NULL);
+	const char *dir = getenv("GOPRO_TEST_MODULES");
+	char extra[1024], top[1024];
+	static char out[1 << 16];
+	struct client_tls *t;
+	struct gopro_frame f;
+	uint8_t buf[256];
+	struct tlsd d;
+
+	assert_non_null(dir);
+	snprintf(extra, sizeof(extra), "\tverify_client = optional\n"
+	    "\tclient_ca = \"%s\"\n\tidentity = cn\n", cert("ca.pem"));
+	snprintf(top, sizeof(top), "module t {\n\tpath = \"%s/mod_v1.so\"\n"
+	    "\tmode = \"tlsid\"\n}\n", dir);
+	start_tls(&d, extra, top);
+	t = connect_tls(&d, dev);
+	assert_int_equal(round_trip(t, 0x10, "who", &f, buf, sizeof(buf)),
+	    0x10);
+	assert_int_equal(f.header.length, strlen("v1:device-1"));
+	assert_memory_equal(f.body, "v1:device-1", f.header.length);
+	client_tls_close(t);
+	t = connect_tls(&d, anon);
+	assert_int_equal(round_trip(t, 0x10, "who", &f, buf, sizeof(buf)),
+	    0x10);
+	assert_int_equal(f.header.length, strlen("v1:-"));
+	assert_memory_equal(f.body, "v1:-", f.header.length);
+	client_tls_close(t);
+	assert_int_equal(goproctl_local(&d, "stats", out, sizeof(out)), 0);
+	if (strstr(out, "127.0.0.1:") == NULL ||
+	    strstr(out, " \"device-1\"") == NULL)
+		fail_msg("no identity in goproctl stats:\n%s", out);
+	assert_int_equal(goproctl_local(&d, "stats --json", out, sizeof(out)),
+	    0);
+	if (strstr(out, "\"identity\": \"device-1\"}") == NULL ||
+	    strstr(out, "\"identity\": null}") == NULL)
+		fail_msg("no identity in goproctl stats --json:\n%s", out);
+	client_tls_ctx_free(dev);
+	client_tls_ctx_free(anon);
+	harness_stop(&d.g);
+}
+
 /* ------------------------------------------------------------ PROXY */
 
 static void
@@ -909,6 +971,7 @@ main(void)
 		cmocka_unit_test(test_tls_ktls_degrades),
 		cmocka_unit_test(test_tls_verify_require),
 		cmocka_unit_test(test_tls_identity_login),
+		cmocka_unit_test(test_tls_identity_stats_and_module),
 		cmocka_unit_test(test_tls_after_proxy_header),
 		cmocka_unit_test(test_tls_plain_and_garbage),
 		cmocka_unit_test(test_tls_dribble_cut_by_timeout),

@@ -14,6 +14,7 @@
  *   big       answer with a body of "size" bytes
  *   reserved  answer with the reserved command GOAWAY
  *   whoami    answer with the client address and the logged-in user
+ *   tlsid     answer with the TLS client certificate's identity, or "-"
  *   crash     abort() on every request
  *   block     block the loop for "delay" in the callback, then answer
  *   crash_init  abort() in worker_init (the probe's check passes)
@@ -161,6 +162,17 @@ whoami(struct test_state *st, const struct gopro_request *req)
 }
 
 static void
+tlsid(struct test_state *st, const struct gopro_request *req)
+{
+	const char *id = NULL;
+
+	if (st->api->size >= offsetof(struct gopro_module_api, tls_identity) +
+	    sizeof(st->api->tls_identity))
+		id = st->api->tls_identity(req->conn);
+	reply_text(st, req->id, id != NULL ? id : "-");
+}
+
+static void
 test_request(void *state, const struct gopro_request *req)
 {
 	struct test_state *st = state;
@@ -211,6 +223,8 @@ test_request(void *state, const struct gopro_request *req)
 		st->api->complete(req->id, 0x05, "x", 1);
 	} else if (strcmp(m, "whoami") == 0) {
 		whoami(st, req);
+	} else if (strcmp(m, "tlsid") == 0) {
+		tlsid(st, req);
 	} else if (strcmp(m, "crash") == 0) {
 		abort();
 	}
@@ -222,7 +236,7 @@ test_check(const union gopro_option_value *opts, char *err, size_t errlen)
 {
 	static const char *const modes[] = { "sync", "thread", "offload",
 		"late", "never", "twice", "big", "reserved", "whoami", "crash",
-		"block", "echo_offload", "crash_init", "thread_late" };
+		"block", "echo_offload", "crash_init", "thread_late", "tlsid" };
 
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
 		if (strcmp(opts[0].s, modes[i]) == 0)

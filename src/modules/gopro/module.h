@@ -33,7 +33,7 @@
 #include <sys/uio.h>
 
 #define GOPRO_MODULE_ABI_MAJOR 1u
-#define GOPRO_MODULE_ABI_MINOR 0u
+#define GOPRO_MODULE_ABI_MINOR 1u
 
 /* The one symbol a module exports, and how to export it. */
 #define GOPRO_MODULE_SYMBOL "gopro_module"
@@ -128,6 +128,14 @@ struct gopro_module_api {
 	/* goprod's log, with syslog priorities (LOG_WARNING, ...). */
 	void (*log)(int priority, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+
+	/*
+	 * ABI 1.1.  The identity of the client's verified TLS certificate
+	 * (the name tls.identity picks, the CN when it is off), or NULL on a
+	 * plain connection or without a verified certificate.  Valid until
+	 * conn_close.  Check api->size covers it before the call.
+	 */
+	const char *(*tls_identity)(const struct gopro_conn *conn);
 };
 
 struct gopro_module {
