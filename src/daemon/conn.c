@@ -1060,6 +1060,8 @@ conn_close_now(struct conn *c)
 	/* Before the TLS session goes: the line names its version and client. */
 	if (w->conf->log_connections)
 		conn_log_close(c);
+	if (c->tls != NULL)
+		stats_gauge_set(&w->stats->tls_open, --w->ntls);
 	transport_close(c);
 	log_debug("connection %d closed", c->fd);
 	c->fd = -1;
@@ -1288,6 +1290,7 @@ conn_tls_start(struct conn *c, struct tls_ctx *ctx)
 		conn_close_now(c);
 		return -1;
 	}
+	stats_gauge_set(&c->w->stats->tls_open, ++c->w->ntls);
 	c->handshaking = true;
 	return 0;
 }

@@ -477,6 +477,7 @@ identity_clear(struct stats_entry *e)
 	__atomic_store_n(&e->start_time, 0, __ATOMIC_RELAXED);
 	store64(&e->conn_active, 0);
 	store64(&e->conn_idle, 0);
+	store64(&e->tls_open, 0);
 	/* The next worker in this entry starts with no clients to show. */
 	store64(&e->recent_next, 0);
 	for (unsigned i = 0; i < STATS_RECENT_CLIENTS; i++)

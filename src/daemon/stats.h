@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * stats.h - the shared-memory statistics segment, layout version 7.
+ * stats.h - the shared-memory statistics segment, layout version 8.
  *
  * The master creates a file-backed shared mapping (stats_file, usually
  * /run/goprod/goprod.stats) before it forks.  Every worker process owns one
@@ -28,7 +28,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x53544F50474F5052ull /* "GOPROPTS" */
-#define STATS_LAYOUT_VERSION 7u
+#define STATS_LAYOUT_VERSION 8u
 #define STATS_ALIGN 128
 
 /*
@@ -185,6 +185,7 @@ struct stats_entry {
 	/* Gauges, written by the worker. */
 	uint64_t conn_active;
 	uint64_t conn_idle;   /* active connections holding no buffer */
+	uint64_t tls_open;    /* of those, on a TLS listener (handshake too) */
 	/* CLOCK_MONOTONIC ms of the loop's last sign of life (watchdog.c). */
 	uint64_t heartbeat_ms;
 	/* Monotonic values, written by the worker. */

@@ -164,6 +164,16 @@ stats_conn_open(const struct stats_snap *s)
 	return n;
 }
 
+uint64_t
+stats_tls_open(const struct stats_snap *s)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < s->hdr.nentries; i++)
+		n += s->entries[i].tls_open;
+	return n;
+}
+
 /* ------------------------------------------------------------ text */
 
 static void
@@ -313,6 +323,7 @@ text_totals(FILE *out, const struct stats_snap *s)
 		    s->total.counter[i]);
 	fprintf(out, "  %-28s %" PRIu64 "\n", "conn_active",
 	    stats_conn_open(s));
+	fprintf(out, "  %-28s %" PRIu64 "\n", "tls_open", stats_tls_open(s));
 	text_latency(out, &s->total);
 }
 
@@ -508,8 +519,8 @@ static void
 json_totals(FILE *out, const struct stats_snap *s)
 {
 	fprintf(out, "  \"totals\": {\n    \"conn_active\": %" PRIu64
-	    ",\n    \"workers_running\": %u,\n", stats_conn_open(s),
-	    stats_running_workers(s));
+	    ",\n    \"tls_open\": %" PRIu64 ",\n    \"workers_running\": %u,\n",
+	    stats_conn_open(s), stats_tls_open(s), stats_running_workers(s));
 	json_counters(out, &s->total, "    ");
 	json_latency(out, &s->total, "    ");
 	fprintf(out, "  },\n");
@@ -542,10 +553,11 @@ json_worker(FILE *out, const struct stats_snap *s, const struct stats_entry *e)
 	fprintf(out, "    {\"slot\": %" PRIu32 ", \"pid\": %" PRId32
 	    ", \"generation\": %" PRIu32 ", \"state\": \"%s\", \"start_time\": %"
 	    PRId64 ", \"uptime_seconds\": %" PRId64 ", \"restarts\": %" PRIu32
-	    ", \"conn_active\": %" PRIu64 ", \"conn_idle\": %" PRIu64 ",\n",
+	    ", \"conn_active\": %" PRIu64 ", \"conn_idle\": %" PRIu64
+	    ", \"tls_open\": %" PRIu64 ",\n",
 	    e->slot, e->pid, e->generation, stats_state_name(e->state),
 	    e->start_time, age(s->now, e->start_time), e->restarts,
-	    e->conn_active, e->conn_idle);
+	    e->conn_active, e->conn_idle, e->tls_open);
 	if (s->clients != NULL)
 		json_clients(out, &s->clients[e - s->entries]);
 	json_counters(out, &e->v, "      ");

@@ -72,6 +72,8 @@ const char *stats_verdict(const struct stats_snap *s);
 const char *stats_format_le(unsigned bucket, char buf[32]);
 /* Open connections of every live worker. */
 uint64_t stats_conn_open(const struct stats_snap *s);
+/* Of those, the connections on TLS listeners. */
+uint64_t stats_tls_open(const struct stats_snap *s);
 /* Whether stats_prom.c maps every counter to a family (for the tests). */
 bool stats_prom_maps_every_counter(void);
 

@@ -262,6 +262,12 @@ w_open(const struct stats_entry *e)
 }
 
 static uint64_t
+w_tls_open(const struct stats_entry *e)
+{
+	return e->tls_open;
+}
+
+static uint64_t
 w_restarts(const struct stats_entry *e)
 {
 	return e->restarts;
@@ -297,6 +303,8 @@ static const struct {
 } worker_series[] = {
 	{ "worker_connections_open", "Open connections of a worker", "gauge",
 	    w_open },
+	{ "tls_connections_open", "Open connections of a worker on TLS "
+	    "listeners, handshakes included", "gauge", w_tls_open },
 	{ "worker_start_time_seconds", "Start time of a worker, unix time",
 	    "gauge", w_start },
 	{ "worker_restarts_total", "Unexpected exits of the slot's workers "

@@ -83,6 +83,7 @@ struct worker {
 	int spare_fd;              /* released to accept-and-refuse at EMFILE */
 
 	unsigned nconns;
+	unsigned ntls;             /* of nconns, on a TLS listener */
 	struct conn_list all;      /* every open connection */
 	struct conn_list clocks[CLOCK_NCLOCKS];
 	ev_tstamp clock_timeout[CLOCK_NCLOCKS];

@@ -713,6 +713,76 @@ test_tls_identity_stats_and_module(void **state)
 	harness_stop(&d.g);
 }
 
+/* The workers' gauge of open TLS connections, summed. */
+static uint64_t
+tls_open(const struct goprod *g)
+{
+	struct stats_snap snap;
+	uint64_t n = 0;
+
+	harness_snapshot(g, &snap);
+	for (unsigned i = 0; i < snap.hdr.nentries; i++)
+		n += snap.entries[i].tls_open;
+	stats_snap_free(&snap);
+	return n;
+}
+
+/* The gauge once it is want (or what it is after 10 s): closes are async. */
+static uint64_t
+tls_open_reaches(const struct goprod *g, uint64_t want)
+{
+	double t0 = harness_now();
+	uint64_t v;
+
+	while ((v = tls_open(g)) != want && harness_now() - t0 < 10)
+		harness_sleep(0.02);
+	return v;
+}
+
+/*
+ * tls_open counts the connections on the TLS listener, not the plain one,
+ * and goes back down when they close; goproctl stats and /metrics' format
+ * show it (gopro_tls_connections_open).
+ */
+static void
+test_tls_open_gauge(void **state)
+{
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct client_tls *t1, *t2;
+	static char out[1 << 16];
+	char cmd[1024];
+	struct tlsd d;
+	int plain;
+
+	start_tls(&d, NULL, NULL);
+	plain = harness_connect(&d.g);
+	harness_send(plain, GOPRO_CMD_HEARTBEAT, "p");
+	harness_expect_frame(plain, GOPRO_CMD_HEARTBEAT, "p", 1);
+	t1 = connect_tls(&d, ctx);
+	expect_echo(t1, "one");
+	t2 = connect_tls(&d, ctx);
+	expect_echo(t2, "two");
+	/* Both replies came back: both connections are counted already. */
+	assert_int_equal(tls_open(&d.g), 2);
+	assert_int_equal(goproctl_local(&d, "stats", out, sizeof(out)), 0);
+	if (strstr(out, "\n  tls_open                     2\n") == NULL)
+		fail_msg("no tls_open 2 in goproctl stats:\n%s", out);
+	/* In a subshell: harness_run redirects the last command's stdin. */
+	snprintf(cmd, sizeof(cmd), "('%s' -c '%s' stats --prometheus | "
+	    "awk '/^gopro_tls_connections_open[{]/ { n += $2 } "
+	    "END { print n + 0 }')", harness_program("GOPROCTL"),
+	    d.g.conf_path);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
+	assert_string_equal(out, "2\n");
+	client_tls_close(t1);
+	assert_int_equal(tls_open_reaches(&d.g, 1), 1);
+	client_tls_close(t2);
+	assert_int_equal(tls_open_reaches(&d.g, 0), 0);
+	close(plain);
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
 /* ------------------------------------------------------------ PROXY */
 
 static void
@@ -972,6 +1042,7 @@ main(void)
 		cmocka_unit_test(test_tls_verify_require),
 		cmocka_unit_test(test_tls_identity_login),
 		cmocka_unit_test(test_tls_identity_stats_and_module),
+		cmocka_unit_test(test_tls_open_gauge),
 		cmocka_unit_test(test_tls_after_proxy_header),
 		cmocka_unit_test(test_tls_plain_and_garbage),
 		cmocka_unit_test(test_tls_dribble_cut_by_timeout),
