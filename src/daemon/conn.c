@@ -818,6 +818,9 @@ conn_read(struct conn *c)
 		buf_commit(&c->in, (size_t)n);
 		c->bytes_in += (uint64_t)n;
 		stats_add(c->w->stats, STATS_bytes_received, (uint64_t)n);
+		if (c->tls != NULL)
+			stats_add(c->w->stats, STATS_tls_app_bytes_received,
+			    (uint64_t)n);
 		conn_process(c);
 		if ((size_t)n < room)
 			break;
@@ -923,6 +926,9 @@ conn_flush(struct conn *c)
 		buf_consume(&c->out, (size_t)n);
 		c->bytes_out += (uint64_t)n;
 		stats_add(c->w->stats, STATS_bytes_sent, (uint64_t)n);
+		if (c->tls != NULL)
+			stats_add(c->w->stats, STATS_tls_app_bytes_sent,
+			    (uint64_t)n);
 	}
 	if (buf_len(&c->out) > 0) {
 		if (n < 0 && !transport_wants_write(c, true)) {
@@ -1282,10 +1288,26 @@ conn_tls_text(const struct conn *c, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * Where tls.c adds the record bytes of a session: the worker's two wire
+ * counters, received then sent (NULL when the stats are compiled out).
+ */
+static uint64_t *
+conn_tls_wire(struct conn *c)
+{
+	_Static_assert(STATS_tls_wire_bytes_sent ==
+	    STATS_tls_wire_bytes_received + 1, "tls.c's wire[0], wire[1]");
+#ifdef GOPRO_NO_STATS
+	return NULL;
+#else
+	return &c->w->stats->v.counter[STATS_tls_wire_bytes_received];
+#endif
+}
+
 static int
 conn_tls_start(struct conn *c, struct tls_ctx *ctx)
 {
-	if ((c->tls = tls_conn_new(ctx, c->fd)) == NULL) {
+	if ((c->tls = tls_conn_new(ctx, c->fd, conn_tls_wire(c))) == NULL) {
 		log_warnx("connection %d: no memory for a TLS session", c->fd);
 		conn_close_now(c);
 		return -1;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * stats.h - the shared-memory statistics segment, layout version 8.
+ * stats.h - the shared-memory statistics segment, layout version 9.
  *
  * The master creates a file-backed shared mapping (stats_file, usually
  * /run/goprod/goprod.stats) before it forks.  Every worker process owns one
@@ -28,7 +28,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x53544F50474F5052ull /* "GOPROPTS" */
-#define STATS_LAYOUT_VERSION 8u
+#define STATS_LAYOUT_VERSION 9u
 #define STATS_ALIGN 128
 
 /*
@@ -86,7 +86,11 @@
 	X(tls_version_1_2, "TLS connections that negotiated TLS 1.2")     \
 	X(tls_version_1_3, "TLS connections that negotiated TLS 1.3")     \
 	X(tls_ktls, "TLS connections whose records the kernel handles (kTLS)") \
-	X(tls_identity_logins, "TLS connections logged in by their client certificate")
+	X(tls_identity_logins, "TLS connections logged in by their client certificate") \
+	X(tls_app_bytes_received, "Bytes received on TLS connections, decrypted") \
+	X(tls_app_bytes_sent, "Bytes sent on TLS connections, before encryption") \
+	X(tls_wire_bytes_received, "Bytes of TLS records read from the socket, handshakes included") \
+	X(tls_wire_bytes_sent, "Bytes of TLS records written to the socket, handshakes included")
 
 enum stats_counter {
 #define STATS_ENUM(name, help) STATS_##name,

@@ -349,9 +349,10 @@ text_worker(FILE *out, const struct stats_snap *s, const struct stats_entry *e)
 	snprintf(open, sizeof(open), "%" PRIu64 "/%" PRIu32, e->conn_active,
 	    s->hdr.info.max_connections);
 	fprintf(out, "%4" PRIu32 " %7" PRId32 " %3" PRIu32 " %-8s %7s %8" PRIu32
-	    " %12s %5" PRIu64 " %11" PRIu64 " %11" PRIu64 " %7" PRIu64 "\n",
-	    e->slot, e->pid, e->generation, stats_state_name(e->state), up,
-	    e->restarts, open, slot_queue(s, e->slot),
+	    " %12s %5" PRIu64 " %5" PRIu64 " %11" PRIu64 " %11" PRIu64 " %7"
+	    PRIu64 "\n", e->slot, e->pid, e->generation,
+	    stats_state_name(e->state), up, e->restarts, open, e->tls_open,
+	    slot_queue(s, e->slot),
 	    group_sum(&e->v, GROUP_FRAMES_IN), group_sum(&e->v, GROUP_FRAMES_OUT),
 	    group_sum(&e->v, GROUP_ERRORS));
 }
@@ -359,9 +360,9 @@ text_worker(FILE *out, const struct stats_snap *s, const struct stats_entry *e)
 static void
 text_workers(FILE *out, const struct stats_snap *s)
 {
-	fprintf(out, "%4s %7s %3s %-8s %7s %8s %12s %5s %11s %11s %7s\n",
+	fprintf(out, "%4s %7s %3s %-8s %7s %8s %12s %5s %5s %11s %11s %7s\n",
 	    "slot", "pid", "gen", "state", "uptime", "restarts", "open/max",
-	    "queue", "frames_in", "frames_out", "errors");
+	    "tls", "queue", "frames_in", "frames_out", "errors");
 	/* By slot, then in the order of the entries (older generations first). */
 	for (uint32_t slot = 0; slot < STATS_MAX_SLOTS; slot++)
 		for (unsigned i = 0; i < s->hdr.nentries; i++)

@@ -75,6 +75,24 @@ static const struct family f_ktls = { "tls_ktls_connections_total",
 	"TLS connections whose records the kernel handles (kTLS)", NULL };
 static const struct family f_tls_id = { "tls_identity_logins_total",
 	"TLS connections logged in by their client certificate", NULL };
+/*
+ * The bytes of TLS connections before and after encryption, per worker:
+ * "application" is what SSL_read gave and SSL_write took, "wire" the TLS
+ * records the socket moved (handshakes included).
+ */
+static const struct family f_tls_rx = { "tls_received_bytes_total",
+	"Bytes a worker received on TLS connections: decrypted (application) "
+	"and as TLS records (wire)", "layer" };
+static const struct family f_tls_tx = { "tls_sent_bytes_total",
+	"Bytes a worker sent on TLS connections: before encryption "
+	"(application) and as TLS records (wire)", "layer" };
+
+/* The families exported per worker (slot, generation), not as a total. */
+static bool
+per_worker(const struct family *f)
+{
+	return f == &f_tls_rx || f == &f_tls_tx;
+}
 static const struct family f_proxy_rej = { "proxy_rejected_total",
 	"PROXY listener connections refused: untrusted source, bad or late "
 	"header", NULL };
@@ -134,6 +152,10 @@ static const struct {
 	[STATS_tls_version_1_3] = { &f_tls_ver, "1.3" },
 	[STATS_tls_ktls] = { &f_ktls, NULL },
 	[STATS_tls_identity_logins] = { &f_tls_id, NULL },
+	[STATS_tls_app_bytes_received] = { &f_tls_rx, "application" },
+	[STATS_tls_app_bytes_sent] = { &f_tls_tx, "application" },
+	[STATS_tls_wire_bytes_received] = { &f_tls_rx, "wire" },
+	[STATS_tls_wire_bytes_sent] = { &f_tls_tx, "wire" },
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -197,7 +219,8 @@ prom_counters(FILE *out, const struct stats_values *v)
 		/* Each family once, where its first counter is. */
 		for (int k = 0; k < i && first; k++)
 			first = counter_family[k].f != counter_family[i].f;
-		if (first && counter_family[i].f != NULL)
+		if (first && counter_family[i].f != NULL &&
+		    !per_worker(counter_family[i].f))
 			counters_of(out, counter_family[i].f, v);
 	}
 }
@@ -316,6 +339,27 @@ static const struct {
 	{ "worker_sent_bytes_total", "Bytes a worker sent", "counter", w_tx },
 };
 
+/* The counters of family f, per live worker and label value. */
+static void
+worker_counters_of(FILE *out, const struct family *f,
+    const struct stats_snap *s)
+{
+	header(out, f->name, f->help, "counter");
+	for (unsigned i = 0; i < s->hdr.nentries; i++) {
+		const struct stats_entry *e = &s->entries[i];
+
+		if (e->state == STATS_STATE_FREE)
+			continue;
+		for (int k = 0; k < STATS_NCOUNTERS; k++)
+			if (counter_family[k].f == f)
+				fprintf(out, "gopro_%s{slot=\"%" PRIu32 "\","
+				    "generation=\"%" PRIu32 "\",%s=\"%s\"} %"
+				    PRIu64 "\n", f->name, e->slot,
+				    e->generation, f->label,
+				    counter_family[k].value, e->v.counter[k]);
+	}
+}
+
 static void
 prom_workers(FILE *out, const struct stats_snap *s)
 {
@@ -331,6 +375,8 @@ prom_workers(FILE *out, const struct stats_snap *s)
 			fprintf(out, " %" PRIu64 "\n", worker_series[m].get(e));
 		}
 	}
+	worker_counters_of(out, &f_tls_rx, s);
+	worker_counters_of(out, &f_tls_tx, s);
 }
 
 /* Accept-queue depth by listener and slot, as the master sampled it. */

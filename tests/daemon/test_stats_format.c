@@ -125,6 +125,25 @@ pipe_to(const char *cmd, const char *text)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/*
+ * Run the python statements check on the JSON text json, parsed as d
+ * (skipped with a message without python3).
+ */
+static void
+json_asserts(const char *json, const char *check)
+{
+	char cmd[2048];
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "python3 -c 'import json,sys; "
+	    "d=json.load(sys.stdin); %s' 2>&1", check);
+	rc = pipe_to(cmd, json);
+	if (rc == 127 || access("/usr/bin/python3", X_OK) != 0)
+		print_message("python3 not found: JSON parse check skipped\n");
+	else
+		assert_int_equal(rc, 0);
+}
+
 static void
 test_text(void **state)
 {
@@ -143,9 +162,9 @@ test_text(void **state)
 	    "(58m43s ago): failed, the running configuration stays\n"
 	    "    a.conf:3: bad\n    a.conf:4: worse\n"));
 	assert_non_null(strstr(out, "slot     pid gen state     uptime restarts"
-	    "     open/max queue   frames_in  frames_out  errors\n"));
+	    "     open/max   tls queue   frames_in  frames_out  errors\n"));
 	assert_non_null(strstr(out, "   1    5001   2 running   12m03s        0"
-	    "        2/500     7           2           0       0\n"));
+	    "        2/500     0     7           2           0       0\n"));
 	/* 100 columns at most. */
 	for (const char *l = out; *l; l = strchr(l, '\n') + 1)
 		assert_true(strcspn(l, "\n") <= 100);
@@ -162,7 +181,6 @@ test_json(void **state)
 {
 	struct stats_snap s;
 	char *out;
-	int rc;
 
 	snap_fill(&s);
 	out = render(stats_format_json, &s);
@@ -170,14 +188,10 @@ test_json(void **state)
 	assert_non_null(strstr(out, "\"state\": \"running\""));
 	assert_non_null(strstr(out, "{\"le\": \"+Inf\", \"count\": 1}"));
 	assert_non_null(strstr(out, "{\"le\": \"0.000002\", \"count\": 1}"));
-	rc = pipe_to("python3 -c 'import json,sys; d=json.load(sys.stdin); "
+	json_asserts(out,
 	    "assert d[\"totals\"][\"counters\"][\"frames_received_heartbeat\"]"
 	    " == 5; assert len(d[\"workers\"]) == 2; "
-	    "assert d[\"master\"][\"pid\"] == 4242' 2>&1", out);
-	if (rc == 127 || access("/usr/bin/python3", X_OK) != 0)
-		print_message("python3 not found: JSON parse check skipped\n");
-	else
-		assert_int_equal(rc, 0);
+	    "assert d[\"master\"][\"pid\"] == 4242");
 	free(out);
 	stats_snap_free(&s);
 }
@@ -196,7 +210,6 @@ test_client_identity(void **state)
 	struct stats_snap s;
 	uint64_t ticket, old;
 	char *out;
-	int rc;
 
 	snap_fill(&s);
 	s.clients = calloc(NENT, sizeof(*s.clients));
@@ -227,14 +240,10 @@ test_client_identity(void **state)
 	    "\"device-\\\"1\\\"\"}, {\"address\": \"192.0.2.7:40001\", "
 	    "\"proxied\": false, \"time\": 1700003700, \"identity\": null}"));
 	assert_null(strstr(out, "overwritten"));
-	rc = pipe_to("python3 -c 'import json,sys; d=json.load(sys.stdin); "
+	json_asserts(out,
 	    "c=d[\"workers\"][0][\"recent_clients\"]; "
 	    "assert c[0][\"identity\"] == \"device-\\\"1\\\"\", c; "
-	    "assert c[1][\"identity\"] is None, c' 2>&1", out);
-	if (rc == 127 || access("/usr/bin/python3", X_OK) != 0)
-		print_message("python3 not found: JSON parse check skipped\n");
-	else
-		assert_int_equal(rc, 0);
+	    "assert c[1][\"identity\"] is None, c");
 	free(out);
 	stats_snap_free(&s);
 }
@@ -265,7 +274,6 @@ test_tls_open_gauge(void **state)
 {
 	struct stats_snap s;
 	char *out;
-	int rc;
 
 	snap_fill(&s);
 	s.entries[0].tls_open = 1;
@@ -275,14 +283,9 @@ test_tls_open_gauge(void **state)
 	free(out);
 	out = render(stats_format_json, &s);
 	assert_non_null(strstr(out, "\"tls_open\": 3,"));
-	rc = pipe_to("python3 -c 'import json,sys; d=json.load(sys.stdin); "
+	json_asserts(out,
 	    "assert d[\"totals\"][\"tls_open\"] == 3; "
-	    "assert [w[\"tls_open\"] for w in d[\"workers\"]] == [1, 2]' 2>&1",
-	    out);
-	if (rc == 127 || access("/usr/bin/python3", X_OK) != 0)
-		print_message("python3 not found: JSON parse check skipped\n");
-	else
-		assert_int_equal(rc, 0);
+	    "assert [w[\"tls_open\"] for w in d[\"workers\"]] == [1, 2]");
 	free(out);
 	out = render(stats_format_prometheus, &s);
 	assert_line(out, "# TYPE gopro_tls_connections_open gauge");
@@ -290,6 +293,77 @@ test_tls_open_gauge(void **state)
 	    "generation=\"2\"} 1");
 	assert_line(out, "gopro_tls_connections_open{slot=\"1\","
 	    "generation=\"2\"} 2");
+	free(out);
+	stats_snap_free(&s);
+}
+
+/*
+ * The bytes of TLS connections before and after encryption: summed in the
+ * text's totals and the JSON, per worker (slot, generation, layer) in
+ * Prometheus and never as a total there; the worker table names each
+ * worker's open TLS connections.
+ */
+static void
+test_tls_bytes(void **state)
+{
+	static const char *const name[] = { "tls_app_bytes_received",
+		"tls_app_bytes_sent", "tls_wire_bytes_received",
+		"tls_wire_bytes_sent" };
+	struct stats_snap s;
+	char *out, line[160];
+	const char *p;
+
+	snap_fill(&s);
+	for (int i = 0; i < 2; i++) {
+		struct stats_entry *e = &s.entries[i];
+
+		e->tls_open = (uint64_t)i + 1;
+		e->v.counter[STATS_tls_app_bytes_received] = 10 + (uint64_t)i;
+		e->v.counter[STATS_tls_app_bytes_sent] = 20 + (uint64_t)i;
+		e->v.counter[STATS_tls_wire_bytes_received] = 300 + (uint64_t)i;
+		e->v.counter[STATS_tls_wire_bytes_sent] = 400 + (uint64_t)i;
+	}
+	/* A retired worker's bytes stay in the totals. */
+	s.hdr.retired.counter[STATS_tls_wire_bytes_sent] = 1000;
+	stats_total(&s.hdr, s.entries, NENT, &s.total);
+	out = render(stats_format_text, &s);
+	assert_line(out, "  tls_app_bytes_received       21");
+	assert_line(out, "  tls_app_bytes_sent           41");
+	assert_line(out, "  tls_wire_bytes_received      601");
+	assert_line(out, "  tls_wire_bytes_sent          1801");
+	assert_line(out, "   1    5001   2 running   12m03s        0"
+	    "        2/500     2     7           2           0       0");
+	free(out);
+	out = render(stats_format_json, &s);
+	json_asserts(out,
+	    "t = d[\"totals\"][\"counters\"]; "
+	    "assert t[\"tls_wire_bytes_sent\"] == 1801, t; "
+	    "assert [w[\"counters\"][\"tls_app_bytes_received\"] "
+	    "for w in d[\"workers\"]] == [10, 11]");
+	free(out);
+	out = render(stats_format_prometheus, &s);
+	assert_line(out, "# HELP gopro_tls_received_bytes_total Bytes a worker "
+	    "received on TLS connections: decrypted (application) and as TLS "
+	    "records (wire)");
+	assert_line(out, "# TYPE gopro_tls_received_bytes_total counter");
+	assert_line(out, "# TYPE gopro_tls_sent_bytes_total counter");
+	assert_line(out, "gopro_tls_received_bytes_total{slot=\"0\","
+	    "generation=\"2\",layer=\"application\"} 10");
+	assert_line(out, "gopro_tls_received_bytes_total{slot=\"1\","
+	    "generation=\"2\",layer=\"wire\"} 301");
+	assert_line(out, "gopro_tls_sent_bytes_total{slot=\"1\","
+	    "generation=\"2\",layer=\"application\"} 21");
+	assert_line(out, "gopro_tls_sent_bytes_total{slot=\"0\","
+	    "generation=\"2\",layer=\"wire\"} 400");
+	/* Per worker only: no series without a slot, the family once. */
+	assert_null(strstr(out, "gopro_tls_sent_bytes_total{layer="));
+	assert_null(strstr(out, "\ngopro_tls_sent_bytes_total "));
+	p = strstr(out, "# TYPE gopro_tls_sent_bytes_total");
+	assert_null(strstr(p + 1, "# TYPE gopro_tls_sent_bytes_total"));
+	for (size_t i = 0; i < sizeof(name) / sizeof(name[0]); i++) {
+		snprintf(line, sizeof(line), "# TYPE gopro_%s", name[i]);
+		assert_null(strstr(out, line));
+	}
 	free(out);
 	stats_snap_free(&s);
 }
@@ -417,6 +491,7 @@ main(void)
 		cmocka_unit_test(test_json_no_workers),
 		cmocka_unit_test(test_client_identity),
 		cmocka_unit_test(test_tls_open_gauge),
+		cmocka_unit_test(test_tls_bytes),
 		cmocka_unit_test(test_prometheus_lines),
 		cmocka_unit_test(test_prometheus_promtool),
 		cmocka_unit_test(test_rates),

@@ -783,6 +783,93 @@ test_tls_open_gauge(void **state)
 	harness_stop(&d.g);
 }
 
+/* The four TLS byte counters of the totals: app in, app out, wire in, out. */
+static void
+tls_bytes(const struct goprod *g, uint64_t b[4])
+{
+	struct stats_values t;
+
+	harness_totals(g, &t);
+	b[0] = t.counter[STATS_tls_app_bytes_received];
+	b[1] = t.counter[STATS_tls_app_bytes_sent];
+	b[2] = t.counter[STATS_tls_wire_bytes_received];
+	b[3] = t.counter[STATS_tls_wire_bytes_sent];
+}
+
+/*
+ * Bytes before and after encryption: the application bytes are exactly
+ * the frames the client sent and got back, the TLS records on the wire
+ * are more (headers, tags, the handshake); a plain connection adds to
+ * neither; the counts survive the worker's death (the master folds them)
+ * and reach goproctl stats and its Prometheus output per worker.
+ */
+static void
+test_tls_bytes_counted(void **state)
+{
+	enum { N = 40, BODY = 300, FRAME = GOPRO_HEADER_SIZE + BODY };
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	static uint8_t out[N * FRAME], buf[FRAME];
+	static char text[1 << 16];
+	uint64_t b[4], after[4];
+	struct client_tls *t;
+	struct gopro_frame f;
+	char body[BODY], cmd[1024];
+	pid_t worker, now;
+	struct tlsd d;
+	size_t n = 0;
+	int plain;
+
+	memset(body, 'x', sizeof(body));
+	start_tls(&d, NULL, NULL);
+	plain = harness_connect(&d.g);
+	harness_send(plain, GOPRO_CMD_HEARTBEAT, "plain bytes");
+	harness_expect_frame(plain, GOPRO_CMD_HEARTBEAT, "plain bytes", 11);
+	close(plain);
+	t = connect_tls(&d, ctx);
+	for (int i = 0; i < N; i++)
+		n += gopro_frame_write(out + n, sizeof(out) - n,
+		    GOPRO_CMD_HEARTBEAT, body, BODY);
+	assert_int_equal(n, N * FRAME);
+	assert_int_equal(client_tls_write(t, out, n, 5), GOPRO_OK);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f,
+		    5), GOPRO_OK);
+	/* Every reply is in: the worker counted its bytes before sending. */
+	tls_bytes(&d.g, b);
+	print_message("app %llu in, %llu out; wire %llu in, %llu out\n",
+	    (unsigned long long)b[0], (unsigned long long)b[1],
+	    (unsigned long long)b[2], (unsigned long long)b[3]);
+	assert_int_equal(b[0], N * FRAME);
+	assert_int_equal(b[1], N * FRAME);
+	assert_true(b[2] > b[0]);
+	assert_true(b[3] > b[1]);
+	assert_int_equal(goproctl_local(&d, "stats", text, sizeof(text)), 0);
+	snprintf(cmd, sizeof(cmd), "\n  %-28s %d\n", "tls_app_bytes_received",
+	    N * FRAME);
+	if (strstr(text, cmd) == NULL)
+		fail_msg("no%s in goproctl stats:\n%s", cmd, text);
+	snprintf(cmd, sizeof(cmd), "('%s' -c '%s' stats --prometheus | awk "
+	    "'/^gopro_tls_sent_bytes_total[{].*layer=\"application\"/ "
+	    "{ n += $2 } END { print n + 0 }')", harness_program("GOPROCTL"),
+	    d.g.conf_path);
+	assert_int_equal(harness_run(cmd, text, sizeof(text)), 0);
+	snprintf(cmd, sizeof(cmd), "%d\n", N * FRAME);
+	assert_string_equal(text, cmd);
+	/* The worker dies with the connection open: the totals stay. */
+	assert_int_equal(harness_worker_pids(&d.g, &worker, 1), 1);
+	now = worker;
+	kill(worker, SIGKILL);
+	for (int i = 0; i < 500 && (harness_worker_pids(&d.g, &now, 1) != 1 ||
+	    now == worker); i++)
+		harness_sleep(0.02);
+	assert_true(now != worker);
+	tls_bytes(&d.g, after);
+	assert_memory_equal(after, b, sizeof(b));
+	client_tls_close(t);
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
 /* ------------------------------------------------------------ PROXY */
 
 static void
@@ -1043,6 +1130,7 @@ main(void)
 		cmocka_unit_test(test_tls_identity_login),
 		cmocka_unit_test(test_tls_identity_stats_and_module),
 		cmocka_unit_test(test_tls_open_gauge),
+		cmocka_unit_test(test_tls_bytes_counted),
 		cmocka_unit_test(test_tls_after_proxy_header),
 		cmocka_unit_test(test_tls_plain_and_garbage),
 		cmocka_unit_test(test_tls_dribble_cut_by_timeout),

@@ -339,7 +339,7 @@ test_accept_queue_of_a_stuck_worker(void **state)
 	}
 	assert_int_equal(ctl(&g, &out, "status"), 0);
 	kill(worker, SIGCONT);
-	assert_non_null(strstr(out, "/10000     3 "));
+	assert_non_null(strstr(out, "/10000     0     3 "));
 	free(out);
 	assert_true(seen);
 	for (int i = 0; i < 3; i++)
