@@ -629,6 +629,11 @@ modules_start(struct modules *m, struct worker *w, char *err, size_t errlen)
 void
 modules_stop(struct modules *m)
 {
+	/* Module code (an offload fn, its done) runs before worker_exit,
+	 * never after: the pool finishes every job it holds first. */
+	if (host.offload != NULL)
+		offload_free(host.offload);
+	host.offload = NULL;
 	for (size_t i = m->n; i-- > 0;) {
 		struct module_inst *mi = &m->inst[i];
 
@@ -637,13 +642,10 @@ modules_stop(struct modules *m)
 		pipeline_handler_cleanup(&mi->h);
 		mi->started = false;
 	}
-	if (host.offload != NULL)
-		offload_free(host.offload);
-	host.offload = NULL;
-	/* No dlclose: the worker is exiting, and a thread that a module left
-	 * running (one finishing a late completion, say) must not find its
-	 * code unmapped under it (ASan saw a SEGV at a module address after
-	 * worker_exit).  The process's exit unmaps the files. */
+	/* No dlclose: the worker is exiting, and a module that breaks the
+	 * rule of gopro_module(3) by leaving a thread running past
+	 * worker_exit must not turn the exit into a SEGV at a module address
+	 * (ASan saw one).  The process's exit unmaps the files. */
 	memset(m, 0, sizeof(*m));
 }
 

@@ -25,10 +25,16 @@
  * MOD_VERSION (1 or 2) is compiled in, so that a test can swap the code
  * behind a path and see which file a generation runs.  MOD_BAD_ABI builds
  * a module for an ABI this host does not have.
+ *
+ * It keeps the rule of gopro_module(3) that no module code runs after
+ * worker_exit: every request it still holds (a thread that has not
+ * finished, a timer of "late") is on the state's list, and worker_exit
+ * joins the threads and stops the timers before it frees the state.
  */
 #include <arpa/inet.h>
 #include <ev.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,20 +46,30 @@
 #define MOD_VERSION 1
 #endif
 
+struct pending;
+
 struct test_state {
 	const struct gopro_module_api *api;
 	const char *mode;
 	double delay;
 	uint64_t size;
+	/* The requests held by a thread or a timer, joined or stopped at
+	 * worker_exit; lock guards "finished", which threads set. */
+	pthread_mutex_t lock;
+	struct pending *held;
 };
 
 struct pending {
 	struct test_state *st;
+	struct pending *prev, *next;	/* in st->held */
 	double delay;
 	gopro_request_id id;
 	char body[300];
 	size_t len;
 	ev_timer timer;
+	pthread_t thread;
+	bool has_thread;
+	bool finished;			/* its thread is done: join it */
 };
 
 static const char *
@@ -96,8 +112,50 @@ thread_main(void *arg)
 	if (p->delay > 0)
 		usleep((useconds_t)(p->delay * 1e6));
 	reply_text(p->st, p->id, p->body);
-	free(p);
+	pthread_mutex_lock(&p->st->lock);
+	p->finished = true;
+	pthread_mutex_unlock(&p->st->lock);
 	return NULL;
+}
+
+static void
+held_add(struct test_state *st, struct pending *p)
+{
+	p->next = st->held;
+	if (st->held != NULL)
+		st->held->prev = p;
+	st->held = p;
+}
+
+static void
+held_remove(struct test_state *st, struct pending *p)
+{
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		st->held = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+	free(p);
+}
+
+/* Join the threads that are done (loop thread), so none piles up. */
+static void
+reap_threads(struct test_state *st)
+{
+	struct pending *p, *next;
+	bool done;
+
+	for (p = st->held; p != NULL; p = next) {
+		next = p->next;
+		pthread_mutex_lock(&st->lock);
+		done = p->has_thread && p->finished;
+		pthread_mutex_unlock(&st->lock);
+		if (done) {
+			pthread_join(p->thread, NULL);
+			held_remove(st, p);
+		}
+	}
 }
 
 static void
@@ -143,7 +201,7 @@ late_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	ev_timer_stop(loop, t);
 	reply_text(p->st, p->id, p->body);
-	free(p);
+	held_remove(p->st, p);
 }
 
 static void
@@ -178,8 +236,8 @@ test_request(void *state, const struct gopro_request *req)
 	struct test_state *st = state;
 	const char *m = st->mode;
 	struct pending *p;
-	pthread_t t;
 
+	reap_threads(st);
 	if (strcmp(m, "sync") == 0 || strcmp(m, "twice") == 0 ||
 	    strcmp(m, "block") == 0) {
 		char body[300];
@@ -198,9 +256,10 @@ test_request(void *state, const struct gopro_request *req)
 		p = pending_new(st, req);
 		if (strcmp(m, "thread_late") == 0)
 			p->delay = st->delay;
-		if (pthread_create(&t, NULL, thread_main, p) != 0)
+		if (pthread_create(&p->thread, NULL, thread_main, p) != 0)
 			abort();
-		pthread_detach(t);
+		p->has_thread = true;
+		held_add(st, p);
 	} else if (strcmp(m, "offload") == 0) {
 		p = pending_new(st, req);
 		if (st->api->offload(offload_work, p, offload_done) < 0)
@@ -214,6 +273,7 @@ test_request(void *state, const struct gopro_request *req)
 		ev_timer_init(&p->timer, late_cb, st->delay, 0);
 		p->timer.data = p;
 		ev_timer_start(st->api->loop(), &p->timer);
+		held_add(st, p);
 	} else if (strcmp(m, "big") == 0) {
 		char *big = calloc(1, st->size);
 
@@ -263,14 +323,28 @@ test_init(const struct gopro_module_api *api,
 	st->mode = opts[0].s;
 	st->delay = opts[1].seconds;
 	st->size = opts[2].bytes;
+	pthread_mutex_init(&st->lock, NULL);
 	*state = st;
 	return 0;
 }
 
+/* No code of this module may run once this returns: join, stop, free. */
 static void
 test_exit(void *state)
 {
-	free(state);
+	struct test_state *st = state;
+
+	while (st->held != NULL) {
+		struct pending *p = st->held;
+
+		if (p->has_thread)
+			pthread_join(p->thread, NULL);
+		else
+			ev_timer_stop(st->api->loop(), &p->timer);
+		held_remove(st, p);
+	}
+	pthread_mutex_destroy(&st->lock);
+	free(st);
 }
 
 static const uint8_t test_commands[] = { 0x10 };

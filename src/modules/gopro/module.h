@@ -164,7 +164,12 @@ struct gopro_module {
 	 * is harmless, but work may stop.
 	 * conn_open, conn_close: a connection's life; after conn_close, the
 	 * struct gopro_conn pointer is gone.
-	 * worker_exit: the worker stops; release everything.
+	 * worker_exit: the worker stops; release everything.  A module that
+	 * started threads must stop and join them here, and stop its
+	 * watchers on the loop: after worker_exit returns, no code of the
+	 * module may run (a thread left running may find the module's code
+	 * unmapped under it).  The host's offload jobs have all run, and
+	 * their done callbacks been called, before worker_exit.
 	 */
 	int (*check)(const union gopro_option_value *opts, char *err,
 	    size_t errlen);
