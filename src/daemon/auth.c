@@ -32,6 +32,7 @@
 #include <ev.h>
 
 #include "auth.h"
+#include "threadpool.h"
 #include "gopro/gopro.h"
 #include "log.h"
 
@@ -783,43 +784,24 @@ auth_hash_calls(void)
 /* ------------------------------------------------------------ thread pool */
 
 /*
- * The pool is created by a worker after fork, so no thread ever exists in a
- * process that forks, and fork-after-threads hazards (locks held by a thread
- * that does not exist in the child) cannot arise.  The threads block every
- * signal: signals must reach the loop thread, where libev handles them.
- *
- * A job moves from the queue to a thread, then to the done list, then to
- * the loop thread, all under one mutex; only the loop thread touches
- * "pending", so it needs no lock.  The queue is in submission order, so a
- * timer on the loop thread at the head's deadline finds every job that
- * waited too long at the front of the queue and answers it AUTH_BUSY.
+ * The hashing pool is a worker thread pool (threadpool.h) with the login
+ * limits: at most AUTH_POOL_QUEUE_MAX checks held, and a check that no
+ * thread started within max_wait leaves the queue unchecked, AUTH_BUSY.
+ * Freeing it drops the checks not yet delivered without their callback.
  */
 struct auth_job {
-	TAILQ_ENTRY(auth_job) link;
+	struct tpool_job job;		/* first: the pool hands this back */
 	struct auth_users *users;	/* a reference held by the job */
 	auth_done_cb cb;
 	void *ctx;
-	ev_tstamp queued;		/* ev_now at submission */
 	enum auth_result result;
 	size_t user_len, password_len;
 	uint8_t user[GOPRO_USER_MAX];
 	uint8_t password[GOPRO_PASSWORD_MAX];
 };
-TAILQ_HEAD(auth_jobs, auth_job);
 
 struct auth_pool {
-	struct ev_loop *loop;
-	ev_async wakeup;
-	ev_timer expire;		/* the deadline of the queue's head */
-	double max_wait;
-	pthread_mutex_t lock;
-	pthread_cond_t work;
-	struct auth_jobs queue;		/* submitted, not started */
-	struct auth_jobs done;		/* finished, not delivered */
-	bool stop;
-	unsigned pending;		/* loop thread only */
-	unsigned nthreads;
-	pthread_t *threads;
+	struct tpool *tp;
 };
 
 static void
@@ -830,135 +812,38 @@ job_free(struct auth_job *job)
 	free(job);
 }
 
-static void *
-pool_thread(void *arg)
+/* On a pool thread. */
+static void
+job_run(struct tpool_job *tj)
 {
-	struct auth_pool *pool = arg;
-	struct auth_job *job;
+	struct auth_job *job = (struct auth_job *)tj;
 
-	pthread_mutex_lock(&pool->lock);
-	for (;;) {
-		while (!pool->stop && TAILQ_EMPTY(&pool->queue))
-			pthread_cond_wait(&pool->work, &pool->lock);
-		if (pool->stop)
-			break;
-		job = TAILQ_FIRST(&pool->queue);
-		TAILQ_REMOVE(&pool->queue, job, link);
-		pthread_mutex_unlock(&pool->lock);
-
-		job->result = auth_verify(job->users, job->user,
-		    job->user_len, job->password, job->password_len) ?
-		    AUTH_OK : AUTH_FAILED;
-		explicit_bzero(job->password, sizeof(job->password));
-
-		pthread_mutex_lock(&pool->lock);
-		TAILQ_INSERT_TAIL(&pool->done, job, link);
-		ev_async_send(pool->loop, &pool->wakeup);
-	}
-	pthread_mutex_unlock(&pool->lock);
-	return NULL;
+	job->result = auth_verify(job->users, job->user, job->user_len,
+	    job->password, job->password_len) ? AUTH_OK : AUTH_FAILED;
+	explicit_bzero(job->password, sizeof(job->password));
 }
 
-/* On the loop thread: hand each job of a list to its callback. */
+/* On the loop thread: the callback, unless the pool is being freed. */
 static void
-pool_hand_over(struct auth_pool *pool, struct auth_jobs *jobs)
+job_done(struct tpool_job *tj, enum tpool_result r)
 {
-	struct auth_job *job;
+	struct auth_job *job = (struct auth_job *)tj;
 
-	while ((job = TAILQ_FIRST(jobs)) != NULL) {
-		TAILQ_REMOVE(jobs, job, link);
-		/* Before the callback, which may wait for zero to exit. */
-		pool->pending--;
-		job->cb(job->ctx, job->result, job->user, job->user_len);
-		job_free(job);
-	}
-}
-
-static void
-pool_deliver(struct ev_loop *loop, ev_async *w, int revents)
-{
-	struct auth_pool *pool = w->data;
-	struct auth_jobs done = TAILQ_HEAD_INITIALIZER(done);
-
-	pthread_mutex_lock(&pool->lock);
-	TAILQ_CONCAT(&done, &pool->done, link);
-	pthread_mutex_unlock(&pool->lock);
-	pool_hand_over(pool, &done);
-}
-
-/* Arm the timer for the head's deadline (lock held). */
-static void
-pool_arm_locked(struct auth_pool *pool)
-{
-	struct auth_job *head = TAILQ_FIRST(&pool->queue);
-	ev_tstamp left;
-
-	if (head == NULL || ev_is_active(&pool->expire))
-		return;
-	left = head->queued + pool->max_wait - ev_now(pool->loop);
-	ev_timer_set(&pool->expire, left > 0 ? left : 0, 0);
-	ev_timer_start(pool->loop, &pool->expire);
-}
-
-/* The jobs no thread started within max_wait: answered busy, unchecked. */
-static void
-pool_expire(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct auth_pool *pool = w->data;
-	struct auth_jobs late = TAILQ_HEAD_INITIALIZER(late);
-	struct auth_job *job;
-
-	pthread_mutex_lock(&pool->lock);
-	while ((job = TAILQ_FIRST(&pool->queue)) != NULL &&
-	    job->queued + pool->max_wait <= ev_now(loop)) {
-		TAILQ_REMOVE(&pool->queue, job, link);
+	if (r == TPOOL_EXPIRED) {
 		explicit_bzero(job->password, sizeof(job->password));
 		job->result = AUTH_BUSY;
-		TAILQ_INSERT_TAIL(&late, job, link);
 	}
-	pool_arm_locked(pool);
-	pthread_mutex_unlock(&pool->lock);
-	pool_hand_over(pool, &late);
-}
-
-/* Tell the threads to stop and join the first n of them. */
-static void
-pool_join(struct auth_pool *pool, unsigned n)
-{
-	pthread_mutex_lock(&pool->lock);
-	pool->stop = true;
-	pthread_cond_broadcast(&pool->work);
-	pthread_mutex_unlock(&pool->lock);
-	for (unsigned i = 0; i < n; i++)
-		pthread_join(pool->threads[i], NULL);
-}
-
-/* Threads inherit the creator's mask: block all before, restore after. */
-static int
-pool_start(struct auth_pool *pool)
-{
-	sigset_t all, old;
-	int error = 0;
-	unsigned i;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (i = 0; i < pool->nthreads; i++)
-		if ((error = pthread_create(&pool->threads[i], NULL,
-		    pool_thread, pool)) != 0)
-			break;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (error != 0) {
-		pool_join(pool, i);
-		errno = error;
-		return -1;
-	}
-	return 0;
+	if (r != TPOOL_DROPPED)
+		job->cb(job->ctx, job->result, job->user, job->user_len);
+	job_free(job);
 }
 
 struct auth_pool *
 auth_pool_new(struct ev_loop *loop, unsigned threads, double max_wait)
 {
+	const struct tpool_limits limits = { .threads = threads,
+		.queue_max = AUTH_POOL_QUEUE_MAX, .max_wait = max_wait,
+		.keep_loop = true };
 	struct auth_pool *pool;
 	int saved;
 
@@ -969,31 +854,12 @@ auth_pool_new(struct ev_loop *loop, unsigned threads, double max_wait)
 	}
 	if ((pool = calloc(1, sizeof(*pool))) == NULL)
 		return NULL;
-	if ((pool->threads = calloc(threads, sizeof(pthread_t))) == NULL) {
-		free(pool);
-		return NULL;
-	}
-	pool->loop = loop;
-	pool->nthreads = threads;
-	pool->max_wait = max_wait;
-	TAILQ_INIT(&pool->queue);
-	TAILQ_INIT(&pool->done);
-	pthread_mutex_init(&pool->lock, NULL);
-	pthread_cond_init(&pool->work, NULL);
-	if (pool_start(pool) < 0) {
+	if ((pool->tp = tpool_new(loop, &limits)) == NULL) {
 		saved = errno;
-		pthread_cond_destroy(&pool->work);
-		pthread_mutex_destroy(&pool->lock);
-		free(pool->threads);
 		free(pool);
 		errno = saved;
 		return NULL;
 	}
-	ev_async_init(&pool->wakeup, pool_deliver);
-	pool->wakeup.data = pool;
-	ev_async_start(loop, &pool->wakeup);
-	ev_timer_init(&pool->expire, pool_expire, 0, 0);
-	pool->expire.data = pool;
 	return pool;
 }
 
@@ -1009,12 +875,14 @@ auth_pool_submit(struct auth_pool *pool, struct auth_users *users,
 		errno = EINVAL;
 		return -1;
 	}
-	if (pool->pending >= AUTH_POOL_QUEUE_MAX) {
+	if (tpool_pending(pool->tp) >= AUTH_POOL_QUEUE_MAX) {
 		errno = EAGAIN;
 		return -1;
 	}
 	if ((job = calloc(1, sizeof(*job))) == NULL)
 		return -1;
+	job->job.run = job_run;
+	job->job.done = job_done;
 	job->users = auth_users_ref(users);
 	job->cb = cb;
 	job->ctx = ctx;
@@ -1024,31 +892,14 @@ auth_pool_submit(struct auth_pool *pool, struct auth_users *users,
 		memcpy(job->password, password, password_len);
 	job->user_len = user_len;
 	job->password_len = password_len;
-	job->queued = ev_now(pool->loop);
-	pool->pending++;
-	pthread_mutex_lock(&pool->lock);
-	TAILQ_INSERT_TAIL(&pool->queue, job, link);
-	pool_arm_locked(pool);
-	pthread_cond_signal(&pool->work);
-	pthread_mutex_unlock(&pool->lock);
-	return 0;
+	/* Cannot fail: the limit was checked above. */
+	return tpool_submit(pool->tp, &job->job);
 }
 
 unsigned
 auth_pool_pending(const struct auth_pool *pool)
 {
-	return pool->pending;
-}
-
-static void
-jobs_drop(struct auth_jobs *jobs)
-{
-	struct auth_job *job;
-
-	while ((job = TAILQ_FIRST(jobs)) != NULL) {
-		TAILQ_REMOVE(jobs, job, link);
-		job_free(job);
-	}
+	return tpool_pending(pool->tp);
 }
 
 void
@@ -1056,15 +907,7 @@ auth_pool_free(struct auth_pool *pool)
 {
 	if (pool == NULL)
 		return;
-	pool_join(pool, pool->nthreads);
-	ev_async_stop(pool->loop, &pool->wakeup);
-	ev_timer_stop(pool->loop, &pool->expire);
-	/* The threads are gone: no lock is needed any more. */
-	jobs_drop(&pool->queue);
-	jobs_drop(&pool->done);
-	pthread_cond_destroy(&pool->work);
-	pthread_mutex_destroy(&pool->lock);
-	free(pool->threads);
+	tpool_free(pool->tp, false);
 	free(pool);
 }
 

@@ -491,7 +491,7 @@ modules_ready(struct gopro_conf *conf, char *err, size_t errlen)
 static struct {
 	struct pipeline *pl;
 	struct ev_loop *loop;
-	struct offload *offload;
+	struct tpool *offload;
 } host;
 
 static struct ev_loop *
