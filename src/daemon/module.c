@@ -489,6 +489,7 @@ modules_ready(struct gopro_conf *conf, char *err, size_t errlen)
 /* ------------------------------------------------------------ the API */
 
 static struct {
+	struct worker *w;
 	struct pipeline *pl;
 	struct ev_loop *loop;
 	struct tpool *offload;
@@ -557,6 +558,19 @@ api_tls_identity(const struct gopro_conn *conn)
 	return conn_tls_identity((const struct conn *)conn);
 }
 
+/* The drain timer runs from the drain's start until it cuts (worker.c). */
+static double
+api_drain_left(void)
+{
+	struct worker *w = host.w;
+
+	if (w == NULL || !w->draining)
+		return -1;
+	if (!ev_is_active(&w->drain_timer))
+		return 0;
+	return ev_timer_remaining(w->loop, &w->drain_timer);
+}
+
 static void api_log(int priority, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -583,6 +597,7 @@ static const struct gopro_module_api api = {
 	.user = api_user,
 	.log = api_log,
 	.tls_identity = api_tls_identity,
+	.drain_left = api_drain_left,
 };
 
 /* ------------------------------------------------------------ workers */
@@ -615,6 +630,7 @@ start_one(struct module_inst *mi, struct worker *w, struct stats_module *st,
 int
 modules_start(struct modules *m, struct worker *w, char *err, size_t errlen)
 {
+	host.w = w;
 	host.pl = &w->pl;
 	host.loop = w->loop;
 	if (modules_load(m, w->conf, err, errlen) < 0)
@@ -642,6 +658,7 @@ modules_stop(struct modules *m)
 		pipeline_handler_cleanup(&mi->h);
 		mi->started = false;
 	}
+	host.w = NULL;
 	/* No dlclose: the worker is exiting, and a module that breaks the
 	 * rule of gopro_module(3) by leaving a thread running past
 	 * worker_exit must not turn the exit into a SEGV at a module address

@@ -392,6 +392,40 @@ test_deploy_by_reload(void **state)
 	(void)harness_run(cmd, out_ignored, sizeof(out_ignored));
 }
 
+/*
+ * While its worker drains, a module learns it from api->drain_left and
+ * may answer ERROR 10 instead of starting work that could outlast the
+ * drain: the request sent after the GOAWAY on the old connection gets
+ * ERROR 10 (the connection stays open), and the same request on a new
+ * connection is served by the new generation.
+ */
+static void
+test_drain_left_lets_a_module_refuse(void **state)
+{
+	uint8_t buf[GOPRO_STATUS_FRAME_MAX];
+	struct gopro_frame f;
+	struct goprod g;
+	int fd, fd2;
+
+	(void)state;
+	start_mode_top(&g, "drain", NULL, "goaway_grace = 10s\n");
+	fd = harness_connect(&g);
+	harness_send(fd, CMD_TEST, "a");
+	expect_reply(fd, "v1:a");
+	kill(g.pid, SIGHUP);
+	assert_true(harness_read_frame(fd, buf, sizeof(buf), &f, 10) > 0);
+	assert_int_equal(f.header.command, GOPRO_CMD_GOAWAY);
+	harness_send(fd, CMD_TEST, "b");
+	harness_expect_error(fd, GOPRO_ERR_UNAVAILABLE);
+	expect_heartbeat(fd, "still open");
+	fd2 = harness_connect(&g);
+	harness_send(fd2, CMD_TEST, "b");
+	expect_reply(fd2, "v1:b");
+	close(fd);
+	close(fd2);
+	harness_stop(&g);
+}
+
 /* The example of gopro_module(3), cut out of the page by the build. */
 static void
 test_example_from_the_manual(void **state)
@@ -774,6 +808,7 @@ main(void)
 		cmocka_unit_test(test_check_refuses_bad_modules),
 		cmocka_unit_test(test_deploy_by_reload),
 		cmocka_unit_test(test_reload_refuses_broken_module),
+		cmocka_unit_test(test_drain_left_lets_a_module_refuse),
 		cmocka_unit_test(test_example_from_the_manual),
 		cmocka_unit_test(test_echo_as_a_file),
 		cmocka_unit_test(test_module_stats),

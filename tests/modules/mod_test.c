@@ -18,6 +18,7 @@
  *   crash     abort() on every request
  *   block     block the loop for "delay" in the callback, then answer
  *   crash_init  abort() in worker_init (the probe's check passes)
+ *   drain     like sync, but ERROR 10 once the worker drains (drain_left)
  *   echo_offload  MESSAGE's echo ("Server says: " and the body), answered
  *             from api->offload's done callback: the same replies from
  *             either version, for reloads under gopro-bench's load
@@ -230,6 +231,23 @@ tlsid(struct test_state *st, const struct gopro_request *req)
 	reply_text(st, req->id, id != NULL ? id : "-");
 }
 
+/* What a module whose work could outlast the drain does. */
+static void
+drain(struct test_state *st, const struct gopro_request *req)
+{
+	char body[300];
+	size_t n = req->len < sizeof(body) - 1 ? req->len : sizeof(body) - 1;
+
+	if (st->api->drain_left() >= 0) {
+		st->api->complete_error(req->id, GOPRO_MODULE_ERR_UNAVAILABLE,
+		    "draining: send it again on a new connection");
+		return;
+	}
+	memcpy(body, req->body, n);
+	body[n] = '\0';
+	reply_text(st, req->id, body);
+}
+
 static void
 test_request(void *state, const struct gopro_request *req)
 {
@@ -285,6 +303,8 @@ test_request(void *state, const struct gopro_request *req)
 		whoami(st, req);
 	} else if (strcmp(m, "tlsid") == 0) {
 		tlsid(st, req);
+	} else if (strcmp(m, "drain") == 0) {
+		drain(st, req);
 	} else if (strcmp(m, "crash") == 0) {
 		abort();
 	}
@@ -296,7 +316,7 @@ test_check(const union gopro_option_value *opts, char *err, size_t errlen)
 {
 	static const char *const modes[] = { "sync", "thread", "offload",
 		"late", "never", "twice", "big", "reserved", "whoami", "crash",
-		"block", "echo_offload", "crash_init", "thread_late", "tlsid" };
+		"block", "echo_offload", "crash_init", "thread_late", "tlsid", "drain" };
 
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
 		if (strcmp(opts[0].s, modes[i]) == 0)

@@ -33,7 +33,7 @@
 #include <sys/uio.h>
 
 #define GOPRO_MODULE_ABI_MAJOR 1u
-#define GOPRO_MODULE_ABI_MINOR 1u
+#define GOPRO_MODULE_ABI_MINOR 2u
 
 /* The one symbol a module exports, and how to export it. */
 #define GOPRO_MODULE_SYMBOL "gopro_module"
@@ -136,6 +136,19 @@ struct gopro_module_api {
 	 * conn_close.  Check api->size covers it before the call.
 	 */
 	const char *(*tls_identity)(const struct gopro_conn *conn);
+
+	/*
+	 * ABI 1.2.  -1 while the worker serves; once it drains (a reload or
+	 * a shutdown: its connections get GOAWAY), the seconds left before
+	 * drain_timeout cuts the connections still open, 0 at the end.  The
+	 * host still hands the module every request it reads while draining
+	 * (a client may have sent it before it saw the GOAWAY); a module
+	 * whose work could outlast the drain answers such a request
+	 * complete_error(id, GOPRO_MODULE_ERR_UNAVAILABLE, ...) without
+	 * carrying it out, and the client sends it again on a new
+	 * connection, to the new generation.  Loop thread only.
+	 */
+	double (*drain_left)(void);
 };
 
 struct gopro_module {
