@@ -7,9 +7,13 @@
  * Redis is down, and the module reconnects when it is back.  Killed
  * mid-load, every request sent gets an entry id or ERROR 10, and every id
  * replied is in the stream that Redis (appendfsync always) reloads.
+ * Stopped (SIGSTOP, Redis slow for real), the module holds max_inflight
+ * requests and goprod stops reading the client until Redis runs again.
  * Skipped without redis-server or without the module (no hiredis at build
  * time).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -19,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -92,10 +97,20 @@ redis_kill(void)
 	}
 }
 
+/* Nothing pipelined is left: a heartbeat is answered next. */
+static void
+expect_heartbeat_after(int fd)
+{
+	harness_send(fd, GOPRO_CMD_HEARTBEAT, "end");
+	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "end", 3);
+}
+
 static int
 teardown(void **state)
 {
 	(void)state;
+	if (redis_pid > 0)
+		kill(redis_pid, SIGCONT);
 	redis_kill();
 	return 0;
 }
@@ -319,12 +334,157 @@ test_kill_mid_load(void **state)
 	(void)harness_run(cmd, out, sizeof(out));
 }
 
+#define SLOW_INFLIGHT 4
+#define SLOW_BODY 200
+#define SLOW_MAX_REQUESTS 200000  /* 40 MB: far past any socket buffer */
+
+/* Module ingest's in-flight gauge, summed over the running workers. */
+static uint64_t
+ingest_inflight(const struct goprod *g)
+{
+	struct stats_snap snap;
+	uint64_t n = 0;
+
+	harness_snapshot(g, &snap);
+	for (unsigned i = 0; i < snap.hdr.nentries; i++)
+		for (unsigned j = 0; j < STATS_MODULES; j++)
+			if (snap.entries[i].state == STATS_STATE_RUNNING &&
+			    strcmp(snap.entries[i].mod[j].name, "ingest") == 0)
+				n += snap.entries[i].mod[j].inflight;
+	stats_snap_free(&snap);
+	return n;
+}
+
+/* The part of the last frame that did not fit, sent after SIGCONT. */
+static uint8_t slow_rest[GOPRO_HEADER_SIZE + SLOW_BODY];
+static size_t slow_rest_len;
+
+/*
+ * Pipeline requests without reading until the socket takes no more: the
+ * host must have stopped reading (the kernel buffers are full), else the
+ * writes would go on for SLOW_MAX_REQUESTS.  Returns the requests sent,
+ * the last one perhaps in part (slow_rest holds the rest).
+ */
+static int
+slow_fill(int fd)
+{
+	uint8_t frame[GOPRO_HEADER_SIZE + SLOW_BODY];
+	char body[SLOW_BODY + 1];
+	int sent = 0, small = 64 * 1024, flags = fcntl(fd, F_GETFL);
+	size_t n;
+	ssize_t w = 0;
+
+	/* A fixed send buffer, so that "full" comes soon. */
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small,
+	    sizeof(small)), 0);
+	assert_int_equal(fcntl(fd, F_SETFL, flags | O_NONBLOCK), 0);
+	slow_rest_len = 0;
+	while (sent < SLOW_MAX_REQUESTS) {
+		snprintf(body, sizeof(body), "%-*d", SLOW_BODY, sent);
+		n = gopro_frame_write(frame, sizeof(frame), GOPRO_CMD_MESSAGE,
+		    body, SLOW_BODY);
+		assert_true(n > 0);
+		if ((w = send(fd, frame, n, MSG_NOSIGNAL)) < 0)
+			break;
+		sent++;
+		if ((size_t)w < n) {
+			slow_rest_len = n - (size_t)w;
+			memcpy(slow_rest, frame + w, slow_rest_len);
+			break;
+		}
+	}
+	assert_true(w >= 0 || errno == EAGAIN);
+	assert_true(sent < SLOW_MAX_REQUESTS);
+	assert_int_equal(fcntl(fd, F_SETFL, flags), 0);
+	return sent;
+}
+
+/*
+ * When Redis is slow, max_inflight pushes back on the clients: with
+ * redis-server stopped (SIGSTOP), the module holds at most max_inflight
+ * requests of a connection that pipelines thousands, goprod stops reading
+ * it (the client's writes block), and once Redis runs again (SIGCONT)
+ * every request gets its reply in order: an entry id, each larger than
+ * the one before, and as many ids as the stream has entries.
+ */
+static void
+test_slow_redis_pushes_back(void **state)
+{
+	const char *so = getenv("GOPRO_REDIS_STREAM");
+	char conf[1024], id[128], prev[128] = "", out[64];
+	int port = harness_free_port(), fd, sent, ids = 0, tail = 0;
+	unsigned long long ms, seq, pms = 0, pseq = 0;
+	uint64_t most = 0, now;
+	struct goprod g;
+
+	(void)state;
+	if (so == NULL || access(so, R_OK) != 0 ||
+	    system("command -v redis-server >/dev/null") != 0)
+		skip();
+	redis_start(port);
+	redis_wait_up(port);
+	snprintf(conf, sizeof(conf), "module ingest {\n  path = \"%s\"\n"
+	    "  port = %d\n  key = \"slow\"\n  timeout = 60s\n"
+	    "  max_inflight = %d\n}\n", so, port, SLOW_INFLIGHT);
+	harness_start(&g, conf);
+	fd = harness_connect(&g);
+	harness_send(fd, GOPRO_CMD_MESSAGE, "warm");
+	assert_int_equal(read_id(fd, id, sizeof(id)), 0);
+	/* Redis slow for real: it stops answering until SIGCONT. */
+	assert_int_equal(kill(redis_pid, SIGSTOP), 0);
+	sent = slow_fill(fd);
+	/* The module holds max_inflight, never more, however long we look. */
+	for (int i = 0; i < 500 && most < SLOW_INFLIGHT; i++) {
+		now = ingest_inflight(&g);
+		most = now > most ? now : most;
+		harness_sleep(0.01);
+	}
+	for (int i = 0; i < 20; i++) {
+		now = ingest_inflight(&g);
+		most = now > most ? now : most;
+		harness_sleep(0.01);
+	}
+	fprintf(stderr, "# Redis stopped: %d requests pipelined before the "
+	    "socket was full, %llu in flight at the module (max_inflight "
+	    "%d)\n", sent, (unsigned long long)most, SLOW_INFLIGHT);
+	assert_int_equal(most, SLOW_INFLIGHT);
+	assert_true(sent > 10 * SLOW_INFLIGHT);
+	assert_int_equal(kill(redis_pid, SIGCONT), 0);
+	if (slow_rest_len > 0)
+		harness_write(fd, slow_rest, slow_rest_len);
+	for (int i = 0; i < sent; i++) {
+		if (read_id(fd, id, sizeof(id)) < 0) {
+			tail++;
+			continue;
+		}
+		/* Replies in request order: the ids grow. */
+		assert_int_equal(sscanf(id, "%llu-%llu", &ms, &seq), 2);
+		assert_true(ms > pms || (ms == pms && seq > pseq));
+		pms = ms;
+		pseq = seq;
+		snprintf(prev, sizeof(prev), "%s", id);
+		ids++;
+	}
+	expect_heartbeat_after(fd);
+	fprintf(stderr, "# after SIGCONT: %d ids (last %s), %d ERROR 10\n",
+	    ids, prev, tail);
+	assert_int_equal(ids + tail, sent);
+	assert_int_equal(redis_cli(port, "XLEN slow", out, sizeof(out)), 0);
+	/* The warm-up request is in the stream too. */
+	assert_int_equal(atoi(out), ids + 1);
+	close(fd);
+	harness_stop(&g);
+	redis_kill();
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_ingest, teardown),
 		cmocka_unit_test_teardown(test_kill_mid_load, teardown),
+		cmocka_unit_test_teardown(test_slow_redis_pushes_back,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
