@@ -115,6 +115,29 @@ teardown(void **state)
 	return 0;
 }
 
+/* The module's file; the test is skipped without it or redis-server. */
+static const char *
+redis_stream_or_skip(void)
+{
+	const char *so = getenv("GOPRO_REDIS_STREAM");
+
+	if (so == NULL || access(so, R_OK) != 0 ||
+	    system("command -v redis-server >/dev/null") != 0)
+		skip();
+	return so;
+}
+
+/* goprod with module ingest (so) on the Redis of port, then options. */
+static void
+start_ingest(struct goprod *g, const char *so, int port, const char *options)
+{
+	char conf[1024];
+
+	snprintf(conf, sizeof(conf), "module ingest {\n  path = \"%s\"\n"
+	    "  port = %d\n%s}\n", so, port, options);
+	harness_start(g, conf);
+}
+
 /* One MESSAGE reply: an entry id "ms-seq" into id, or ERROR 10 (-1). */
 static int
 read_id(int fd, char *id, size_t len)
@@ -141,21 +164,16 @@ read_id(int fd, char *id, size_t len)
 static void
 test_ingest(void **state)
 {
-	const char *so = getenv("GOPRO_REDIS_STREAM");
-	char conf[1024], id[128], out[4096];
+	const char *so = redis_stream_or_skip();
+	char id[128], out[4096];
 	int port = harness_free_port(), fd, got = -1;
 	struct goprod g;
 
 	(void)state;
-	if (so == NULL || access(so, R_OK) != 0 ||
-	    system("command -v redis-server >/dev/null") != 0)
-		skip();
 	redis_start(port);
 	redis_wait_up(port);
-	snprintf(conf, sizeof(conf), "module ingest {\n  path = \"%s\"\n"
-	    "  port = %d\n  key = \"telemetry\"\n  maxlen = 1000\n"
-	    "  reconnect = 200ms\n}\n", so, port);
-	harness_start(&g, conf);
+	start_ingest(&g, so, port, "  key = \"telemetry\"\n  maxlen = 1000\n"
+	    "  reconnect = 200ms\n");
 	fd = harness_connect(&g);
 	for (int i = 0; i < 20; i++)
 		harness_send(fd, GOPRO_CMD_MESSAGE, "reading");
@@ -274,24 +292,19 @@ load_check_stream(int port, int *unacked, int *entries)
 static void
 test_kill_mid_load(void **state)
 {
-	const char *so = getenv("GOPRO_REDIS_STREAM");
-	char conf[1024], dir[] = "/tmp/gopro-redis-XXXXXX", out[4096];
+	const char *so = redis_stream_or_skip();
+	char dir[] = "/tmp/gopro-redis-XXXXXX", out[4096];
 	char cmd[256];
 	int port = harness_free_port(), fd[LOAD_CONNS];
 	int ids = 0, errors = 0, acked, unacked, entries;
 	struct goprod g;
 
 	(void)state;
-	if (so == NULL || access(so, R_OK) != 0 ||
-	    system("command -v redis-server >/dev/null") != 0)
-		skip();
 	assert_non_null(mkdtemp(dir));
 	redis_start_dir(port, dir);
 	redis_wait_up(port);
-	snprintf(conf, sizeof(conf), "module ingest {\n  path = \"%s\"\n"
-	    "  port = %d\n  key = \"load\"\n  reconnect = 200ms\n"
-	    "  timeout = 30s\n}\n", so, port);
-	harness_start(&g, conf);
+	start_ingest(&g, so, port, "  key = \"load\"\n  reconnect = 200ms\n"
+	    "  timeout = 30s\n");
 	for (int c = 0; c < LOAD_CONNS; c++) {
 		fd[c] = harness_connect(&g);
 		load_send(fd[c], c, 0, LOAD_HALF);
@@ -410,23 +423,19 @@ slow_fill(int fd)
 static void
 test_slow_redis_pushes_back(void **state)
 {
-	const char *so = getenv("GOPRO_REDIS_STREAM");
-	char conf[1024], id[128], prev[128] = "", out[64];
+	const char *so = redis_stream_or_skip();
+	char opts[128], id[128], prev[128] = "", out[64];
 	int port = harness_free_port(), fd, sent, ids = 0, tail = 0;
 	unsigned long long ms, seq, pms = 0, pseq = 0;
 	uint64_t most = 0, now;
 	struct goprod g;
 
 	(void)state;
-	if (so == NULL || access(so, R_OK) != 0 ||
-	    system("command -v redis-server >/dev/null") != 0)
-		skip();
 	redis_start(port);
 	redis_wait_up(port);
-	snprintf(conf, sizeof(conf), "module ingest {\n  path = \"%s\"\n"
-	    "  port = %d\n  key = \"slow\"\n  timeout = 60s\n"
-	    "  max_inflight = %d\n}\n", so, port, SLOW_INFLIGHT);
-	harness_start(&g, conf);
+	snprintf(opts, sizeof(opts), "  key = \"slow\"\n  timeout = 60s\n"
+	    "  max_inflight = %d\n", SLOW_INFLIGHT);
+	start_ingest(&g, so, port, opts);
 	fd = harness_connect(&g);
 	harness_send(fd, GOPRO_CMD_MESSAGE, "warm");
 	assert_int_equal(read_id(fd, id, sizeof(id)), 0);
