@@ -102,6 +102,7 @@ enum kind {
 	KIND_BOOL,
 	KIND_TIME,		/* 0 .. TIME_MAX */
 	KIND_TIME_NONZERO,	/* > 0 .. TIME_MAX */
+	KIND_SECONDS,		/* whole seconds in [min, max] */
 	KIND_SIZE,		/* bytes in [min, max] */
 	KIND_WORKERS,		/* "auto" or 1 .. CONF_MAX_WORKERS */
 	KIND_AFFINITY,		/* "auto" or "off" */
@@ -185,7 +186,9 @@ enum kind {
 	S(TLS_CIPHERSUITES, "ciphersuites", KIND_STRING, NULL, 0, 0)	\
 	S(TLS_HANDSHAKE_TIMEOUT, "handshake_timeout", KIND_TIME_NONZERO, \
 	    "10s", 0, 0)						\
-	S(TLS_KTLS, "ktls", KIND_BOOL, "off", 0, 0)
+	S(TLS_KTLS, "ktls", KIND_BOOL, "off", 0, 0)			\
+	S(TLS_TICKET_ROTATION, "ticket_key_rotation", KIND_SECONDS, "12h", \
+	    1, 86400)
 
 #define OPTION_ID(id, name, kind, def, min, max) OPT_##id,
 enum option_id {
@@ -711,6 +714,29 @@ check_time(const struct option_spec *sp, const char *v, char *why, size_t n)
 	return -1;
 }
 
+/* A time that is a whole number of seconds, from min to max. */
+static int
+check_seconds(const struct option_spec *sp, const char *v, char *why,
+    size_t n)
+{
+	double x;
+	char q[QUOTE_MAX + 1];
+	const char *wrong;
+
+	if (conf_parse_time(v, &x) < 0)
+		wrong = "not a time";
+	else if (x != (double)(uint64_t)x)
+		wrong = "not a whole number of seconds";
+	else if (x < sp->min || x > sp->max)
+		wrong = "out of range";
+	else
+		return 0;
+	snprintf(why, n, "\"%s\" is %s (expected whole seconds with an "
+	    "optional unit s, m or h, such as 12h or 30m, from %.0fs to "
+	    "%.0fs)", quote(v, q, sizeof(q)), wrong, sp->min, sp->max);
+	return -1;
+}
+
 static int
 check_size(const struct option_spec *sp, const char *v, char *why, size_t n)
 {
@@ -916,6 +942,8 @@ check_value(const struct option_spec *sp, const char *v, char *why, size_t n)
 	case KIND_TIME:
 	case KIND_TIME_NONZERO:
 		return check_time(sp, v, why, n);
+	case KIND_SECONDS:
+		return check_seconds(sp, v, why, n);
 	case KIND_SIZE:
 		return check_size(sp, v, why, n);
 	case KIND_BOOL:
@@ -1750,6 +1778,7 @@ copy_tls(const struct load *ld, cfg_t *cfg, struct gopro_conf *c)
 	t->identity = keyword_of(cfg, OPT_TLS_IDENTITY, tls_identity_words);
 	t->handshake_timeout = double_of(cfg, OPT_TLS_HANDSHAKE_TIMEOUT);
 	t->ktls = keyword_of(cfg, OPT_TLS_KTLS, bool_words);
+	t->ticket_rotation = (unsigned)double_of(cfg, OPT_TLS_TICKET_ROTATION);
 	return dup_value(&t->certificate, value_of(cfg, OPT_TLS_CERTIFICATE),
 	    true) < 0 ||
 	    dup_value(&t->key, value_of(cfg, OPT_TLS_KEY), true) < 0 ||

@@ -80,6 +80,7 @@ struct conf_tls {
 	int identity;          /* enum tls_identity */
 	double handshake_timeout;
 	bool ktls;
+	unsigned ticket_rotation; /* seconds between two ticket keys, >= 1 */
 	struct tls_ctx *ctx;   /* NULL when no listener speaks TLS */
 	int64_t expiry;        /* of the certificate, unix seconds; 0 = none */
 };

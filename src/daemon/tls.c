@@ -35,6 +35,7 @@
 struct tls_ctx {
 	SSL_CTX *ssl;
 	time_t expiry;
+	uint64_t ticket_rotation;	/* seconds, >= 1 */
 	char subject[256];
 };
 
@@ -97,26 +98,39 @@ ticket_secret_init(void)
 	return 0;
 }
 
-/* 32 bytes of the key material labelled label for period. */
 static void
-ticket_derive(uint64_t period, const char *label, uint8_t out[32])
+put64(uint8_t *p, uint64_t v)
 {
-	uint8_t msg[16 + 8];
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/*
+ * 32 bytes of the key material labelled label for period number period
+ * of length seconds: a generation with another tls.ticket_key_rotation
+ * derives other keys, never the keys of another period.
+ */
+static void
+ticket_derive(uint64_t length, uint64_t period, const char *label,
+    uint8_t out[32])
+{
+	uint8_t msg[16 + 8 + 8];
 	unsigned int len = 32;
 
 	memset(msg, 0, sizeof(msg));
 	memcpy(msg, label, strlen(label) < 16 ? strlen(label) : 16);
-	for (int i = 0; i < 8; i++)
-		msg[16 + i] = (uint8_t)(period >> (56 - 8 * i));
+	put64(msg + 16, length);
+	put64(msg + 24, period);
 	HMAC(EVP_sha256(), ticket_secret, TICKET_SECRET, msg, sizeof(msg),
 	    out, &len);
 }
 
 static void
-ticket_keys(uint64_t period, uint8_t aes[32], uint8_t mac[32])
+ticket_keys(uint64_t length, uint64_t period, uint8_t aes[32],
+    uint8_t mac[32])
 {
-	ticket_derive(period, "gopro aes", aes);
-	ticket_derive(period, "gopro mac", mac);
+	ticket_derive(length, period, "gopro aes", aes);
+	ticket_derive(length, period, "gopro mac", mac);
 }
 
 static int
@@ -141,29 +155,31 @@ static int
 ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv,
     EVP_CIPHER_CTX *ectx, EVP_MAC_CTX *hctx, int enc)
 {
-	uint64_t now = (uint64_t)time(NULL) / TLS_TICKET_PERIOD, period;
+	const struct tls_ctx *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(s));
+	uint64_t length = c->ticket_rotation, period;
+	uint64_t now = (uint64_t)time(NULL) / length;
 	uint8_t aes[32], mac[32], id[32];
 	int rc = -1, age;
 
 	if (enc) {
-		ticket_derive(now, "gopro name", id);
+		ticket_derive(length, now, "gopro name", id);
 		memcpy(name, id, 16);
 		if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
 			return -1;
-		ticket_keys(now, aes, mac);
+		ticket_keys(length, now, aes, mac);
 		rc = EVP_EncryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, aes,
 		    iv) == 1 && ticket_mac_init(hctx, mac) == 1 ? 1 : -1;
 		goto done;
 	}
 	for (age = 0; age < 2; age++) {
 		period = now - (uint64_t)age;
-		ticket_derive(period, "gopro name", id);
+		ticket_derive(length, period, "gopro name", id);
 		if (CRYPTO_memcmp(name, id, 16) == 0)
 			break;
 	}
 	if (age == 2)
 		return 0;	/* unknown or too old: a full handshake */
-	ticket_keys(period, aes, mac);
+	ticket_keys(length, period, aes, mac);
 	rc = EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, aes, iv) == 1 &&
 	    ticket_mac_init(hctx, mac) == 1 ? 2 : -1;
 done:
@@ -315,6 +331,10 @@ tls_ctx_new(const struct conf_tls *t, const char **option, char *why,
 	    (c->ssl = SSL_CTX_new(TLS_server_method())) == NULL)
 		return fail(c, option, "listen", why, whylen,
 		    "cannot set up TLS", NULL);
+	/* For ticket_cb; 0 is a conf_tls made by hand (the fuzzer's). */
+	c->ticket_rotation = t->ticket_rotation > 0 ? t->ticket_rotation :
+	    12 * 3600;
+	SSL_CTX_set_app_data(c->ssl, c);
 	set_options(c->ssl, t);
 	if (SSL_CTX_set_min_proto_version(c->ssl, t->min_version) != 1 ||
 	    SSL_CTX_set_max_proto_version(c->ssl, t->max_version) != 1)

@@ -14,12 +14,13 @@
  * write", and tls_conn_wants_write says which.
  *
  * Session tickets are encrypted with keys derived from a secret that the
- * master draws once, before it forks the first worker: every worker of
- * every generation derives the same keys, so a client resumes whichever
- * worker it reaches, across reloads.  The keys change every
- * TLS_TICKET_PERIOD seconds; tickets of the previous period still decrypt
- * (and get a fresh ticket).  Neither the secret nor the keys are ever
- * written to a file.
+ * master draws once, before it forks the first worker, and from the
+ * number of the current period of tls.ticket_key_rotation seconds on the
+ * wall clock: every worker of every generation derives the same keys at
+ * the same time with no message between processes, so a client resumes
+ * whichever worker it reaches, across reloads.  Tickets of the previous
+ * period still decrypt (and get a fresh ticket); older ones do not.
+ * Neither the secret nor the keys are ever written to a file.
  */
 #ifndef GOPRO_TLS_H
 #define GOPRO_TLS_H
@@ -34,7 +35,6 @@ struct conf_tls;
 struct tls_ctx;
 struct tls_conn;
 
-#define TLS_TICKET_PERIOD (12 * 3600)
 /* Longest identity taken from a client certificate, NUL included. */
 #define TLS_IDENTITY_MAX 256
 

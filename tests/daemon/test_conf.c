@@ -229,6 +229,7 @@ assert_defaults(const struct gopro_conf *c)
 	assert_true(c->auth.login_rate == 10);
 	assert_int_equal(c->auth.login_burst, 20);
 	assert_int_equal(c->auth.threads, 2);
+	assert_int_equal(c->tls.ticket_rotation, 12 * 3600);
 }
 
 static void
@@ -329,6 +330,10 @@ test_small_forms(void **state)
 	assert_true(fx->conf->idle_timeout == 0);
 	assert_null(fx->conf->metrics_listen);
 	assert_true(fx->conf->auth.login_rate == 0);
+	load_ok(fx, "tls {\n ticket_key_rotation = 2s\n}\n");
+	assert_int_equal(fx->conf->tls.ticket_rotation, 2);
+	load_ok(fx, "tls {\n ticket_key_rotation = 30m\n}\n");
+	assert_int_equal(fx->conf->tls.ticket_rotation, 1800);
 }
 
 /* A second assignment of a list replaces the first, addresses included. */
@@ -468,6 +473,12 @@ static const struct bad_case bad_cases[] = {
 	{ "frame_timeout = 86401\n", 1, "frame_timeout", "too long" },
 	{ "send_timeout = -1\n", 1, "send_timeout", "not a time" },
 	{ "drain_timeout = 0\n", 1, "drain_timeout", "zero" },
+	{ "tls {\n ticket_key_rotation = 0\n}\n", 2,
+	    "tls.ticket_key_rotation", "out of range" },
+	{ "tls {\n ticket_key_rotation = 1.5s\n}\n", 2,
+	    "tls.ticket_key_rotation", "not a whole number of seconds" },
+	{ "tls {\n ticket_key_rotation = 25h\n}\n", 2,
+	    "tls.ticket_key_rotation", "from 1s to 86400s" },
 	{ "listen = {\"1.2.3.4\"}\n", 1, "listen", ":port" },
 	{ "listen = {\"::1:80\"}\n", 1, "listen", "brackets" },
 	{ "listen = {\"127.0.0.1:0\"}\n", 1, "listen", "1 to 65535" },

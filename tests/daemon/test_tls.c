@@ -9,7 +9,10 @@
  *
  * What is checked: the wire contract over TLS (frames, errors, GOAWAY on
  * drain followed by close_notify, backpressure with a client that stops
- * reading), session resumption across workers and across a reload, mutual
+ * reading), session resumption across workers and across a reload, ticket
+ * keys that rotate (tls.ticket_key_rotation) and that every generation
+ * shares, TLS 1.2 renegotiation refused and a TLS 1.3 KeyUpdate served, the
+ * bytes before and after encryption in the statistics, mutual
  * TLS (require refuses each bad client during the handshake, identity =
  * cn logs a device in without a password), the PROXY header before the
  * handshake, hostile clients (plain GoPro bytes and garbage on the TLS
@@ -33,7 +36,11 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "gopro/tls_client.h"
 #include "harness.h"
@@ -870,6 +877,265 @@ test_tls_bytes_counted(void **state)
 	harness_stop(&d.g);
 }
 
+/* ------------------------------------------------------------ OpenSSL */
+
+/*
+ * A client on OpenSSL directly, for what libgopro-tls does not do on
+ * purpose: pin TLS 1.2, renegotiate, send a KeyUpdate, keep a session
+ * object to offer again.  Blocking, with 10 s socket timeouts.
+ */
+static SSL_CTX *
+ossl_ctx(int version)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	assert_non_null(ctx);
+	assert_int_equal(SSL_CTX_set_min_proto_version(ctx, version), 1);
+	assert_int_equal(SSL_CTX_set_max_proto_version(ctx, version), 1);
+	assert_int_equal(SSL_CTX_load_verify_locations(ctx, cert("ca.pem"),
+	    NULL), 1);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	return ctx;
+}
+
+/* A session to d offering sess (NULL: none); NULL if the handshake fails. */
+static SSL *
+ossl_connect(const struct tlsd *d, SSL_CTX *ctx, SSL_SESSION *sess)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+		.sin_port = htons((uint16_t)d->tport),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct timeval tv = { .tv_sec = 10 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	SSL *s;
+
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		fail_msg("connect to port %d: %s", d->tport, strerror(errno));
+	assert_non_null(s = SSL_new(ctx));
+	assert_int_equal(SSL_set_fd(s, fd), 1);
+	SSL_set_tlsext_host_name(s, "localhost");
+	assert_int_equal(SSL_set1_host(s, "localhost"), 1);
+	if (sess != NULL)
+		assert_int_equal(SSL_set_session(s, sess), 1);
+	if (SSL_connect(s) == 1)
+		return s;
+	SSL_free(s);
+	close(fd);
+	return NULL;
+}
+
+/* A heartbeat and its echo; false when either fails. */
+static bool
+ossl_echo(SSL *s, const char *body)
+{
+	uint8_t out[256], in[256];
+	size_t n = gopro_frame_write(out, sizeof(out), GOPRO_CMD_HEARTBEAT,
+	    body, strlen(body)), got = 0, r;
+
+	if (SSL_write_ex(s, out, n, &r) != 1 || r != n)
+		return false;
+	while (got < n && SSL_read_ex(s, in + got, n - got, &r) == 1)
+		got += r;
+	return got == n && memcmp(in, out, n) == 0;
+}
+
+static void
+ossl_close(SSL *s)
+{
+	int fd = SSL_get_fd(s);
+
+	SSL_shutdown(s);
+	SSL_free(s);
+	close(fd);
+}
+
+/*
+ * TLS 1.2 renegotiation asked by the client is refused: the server
+ * answers the new ClientHello with a no_renegotiation alert, the client's
+ * handshake fails and the connection is over; other clients are served.
+ * A TLS 1.3 KeyUpdate (not a renegotiation) works, the other side's
+ * update requested too.  With renegotiation allowed (SSL_OP_NO_
+ * RENEGOTIATION taken out of tls.c and SSL_OP_ALLOW_CLIENT_RENEGOTIATION
+ * put in) the renegotiation succeeds and this test fails.
+ */
+static void
+test_tls_renegotiation_refused(void **state)
+{
+	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	SSL_CTX *tls12 = ossl_ctx(TLS1_2_VERSION), *tls13 =
+	    ossl_ctx(TLS1_3_VERSION);
+	struct client_tls *t;
+	unsigned long e;
+	struct tlsd d;
+	SSL *s;
+
+	start_tls(&d, NULL, NULL);
+	assert_non_null(s = ossl_connect(&d, tls12, NULL));
+	assert_string_equal(SSL_get_version(s), "TLSv1.2");
+	assert_true(ossl_echo(s, "before"));
+	ERR_clear_error();
+	assert_int_equal(SSL_renegotiate(s), 1);
+	assert_int_not_equal(SSL_do_handshake(s), 1);
+	e = ERR_peek_last_error();
+	print_message("renegotiation: %s\n", ERR_reason_error_string(e));
+	assert_int_equal(ERR_GET_REASON(e), SSL_R_NO_RENEGOTIATION);
+	ERR_clear_error();
+	assert_false(ossl_echo(s, "after"));
+	ossl_close(s);
+	ERR_clear_error();
+	t = connect_tls(&d, ctx);
+	expect_echo(t, "unaffected");
+	client_tls_close(t);
+	/* TLS 1.3: a KeyUpdate, and the server's own in answer. */
+	assert_non_null(s = ossl_connect(&d, tls13, NULL));
+	assert_true(ossl_echo(s, "before the update"));
+	assert_int_equal(SSL_key_update(s, SSL_KEY_UPDATE_REQUESTED), 1);
+	assert_true(ossl_echo(s, "with new keys"));
+	assert_true(ossl_echo(s, "and again"));
+	ossl_close(s);
+	assert_true(harness_answers(&d.g));
+	SSL_CTX_free(tls12);
+	SSL_CTX_free(tls13);
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
+/* ------------------------------------------------------------ rotation */
+
+#define ROTATION 2	/* tls.ticket_key_rotation of the tests, seconds */
+
+static double
+wall_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The rotation period the server's time(NULL) falls in at t. */
+static long
+period_at(double t)
+{
+	return (long)(t / ROTATION);
+}
+
+/* Wait for period p to begin (bounded: p is at most two periods away). */
+static void
+wait_period(long p)
+{
+	double t;
+
+	while ((t = wall_clock()) < (double)p * ROTATION)
+		harness_sleep((double)p * ROTATION - t + 0.01);
+}
+
+/*
+ * A connection that offers sess (NULL: none) and exchanges a heartbeat,
+ * whose handshake began and ended in one period, that period in *period:
+ * 1 resumed, 0 full handshake, -1 when the handshake straddled two
+ * periods (the caller tries again).  *out, if asked, gets the session
+ * with the server's ticket.
+ */
+static int
+resume_in_one_period(const struct tlsd *d, SSL_CTX *ctx, SSL_SESSION *sess,
+    SSL_SESSION **out, long *period)
+{
+	double a = wall_clock(), b;
+	SSL *s = ossl_connect(d, ctx, sess);
+	int reused;
+
+	b = wall_clock();
+	assert_non_null(s);
+	reused = SSL_session_reused(s);
+	assert_true(ossl_echo(s, "ticket"));	/* the ticket came before it */
+	if (out != NULL)
+		assert_non_null(*out = SSL_get1_session(s));
+	ossl_close(s);
+	*period = period_at(a);
+	return period_at(b) == *period ? reused : -1;
+}
+
+/*
+ * tls.ticket_key_rotation = 2s: a session from the period before still
+ * resumes, one from two periods before makes a full handshake (and is
+ * served).  Each step must fall in the period it is meant for; a step that
+ * a slow machine pushes over a boundary starts the round again.
+ */
+static void
+test_tls_ticket_key_rotation(void **state)
+{
+	SSL_CTX *ctx = ossl_ctx(TLS1_3_VERSION);
+	SSL_SESSION *sess = NULL;
+	int round, one = -1, two = -1;
+	long k, p1, p2;
+	struct tlsd d;
+
+	start_tls(&d, "\tticket_key_rotation = 2s\n", "workers = 2\n");
+	for (round = 0; round < 10; round++) {
+		SSL_SESSION_free(sess);
+		sess = NULL;
+		if (resume_in_one_period(&d, ctx, NULL, &sess, &k) < 0)
+			continue;
+		wait_period(k + 1);
+		one = resume_in_one_period(&d, ctx, sess, NULL, &p1);
+		if (one < 0 || p1 != k + 1)
+			continue;
+		wait_period(k + 2);
+		two = resume_in_one_period(&d, ctx, sess, NULL, &p2);
+		if (two >= 0 && p2 == k + 2)
+			break;
+	}
+	print_message("%d rounds; one rotation later: %s, two: %s\n",
+	    round + 1, one == 1 ? "resumed" : "full", two == 1 ? "resumed" :
+	    "full");
+	assert_true(round < 10);
+	assert_int_equal(one, 1);
+	assert_int_equal(two, 0);
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(ctx);
+	harness_stop(&d.g);
+}
+
+/*
+ * The generations agree on the keys: a session the first generation gave
+ * resumes on the workers of the next, reloaded in the same or the next
+ * period (a reload that takes longer starts again).
+ */
+static void
+test_tls_ticket_keys_across_generations(void **state)
+{
+	SSL_CTX *ctx = ossl_ctx(TLS1_3_VERSION);
+	SSL_SESSION *sess = NULL;
+	uint32_t reloads = 0;
+	int round, resumed = -1;
+	long k, p;
+	struct tlsd d;
+
+	start_tls(&d, "\tticket_key_rotation = 2s\n", "workers = 2\n");
+	for (round = 0; round < 10; round++) {
+		SSL_SESSION_free(sess);
+		sess = NULL;
+		if (resume_in_one_period(&d, ctx, NULL, &sess, &k) < 0)
+			continue;
+		kill(d.g.pid, SIGHUP);
+		harness_wait_settled(&d.g, ++reloads);
+		resumed = resume_in_one_period(&d, ctx, sess, NULL, &p);
+		if (resumed >= 0 && p <= k + 1)
+			break;
+	}
+	print_message("%d rounds, %u reloads\n", round + 1, reloads);
+	assert_true(round < 10);
+	assert_int_equal(resumed, 1);
+	assert_int_equal(counter(&d.g, STATS_tls_handshakes_resumed), 1);
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(ctx);
+	harness_stop(&d.g);
+}
+
 /* ------------------------------------------------------------ PROXY */
 
 static void
@@ -1131,6 +1397,9 @@ main(void)
 		cmocka_unit_test(test_tls_identity_stats_and_module),
 		cmocka_unit_test(test_tls_open_gauge),
 		cmocka_unit_test(test_tls_bytes_counted),
+		cmocka_unit_test(test_tls_renegotiation_refused),
+		cmocka_unit_test(test_tls_ticket_key_rotation),
+		cmocka_unit_test(test_tls_ticket_keys_across_generations),
 		cmocka_unit_test(test_tls_after_proxy_header),
 		cmocka_unit_test(test_tls_plain_and_garbage),
 		cmocka_unit_test(test_tls_dribble_cut_by_timeout),
