@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -182,6 +184,62 @@ set_names(struct client_tls_ctx *ctx, SSL *s)
 	return SSL_set_tlsext_host_name(s, ctx->servername) == 1 ? 0 : -1;
 }
 
+/*
+ * OpenSSL's socket BIO writes with write(2): a server that closes during
+ * the handshake or a reply would kill the caller with SIGPIPE, which the
+ * plain client (MSG_NOSIGNAL) promises never to do.  This BIO is the socket
+ * BIO with send(MSG_NOSIGNAL) for its writes.
+ */
+static int
+nosignal_write(BIO *b, const char *p, int len)
+{
+	int fd = -1;
+	ssize_t n;
+
+	BIO_get_fd(b, &fd);
+	errno = 0;
+	n = send(fd, p, (size_t)len, MSG_NOSIGNAL);
+	BIO_clear_retry_flags(b);
+	if (n <= 0 && BIO_sock_should_retry((int)n))
+		BIO_set_retry_write(b);
+	return (int)n;
+}
+
+static BIO_METHOD *nosignal_method;
+
+static void
+nosignal_method_init(void)
+{
+	const BIO_METHOD *sock = BIO_s_socket();
+	BIO_METHOD *m = BIO_meth_new(BIO_TYPE_SOCKET, "socket, MSG_NOSIGNAL");
+
+	if (m == NULL || BIO_meth_set_write(m, nosignal_write) != 1 ||
+	    BIO_meth_set_read(m, BIO_meth_get_read(sock)) != 1 ||
+	    BIO_meth_set_puts(m, BIO_meth_get_puts(sock)) != 1 ||
+	    BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(sock)) != 1 ||
+	    BIO_meth_set_create(m, BIO_meth_get_create(sock)) != 1 ||
+	    BIO_meth_set_destroy(m, BIO_meth_get_destroy(sock)) != 1) {
+		BIO_meth_free(m);
+		m = NULL;
+	}
+	nosignal_method = m;
+}
+
+/* SSL_set_fd with the BIO above. */
+static int
+set_socket(SSL *s, int fd)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	BIO *b;
+
+	pthread_once(&once, nosignal_method_init);
+	if (nosignal_method == NULL || (b = BIO_new(nosignal_method)) == NULL)
+		return -1;
+	BIO_set_fd(b, fd, BIO_NOCLOSE);
+	SSL_set_bio(s, b, b);
+	return 0;
+}
+
 static struct client_tls *
 start_failed(struct client_tls *t, const char *what, char *err, size_t len)
 {
@@ -209,8 +267,8 @@ client_tls_start(struct client_tls_ctx *ctx, int fd, double timeout,
 		return NULL;
 	}
 	t->fd = fd;
-	if ((t->ssl = SSL_new(ctx->ssl)) == NULL || SSL_set_fd(t->ssl,
-	    fd) != 1 || set_names(ctx, t->ssl) < 0)
+	if ((t->ssl = SSL_new(ctx->ssl)) == NULL || set_socket(t->ssl,
+	    fd) < 0 || set_names(ctx, t->ssl) < 0)
 		return start_failed(t, NULL, err, errlen);
 	if (ctx->resume && ctx->last != NULL)
 		SSL_set_session(t->ssl, ctx->last);
@@ -389,4 +447,89 @@ client_tls_close(struct client_tls *t)
 	ERR_clear_error();
 	close(t->fd);
 	free(t);
+}
+
+/*
+ * After a non-blocking step failed with rc: -1 with errno EAGAIN and *want
+ * set, 0 for a closed connection, or -1 with errno for anything else.
+ */
+static ssize_t
+step_failed(struct client_tls *t, int rc, short *want)
+{
+	switch (SSL_get_error(t->ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		*want = POLLIN;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		*want = POLLOUT;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		ERR_clear_error();
+		if (errno == 0 || errno == ECONNRESET)
+			return 0;
+		return -1;
+	default:
+		ERR_clear_error();
+		errno = EPROTO;
+		return -1;
+	}
+}
+
+ssize_t
+client_tls_read_some(struct client_tls *t, void *buf, size_t cap,
+    short *want)
+{
+	size_t n;
+
+	errno = 0;
+	if (SSL_read_ex(t->ssl, buf, cap, &n) == 1)
+		return (ssize_t)n;
+	return step_failed(t, 0, want);
+}
+
+ssize_t
+client_tls_write_some(struct client_tls *t, const void *buf, size_t len,
+    short *want)
+{
+	size_t n;
+
+	errno = 0;
+	if (SSL_write_ex(t->ssl, buf, len, &n) == 1)
+		return (ssize_t)n;
+	/* A write to a closed connection is an error, not end of input. */
+	if (step_failed(t, 0, want) == 0 && errno == 0)
+		errno = EPIPE;
+	return -1;
+}
+
+int
+client_tls_fd(const struct client_tls *t)
+{
+	return t->fd;
+}
+
+void
+client_tls_shutdown_write(struct client_tls *t)
+{
+	if (SSL_is_init_finished(t->ssl))
+		SSL_shutdown(t->ssl);
+	ERR_clear_error();
+	shutdown(t->fd, SHUT_WR);
+}
+
+void
+client_tls_abort(struct client_tls *t)
+{
+	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+
+	if (t == NULL)
+		return;
+	setsockopt(t->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	SSL_free(t->ssl);
+	t->ssl = NULL;
+	client_tls_close(t);
 }

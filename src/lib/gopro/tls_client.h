@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "gopro/gopro.h"
 
@@ -67,5 +68,23 @@ int client_tls_write(struct client_tls *t, const void *p, size_t len,
     double timeout);
 /* Send close_notify (best effort), free, close the socket. */
 void client_tls_close(struct client_tls *t);
+
+/*
+ * One step without waiting, for a caller with its own poll() over several
+ * connections (the test harness's TLS relay): the bytes moved (> 0), 0 when
+ * the server closed (close_notify, FIN or a reset), or -1 with errno, which
+ * is EAGAIN when *want says what the socket must become (POLLIN or POLLOUT)
+ * before the same call can progress.  Poll only after a read said EAGAIN:
+ * OpenSSL may hold decrypted bytes that no readiness event announces.
+ */
+ssize_t client_tls_read_some(struct client_tls *t, void *buf, size_t cap,
+    short *want);
+ssize_t client_tls_write_some(struct client_tls *t, const void *buf,
+    size_t len, short *want);
+int client_tls_fd(const struct client_tls *t);
+/* Send close_notify and shut the socket for writing; reading goes on. */
+void client_tls_shutdown_write(struct client_tls *t);
+/* Free and close with a reset (SO_LINGER 0) and no close_notify. */
+void client_tls_abort(struct client_tls *t);
 
 #endif /* GOPRO_TLS_CLIENT_H */
