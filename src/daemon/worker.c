@@ -151,12 +151,25 @@ listeners_set(struct worker *w, bool on)
 static struct log_ratelimit refused_rl = LOG_RATELIMIT_INIT(10, 10);
 
 /*
+ * Refuse a connection accepted past a limit: ERROR 7, or on a TLS listener
+ * a close, since a TLS client could not read a clear-text ERROR frame.
+ */
+static void
+accept_refuse(struct worker *w, const struct listener *l, int fd)
+{
+	if (l->tls)
+		close(fd);
+	else
+		conn_refuse(w, fd, GOPRO_ERR_BUSY, "server busy");
+}
+
+/*
  * Out of descriptors: the pending connection would make the listener
  * readable forever.  Use the spare descriptor to accept and refuse it, and
  * pause accepting briefly so the loop cannot spin.
  */
 static void
-accept_emfile(struct worker *w, int lfd)
+accept_emfile(struct worker *w, const struct listener *l)
 {
 	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 1);
 	struct sockaddr_storage ss;
@@ -171,14 +184,14 @@ accept_emfile(struct worker *w, int lfd)
 	if (w->spare_fd >= 0) {
 		close(w->spare_fd);
 		len = sizeof(ss);
-		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+		fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			log_rl(&refused_rl, LOG_NOTICE, "connection from %s "
 			    "refused: out of file descriptors",
 			    proxy_addr_format((struct sockaddr *)&ss, from,
 			    sizeof(from)));
-			conn_refuse(w, fd, GOPRO_ERR_BUSY, "server busy");
+			accept_refuse(w, l, fd);
 		}
 		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
@@ -240,11 +253,7 @@ accept_one(struct worker *w, const struct listener *l, int fd,
 		log_rl(&refused_rl, LOG_NOTICE, "connection from %s refused: "
 		    "max_connections (%u) reached", proxy_addr_format(sa, from,
 		    sizeof(from)), w->conf->max_connections);
-		/* A TLS client could not read a clear-text ERROR frame. */
-		if (l->tls)
-			close(fd);
-		else
-			conn_refuse(w, fd, GOPRO_ERR_BUSY, "server busy");
+		accept_refuse(w, l, fd);
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -275,7 +284,7 @@ accept_batch(struct worker *w, const struct listener *l, int max)
 			return 0;
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 		    errno == ENOMEM) {
-			accept_emfile(w, lfd);
+			accept_emfile(w, l);
 			return -1;
 		}
 		if (errno != EINTR && errno != ECONNABORTED) {
