@@ -518,17 +518,6 @@ test_bad_magic_mid_stream(void **state)
 
 /* ------------------------------------------------------------ resets */
 
-/* Close with SO_LINGER 0: the kernel sends RST instead of FIN. */
-static void
-reset(int fd)
-{
-	struct linger l = { .l_onoff = 1, .l_linger = 0 };
-
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)),
-	    0);
-	close(fd);
-}
-
 /* A MESSAGE with a body of len bytes: the whole frame, malloc'd. */
 static uint8_t *
 big_message(size_t len, size_t *size)
@@ -601,19 +590,19 @@ test_resets_at_every_phase(void **state)
 	big = big_message(4u << 20, &bigsz);
 
 	fd = harness_connect(&h.g);
-	reset(fd);
+	harness_reset(fd);
 	check_good(&h, "RST before sending");
 
 	fd = harness_connect(&h.g);
 	harness_write(fd, big, 4);
 	harness_sleep(0.05);
-	reset(fd);
+	harness_reset(fd);
 	check_good(&h, "RST mid-header");
 
 	fd = harness_connect(&h.g);
 	harness_write(fd, big, 8 + 1000);
 	harness_sleep(0.05);
-	reset(fd);
+	harness_reset(fd);
 	check_good(&h, "RST mid-body");
 
 	for (int i = 0; i < 20; i++) {
@@ -621,7 +610,7 @@ test_resets_at_every_phase(void **state)
 		harness_send(fd, GOPRO_CMD_MESSAGE, "never read");
 		if (i % 2)
 			harness_sleep(0.01);
-		reset(fd);
+		harness_reset(fd);
 	}
 	check_good(&h, "RST after a request, before its reply");
 
@@ -631,14 +620,14 @@ test_resets_at_every_phase(void **state)
 		n += gopro_frame_write(part + n, sizeof(part) - n,
 		    GOPRO_CMD_HEARTBEAT, "pipelined", 9);
 	harness_write(fd, part, n);
-	reset(fd);
+	harness_reset(fd);
 	check_good(&h, "RST after pipelined requests");
 
 	/* Mid-reply: read a part of the 4 MiB reply, then reset. */
 	for (int i = 0; i < 3; i++) {
 		fd = harness_connect(&h.g);
 		pump(fd, big, bigsz, 65536 * (size_t)(i + 1));
-		reset(fd);
+		harness_reset(fd);
 		check_good(&h, "RST mid-reply");
 	}
 
@@ -658,7 +647,7 @@ test_resets_at_every_phase(void **state)
 	shutdown(fd, SHUT_RD);
 	harness_send(fd, GOPRO_CMD_HEARTBEAT, "x");
 	harness_sleep(0.05);
-	reset(fd);
+	harness_reset(fd);
 	check_good(&h, "half-closes");
 
 	expect_only_good_left(&h, "resets");

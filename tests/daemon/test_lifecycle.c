@@ -321,6 +321,7 @@ test_ipv4_and_ipv6_listeners(void **state)
 	sin6.sin6_port = htons((uint16_t)port);
 	sin6.sin6_addr = in6addr_loopback;
 	assert_int_equal(connect(fd, (struct sockaddr *)&sin6, sizeof(sin6)), 0);
+	fd = harness_secure(fd);
 	harness_send(fd, GOPRO_CMD_HEARTBEAT, "six");
 	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "six", 3);
 	close(fd);

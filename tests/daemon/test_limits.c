@@ -19,6 +19,18 @@
 
 #include "harness.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+static const bool under_asan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+static const bool under_asan = true;
+#else
+static const bool under_asan = false;
+#endif
+#else
+static const bool under_asan = false;
+#endif
+
 /* An idle connection gets ERROR 8 after idle_timeout, then EOF. */
 static void
 test_idle_timeout(void **state)
@@ -110,10 +122,14 @@ test_half_header_stall(void **state)
 	assert_int_equal(harness_stop(&g), 0);
 }
 
-/* Past max_connections: ERROR 7 and close; the others keep working. */
+/*
+ * Past max_connections: ERROR 7 and close (over TLS a close before the
+ * handshake); the others keep working.
+ */
 static void
 test_connection_limit(void **state)
 {
+	struct stats_values total;
 	struct goprod g;
 	uint8_t hb[8];
 	int a, b, c;
@@ -129,8 +145,9 @@ test_connection_limit(void **state)
 	harness_write(b, hb, 8);
 	harness_expect_frame(b, GOPRO_CMD_HEARTBEAT, NULL, 0);
 	c = harness_connect(&g);
-	harness_expect_error(c, GOPRO_ERR_BUSY);
-	assert_true(harness_wait_closed(c, 3));
+	harness_expect_refused(c, GOPRO_ERR_BUSY);
+	harness_totals(&g, &total);
+	assert_int_equal(total.counter[STATS_conn_refused_limit], 1);
 	harness_write(a, hb, 8);
 	harness_expect_frame(a, GOPRO_CMD_HEARTBEAT, NULL, 0);
 	close(c);
@@ -178,7 +195,16 @@ test_backpressure_bounds_memory(void **state)
 	rss1 = harness_rss_kib(worker);
 	print_message("wrote %zu bytes unread; worker RSS %ld -> %ld KiB\n",
 	    sent, rss0, rss1);
-	assert_true(rss1 - rss0 < 16 * 1024);
+	if (under_asan && harness_over_tls())
+		/*
+		 * OpenSSL frees a record buffer when it is drained
+		 * (SSL_MODE_RELEASE_BUFFERS) and ASan's quarantine keeps
+		 * what is freed: RSS would measure the quarantine.
+		 */
+		print_message("skipped over TLS under ASan: the RSS bound (the "
+		    "quarantine holds OpenSSL's freed record buffers)\n");
+	else
+		assert_true(rss1 - rss0 < 16 * 1024);
 	/*
 	 * The server gives up on the client within send_timeout (+ slack).
 	 * Watch the counters, not the socket: reading would unblock it.

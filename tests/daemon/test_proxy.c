@@ -598,6 +598,24 @@ connect_port(int port)
 	return fd;
 }
 
+/*
+ * Send a PROXY header of hlen bytes and the frames after it in one write;
+ * over TLS the header goes first, in clear, then the handshake, then the
+ * frames.  The descriptor to use from then on.
+ */
+static int
+write_proxied(int fd, const uint8_t *in, size_t hlen, size_t len)
+{
+	if (!harness_over_tls()) {
+		harness_write(fd, in, len);
+		return fd;
+	}
+	harness_write(fd, in, hlen);
+	fd = harness_secure(fd);
+	harness_write(fd, in + hlen, len - hlen);
+	return fd;
+}
+
 /* A v2 PROXY TCP4 header for client a.b.c.d:port to 198.51.100.1:8888. */
 static size_t
 v2_tcp4(uint8_t *p, const char *client, uint16_t port)
@@ -628,17 +646,17 @@ test_serve_header_and_frames_at_once(void **state)
 {
 	struct proxied p;
 	uint8_t in[128];
-	size_t n;
+	size_t n, hlen;
 	int fd;
 
 	start_proxied(&p, "\"127.0.0.1\"", NULL);
 	fd = connect_port(p.pport);
-	n = v2_tcp4(in, "198.51.100.77", 40001);
+	n = hlen = v2_tcp4(in, "198.51.100.77", 40001);
 	n += gopro_frame_write(in + n, sizeof(in) - n, GOPRO_CMD_HEARTBEAT,
 	    "hi", 2);
 	n += gopro_frame_write(in + n, sizeof(in) - n, GOPRO_CMD_HEARTBEAT,
 	    "yo", 2);
-	harness_write(fd, in, n);
+	fd = write_proxied(fd, in, hlen, n);
 	{
 		uint8_t reply[64];
 		struct gopro_frame f;
@@ -686,12 +704,14 @@ test_serve_header_in_pieces_and_local(void **state)
 		harness_write(fd, v1 + i, k);
 		harness_sleep(0.01);
 	}
+	fd = harness_secure(fd);
 	harness_send(fd, GOPRO_CMD_HEARTBEAT, "ok");
 	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "ok", 2);
 	close(fd);
 	fd = connect_port(p.pport);
 	v2_header(local, 0x20, 0x00, 0);
 	harness_write(fd, local, sizeof(local));
+	fd = harness_secure(fd);
 	harness_send(fd, GOPRO_CMD_HEARTBEAT, "hc");
 	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "hc", 2);
 	close(fd);
@@ -768,16 +788,16 @@ test_serve_login_rate_per_client(void **state)
 		"198.51.100.22" };
 	const uint8_t want[3] = { GOPRO_CMD_LOGIN_ACK, GOPRO_CMD_ERROR,
 		GOPRO_CMD_LOGIN_ACK };
-	size_t n;
+	size_t n, hlen;
 	int fd;
 
 	start_proxied(&p, "\"127.0.0.1\"", "auth {\nlogin_rate = 0.001\n"
 	    "login_burst = 1\n}");
 	for (int i = 0; i < 3; i++) {
 		fd = connect_port(p.pport);
-		n = v2_tcp4(in, clients[i], (uint16_t)(41000 + i));
+		n = hlen = v2_tcp4(in, clients[i], (uint16_t)(41000 + i));
 		n += gopro_login_write(in + n, sizeof(in) - n, "u", 1, "pw", 2);
-		harness_write(fd, in, n);
+		fd = write_proxied(fd, in, hlen, n);
 		assert_true(harness_read_frame(fd, reply, sizeof(reply), &f,
 		    2.0) > 0);
 		if (f.header.command != want[i])
@@ -795,7 +815,7 @@ plain_answers(int port)
 {
 	static const uint8_t hb[8] = { 0x47, 0x4F, 0x01, 0x00, 0, 0, 0, 0 };
 	uint8_t reply[8];
-	int fd = connect_port(port);
+	int fd = harness_secure(connect_port(port));
 	bool ok;
 
 	harness_write(fd, hb, sizeof(hb));

@@ -6,6 +6,8 @@
  * fails with the reason instead of hanging.  Every server is started with
  * -f so its PID is the master's, and stopped by that PID.
  */
+#include "config.h"
+
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +35,9 @@
 #include "gopro/client.h"
 #include "iowait.h"
 #include "stats_format.h"
+#ifdef HAVE_TLS
+#include "tls_relay.h"
+#endif
 
 #define START_TIMEOUT 10.0
 #define STOP_TIMEOUT 15.0
@@ -103,20 +108,93 @@ harness_free_port(void)
 	return -1;
 }
 
-/* Whether extra sets the top-level option name ("name =" on a line). */
-static bool
-extra_sets(const char *extra, const char *name)
+/* The value of option name in extra ("name = value" on a line), or NULL. */
+static const char *
+extra_value(const char *extra, const char *name)
 {
-	size_t n = strlen(name);
+	size_t n = strlen(name), sp;
 
 	for (const char *p = extra; p != NULL && *p != '\0';
 	    p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
 		p += strspn(p, " \t");
-		if (strncmp(p, name, n) == 0 && p[n + strspn(p + n, " \t")] == '=')
-			return true;
+		sp = n + strspn(p + n, " \t");
+		if (strncmp(p, name, n) == 0 && p[sp] == '=')
+			return p + sp + 1;
 	}
-	return false;
+	return NULL;
 }
+
+static bool
+extra_sets(const char *extra, const char *name)
+{
+	return extra_value(extra, name) != NULL;
+}
+
+bool
+harness_over_tls(void)
+{
+	static int tls = -1;
+	const char *t;
+
+	if (tls < 0) {
+		t = getenv("GOPRO_TEST_TRANSPORT");
+		if (t != NULL && strcmp(t, "tls") != 0 && strcmp(t, "plain") &&
+		    *t != '\0')
+			fail_msg("GOPRO_TEST_TRANSPORT=%s: plain or tls", t);
+		tls = t != NULL && strcmp(t, "tls") == 0;
+		/*
+		 * A handshake the server refuses gives a closed socket: a
+		 * test's write to it is an EPIPE to report, not a death.
+		 */
+		if (tls)
+			signal(SIGPIPE, SIG_IGN);
+#ifndef HAVE_TLS
+		if (tls)
+			fail_msg("GOPRO_TEST_TRANSPORT=tls: built without TLS");
+#endif
+	}
+	return tls == 1;
+}
+
+#ifdef HAVE_TLS
+static const char *
+cert(const char *name)
+{
+	char err[256];
+	const char *path = tls_relay_cert(name, err, sizeof(err));
+
+	if (path == NULL)
+		fail_msg("%s", err);
+	return path;
+}
+
+/*
+ * Over TLS every listener of the configuration speaks TLS, with the test
+ * certificates; a test that writes its own tls section keeps it.
+ */
+static void
+write_tls_section(FILE *f, const struct goprod *g, const char *extra)
+{
+	const char *listen = extra_value(extra, "listen");
+	int len = listen ? (int)strcspn(listen, "\n") : 0;
+
+	if (!harness_over_tls() || (extra && strstr(extra, "tls {")))
+		return;
+	fprintf(f, "tls {\n listen = ");
+	if (listen != NULL)
+		fprintf(f, "%.*s\n", len, listen);
+	else
+		fprintf(f, "{\"%s\"}\n", g->addr);
+	fprintf(f, " certificate = \"%s\"\n", cert("server.pem"));
+	fprintf(f, " key = \"%s\"\n}\n", cert("server.key"));
+}
+#else
+static void
+write_tls_section(FILE *f, const struct goprod *g, const char *extra)
+{
+	(void)f, (void)g, (void)extra;
+}
+#endif
 
 /*
  * Written aside and renamed over the file, as a careful admin would: a
@@ -149,6 +227,7 @@ write_conf(struct goprod *g, const char *extra)
 		if (!extra_sets(extra, base[i][0]))
 			fprintf(f, "%s = %s\n", base[i][0], base[i][1]);
 	fprintf(f, "%s\n", extra ? extra : "");
+	write_tls_section(f, g, extra);
 	if (fclose(f) != 0 || rename(tmp, g->conf_path) != 0)
 		fail_msg("cannot write %s: %s", g->conf_path, strerror(errno));
 }
@@ -182,9 +261,14 @@ harness_open_fds(void)
 bool
 harness_heartbeat(const struct goprod *g, double timeout)
 {
-	struct gopro_client *c = gopro_client_new();
+	struct gopro_client *c;
 	bool ok;
 
+#ifdef HAVE_TLS
+	if (harness_over_tls())
+		return tls_relay_heartbeat(g->addr, timeout);
+#endif
+	c = gopro_client_new();
 	assert_non_null(c);
 	ok = gopro_client_connect(c, g->addr, timeout) == GOPRO_OK &&
 	    gopro_client_heartbeat(c, NULL, 0, timeout) == GOPRO_OK;
@@ -410,7 +494,42 @@ harness_connect(const struct goprod *g)
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
 		fail_msg("connect %s: %s", g->addr, strerror(errno));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return harness_secure(fd);
+}
+
+int
+harness_secure(int fd)
+{
+#ifdef HAVE_TLS
+	char err[512] = "";
+	bool refused;
+
+	if (!harness_over_tls())
+		return fd;
+	fd = tls_relay_start(fd, &refused, err, sizeof(err));
+	if (fd < 0)
+		fail_msg("%s", err);
+	if (refused)
+		print_message("(the server refused the TLS handshake: %s)\n",
+		    err);
+#endif
 	return fd;
+}
+
+void
+harness_reset(int fd)
+{
+	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+
+#ifdef HAVE_TLS
+	if (harness_over_tls()) {
+		tls_relay_abort(fd);
+		return;
+	}
+#endif
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)),
+	    0);
+	close(fd);
 }
 
 void
@@ -532,6 +651,21 @@ harness_expect_error(int fd, uint16_t code)
 	assert_int_equal(f.header.command, GOPRO_CMD_ERROR);
 	assert_int_equal(gopro_status_parse(f.body, f.header.length, &st), 0);
 	assert_int_equal(st.code, code);
+}
+
+void
+harness_expect_refused(int fd, uint16_t code)
+{
+	uint8_t b;
+
+	if (!harness_over_tls())
+		harness_expect_error(fd, code);
+	else if (harness_read_exact(fd, &b, 1, IO_TIMEOUT) == 0)
+		fail_msg("a TLS connection refused (ERROR %u in plain) got "
+		    "a byte: 0x%02x", code, b);
+	if (!harness_wait_closed(fd, 3))
+		fail_msg("a refused connection (ERROR %u) was not closed",
+		    code);
 }
 
 /* ------------------------------------------------------------ stats */

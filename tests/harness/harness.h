@@ -61,8 +61,26 @@ int harness_open_fds(void);
 /* Path of a built program: $GOPROD / $GOPROCTL from the environment. */
 const char *harness_program(const char *name);
 
+/*
+ * The transport of the protocol tests: GOPRO_TEST_TRANSPORT=tls (the
+ * tests/daemon/tls/ wrappers of make check) runs them over TLS.  Then every
+ * listener of the configurations the harness writes speaks TLS with the
+ * certificates of make_certs.sh, and the descriptors harness_connect and
+ * harness_secure return are relayed through libgopro-tls (tls_relay.h), so
+ * the tests' own reads, writes, polls and shutdowns go through TLS.
+ */
+bool harness_over_tls(void);
+
 /* Connect to the server; fails the test on error. */
 int harness_connect(const struct goprod *g);
+/*
+ * A socket the test connected itself (after a PROXY header, from another
+ * source address): the descriptor to use from then on, over TLS the relay's
+ * after the handshake (one the server refused reads end of file).
+ */
+int harness_secure(int fd);
+/* Close fd with a TCP reset (SO_LINGER 0), over TLS without close_notify. */
+void harness_reset(int fd);
 /* Write all of buf; fails the test on error. */
 void harness_write(int fd, const void *buf, size_t len);
 /* Send one frame whose body is a short string (up to 256 bytes). */
@@ -78,6 +96,12 @@ bool harness_wait_closed(int fd, double timeout);
 void harness_expect_frame(int fd, uint8_t cmd, const void *body, size_t len);
 /* Expect an ERROR frame with code. */
 void harness_expect_error(int fd, uint16_t code);
+/*
+ * Expect the server to refuse the connection before serving it: ERROR code
+ * and a close; over TLS a close with no byte at all, since a TLS listener
+ * refuses without a handshake (gopro.conf(5) max_connections).
+ */
+void harness_expect_refused(int fd, uint16_t code);
 /*
  * Create a users file from the mkstemp template path (mode 0600) with one
  * user whose password is hashed as sha512-crypt with the given rounds.
