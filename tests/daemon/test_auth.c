@@ -597,18 +597,24 @@ test_pool_queue_timeout(void **state)
 	ev_timer_stop(run.loop, &timer);
 	assert_false(run.timed_out);
 	assert_int_equal(run.delivered, NJOBS);
-	assert_false(run.r[0].ok || run.r[0].busy);
+	/*
+	 * The first check is refused either way; on a loaded machine its
+	 * thread may not start it within 20 ms, and then it is busy too.
+	 */
+	assert_false(run.r[0].ok);
+	assert_int_equal(run.r[0].calls, 1);
 	for (int i = 1; i < NJOBS; i++) {
 		assert_int_equal(run.r[i].calls, 1);
 		busy += run.r[i].busy;
 		/* A busy check was never computed, so never accepted. */
 		assert_false(run.r[i].busy && run.r[i].ok);
 	}
-	print_message("%d of %d checks answered busy, %lu hashes\n", busy,
-	    NJOBS - 1, auth_hash_calls() - hashes);
+	print_message("%d of %d checks answered busy (the first: %s), %lu "
+	    "hashes\n", busy, NJOBS - 1, run.r[0].busy ? "busy" : "checked",
+	    auth_hash_calls() - hashes);
 	assert_true(busy >= 8);
 	assert_int_equal(auth_hash_calls() - hashes, (unsigned long)(NJOBS -
-	    busy));
+	    busy - (run.r[0].busy ? 1 : 0)));
 	auth_pool_free(run.pool);
 	auth_users_unref(u);
 	ev_loop_destroy(run.loop);
