@@ -10,7 +10,14 @@
 #                threaded test module and redis_stream (when it is built
 #                and redis-server is installed) serve requests, then a
 #                reload swaps the test module's file while requests are in
-#                flight on its threads, and the new generation serves.
+#                flight on its threads, and the new generation serves;
+#   run_tls      a TLS listener with verify_client = require (certificates
+#                from tests/harness/make_certs.sh): full and resumed
+#                handshakes with a good client certificate, clients without
+#                one or from another CA refused, traffic, then a reload
+#                that swaps the certificate (ECDSA to RSA) while a
+#                connection stays open on the old one.  OpenSSL runs as it
+#                comes, without allocation hooks.
 #
 # Usage: tests/valgrind.sh [BUILDDIR]   (default: the current directory,
 # which must hold src/daemon/goprod and src/goproctl/goproctl).  Not part of make check: it
@@ -247,7 +254,102 @@ EOF
 	fi
 }
 
+# ------------------------------------------------------------ run_tls
+run_tls() {
+	run=tls
+	dir=$top/tls
+	mkdir -p "$dir"
+	local port tport here
+	here=$(cd "$(dirname "$0")" && pwd)
+	command -v openssl >/dev/null || { echo "valgrind.sh: tls: no openssl command: not run"; return; }
+	grep -q '^#define HAVE_TLS 1' "$build/config.h" ||
+		{ echo "valgrind.sh: tls: goprod built without TLS: not run"; return; }
+	sh "$here/harness/make_certs.sh" "$dir/certs" >/dev/null
+	cp "$dir/certs/server.pem" "$dir/current.pem"
+	cp "$dir/certs/server.key" "$dir/current.key"
+	port=$(free_port)
+	tport=$(free_port)
+	{ conf_head "$dir" "$port" |
+		sed "s|^listen = .*|listen = {\"127.0.0.1:$port\", \"127.0.0.1:$tport\"}|"
+	cat <<EOF
+goaway_grace = 0.5s
+tls {
+  listen = {"127.0.0.1:$tport"}
+  certificate = "$dir/current.pem"
+  key = "$dir/current.key"
+  client_ca = "$dir/certs/ca.pem"
+  verify_client = require
+}
+EOF
+	} >"$dir/gopro.conf"
+	vg_start
+
+	PYTHONPATH=$top python3 - "$tport" "$pid" "$dir" <<'EOF'
+import os, shutil, signal, socket, ssl, sys, time
+from vgframes import frame, recv_frame
+port, master, d = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+certs = d + "/certs/"
+def context(name=None):
+    c = ssl.create_default_context(cafile=certs + "ca.pem")
+    if name:
+        c.load_cert_chain(certs + name + ".pem", certs + name + ".key")
+    return c
+def connect(ctx, session=None):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=60)
+    return ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+def serve(s, tag, big=b""):
+    s.sendall(frame(0, tag)); assert recv_frame(s) == (0, tag)
+    s.sendall(frame(1, tag + big))
+    assert recv_frame(s) == (1, b"Server says: " + tag + big)
+def refused(ctx, what):
+    try:
+        s = connect(ctx)
+        s.sendall(frame(0, b"in?"))
+        got = s.recv(8)                   # TLS 1.3: the alert comes now
+    except (ssl.SSLError, OSError):
+        return
+    assert not got, "%s: served %r" % (what, got)
+good = context("client")
+s = connect(good)                         # a full handshake
+serve(s, b"full", b"b" * 100000)
+assert s.version() in ("TLSv1.3", "TLSv1.2"), s.version()
+r = connect(good, s.session)              # resumed
+assert r.session_reused, "the session was not resumed"
+serve(r, b"resumed")
+r.close()
+refused(context(), "no client certificate")
+refused(context("other"), "a certificate from another CA")
+# Swap the certificate (ECDSA P-256 to RSA-2048) and reload; s stays on
+# the old generation's SSL_CTX until its GOAWAY.
+ecdsa = s.getpeercert(binary_form=True)
+shutil.copy(certs + "server-rsa.pem", d + "/next.pem")
+shutil.copy(certs + "server-rsa.key", d + "/next.key")
+os.rename(d + "/next.key", d + "/current.key")
+os.rename(d + "/next.pem", d + "/current.pem")
+os.kill(master, signal.SIGHUP)
+deadline = time.time() + 120              # valgrind is slow
+while True:
+    n = connect(good)
+    if n.getpeercert(binary_form=True) != ecdsa:
+        break
+    assert time.time() < deadline, "the certificate was not swapped"
+    n.close(); time.sleep(0.2)
+serve(n, b"swapped", b"c" * 100000)
+n.close()
+s.close()
+EOF
+	# The server saw what the client did: resumed, and two refusals.
+	ctl stats --json | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["totals"]["counters"]
+assert t["tls_handshakes_resumed"] >= 1 and t["tls_failed_certificate"] >= 2, t' ||
+		{ echo "valgrind.sh: tls: the counters disagree" >&2; fail=1; }
+	# Master, the worker of each generation.
+	vg_stop_and_check 3
+}
+
 run_basic
 run_modules
+run_tls
 [ "$fail" -eq 0 ] && echo "valgrind.sh: no errors, no leaks"
 exit "$fail"
