@@ -560,10 +560,20 @@ tls_conn_write(struct tls_conn *tc, const void *p, size_t n)
 	return (ssize_t)done;
 }
 
+/*
+ * Plaintext or records OpenSSL holds, which no readiness event will
+ * report.  After a read that stopped for the socket (SSL_want_read), what
+ * it still holds is the start of a record whose rest has not arrived: the
+ * socket says when it does, and coming back for it before that would spin
+ * the worker's loop for as long as the client keeps the record unfinished.
+ */
 bool
 tls_conn_pending(const struct tls_conn *tc)
 {
-	return SSL_has_pending(ssl_of(tc)) == 1;
+	SSL *s = ssl_of(tc);
+
+	return SSL_has_pending(s) == 1 && (SSL_pending(s) > 0 ||
+	    !SSL_want_read(s));
 }
 
 bool
