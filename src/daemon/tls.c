@@ -39,12 +39,27 @@ struct tls_ctx {
 	char subject[256];
 };
 
+/* The name and keys of one ticket period, derived from the secret. */
+struct ticket_keys {
+	uint64_t length;	/* seconds; 0: not derived yet */
+	uint64_t period;
+	uint8_t name[16];
+	uint8_t aes[32];
+	uint8_t mac[32];
+};
+
 /*
  * The ticket secret: drawn by the first tls_ctx_new, which runs in the
- * master before it forks, so every worker inherits the same bytes.  Kept
- * out of core dumps.
+ * master before it forks, so every worker inherits the same bytes.  Next
+ * to it, the keys of the current and the previous period, derived the
+ * first time a process needs them instead of by three or four HMACs per
+ * ticket (each worker fills its own copy).  Kept out of core dumps.
  */
-static uint8_t *ticket_secret;
+static struct ticket_store {
+	uint8_t secret[TICKET_SECRET];
+	struct ticket_keys keys[2];	/* by the period's parity */
+} *tickets;
+static EVP_CIPHER *ticket_cipher;	/* fetched once, not per ticket */
 
 /* ------------------------------------------------------------ errors */
 
@@ -83,18 +98,21 @@ ticket_secret_init(void)
 {
 	void *p;
 
-	if (ticket_secret != NULL)
+	if (tickets != NULL)
 		return 0;
-	p = mmap(NULL, TICKET_SECRET, PROT_READ | PROT_WRITE,
+	if (ticket_cipher == NULL && (ticket_cipher = EVP_CIPHER_fetch(NULL,
+	    "AES-256-CBC", NULL)) == NULL)
+		return -1;
+	p = mmap(NULL, sizeof(*tickets), PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
-	madvise(p, TICKET_SECRET, MADV_DONTDUMP);
+	madvise(p, sizeof(*tickets), MADV_DONTDUMP);
 	if (RAND_bytes(p, TICKET_SECRET) != 1) {
-		munmap(p, TICKET_SECRET);
+		munmap(p, sizeof(*tickets));
 		return -1;
 	}
-	ticket_secret = p;
+	tickets = p;
 	return 0;
 }
 
@@ -121,20 +139,30 @@ ticket_derive(uint64_t length, uint64_t period, const char *label,
 	memcpy(msg, label, strlen(label) < 16 ? strlen(label) : 16);
 	put64(msg + 16, length);
 	put64(msg + 24, period);
-	HMAC(EVP_sha256(), ticket_secret, TICKET_SECRET, msg, sizeof(msg),
+	HMAC(EVP_sha256(), tickets->secret, TICKET_SECRET, msg, sizeof(msg),
 	    out, &len);
 }
 
-static void
-ticket_keys(uint64_t length, uint64_t period, uint8_t aes[32],
-    uint8_t mac[32])
+/* The name and keys of period number period of length seconds. */
+static const struct ticket_keys *
+ticket_keys(uint64_t length, uint64_t period)
 {
-	ticket_derive(length, period, "gopro aes", aes);
-	ticket_derive(length, period, "gopro mac", mac);
+	struct ticket_keys *k = &tickets->keys[period & 1];
+	uint8_t name[32];
+
+	if (k->length == length && k->period == period)
+		return k;
+	ticket_derive(length, period, "gopro name", name);
+	memcpy(k->name, name, sizeof(k->name));
+	ticket_derive(length, period, "gopro aes", k->aes);
+	ticket_derive(length, period, "gopro mac", k->mac);
+	k->length = length;
+	k->period = period;
+	return k;
 }
 
 static int
-ticket_mac_init(EVP_MAC_CTX *hctx, uint8_t mac[32])
+ticket_mac_init(EVP_MAC_CTX *hctx, const uint8_t mac[32])
 {
 	OSSL_PARAM params[2];
 
@@ -156,36 +184,24 @@ ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv,
     EVP_CIPHER_CTX *ectx, EVP_MAC_CTX *hctx, int enc)
 {
 	const struct tls_ctx *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(s));
-	uint64_t length = c->ticket_rotation, period;
+	uint64_t length = c->ticket_rotation;
 	uint64_t now = (uint64_t)time(NULL) / length;
-	uint8_t aes[32], mac[32], id[32];
-	int rc = -1, age;
+	const struct ticket_keys *k = ticket_keys(length, now);
 
 	if (enc) {
-		ticket_derive(length, now, "gopro name", id);
-		memcpy(name, id, 16);
-		if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
+		memcpy(name, k->name, 16);
+		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(ticket_cipher)) != 1)
 			return -1;
-		ticket_keys(length, now, aes, mac);
-		rc = EVP_EncryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, aes,
-		    iv) == 1 && ticket_mac_init(hctx, mac) == 1 ? 1 : -1;
-		goto done;
+		return EVP_EncryptInit_ex(ectx, ticket_cipher, NULL, k->aes,
+		    iv) == 1 && ticket_mac_init(hctx, k->mac) == 1 ? 1 : -1;
 	}
-	for (age = 0; age < 2; age++) {
-		period = now - (uint64_t)age;
-		ticket_derive(length, period, "gopro name", id);
-		if (CRYPTO_memcmp(name, id, 16) == 0)
-			break;
+	if (CRYPTO_memcmp(name, k->name, 16) != 0) {
+		k = ticket_keys(length, now - 1);
+		if (CRYPTO_memcmp(name, k->name, 16) != 0)
+			return 0;	/* unknown or too old: a full handshake */
 	}
-	if (age == 2)
-		return 0;	/* unknown or too old: a full handshake */
-	ticket_keys(length, period, aes, mac);
-	rc = EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, aes, iv) == 1 &&
-	    ticket_mac_init(hctx, mac) == 1 ? 2 : -1;
-done:
-	OPENSSL_cleanse(aes, sizeof(aes));
-	OPENSSL_cleanse(mac, sizeof(mac));
-	return rc;
+	return EVP_DecryptInit_ex(ectx, ticket_cipher, NULL, k->aes, iv) == 1 &&
+	    ticket_mac_init(hctx, k->mac) == 1 ? 2 : -1;
 }
 
 /* ------------------------------------------------------------ context */
