@@ -7,21 +7,24 @@
 # (ECDSA P-256).  Measures:
 #   1. pipelined HEARTBEAT, c=50 P=32: goprod plain, goprod TLS, and Redis
 #      answering PING over its own TLS (redis-server --tls-port);
-#   2. handshakes per second (one HEARTBEAT per connection), full and
-#      resumed, goprod against HAProxy terminating TLS in tcp mode
-#      (bind ... ssl crt ...) in front of a plain goprod on the client's CPU;
+#   2. handshakes per second per core (one HEARTBEAT per connection), full
+#      and resumed, goprod against HAProxy terminating TLS in tcp mode
+#      (bind ... ssl crt ...) in front of a plain goprod on the client's CPU,
+#      in [rounds] alternating rounds: handshakes per CPU second of the
+#      server process, and the wall-clock rate;
 #   3. 1 MiB MESSAGE bodies, TLS against plain;
-#   4. idle connections: RSS per connection at N held connections, TLS and
-#      plain (gopro-bench -H);
+#   4. idle connections: RSS per connection at N held connections, goprod
+#      TLS and plain (gopro-bench -H), Redis TLS (idle_hold.py --tls);
 #   5. where the worker's cycles go under (1) over TLS (perf, by DSO).
 # Prints a markdown report on stdout.
 #
-# usage: contrib/bench/tls.sh BUILDDIR [seconds] [idle-connections]
+# usage: contrib/bench/tls.sh BUILDDIR [seconds] [idle-connections] [rounds]
 set -eu
 
 build=$(cd "$1" && pwd)
 secs=${2:-3}
 idle=${3:-10000}
+rounds=${4:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 goprod=$build/src/daemon/goprod
@@ -144,12 +147,33 @@ echo '```'
 echo
 
 # ---------------------------------------------------------------- 2
-echo "## Handshakes per second (one HEARTBEAT per connection)"
+# The client's full handshake costs more CPU than the server's (OpenSSL 3.0
+# decodes the server's certificate and checks its signature: about 1.4
+# times the server's instructions), so one client core cannot saturate one
+# server core: the rate per second of wall time is the client's.  "Per
+# core" is therefore the handshakes over the CPU seconds the server process
+# used meanwhile (utime + stime from /proc/PID/stat), which does not depend
+# on how much of its CPU a loaded machine left it either.
+echo "## Handshakes per second per core (one HEARTBEAT per connection)"
 echo
-hs() { gb -s "127.0.0.1:$1" --tls -P 1 --reconnect-every 1 -d "$secs" -w 1 "${@:2}" |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); e=r["elapsed"]; print("%.0f %.0f" % (r["tls_handshakes_full"]/e, r["tls_handshakes_resumed"]/e))'; }
-read -r g_full _ < <(hs "$tls" --no-resume -c 8)
-read -r _ g_res < <(hs "$tls" -c 8 -t 8)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# hs PORT SERVERPID ARGS: handshakes per server CPU second, per wall
+# second, server CPU %, client CPU %
+hs() {
+	local t0 t1 out
+	t0=$(cpu_ticks "$2")
+	out=$(gb -s "127.0.0.1:$1" --tls -P 1 --reconnect-every 1 -c 32 \
+	    -d "$secs" -w 0 "${@:3}")
+	t1=$(cpu_ticks "$2")
+	python3 -c 'import json, sys
+r = json.loads(sys.argv[1])
+cpu = (int(sys.argv[3]) - int(sys.argv[2])) / float(sys.argv[4])
+n = r["tls_handshakes_full"] + r["tls_handshakes_resumed"]
+e = r["elapsed"]
+print("%.0f %.0f %.0f %.0f" % (n / max(cpu, 0.01), n / e, 100 * cpu / e,
+      100 * (r["cpu_user"] + r["cpu_sys"]) / e))' \
+	    "$out" "$t0" "$t1" "$(getconf CLK_TCK)"
+}
 hport=$(port)
 bplain=$(port); btls=$(port)
 start_goprod backend "$bplain" "$btls" 1
@@ -170,12 +194,34 @@ backend gopro
 EOF
 taskset -c 0 "$haproxy" -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
 pids+=($!)
+haproxy_pid=$!
 wait_port "$hport"
-read -r h_full _ < <(hs "$hport" --no-resume -c 8)
-read -r _ h_res < <(hs "$hport" -c 8 -t 8)
-printf '| server (one core) | full | resumed |\n|---|---:|---:|\n'
-printf '| goprod | %s | %s |\n| HAProxy 2.6 (tcp, ssl crt) | %s | %s |\n\n' \
-    "$g_full" "$g_res" "$h_full" "$h_res"
+printf '| round | handshakes | server | per core | per wall second | server CPU %% | client CPU %% |\n'
+printf '|---|---|---|---:|---:|---:|---:|\n'
+ratios=()
+for r in $(seq "$rounds"); do
+	for kind in full resumed; do
+		a=()
+		[ "$kind" = full ] && a=(--no-resume)
+		read -r gc gw gs gk < <(hs "$tls" "$worker" "${a[@]}")
+		read -r hc hw hsc hk < <(hs "$hport" "$haproxy_pid" "${a[@]}")
+		printf '| %s | %s | goprod | %s | %s | %s | %s |\n' \
+		    "$r" "$kind" "$gc" "$gw" "$gs" "$gk"
+		printf '| %s | %s | HAProxy 2.6 (tcp, ssl crt) | %s | %s | %s | %s |\n' \
+		    "$r" "$kind" "$hc" "$hw" "$hsc" "$hk"
+		ratios+=("$kind $gc $hc")
+	done
+done
+echo
+printf '%s\n' "${ratios[@]}" | python3 -c '
+import statistics, sys
+rows = [l.split() for l in sys.stdin if l.strip()]
+for kind in ("full", "resumed"):
+    q = [float(g) / float(h) for k, g, h in rows if k == kind]
+    print("goprod/HAProxy per core, %s: median %.2f (rounds: %s; goal >= 1)  " %
+          (kind, statistics.median(q), ", ".join("%.2f" % x for x in q)))
+'
+echo
 
 # ---------------------------------------------------------------- 3
 echo "## 1 MiB MESSAGE bodies (c=2, P=4)"
@@ -208,7 +254,37 @@ hold() {
 	kill "${pids[-1]}"
 	python3 -c "print('%.2f' % (($after - $before) / $idle))"
 }
+# redis_hold: the same number of idle connections over Redis's own TLS,
+# held by idle_hold.py --tls (a PING each, then idle), on a fresh Redis.
+redis_hold() {
+	local before after p r h held
+	p=$(port)
+	taskset -c 0 redis-server --port 0 --tls-port "$p" --bind 127.0.0.1 \
+	    --tls-cert-file "$work/certs/server.pem" --tls-key-file \
+	    "$work/certs/server.key" --tls-ca-cert-file "$work/certs/ca.pem" \
+	    --tls-auth-clients no --save '' --appendonly no --daemonize no \
+	    --maxclients $((idle + 100)) --loglevel warning \
+	    >"$work/redis-idle.log" 2>&1 &
+	pids+=($!)
+	r=$!
+	wait_port "$p"
+	before=$(rss "$r")
+	coproc HOLD { taskset -c 1 python3 "$here/idle_hold.py" --tls \
+	    "$work/certs/ca.pem" "$p" "$idle"; }
+	h=$HOLD_PID
+	read -r _ held <&"${HOLD[0]}"
+	sleep 1
+	after=$(rss "$r")
+	echo done >&"${HOLD[1]}"
+	wait "$h" || true
+	kill "$r"
+	[ "$held" = "$idle" ] || echo "tls.sh: Redis held $held of $idle" >&2
+	python3 -c "print('%.2f' % (($after - $before) / $idle))"
+}
 i_plain=$(hold plain)
 i_tls=$(hold tls --tls)
-printf '| listener | KiB per idle connection |\n|---|---:|\n| plain | %s |\n| TLS | %s |\n' \
-    "$i_plain" "$i_tls"
+i_redis=$(redis_hold)
+printf '| server | KiB per idle connection |\n|---|---:|\n'
+printf '| goprod plain | %s |\n| goprod TLS | %s |\n| Redis 7 TLS | %s |\n' \
+    "$i_plain" "$i_tls" "$i_redis"
+python3 -c "print('\ngoprod TLS/Redis TLS %.2f (goal: <= 0.5)' % ($i_tls / $i_redis))"
