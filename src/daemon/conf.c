@@ -81,6 +81,7 @@
 #include "listen.h"
 #include "conf_module.h"
 #include "proxy.h"
+#include "readable.h"
 #include "tls.h"
 
 #ifndef RUNSTATEDIR
@@ -1796,15 +1797,52 @@ copy_tls(const struct load *ld, cfg_t *cfg, struct gopro_conf *c)
  * file (the master, or goprod -t): a file that does not load, or a key that
  * does not match, is a configuration error like any other.
  */
+/*
+ * Each file of the tls section that tls_ctx_new will read must open for
+ * reading as as: every one that does not is an error at its option's line.
+ */
+static int
+tls_files_readable(struct load *ld, const struct gopro_conf *c,
+    const struct readable_as *as)
+{
+	static const enum option_id file[] = { OPT_TLS_CERTIFICATE,
+		OPT_TLS_KEY, OPT_TLS_CLIENT_CA, OPT_TLS_CRL };
+	const char *path[] = { c->tls.certificate, c->tls.key,
+		c->tls.verify_client != TLS_VERIFY_OFF ? c->tls.client_ca : NULL,
+		c->tls.crl };
+	char why[512];
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(file) / sizeof(file[0]); i++)
+		if (path[i] != NULL &&
+		    readable_try(as, path[i], why, sizeof(why)) < 0) {
+			report(ld, ld->line[file[i]], options[file[i]].shown,
+			    "%s: %s", path[i], why);
+			rc = -1;
+		}
+	return rc;
+}
+
 static int
 build_tls(struct load *ld, struct gopro_conf *c)
 {
+	struct readable_as as;
 	const char *opt = NULL;
 	char why[512];
 
 	if (c->tls.certificate == NULL || !load_tls)
 		return 0;
+	/* As root, with the identity of every reload (see readable.h). */
+	if (readable_become(c, &as, why, sizeof(why)) < 0) {
+		report(ld, ld->line[OPT_USER], "user", "%s", why);
+		return -1;
+	}
+	if (tls_files_readable(ld, c, &as) < 0) {
+		readable_unbecome(&as);
+		return -1;
+	}
 	c->tls.ctx = tls_ctx_new(&c->tls, &opt, why, sizeof(why));
+	readable_unbecome(&as);
 	if (c->tls.ctx != NULL) {
 		c->tls.expiry = (int64_t)tls_ctx_expiry(c->tls.ctx);
 		return 0;

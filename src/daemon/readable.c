@@ -10,18 +10,31 @@
  * will count on the first reload, which access(2) as root or a look at
  * st_mode would get wrong.  The child reports the first failure through
  * a pipe and exits; nothing else runs in it.
+ *
+ * The TLS files are not only checked but loaded at start, and root must
+ * not load what the service account could not (the workers run as that
+ * account: whatever root loads, it can read in their memory), nor follow
+ * a link the account can plant: conf.c loads them between
+ * readable_become and readable_unbecome, with the account's effective
+ * identity.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "log.h"
 #include "readable.h"
 
-#define REREAD_MAX (8 + CONF_MAX_MODULES)
+#define REREAD_MAX (4 + CONF_MAX_MODULES)
+#define EXPECTED "expected it readable by that user or group, e.g. chgrp " \
+	"and chmod 0640"
 
 struct reread {
 	char what[96];		/* the option, as in messages */
@@ -46,10 +59,6 @@ rereads_of(const struct gopro_conf *c, struct reread *out)
 
 	add(out, &n, "the configuration file", c->path);
 	add(out, &n, "auth.users_file", c->auth.users_file);
-	add(out, &n, "tls.certificate", c->tls.certificate);
-	add(out, &n, "tls.key", c->tls.key);
-	add(out, &n, "tls.client_ca", c->tls.client_ca);
-	add(out, &n, "tls.crl", c->tls.crl);
 	for (size_t i = 0; i < c->nmodules; i++) {
 		snprintf(what, sizeof(what), "module %.64s path",
 		    c->modules[i].name);
@@ -152,10 +161,91 @@ readable_check(const struct gopro_conf *conf, uid_t uid, gid_t gid,
 		    conf->user : "?", (long)uid, (long)gid, strerror(v.error));
 	else
 		snprintf(err, errlen, "%s %s: not readable by user %s (uid %ld, "
-		    "gid %ld), as whom every reload reads it: %s (expected "
-		    "it readable by that user or group, e.g. chgrp and chmod "
-		    "0640)", r[v.index].what, r[v.index].path, conf->user ?
+		    "gid %ld), as whom every reload reads it: %s (" EXPECTED
+		    ")", r[v.index].what, r[v.index].path, conf->user ?
 		    conf->user : "?", (long)uid, (long)gid,
 		    strerror(v.error));
+	return -1;
+}
+
+/* ------------------------------------------------------------ in place */
+
+static void
+name_identity(struct readable_as *as, const char *user)
+{
+	struct passwd *pw = user == NULL ? getpwuid(as->uid) : NULL;
+
+	if (user == NULL && pw != NULL)
+		user = pw->pw_name;
+	snprintf(as->who, sizeof(as->who), "user %.64s (uid %ld, gid %ld)",
+	    user != NULL ? user : "?", (long)as->uid, (long)as->gid);
+}
+
+/* Root's groups, to be given back by readable_unbecome. */
+static int
+save_groups(struct readable_as *as)
+{
+	int n = getgroups(0, NULL);
+
+	if (n < 0 || (as->groups = calloc((size_t)n + 1,
+	    sizeof(gid_t))) == NULL)
+		return -1;
+	as->ngroups = getgroups(n, as->groups);
+	return as->ngroups < 0 ? -1 : 0;
+}
+
+int
+readable_become(const struct gopro_conf *conf, struct readable_as *as,
+    char *err, size_t errlen)
+{
+	memset(as, 0, sizeof(*as));
+	as->uid = geteuid();
+	as->gid = getegid();
+	if (as->uid != 0 || conf->user == NULL || *conf->user == '\0') {
+		name_identity(as, NULL);
+		return 0;
+	}
+	if (daemon_lookup_ids(conf->user, conf->group, &as->uid, &as->gid,
+	    err, errlen) < 0)
+		return -1;
+	name_identity(as, conf->user);
+	as->egid = getegid();
+	/* As daemon_drop_privileges will: the group alone, no other. */
+	if (save_groups(as) < 0 || setgroups(1, &as->gid) < 0 ||
+	    setegid(as->gid) < 0 || seteuid(as->uid) < 0) {
+		snprintf(err, errlen, "cannot read files as %s: %s", as->who,
+		    strerror(errno));
+		as->switched = true;
+		readable_unbecome(as);
+		return -1;
+	}
+	as->switched = true;
+	return 0;
+}
+
+void
+readable_unbecome(struct readable_as *as)
+{
+	if (as->switched && (seteuid(0) < 0 || setegid(as->egid) < 0 ||
+	    setgroups((size_t)as->ngroups, as->groups) < 0))
+		fatal("cannot become root again after reading files as %s",
+		    as->who);
+	as->switched = false;
+	free(as->groups);
+	as->groups = NULL;
+}
+
+int
+readable_try(const struct readable_as *as, const char *path, char *why,
+    size_t whylen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	snprintf(why, whylen, "not readable by %s, as whom every reload "
+	    "reads it: %s (" EXPECTED ")", as->who, strerror(errno));
 	return -1;
 }

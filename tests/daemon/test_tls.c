@@ -31,11 +31,13 @@
 #include <string.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <cmocka.h>
 
@@ -1153,6 +1155,127 @@ test_tls_ticket_keys_across_generations(void **state)
 	harness_stop(&d.g);
 }
 
+/* ------------------------------------------------------------ readable */
+
+/* The line of the configuration file path that starts with text, or 0. */
+static int
+conf_line_of(const char *path, const char *text)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+	int n = 0, found = 0;
+
+	assert_non_null(f);
+	while (found == 0 && fgets(line, sizeof(line), f) != NULL)
+		if (++n > 0 && strncmp(line, text, strlen(text)) == 0)
+			found = n;
+	fclose(f);
+	return found;
+}
+
+/* goprod -t and a start in the foreground: their exit status and output. */
+static int
+goprod_check(const struct tlsd *d, bool start, char *out, size_t len)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), start ? "timeout -s TERM 10 '%s' -f -c '%s'" :
+	    "'%s' -t -c '%s'", harness_program("GOPROD"), d->g.conf_path);
+	return harness_run(cmd, out, len);
+}
+
+static void
+expect_refused_key(const struct tlsd *d, const char *want, bool start)
+{
+	char out[4096];
+
+	assert_int_equal(goprod_check(d, start, out, sizeof(out)), 1);
+	print_message("%s: %s", start ? "start" : "goprod -t", out);
+	if (strstr(out, want) == NULL || strstr(out, "Permission denied") ==
+	    NULL)
+		fail_msg("no \"%s\" in: %s", want, out);
+}
+
+/*
+ * As root with user = "nobody", whom every reload reads the TLS files as:
+ * a key only root can read is refused by goprod -t, by the start and by a
+ * reload (the old generation serves on) with file:line: tls.key and the
+ * reason; a symbolic link that nobody plants in a directory of its own,
+ * to a key only root can read, is refused the same way: root reads the
+ * files with nobody's rights, never its own.
+ */
+static void
+test_tls_files_readable_by_user(void **state)
+{
+	struct passwd *pw = getpwnam("nobody");
+	char conf[2048], dir[400], key[450], secret[450], want[1024];
+	static char cmd[4096], out[4096];
+	struct client_tls_ctx *ctx;
+	struct client_tls *t;
+	struct stats_header h;
+	struct tlsd d;
+	int port = harness_free_port(), line;
+
+	if (geteuid() != 0 || pw == NULL)
+		skip();
+	do
+		d.tport = harness_free_port();
+	while (d.tport == port);
+	snprintf(d.taddr, sizeof(d.taddr), "127.0.0.1:%d", d.tport);
+	harness_prepare(&d.g, port, "");
+	snprintf(dir, sizeof(dir), "%s/tls", d.g.dir);
+	snprintf(key, sizeof(key), "%s/server.key", dir);
+	snprintf(secret, sizeof(secret), "%s/root-only.key", d.g.dir);
+	snprintf(conf, sizeof(conf), "listen = {\"127.0.0.1:%d\", "
+	    "\"127.0.0.1:%d\"}\nuser = \"nobody\"\nlog_level = debug\n"
+	    "tls {\n\tlisten = {\"127.0.0.1:%d\"}\n"
+	    "\tcertificate = \"%s/server.pem\"\n\tkey = \"%s\"\n}\n",
+	    port, d.tport, d.tport, dir, key);
+	harness_rewrite_conf(&d.g, conf);
+	/* The service account's own directory, the key readable by its group. */
+	snprintf(cmd, sizeof(cmd), "chmod 0755 '%s' && chmod 0644 '%s' && "
+	    "mkdir -m 0755 '%s' && cp '%s' '%s' '%s/' && cp '%s' '%s' && "
+	    "chmod 0600 '%s' && chown root:%ld '%s' && chmod 0640 '%s' && "
+	    "chown nobody '%s'", d.g.dir, d.g.conf_path, dir,
+	    cert("server.pem"), cert("server.key"), dir, cert("server.key"),
+	    secret, secret, (long)pw->pw_gid, key, key, dir);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
+	assert_int_equal(goprod_check(&d, false, out, sizeof(out)), 0);
+	line = conf_line_of(d.g.conf_path, "\tkey = ");
+	snprintf(want, sizeof(want), "%s:%d: tls.key: %s: not readable by "
+	    "user nobody", d.g.conf_path, line, key);
+	assert_int_equal(chmod(key, 0600), 0);
+	expect_refused_key(&d, want, false);
+	expect_refused_key(&d, want, true);
+	/* A link that nobody could plant, to a key only root reads. */
+	assert_int_equal(unlink(key), 0);
+	assert_int_equal(symlink(secret, key), 0);
+	expect_refused_key(&d, want, false);
+	/* Readable again: it serves; then a reload meets the root-only key. */
+	snprintf(cmd, sizeof(cmd), "rm -f '%s' && cp '%s' '%s' && chown "
+	    "root:%ld '%s' && chmod 0640 '%s'", key, cert("server.key"), key,
+	    (long)pw->pw_gid, key, key);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
+	harness_launch(&d.g);
+	assert_int_equal(chmod(key, 0600), 0);
+	kill(d.g.pid, SIGHUP);
+	for (int i = 0; i < 500; i++) {
+		harness_header(&d.g, &h);
+		if (h.reloads_failed > 0)
+			break;
+		harness_sleep(0.02);
+	}
+	assert_int_equal(h.reloads_failed, 1);
+	assert_int_equal(h.generation, 1);
+	assert_true(harness_log_has(&d.g, want));
+	ctx = ctx_with(NULL, NULL);
+	t = connect_tls(&d, ctx);
+	expect_echo(t, "old generation");
+	client_tls_close(t);
+	client_tls_ctx_free(ctx);
+	harness_stop(&d.g);
+}
+
 /* ------------------------------------------------------------ PROXY */
 
 static void
@@ -1417,6 +1540,7 @@ main(void)
 		cmocka_unit_test(test_tls_renegotiation_refused),
 		cmocka_unit_test(test_tls_ticket_key_rotation),
 		cmocka_unit_test(test_tls_ticket_keys_across_generations),
+		cmocka_unit_test(test_tls_files_readable_by_user),
 		cmocka_unit_test(test_tls_after_proxy_header),
 		cmocka_unit_test(test_tls_plain_and_garbage),
 		cmocka_unit_test(test_tls_dribble_cut_by_timeout),
