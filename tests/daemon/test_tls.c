@@ -1149,7 +1149,8 @@ test_tls_ticket_keys_across_generations(void **state)
 	print_message("%d rounds, %u reloads\n", round + 1, reloads);
 	assert_true(round < 10);
 	assert_int_equal(resumed, 1);
-	assert_int_equal(counter(&d.g, STATS_tls_handshakes_resumed), 1);
+	/* A round started again may have resumed too. */
+	assert_true(counter(&d.g, STATS_tls_handshakes_resumed) >= 1);
 	SSL_SESSION_free(sess);
 	SSL_CTX_free(ctx);
 	harness_stop(&d.g);
