@@ -155,6 +155,16 @@ count(struct pipeline_handler *h, enum stats_module_counter which)
 		bump(&h->stats->counter[which], 1);
 }
 
+/* r's latency, from its dispatch to its answer, into the histogram. */
+static inline void
+observe(const struct pipeline_req *r)
+{
+	struct pipeline_handler *h = r->h;
+
+	stats_module_observe(h->stats, (uint64_t)((ev_now(h->pl->loop) -
+	    (r->deadline - h->timeout)) * 1e9));
+}
+
 /* r has its answer: it leaves the handler's deadline list. */
 static void
 leave_pending(struct pipeline_req *r)
@@ -167,8 +177,7 @@ leave_pending(struct pipeline_req *r)
 	}
 	if (h != NULL && h->stats != NULL) {
 		bump(&h->stats->inflight, -1);
-		stats_module_observe(h->stats, (uint64_t)((ev_now(h->pl->loop) -
-		    (r->deadline - h->timeout)) * 1e9));
+		observe(r);
 	}
 }
 
@@ -237,9 +246,22 @@ hold_copy(struct pipeline_req *r, uint8_t command, uint16_t code,
 	r->len = len;
 }
 
+static inline void
+emit_now(struct pipeline *pl, struct pipeline_queue *q, uint8_t command,
+    uint16_t code, const struct iovec *iov, int iovcnt)
+{
+	if (command == GOPRO_CMD_ERROR)
+		pl->ops->emit_error(q->owner, code, iovcnt > 0 ?
+		    iov[0].iov_base : "");
+	else
+		pl->ops->emit(q->owner, command, iov, iovcnt);
+}
+
 /*
  * Answer r: straight to the owner when r is the head of its queue,
- * otherwise held.  For an ERROR, iov holds the text.
+ * otherwise held.  For an ERROR, iov holds the text.  The request being
+ * dispatched into an empty queue (pl->inline_req) is in no list and
+ * counted in no gauge yet: its answer goes out with nothing to undo.
  */
 static void
 answer(struct pipeline *pl, struct pipeline_req *r, uint8_t command,
@@ -247,6 +269,14 @@ answer(struct pipeline *pl, struct pipeline_req *r, uint8_t command,
 {
 	struct pipeline_queue *q = r->q;
 
+	if (r == pl->inline_req) {
+		pl->inline_req = NULL;
+		if (r->h->stats != NULL)
+			observe(r);
+		req_free(pl, r);
+		emit_now(pl, q, command, code, iov, iovcnt);
+		return;
+	}
 	leave_pending(r);
 	if (TAILQ_FIRST(&q->reqs) != r) {
 		hold_copy(r, command, code, iov, iovcnt);
@@ -255,11 +285,7 @@ answer(struct pipeline *pl, struct pipeline_req *r, uint8_t command,
 	TAILQ_REMOVE(&q->reqs, r, qlink);
 	q->n--;
 	req_free(pl, r);
-	if (command == GOPRO_CMD_ERROR)
-		pl->ops->emit_error(q->owner, code, iovcnt > 0 ?
-		    iov[0].iov_base : "");
-	else
-		pl->ops->emit(q->owner, command, iov, iovcnt);
+	emit_now(pl, q, command, code, iov, iovcnt);
 	release_ready(pl, q, true);
 }
 
@@ -380,12 +406,22 @@ pipeline_queue_init(struct pipeline_queue *q, void *owner)
 	q->owner = owner;
 }
 
+/* r joins the tail of q and, as pending, the module's in-flight gauge. */
+static void
+enqueue(struct pipeline_queue *q, struct pipeline_req *r)
+{
+	TAILQ_INSERT_TAIL(&q->reqs, r, qlink);
+	q->n++;
+	if (r->h->stats != NULL)
+		bump(&r->h->stats->inflight, 1);
+}
+
 int
 pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
     struct pipeline_handler *h, uint8_t command, const uint8_t *body,
     size_t len, struct gopro_conn *conn)
 {
-	struct pipeline_req *r = req_alloc(pl);
+	struct pipeline_req *r = req_alloc(pl), *inline_req;
 	struct gopro_request req;
 
 	if (r == NULL)
@@ -394,18 +430,26 @@ pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
 	r->q = q;
 	r->h = h;
 	r->deadline = ev_now(pl->loop) + h->timeout;
-	TAILQ_INSERT_TAIL(&q->reqs, r, qlink);
-	q->n++;
 	q->limit = h->max_inflight;
 	count(h, STATS_MOD_requests);
-	if (h->stats != NULL)
-		bump(&h->stats->inflight, 1);
 	req = (struct gopro_request){ .id = req_id(r), .command = command,
 		.body = body, .len = len, .conn = conn };
+	/*
+	 * Into an empty queue, the request waits in no list while the module
+	 * runs: answered at once (the common case, the echo module's), it
+	 * goes straight out and neither the queue nor the gauge moved.
+	 */
+	inline_req = q->n == 0 ? r : NULL;
+	if (inline_req == NULL)
+		enqueue(q, r);
+	pl->inline_req = inline_req;
 	h->request(h->state, &req);
-	/* Answered at once (the common case): no deadline to keep. */
+	pl->inline_req = NULL;
+	/* Answered at once: no deadline to keep. */
 	if ((uint32_t)(req.id >> 32) != r->seq || r->state != REQ_PENDING)
 		return 0;
+	if (inline_req != NULL)
+		enqueue(q, r);
 	TAILQ_INSERT_TAIL(&h->pending, r, hlink);
 	r->in_pending = true;
 	arm(h);

@@ -65,7 +65,12 @@ struct pipeline_ops {
 	void (*emit)(void *owner, uint8_t command, const struct iovec *iov,
 	    int iovcnt);
 	void (*emit_error)(void *owner, uint16_t code, const char *text);
-	/* The queue shrank (a reply was released); it may now be empty. */
+	/*
+	 * The queue shrank (a reply was released); it may now be empty.  A
+	 * request answered inside its own request callback while nothing was
+	 * before it never entered the queue: its reply is emitted at once and
+	 * released is not called.
+	 */
 	void (*released)(void *owner);
 };
 
@@ -86,6 +91,7 @@ struct pipeline {
 	size_t nchunks;
 	struct pipeline_req *free_list;
 	struct pipeline_req_list cancelled; /* cancel callbacks still due */
+	struct pipeline_req *inline_req;    /* being dispatched, queue empty */
 
 	/* Completions from other threads. */
 	pthread_t loop_thread;

@@ -64,6 +64,7 @@ struct fake {
 	gopro_request_id cancelled[64];
 	unsigned ncancelled;
 	bool sync;          /* answer in the request callback */
+	bool twice;         /* ... and then once more */
 	struct pipeline *pl;
 };
 
@@ -75,6 +76,8 @@ fake_request(void *state, const struct gopro_request *req)
 
 	f->ids[f->n++] = req->id;
 	if (f->sync)
+		pipeline_complete(f->pl, req->id, GOPRO_CMD_MESSAGE, &iov, 1);
+	if (f->sync && f->twice)
 		pipeline_complete(f->pl, req->id, GOPRO_CMD_MESSAGE, &iov, 1);
 }
 
@@ -154,6 +157,45 @@ test_sync_replies_go_straight_out(void **state)
 	assert_true(pipeline_queue_empty(&fx->q));
 	assert_int_equal(fx->stats.counter[STATS_MOD_requests], 2);
 	assert_int_equal(fx->stats.counter[STATS_MOD_replies], 2);
+	assert_int_equal(fx->stats.inflight, 0);
+}
+
+/*
+ * An answer inside the request callback goes straight out only when
+ * nothing is before it: behind a pending request it is held, and the
+ * gauge and the queue stay right either way.
+ */
+static void
+test_sync_reply_behind_a_pending_one_waits(void **state)
+{
+	struct fixture *fx = *state;
+
+	send_req(fx, "a");
+	assert_int_equal(fx->stats.inflight, 1);
+	fx->fake.sync = true;
+	send_req(fx, "b");
+	assert_string_equal(fx->owner.log, "");
+	assert_int_equal(fx->q.n, 2);
+	assert_int_equal(fx->stats.inflight, 1);
+	reply(fx, 0, "a");
+	assert_string_equal(fx->owner.log, "1:a 1:b ");
+	assert_true(pipeline_queue_empty(&fx->q));
+	assert_int_equal(fx->stats.inflight, 0);
+	/* The queue is empty again: straight out, and twice is once. */
+	fx->fake.twice = true;
+	send_req(fx, "c");
+	assert_string_equal(fx->owner.log, "1:a 1:b 1:c ");
+	assert_true(pipeline_queue_empty(&fx->q));
+	assert_int_equal(fx->stats.counter[STATS_MOD_replies], 3);
+	assert_int_equal(fx->stats.counter[STATS_MOD_late], 1);
+	assert_int_equal(fx->stats.inflight, 0);
+	/* An unanswered request after it is pending as usual. */
+	fx->fake.sync = false;
+	send_req(fx, "d");
+	assert_int_equal(fx->q.n, 1);
+	assert_int_equal(fx->stats.inflight, 1);
+	reply(fx, 3, "d");
+	assert_string_equal(fx->owner.log, "1:a 1:b 1:c 1:d ");
 	assert_int_equal(fx->stats.inflight, 0);
 }
 
@@ -325,6 +367,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_sync_replies_go_straight_out),
+		T(test_sync_reply_behind_a_pending_one_waits),
 		T(test_replies_leave_in_request_order),
 		T(test_core_reply_waits_its_turn),
 		T(test_completing_twice_is_counted_once),
