@@ -5,19 +5,33 @@
 # (BASE, default the parent of the commit that added them) against today's
 # MESSAGE through the echo module, at 50 connections and depth 32, 64-byte
 # bodies, goprod on CPU 0 and gopro-bench on CPU 1, rounds alternating;
-# prints the median of each and their ratio (the target is >= 0.95).
+# prints the median of each, the spread of the rounds and their ratio (the
+# target is >= 0.95).
+#
+# Then the same load under callgrind: the worker's user-space
+# instructions per request for both builds, the slope between a run of
+# N1 and one of N2 requests (so that start-up and the drain cancel out):
+# a ratio that a loaded machine does not blur.  --callgrind-only skips the
+# throughput rounds, --no-callgrind the instruction count.
 #
 # usage: contrib/bench/modules.sh [--base COMMIT] [--head COMMIT]
 #            [--duration S] [--repeat N] [--build-dir DIR]
+#            [--callgrind-only | --no-callgrind] [--no-build]
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 srcdir=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
 builddir=$srcdir/_build/bench-modules
 duration=5
 repeat=5
 base=
 head=HEAD
+rounds=yes
+callgrind=yes
+rebuild=yes
+n1=100000
+n2=300000
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -26,6 +40,9 @@ while [ $# -gt 0 ]; do
 	--duration) duration=$2; shift ;;
 	--repeat) repeat=$2; shift ;;
 	--build-dir) builddir=$2; shift ;;
+	--callgrind-only) rounds=no ;;
+	--no-callgrind) callgrind=no ;;
+	--no-build) rebuild=no ;;
 	*) sed -n 's/^# usage: //p; s/^#            //p' "$0" >&2; exit 2 ;;
 	esac
 	shift
@@ -36,75 +53,70 @@ if [ -z "$base" ]; then
 	base=$(git -C "$srcdir" rev-parse "$first^")
 fi
 
-# build NAME TREE: an -O2 build of TREE under $builddir/NAME.
-build() {
-	local b=$builddir/$1
-	mkdir -p "$b"
-	(cd "$2" && [ -x configure ] || ./autogen.sh >/dev/null 2>&1)
-	(cd "$b" && "$2/configure" -q CFLAGS='-O2 -g' >/dev/null &&
-	    nice make -j2 src/daemon/goprod src/bench/gopro-bench >/dev/null)
-}
-
 # Both from commits, so that edits in the work tree cannot mix in.
-rm -rf "$builddir/base-src" "$builddir/modules-src" "$builddir/base" \
-    "$builddir/modules"
-mkdir -p "$builddir"
-git -C "$srcdir" archive --prefix=base-src/ "$base" | tar -x -C "$builddir"
-git -C "$srcdir" archive --prefix=modules-src/ "$head" | tar -x -C "$builddir"
-build base "$builddir/base-src"
-build modules "$builddir/modules-src"
-
-port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# run NAME: one round, prints requests per second.
-run() {
-	# The same load generator (today's) for both.
-	local b=$builddir/$1 bench=$builddir/modules/src/bench/gopro-bench
-	local dir p pid rps
-	dir=$(mktemp -d)
-	p=$(port)
-	cat >"$dir/gopro.conf" <<CONF
-listen = { "127.0.0.1:$p" }
-workers = 1
-user = ""
-group = ""
-pid_file = "$dir/goprod.pid"
-stats_file = "$dir/goprod.stats"
-control_socket = "$dir/goprod.sock"
-log = "file:$dir/goprod.log"
-idle_timeout = 3600s
-CONF
-	taskset -c 0 "$b/src/daemon/goprod" -f -c "$dir/gopro.conf" \
-	    2>>"$dir/goprod.log" &
-	pid=$!
-	for _ in $(seq 100); do
-		"$bench" -s "127.0.0.1:$p" -c 1 -n 1 -q \
-		    >/dev/null 2>&1 && break
-		sleep 0.05
+if [ "$rebuild" = yes ]; then
+	for v in base:"$base" modules:"$head"; do
+		bench_build "$builddir/${v%%:*}" "${v#*:}" src/daemon/goprod \
+		    src/bench/gopro-bench
 	done
-	rps=$(taskset -c 1 "$bench" -s "127.0.0.1:$p" -q \
-	    -c 50 -P 32 -T message -b 64 -w 1s -d "${duration}s" -j |
-	    python3 -c 'import json,sys; print(json.load(sys.stdin)["throughput"])')
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
-	rm -rf "$dir"
-	echo "$rps"
+fi
+# The same load generator (today's) for both.
+bench=$builddir/modules/build/src/bench/gopro-bench
+load=(-c 50 -P 32 -T message -b 64 -q)
+
+# run NAME: one round, prints requests per second and the worker's CPU
+# microseconds per request.
+run() {
+	bench_tmpdir
+	bench_goprod "$bench_dir" "$builddir/$1/build/src/daemon/goprod" \
+	    "$bench" "" taskset -c 0
+	bench_cpu_round "$goprod_worker" taskset -c 1 "$bench" \
+	    -s "127.0.0.1:$goprod_port" "${load[@]}" -w 1s -d "${duration}s"
+	bench_stop "$goprod_pid"
 }
 
-median() {
-	sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+# instructions NAME N: the worker's instructions for N requests, in ir.
+instructions() {
+	bench_tmpdir
+	bench_goprod "$bench_dir" "$builddir/$1/build/src/daemon/goprod" "$bench" "" \
+	    valgrind -q --tool=callgrind --callgrind-out-file="$bench_dir/cg.%p"
+	"$bench" -s "127.0.0.1:$goprod_port" "${load[@]}" -n "$2" >/dev/null
+	bench_stop "$goprod_pid"
+	cp "$bench_dir/cg.$goprod_worker" "$builddir/cg-$1-$2.out"
+	ir=$(bench_instructions "$builddir/cg-$1-$2.out")
 }
 
-: >"$builddir/base.txt"
-: >"$builddir/modules.txt"
-for _ in $(seq "$repeat"); do
-	run base >>"$builddir/base.txt"
-	run modules >>"$builddir/modules.txt"
-done
-b=$(median <"$builddir/base.txt")
-m=$(median <"$builddir/modules.txt")
-echo "built-in MESSAGE ($(git -C "$srcdir" rev-parse --short "$base")): $b requests/s (rounds: $(tr '\n' ' ' <"$builddir/base.txt"))"
-echo "echo module ($(git -C "$srcdir" rev-parse --short "$head")): $m requests/s (rounds: $(tr '\n' ' ' <"$builddir/modules.txt"))"
-python3 -c "print('ratio: %.3f (target >= 0.95)' % ($m / $b))"
+short() {
+	git -C "$srcdir" rev-parse --short "$1"
+}
+
+if [ "$rounds" = yes ]; then
+	: >"$builddir/base.txt"
+	: >"$builddir/modules.txt"
+	for _ in $(seq "$repeat"); do
+		run base >>"$builddir/base.txt"
+		run modules >>"$builddir/modules.txt"
+	done
+	b=$(bench_median 1 <"$builddir/base.txt")
+	m=$(bench_median 1 <"$builddir/modules.txt")
+	bc=$(bench_median 2 %.3f <"$builddir/base.txt")
+	mc=$(bench_median 2 %.3f <"$builddir/modules.txt")
+	echo "median (min-max) of $repeat rounds of ${duration}s, c=50 P=32, 64-byte MESSAGE:"
+	echo "built-in MESSAGE ($(short "$base")): $b requests/s, worker CPU $bc us/request"
+	echo "echo module ($(short "$head")): $m requests/s, worker CPU $mc us/request"
+	python3 -c "print('ratio module/built-in: throughput %.3f (target >= 0.95), CPU per request %.3f' % (${m%% *} / ${b%% *}, ${mc%% *} / ${bc%% *}))"
+fi
+
+if [ "$callgrind" = yes ]; then
+	declare -A per
+	for v in base modules; do
+		instructions "$v" "$n1"
+		a=$ir
+		instructions "$v" "$n2"
+		z=$ir
+		per[$v]=$(python3 -c "print('%.1f' % (($z - $a) / ($n2 - $n1)))")
+	done
+	echo "worker instructions per request (callgrind, slope $n1..$n2 requests): built-in ${per[base]}, echo module ${per[modules]}"
+	python3 -c "print('ratio built-in/module: %.3f (>= 0.95: the module path costs at most 5%% more)' % (${per[base]} / ${per[modules]}))"
+	echo "profiles: callgrind_annotate $builddir/cg-{base,modules}-$n2.out"
+fi
