@@ -466,6 +466,39 @@ test_echo_as_a_file(void **state)
 	harness_stop(&g);
 }
 
+/*
+ * The bench module that completes every request from its own thread
+ * (contrib/bench/module_thread.sh): pipelined MESSAGEs on two connections
+ * get the echo, each connection's in its order.
+ */
+static void
+test_thread_echo_module(void **state)
+{
+	char conf[1024], so[512], body[16], want[32];
+	struct goprod g;
+	int fd[2];
+
+	(void)state;
+	snprintf(conf, sizeof(conf), "module thread_echo {\n  path = \"%s\"\n"
+	    "  max_inflight = 256\n}\n", module_path("thread_echo.so", so,
+	    sizeof(so)));
+	harness_start(&g, conf);
+	fd[0] = harness_connect(&g);
+	fd[1] = harness_connect(&g);
+	for (int i = 0; i < 200; i++) {
+		snprintf(body, sizeof(body), "%d", i);
+		harness_send(fd[i % 2], GOPRO_CMD_MESSAGE, body);
+	}
+	for (int i = 0; i < 200; i++) {
+		snprintf(want, sizeof(want), "Server says: %d", i);
+		harness_expect_frame(fd[i % 2], GOPRO_CMD_MESSAGE, want,
+		    strlen(want));
+	}
+	close(fd[0]);
+	close(fd[1]);
+	harness_stop(&g);
+}
+
 /* The module totals of g's stats segment for module name. */
 static struct stats_module
 module_totals(const struct goprod *g, const char *name)
@@ -811,6 +844,7 @@ main(void)
 		cmocka_unit_test(test_drain_left_lets_a_module_refuse),
 		cmocka_unit_test(test_example_from_the_manual),
 		cmocka_unit_test(test_echo_as_a_file),
+		cmocka_unit_test(test_thread_echo_module),
 		cmocka_unit_test(test_module_stats),
 		cmocka_unit_test(test_block_warn),
 		cmocka_unit_test(test_stalled_worker_is_killed),
