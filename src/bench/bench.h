@@ -158,6 +158,7 @@ struct bench_plan {
 	uint32_t max_reply_body;  /* the decoder's limit */
 	size_t max_request;
 	size_t max_reply;
+	bool any_body;            /* --any-reply: only the command is checked */
 };
 
 struct bench_plan_conf {
@@ -165,6 +166,7 @@ struct bench_plan_conf {
 	const char *prefix;       /* expected MESSAGE prefix */
 	const char *user;         /* NULL: no LOGIN */
 	const char *password;
+	bool any_body;            /* a reply's body is not compared */
 };
 
 /* 0, or -1 with a message in err (no memory, LOGIN out of range). */
@@ -283,6 +285,7 @@ struct bench_opts {
 	bool json;
 	bool quiet;
 	bool allow_lost;
+	bool any_reply;           /* --any-reply */
 	bool tls;                 /* --tls */
 	bool tls_no_resume;       /* --no-resume: every handshake in full */
 	uint64_t reconnect_every; /* a new connection after n replies; 0 off */

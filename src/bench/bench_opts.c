@@ -413,6 +413,7 @@ enum {
 	OPT_TLS,
 	OPT_NO_RESUME,
 	OPT_RECONNECT_EVERY,
+	OPT_ANY_REPLY,
 };
 
 static const struct option longopts[] = {
@@ -443,6 +444,7 @@ static const struct option longopts[] = {
 	{ "tls", no_argument, NULL, OPT_TLS },
 	{ "no-resume", no_argument, NULL, OPT_NO_RESUME },
 	{ "reconnect-every", required_argument, NULL, OPT_RECONNECT_EVERY },
+	{ "any-reply", no_argument, NULL, OPT_ANY_REPLY },
 	{ NULL, 0, NULL, 0 },
 };
 #define SHORTOPTS ":s:c:P:t:d:n:T:m:b:R:w:S:u:p:H:jqhV"
@@ -457,10 +459,11 @@ bench_usage(FILE *f)
 	    "                   [-R rate] [-S address,...] [-s host:port] "
 	    "[-t threads]\n"
 	    "                   [-u user] [-w duration] [--allow-lost] "
-	    "[--connect-rate n]\n"
-	    "                   [--prefix text] [--server-pid pid] "
-	    "[--timeout duration]\n"
-	    "                   [--tls [--no-resume]] [--reconnect-every n]\n",
+	    "[--any-reply]\n"
+	    "                   [--connect-rate n]"
+	    " [--prefix text] [--server-pid pid]\n"
+	    "                   [--timeout duration]"
+	    " [--tls [--no-resume]] [--reconnect-every n]\n",
 	    f);
 }
 
@@ -504,6 +507,8 @@ bench_help(FILE *f)
 	    "(off)\n"
 	    "      --allow-lost         exit 0 even when replies were lost "
 	    "(off)\n"
+	    "      --any-reply          a reply of the right command is good "
+	    "whatever its body (off)\n"
 	    "      --tls                speak TLS (the certificate is not "
 	    "checked) (off)\n"
 	    "      --no-resume          --tls: never resume a session, every "
@@ -649,6 +654,9 @@ opts_apply(struct bench_opts *o, struct parse_state *ps, int ch,
 		break;
 	case OPT_ALLOW_LOST:
 		o->allow_lost = true;
+		return 0;
+	case OPT_ANY_REPLY:
+		o->any_reply = true;
 		return 0;
 	case OPT_TLS:
 #ifndef HAVE_TLS

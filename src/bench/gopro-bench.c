@@ -93,6 +93,7 @@ build_plan(struct run *r)
 		.prefix = r->opts.prefix,
 		.user = r->opts.user,
 		.password = r->opts.password,
+		.any_body = r->opts.any_reply,
 	};
 	char msg[256];
 

@@ -350,6 +350,34 @@ test_verify_wrong_replies(void **state)
 	expect_wrong(v, BENCH_LOGIN, login_not_ok, BENCH_ERR_BODY);
 }
 
+/* --any-reply: an entry id in place of the echo is good, a wrong command
+ * is still wrong. */
+static void
+test_verify_any_reply(void **state)
+{
+	struct vfix *v = *state;
+	struct bench_plan_conf pc = { .body = 16, .prefix = PREFIX,
+		.any_body = true };
+	uint8_t r[256];
+	char err[128];
+	size_t n;
+
+	bench_plan_free(&v->plan);
+	assert_int_equal(bench_plan_init(&v->plan, &pc, err, sizeof(err)), 0);
+	assert_int_equal(v->plan.max_reply_body, 65536);
+	bench_stream_push(&v->s, BENCH_MESSAGE, 1, 0, BENCH_PENDING_MEASURED);
+	n = gopro_frame_write(r, sizeof(r), GOPRO_CMD_MESSAGE,
+	    "1796164004123-0", 15);
+	feed(v, r, n, 1);
+	assert_int_equal(v->st.ok, 1);
+	bench_stream_push(&v->s, BENCH_MESSAGE, 2, 0, BENCH_PENDING_MEASURED);
+	n = gopro_frame_write(r, sizeof(r), GOPRO_CMD_HEARTBEAT, "x", 1);
+	feed(v, r, n, 2);
+	assert_int_equal(v->st.ok, 1);
+	assert_int_equal(v->st.errors[BENCH_ERR_COMMAND], 1);
+	assert_int_equal(v->s.qlen, 0);
+}
+
 static void
 test_verify_error_frames(void **state)
 {
@@ -1026,6 +1054,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_verify_correct_replies,
 		    vfix_setup, vfix_teardown),
 		cmocka_unit_test_setup_teardown(test_verify_wrong_replies,
+		    vfix_setup, vfix_teardown),
+		cmocka_unit_test_setup_teardown(test_verify_any_reply,
 		    vfix_setup, vfix_teardown),
 		cmocka_unit_test_setup_teardown(test_verify_error_frames,
 		    vfix_setup, vfix_teardown),
