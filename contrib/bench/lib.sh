@@ -11,6 +11,13 @@
 
 bench_pids=()
 bench_dirs=()
+# The tree, and the defaults of the options of bench_option.
+srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+commit=HEAD
+duration=5
+repeat=5
+profile=3
+rebuild=yes
 
 bench_cleanup() {
 	local p
@@ -26,6 +33,24 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
+# bench_option ARGS...: one of the options the module benchmarks share
+# (--commit C, --duration S, --repeat N, --profile S, --build-dir DIR,
+# --no-build) into commit, duration, repeat, profile, builddir or rebuild;
+# bench_shift says how many words it took.  Anything else prints the
+# script's usage and exits 2.
+bench_option() {
+	bench_shift=2
+	case $1 in
+	--commit) commit=${2:?$1 needs a value} ;;
+	--duration) duration=${2:?$1 needs a value} ;;
+	--repeat) repeat=${2:?$1 needs a value} ;;
+	--profile) profile=${2:?$1 needs a value} ;;
+	--build-dir) builddir=${2:?$1 needs a value} ;;
+	--no-build) rebuild=no; bench_shift=1 ;;
+	*) sed -n 's/^# usage: //p; s/^#            //p' "$0" >&2; exit 2 ;;
+	esac
+}
+
 # bench_tmpdir: a new directory in bench_dir, removed at exit (a
 # variable, not output: a $(...) subshell would forget it).
 bench_tmpdir() {
@@ -37,12 +62,11 @@ bench_tmpdir() {
 # git, so that edits in the work tree cannot mix in) under DIR/build, its
 # sources in DIR/src.
 bench_build() {
-	local dir=$1 commit=$2 top
+	local dir=$1 commit=$2
 	shift 2
-	top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 	rm -rf "$dir/src" "$dir/build"
 	mkdir -p "$dir/src" "$dir/build"
-	git -C "$top" archive "$commit" | tar -x -C "$dir/src"
+	git -C "$srcdir" archive "$commit" | tar -x -C "$dir/src"
 	(cd "$dir/src" && ./autogen.sh >/dev/null 2>&1)
 	(cd "$dir/build" && "$dir/src/configure" -q CFLAGS='-O2 -g' \
 	    >/dev/null && nice make -j2 "$@" >/dev/null)

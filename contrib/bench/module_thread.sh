@@ -21,27 +21,12 @@
 #            [--repeat N] [--profile S] [--build-dir DIR] [--no-build]
 set -eu
 
-here=$(cd "$(dirname "$0")" && pwd)
-srcdir=$(cd "$here/../.." && pwd)
-. "$here/lib.sh"
+. "$(dirname "$0")/lib.sh"
 builddir=$srcdir/_build/bench-thread
-commit=HEAD
-duration=5
-repeat=5
-profile=3
-rebuild=yes
 
 while [ $# -gt 0 ]; do
-	case $1 in
-	--commit) commit=$2; shift ;;
-	--duration) duration=$2; shift ;;
-	--repeat) repeat=$2; shift ;;
-	--profile) profile=$2; shift ;;
-	--build-dir) builddir=$2; shift ;;
-	--no-build) rebuild=no ;;
-	*) sed -n 's/^# usage: //p; s/^#            //p' "$0" >&2; exit 2 ;;
-	esac
-	shift
+	bench_option "$@"
+	shift "$bench_shift"
 done
 
 [ "$rebuild" = no ] || bench_build "$builddir" "$commit" src/daemon/goprod \
@@ -79,7 +64,7 @@ profile() {
 	local lp f0 f1 sc fx rd wr ep cs ms
 	start "$1"
 	taskset -c 1 "$bench" -s "127.0.0.1:$goprod_port" "${load[@]}" -w 0 \
-	    -d "$((profile + 2))s" >/dev/null &
+	    -d 1h >/dev/null &
 	lp=$!
 	bench_pids+=("$lp")
 	sleep 1
@@ -87,6 +72,8 @@ profile() {
 	read -r sc fx rd wr ep cs ms < <(bench_syscalls "$goprod_worker" \
 	    "$profile")
 	f1=$(bench_frames "$bench_dir/gopro.conf")
+	# SIGINT: gopro-bench stops sending, collects its replies and exits.
+	kill -INT "$lp"
 	bench_wait "$lp"
 	bench_stop "$goprod_pid"
 	python3 -c "

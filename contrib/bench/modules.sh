@@ -19,33 +19,23 @@
 #            [--callgrind-only | --no-callgrind] [--no-build]
 set -eu
 
-here=$(cd "$(dirname "$0")" && pwd)
-srcdir=$(cd "$here/../.." && pwd)
-. "$here/lib.sh"
+. "$(dirname "$0")/lib.sh"
 builddir=$srcdir/_build/bench-modules
-duration=5
-repeat=5
 base=
 head=HEAD
 rounds=yes
 callgrind=yes
-rebuild=yes
 n1=100000
 n2=300000
 
 while [ $# -gt 0 ]; do
 	case $1 in
-	--base) base=$2; shift ;;
-	--head) head=$2; shift ;;
-	--duration) duration=$2; shift ;;
-	--repeat) repeat=$2; shift ;;
-	--build-dir) builddir=$2; shift ;;
-	--callgrind-only) rounds=no ;;
-	--no-callgrind) callgrind=no ;;
-	--no-build) rebuild=no ;;
-	*) sed -n 's/^# usage: //p; s/^#            //p' "$0" >&2; exit 2 ;;
+	--base) base=${2:?}; shift 2 ;;
+	--head) head=${2:?}; shift 2 ;;
+	--callgrind-only) rounds=no; shift ;;
+	--no-callgrind) callgrind=no; shift ;;
+	*) bench_option "$@"; shift "$bench_shift" ;;
 	esac
-	shift
 done
 if [ -z "$base" ]; then
 	first=$(git -C "$srcdir" log --format=%H --reverse \
