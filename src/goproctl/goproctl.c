@@ -886,8 +886,8 @@ struct peer {
 	const char *addr;
 	struct gopro_client *gc;	/* plain */
 #ifdef HAVE_TLS
-	struct client_tls_ctx *ctx;	/* TLS */
-	struct client_tls *tls;
+	struct gopro_tls_ctx *ctx;	/* TLS */
+	struct gopro_tls *tls;
 	uint8_t *buf;
 	size_t cap;
 #endif
@@ -938,16 +938,20 @@ peer_tls(struct peer *p, const struct tls_args *t, size_t max_reply,
     double timeout)
 {
 	char host[256];
-	struct client_tls_options o = { .ca_file = t->ca, .cert_file = t->cert,
-		.key_file = t->key, .servername = t->servername };
+	struct gopro_tls_options o;
 
+	gopro_tls_options_init(&o);
+	o.ca_file = t->ca;
+	o.cert_file = t->cert;
+	o.key_file = t->key;
+	o.servername = t->servername;
 	if (o.servername == NULL) {
 		address_host(p->addr, host, sizeof(host));
 		o.servername = host;
 	}
-	if ((p->ctx = client_tls_ctx_new(&o, p->err, sizeof(p->err))) == NULL)
+	if ((p->ctx = gopro_tls_ctx_new(&o, p->err, sizeof(p->err))) == NULL)
 		errx(1, "%s", p->err);
-	if ((p->tls = client_tls_connect(p->ctx, p->addr, timeout, p->err,
+	if ((p->tls = gopro_tls_connect(p->ctx, p->addr, timeout, p->err,
 	    sizeof(p->err))) == NULL)
 		errx(1, "%s: %s", p->addr, p->err);
 	p->cap = GOPRO_HEADER_SIZE + max_reply;
@@ -987,9 +991,9 @@ peer_request(struct peer *p, uint8_t cmd, const void *body, size_t len,
 	int rc;
 
 	if (p->tls != NULL) {
-		rc = client_tls_send_frame(p->tls, cmd, body, len, timeout);
+		rc = gopro_tls_send_frame(p->tls, cmd, body, len, timeout);
 		if (rc == GOPRO_OK)
-			rc = client_tls_read_frame(p->tls, p->buf, p->cap, f,
+			rc = gopro_tls_read_frame(p->tls, p->buf, p->cap, f,
 			    timeout);
 		snprintf(p->err, sizeof(p->err), "%s", gopro_strerror(rc));
 		return rc;
@@ -1009,8 +1013,8 @@ peer_free(struct peer *p)
 {
 	gopro_client_free(p->gc);
 #ifdef HAVE_TLS
-	client_tls_close(p->tls);
-	client_tls_ctx_free(p->ctx);
+	gopro_tls_close(p->tls);
+	gopro_tls_ctx_free(p->ctx);
 	free(p->buf);
 #endif
 }
@@ -1186,7 +1190,7 @@ peer_login(struct peer *p, const char *user, const char *password)
 	int rc;
 
 	if (p->tls != NULL) {
-		rc = client_tls_login(p->tls, user, password, p->buf, p->cap,
+		rc = gopro_tls_login(p->tls, user, password, p->buf, p->cap,
 		    &f, 10.0);
 		if (rc != GOPRO_OK) {
 			snprintf(p->err, sizeof(p->err), "%s",

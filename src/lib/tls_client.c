@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * tls_client.c - TLS for the blocking GoPro client (see tls_client.h), on
- * OpenSSL 3.  The socket stays non-blocking: every OpenSSL call that wants
+ * tls_client.c - libgopro-tls, the client side of TLS (see
+ * gopro/tls_client.h), on OpenSSL 3.  It is built into libgopro-tls.so.1,
+ * which links libgopro.so.1 for the connection itself and OpenSSL for the
+ * rest; iowait.c is linked into both libraries, hidden in each.  The socket stays non-blocking: every OpenSSL call that wants
  * to read or write waits for that with poll() against the call's deadline,
  * so a silent server delays a caller by the timeout at most.
  */
@@ -10,6 +12,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +28,14 @@
 #include "gopro/tls_client.h"
 #include "iowait.h"
 
-struct client_tls_ctx {
+struct gopro_tls_ctx {
 	SSL_CTX *ssl;
 	SSL_SESSION *last;	/* the newest session the server sent */
 	char *servername;
 	bool resume;
 };
 
-struct client_tls {
+struct gopro_tls {
 	SSL *ssl;
 	int fd;
 };
@@ -56,7 +59,7 @@ reason(char *buf, size_t len)
 static int
 new_session_cb(SSL *s, SSL_SESSION *sess)
 {
-	struct client_tls_ctx *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(s));
+	struct gopro_tls_ctx *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(s));
 
 	if (!ctx->resume || sess == ctx->last)
 		return 0;
@@ -66,7 +69,7 @@ new_session_cb(SSL *s, SSL_SESSION *sess)
 }
 
 static int
-ctx_load(struct client_tls_ctx *ctx, const struct client_tls_options *o,
+ctx_load(struct gopro_tls_ctx *ctx, const struct gopro_tls_options *o,
     char *err, size_t errlen)
 {
 	char why[256];
@@ -89,20 +92,55 @@ ctx_load(struct client_tls_ctx *ctx, const struct client_tls_options *o,
 	return -1;
 }
 
-struct client_tls_ctx *
-client_tls_ctx_new(const struct client_tls_options *o, char *err,
+/* What the first version of the options holds: the least a caller has. */
+#define OPTIONS_V1_SIZE (offsetof(struct gopro_tls_options, no_resume) + \
+	sizeof(bool))
+
+void
+gopro_tls_options_init(struct gopro_tls_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->size = sizeof(*o);
+}
+
+/*
+ * The caller's options as this version of the library knows them: fields
+ * a program built against an older header lacks keep their defaults.
+ */
+static int
+options_copy(struct gopro_tls_options *dst,
+    const struct gopro_tls_options *o, char *err, size_t errlen)
+{
+	gopro_tls_options_init(dst);
+	if (o == NULL || o->size < OPTIONS_V1_SIZE) {
+		snprintf(err, errlen, "TLS options not set up with "
+		    "gopro_tls_options_init (size %zu)", o ? o->size : 0);
+		return -1;
+	}
+	memcpy(dst, o, o->size < sizeof(*dst) ? o->size : sizeof(*dst));
+	dst->size = sizeof(*dst);
+	return 0;
+}
+
+struct gopro_tls_ctx *
+gopro_tls_ctx_new(const struct gopro_tls_options *opts, char *err,
     size_t errlen)
 {
-	struct client_tls_ctx *ctx = calloc(1, sizeof(*ctx));
+	struct gopro_tls_options copy, *o = &copy;
+	struct gopro_tls_ctx *ctx;
+	char why[256];
 
+	if (options_copy(&copy, opts, err, errlen) < 0)
+		return NULL;
+	ctx = calloc(1, sizeof(*ctx));
 	ERR_clear_error();
 	errno = 0;
 	if (ctx == NULL || (ctx->ssl = SSL_CTX_new(TLS_client_method())) ==
 	    NULL || (o->servername != NULL &&
 	    (ctx->servername = strdup(o->servername)) == NULL)) {
 		snprintf(err, errlen, "cannot set up TLS: %s",
-		    reason(err, errlen));
-		client_tls_ctx_free(ctx);
+		    reason(why, sizeof(why)));
+		gopro_tls_ctx_free(ctx);
 		return NULL;
 	}
 	ctx->resume = !o->no_resume;
@@ -116,14 +154,14 @@ client_tls_ctx_new(const struct client_tls_options *o, char *err,
 	SSL_CTX_set_verify(ctx->ssl, o->no_verify ? SSL_VERIFY_NONE :
 	    SSL_VERIFY_PEER, NULL);
 	if (ctx_load(ctx, o, err, errlen) < 0) {
-		client_tls_ctx_free(ctx);
+		gopro_tls_ctx_free(ctx);
 		return NULL;
 	}
 	return ctx;
 }
 
 void
-client_tls_ctx_free(struct client_tls_ctx *ctx)
+gopro_tls_ctx_free(struct gopro_tls_ctx *ctx)
 {
 	if (ctx == NULL)
 		return;
@@ -138,7 +176,7 @@ client_tls_ctx_free(struct client_tls_ctx *ctx)
  * for what it wanted), or the result to give up with.
  */
 static int
-ssl_wait(struct client_tls *t, int rc, double deadline)
+ssl_wait(struct gopro_tls *t, int rc, double deadline)
 {
 	int w;
 
@@ -170,7 +208,7 @@ ssl_wait(struct client_tls *t, int rc, double deadline)
  * which SNI cannot carry.
  */
 static int
-set_names(struct client_tls_ctx *ctx, SSL *s)
+set_names(struct gopro_tls_ctx *ctx, SSL *s)
 {
 	struct in6_addr a;
 
@@ -240,23 +278,23 @@ set_socket(SSL *s, int fd)
 	return 0;
 }
 
-static struct client_tls *
-start_failed(struct client_tls *t, const char *what, char *err, size_t len)
+static struct gopro_tls *
+start_failed(struct gopro_tls *t, const char *what, char *err, size_t len)
 {
 	char why[256];
 
 	snprintf(err, len, "TLS handshake: %s", what != NULL ? what :
 	    reason(why, sizeof(why)));
-	client_tls_close(t);
+	gopro_tls_close(t);
 	return NULL;
 }
 
-struct client_tls *
-client_tls_start(struct client_tls_ctx *ctx, int fd, double timeout,
+struct gopro_tls *
+gopro_tls_start(struct gopro_tls_ctx *ctx, int fd, double timeout,
     char *err, size_t errlen)
 {
 	double deadline = iowait_now() + timeout;
-	struct client_tls *t = calloc(1, sizeof(*t));
+	struct gopro_tls *t = calloc(1, sizeof(*t));
 	long verify;
 	int rc;
 
@@ -291,8 +329,8 @@ client_tls_start(struct client_tls_ctx *ctx, int fd, double timeout,
  * The blocking client's connect (resolution, each address in turn, one
  * deadline) makes the socket; the TLS connection takes a copy of it.
  */
-struct client_tls *
-client_tls_connect(struct client_tls_ctx *ctx, const char *address,
+struct gopro_tls *
+gopro_tls_connect(struct gopro_tls_ctx *ctx, const char *address,
     double timeout, char *err, size_t errlen)
 {
 	double deadline = iowait_now() + timeout;
@@ -310,23 +348,23 @@ client_tls_connect(struct client_tls_ctx *ctx, const char *address,
 	gopro_client_free(c);
 	if (fd < 0)
 		return NULL;
-	return client_tls_start(ctx, fd, deadline - iowait_now(), err, errlen);
+	return gopro_tls_start(ctx, fd, deadline - iowait_now(), err, errlen);
 }
 
 bool
-client_tls_resumed(const struct client_tls *t)
+gopro_tls_resumed(const struct gopro_tls *t)
 {
 	return SSL_session_reused(t->ssl) == 1;
 }
 
 const char *
-client_tls_version(const struct client_tls *t)
+gopro_tls_version(const struct gopro_tls *t)
 {
 	return SSL_get_version(t->ssl);
 }
 
 int
-client_tls_write(struct client_tls *t, const void *p, size_t len,
+gopro_tls_write(struct gopro_tls *t, const void *p, size_t len,
     double timeout)
 {
 	double deadline = iowait_now() + timeout;
@@ -348,7 +386,7 @@ client_tls_write(struct client_tls *t, const void *p, size_t len,
 
 /* Read exactly len bytes: OpenSSL keeps what follows for the next call. */
 static int
-read_exact(struct client_tls *t, uint8_t *p, size_t len, double deadline)
+read_exact(struct gopro_tls *t, uint8_t *p, size_t len, double deadline)
 {
 	size_t n;
 	int rc;
@@ -367,7 +405,7 @@ read_exact(struct client_tls *t, uint8_t *p, size_t len, double deadline)
 }
 
 int
-client_tls_send_frame(struct client_tls *t, uint8_t command,
+gopro_tls_send_frame(struct gopro_tls *t, uint8_t command,
     const void *body, size_t len, double timeout)
 {
 	uint8_t hdr[GOPRO_HEADER_SIZE];
@@ -379,14 +417,14 @@ client_tls_send_frame(struct client_tls *t, uint8_t command,
 		return GOPRO_E_SYSTEM;
 	}
 	gopro_header_write(hdr, command, (uint32_t)len);
-	rc = client_tls_write(t, hdr, sizeof(hdr), timeout);
+	rc = gopro_tls_write(t, hdr, sizeof(hdr), timeout);
 	if (rc == GOPRO_OK && len > 0)
-		rc = client_tls_write(t, body, len, deadline - iowait_now());
+		rc = gopro_tls_write(t, body, len, deadline - iowait_now());
 	return rc;
 }
 
 int
-client_tls_read_frame(struct client_tls *t, uint8_t *buf, size_t cap,
+gopro_tls_read_frame(struct gopro_tls *t, uint8_t *buf, size_t cap,
     struct gopro_frame *frame, double timeout)
 {
 	double deadline = iowait_now() + timeout;
@@ -413,7 +451,7 @@ client_tls_read_frame(struct client_tls *t, uint8_t *buf, size_t cap,
 }
 
 int
-client_tls_login(struct client_tls *t, const char *user,
+gopro_tls_login(struct gopro_tls *t, const char *user,
     const char *password, uint8_t *buf, size_t cap,
     struct gopro_frame *frame, double timeout)
 {
@@ -427,15 +465,15 @@ client_tls_login(struct client_tls *t, const char *user,
 		errno = EINVAL;
 		return GOPRO_E_SYSTEM;
 	}
-	rc = client_tls_write(t, out, n, timeout);
+	rc = gopro_tls_write(t, out, n, timeout);
 	explicit_bzero(out, sizeof(out));
 	if (rc != GOPRO_OK)
 		return rc;
-	return client_tls_read_frame(t, buf, cap, frame, timeout);
+	return gopro_tls_read_frame(t, buf, cap, frame, timeout);
 }
 
 void
-client_tls_close(struct client_tls *t)
+gopro_tls_close(struct gopro_tls *t)
 {
 	if (t == NULL)
 		return;
@@ -454,7 +492,7 @@ client_tls_close(struct client_tls *t)
  * set, 0 for a closed connection, or -1 with errno for anything else.
  */
 static ssize_t
-step_failed(struct client_tls *t, int rc, short *want)
+step_failed(struct gopro_tls *t, int rc, short *want)
 {
 	switch (SSL_get_error(t->ssl, rc)) {
 	case SSL_ERROR_WANT_READ:
@@ -480,7 +518,7 @@ step_failed(struct client_tls *t, int rc, short *want)
 }
 
 ssize_t
-client_tls_read_some(struct client_tls *t, void *buf, size_t cap,
+gopro_tls_read_some(struct gopro_tls *t, void *buf, size_t cap,
     short *want)
 {
 	size_t n;
@@ -492,7 +530,7 @@ client_tls_read_some(struct client_tls *t, void *buf, size_t cap,
 }
 
 ssize_t
-client_tls_write_some(struct client_tls *t, const void *buf, size_t len,
+gopro_tls_write_some(struct gopro_tls *t, const void *buf, size_t len,
     short *want)
 {
 	size_t n;
@@ -507,13 +545,13 @@ client_tls_write_some(struct client_tls *t, const void *buf, size_t len,
 }
 
 int
-client_tls_fd(const struct client_tls *t)
+gopro_tls_fd(const struct gopro_tls *t)
 {
 	return t->fd;
 }
 
 void
-client_tls_shutdown_write(struct client_tls *t)
+gopro_tls_shutdown_write(struct gopro_tls *t)
 {
 	if (SSL_is_init_finished(t->ssl))
 		SSL_shutdown(t->ssl);
@@ -522,7 +560,7 @@ client_tls_shutdown_write(struct client_tls *t)
 }
 
 void
-client_tls_abort(struct client_tls *t)
+gopro_tls_abort(struct gopro_tls *t)
 {
 	struct linger l = { .l_onoff = 1, .l_linger = 0 };
 
@@ -531,5 +569,5 @@ client_tls_abort(struct client_tls *t)
 	setsockopt(t->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 	SSL_free(t->ssl);
 	t->ssl = NULL;
-	client_tls_close(t);
+	gopro_tls_close(t);
 }

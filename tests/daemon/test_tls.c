@@ -174,20 +174,20 @@ counter_reaches(const struct goprod *g, enum stats_counter which,
 	return v;
 }
 
-static struct client_tls_ctx *
+static struct gopro_tls_ctx *
 ctx_with(const char *cert_name, const char *key_name)
 {
-	struct client_tls_options o = {
-		.ca_file = cert("ca.pem"),
-		.servername = "localhost",
-		.cert_file = cert_name ? cert(cert_name) : NULL,
-		.key_file = key_name ? cert(key_name) : NULL,
-	};
+	struct gopro_tls_options o;
 	char err[512];
-	struct client_tls_ctx *ctx = client_tls_ctx_new(&o, err, sizeof(err));
+	struct gopro_tls_ctx *ctx;
 
-	if (ctx == NULL)
-		fail_msg("client_tls_ctx_new: %s", err);
+	gopro_tls_options_init(&o);
+	o.ca_file = cert("ca.pem");
+	o.servername = "localhost";
+	o.cert_file = cert_name ? cert(cert_name) : NULL;
+	o.key_file = key_name ? cert(key_name) : NULL;
+	if ((ctx = gopro_tls_ctx_new(&o, err, sizeof(err))) == NULL)
+		fail_msg("gopro_tls_ctx_new: %s", err);
 	return ctx;
 }
 
@@ -208,18 +208,18 @@ tcp_connect(int port)
 }
 
 /* A TLS connection to d, or NULL when the handshake fails. */
-static struct client_tls *
-try_tls(const struct tlsd *d, struct client_tls_ctx *ctx, char *err,
+static struct gopro_tls *
+try_tls(const struct tlsd *d, struct gopro_tls_ctx *ctx, char *err,
     size_t errlen)
 {
-	return client_tls_connect(ctx, d->taddr, 5, err, errlen);
+	return gopro_tls_connect(ctx, d->taddr, 5, err, errlen);
 }
 
-static struct client_tls *
-connect_tls(const struct tlsd *d, struct client_tls_ctx *ctx)
+static struct gopro_tls *
+connect_tls(const struct tlsd *d, struct gopro_tls_ctx *ctx)
 {
 	char err[512];
-	struct client_tls *t = try_tls(d, ctx, err, sizeof(err));
+	struct gopro_tls *t = try_tls(d, ctx, err, sizeof(err));
 
 	if (t == NULL) {
 		harness_dump_log(&d->g);
@@ -230,18 +230,18 @@ connect_tls(const struct tlsd *d, struct client_tls_ctx *ctx)
 
 /* Send a frame and return the command of the answer (-1: none). */
 static int
-round_trip(struct client_tls *t, uint8_t cmd, const char *body,
+round_trip(struct gopro_tls *t, uint8_t cmd, const char *body,
     struct gopro_frame *f, uint8_t *buf, size_t cap)
 {
-	if (client_tls_send_frame(t, cmd, body, strlen(body), 5) != GOPRO_OK)
+	if (gopro_tls_send_frame(t, cmd, body, strlen(body), 5) != GOPRO_OK)
 		return -1;
-	if (client_tls_read_frame(t, buf, cap, f, 5) != GOPRO_OK)
+	if (gopro_tls_read_frame(t, buf, cap, f, 5) != GOPRO_OK)
 		return -1;
 	return f->header.command;
 }
 
 static void
-expect_echo(struct client_tls *t, const char *body)
+expect_echo(struct gopro_tls *t, const char *body)
 {
 	uint8_t buf[1024];
 	struct gopro_frame f;
@@ -285,8 +285,8 @@ goproctl_tls(const struct tlsd *d, const char *cmd, const char *name)
 static void
 test_tls_serves_frames(void **state)
 {
-	struct client_tls_ctx *ctx;
-	struct client_tls *t;
+	struct gopro_tls_ctx *ctx;
+	struct gopro_tls *t;
 	struct tlsd d;
 	uint8_t buf[1024];
 	struct gopro_frame f;
@@ -294,7 +294,7 @@ test_tls_serves_frames(void **state)
 	start_tls(&d, NULL, NULL);
 	ctx = ctx_with(NULL, NULL);
 	t = connect_tls(&d, ctx);
-	assert_string_equal(client_tls_version(t), "TLSv1.3");
+	assert_string_equal(gopro_tls_version(t), "TLSv1.3");
 	expect_echo(t, "over tls");
 	assert_int_equal(round_trip(t, GOPRO_CMD_MESSAGE, "hello", &f, buf,
 	    sizeof(buf)), GOPRO_CMD_MESSAGE);
@@ -305,17 +305,17 @@ test_tls_serves_frames(void **state)
 	assert_int_equal(error_code(&f), GOPRO_ERR_UNKNOWN_COMMAND);
 	expect_echo(t, "still here");
 	/* Bad magic inside TLS: ERROR 1, then the close. */
-	assert_int_equal(client_tls_write(t, "XXXXXXXX", 8, 5), GOPRO_OK);
-	assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f, 5),
+	assert_int_equal(gopro_tls_write(t, "XXXXXXXX", 8, 5), GOPRO_OK);
+	assert_int_equal(gopro_tls_read_frame(t, buf, sizeof(buf), &f, 5),
 	    GOPRO_OK);
 	assert_int_equal(error_code(&f), GOPRO_ERR_BAD_MAGIC);
-	assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f, 5),
+	assert_int_equal(gopro_tls_read_frame(t, buf, sizeof(buf), &f, 5),
 	    GOPRO_E_CLOSED);
-	client_tls_close(t);
+	gopro_tls_close(t);
 	assert_true(harness_answers(&d.g));
 	assert_int_equal(counter(&d.g, STATS_tls_handshakes_full), 1);
 	assert_int_equal(counter(&d.g, STATS_tls_version_1_3), 1);
-	client_tls_ctx_free(ctx);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -323,9 +323,9 @@ test_tls_serves_frames(void **state)
 static void
 test_tls_limits_and_pipelining(void **state)
 {
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
 	uint8_t out[64 * 16], buf[256];
-	struct client_tls *t;
+	struct gopro_tls *t;
 	struct gopro_frame f;
 	struct tlsd d;
 	size_t n = 0;
@@ -335,20 +335,20 @@ test_tls_limits_and_pipelining(void **state)
 	for (int i = 0; i < 64; i++)
 		n += gopro_frame_write(out + n, sizeof(out) - n,
 		    GOPRO_CMD_HEARTBEAT, "12345678", 8);
-	assert_int_equal(client_tls_write(t, out, n, 5), GOPRO_OK);
+	assert_int_equal(gopro_tls_write(t, out, n, 5), GOPRO_OK);
 	for (int i = 0; i < 64; i++) {
-		assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f,
+		assert_int_equal(gopro_tls_read_frame(t, buf, sizeof(buf), &f,
 		    5), GOPRO_OK);
 		assert_memory_equal(f.body, "12345678", 8);
 	}
 	gopro_header_write(out, GOPRO_CMD_MESSAGE, 4096);
-	assert_int_equal(client_tls_write(t, out, GOPRO_HEADER_SIZE, 5),
+	assert_int_equal(gopro_tls_write(t, out, GOPRO_HEADER_SIZE, 5),
 	    GOPRO_OK);
-	assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f, 5),
+	assert_int_equal(gopro_tls_read_frame(t, buf, sizeof(buf), &f, 5),
 	    GOPRO_OK);
 	assert_int_equal(error_code(&f), GOPRO_ERR_TOO_LARGE);
-	client_tls_close(t);
-	client_tls_ctx_free(ctx);
+	gopro_tls_close(t);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -361,9 +361,9 @@ static void
 test_tls_backpressure(void **state)
 {
 	enum { BODY = 1000, MAX = 100000 };
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
 	uint8_t frame[GOPRO_HEADER_SIZE + BODY], buf[2048];
-	struct client_tls *t;
+	struct gopro_tls *t;
 	struct gopro_frame f;
 	struct tlsd d;
 	int sent = 0, rc = GOPRO_OK;
@@ -377,24 +377,24 @@ test_tls_backpressure(void **state)
 	t0 = harness_now();
 	/* Whole frames, until a write blocks (bounded in count and time). */
 	while (sent < MAX && harness_now() - t0 < 10 &&
-	    (rc = client_tls_write(t, frame, sizeof(frame), 0.5)) == GOPRO_OK)
+	    (rc = gopro_tls_write(t, frame, sizeof(frame), 0.5)) == GOPRO_OK)
 		sent++;
 	assert_int_equal(rc, GOPRO_E_TIMEOUT);
 	assert_true(counter(&d.g, STATS_backpressure) > 0);
 	for (int i = 0; i < sent; i++) {
-		assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f,
+		assert_int_equal(gopro_tls_read_frame(t, buf, sizeof(buf), &f,
 		    10), GOPRO_OK);
 		assert_int_equal(f.header.length, BODY);
 	}
 	/* The blocked frame goes out now (the same bytes, as OpenSSL wants). */
-	assert_int_equal(client_tls_write(t, frame, sizeof(frame), 10),
+	assert_int_equal(gopro_tls_write(t, frame, sizeof(frame), 10),
 	    GOPRO_OK);
-	assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f, 10),
+	assert_int_equal(gopro_tls_read_frame(t, buf, sizeof(buf), &f, 10),
 	    GOPRO_OK);
 	expect_echo(t, "after the flood");
 	print_message("%d frames before the client's write blocked\n", sent);
-	client_tls_close(t);
-	client_tls_ctx_free(ctx);
+	gopro_tls_close(t);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -402,8 +402,8 @@ test_tls_backpressure(void **state)
 static void
 test_tls_goaway(void **state)
 {
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
-	struct client_tls *t;
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls *t;
 	struct gopro_frame f;
 	uint8_t buf[256];
 	struct tlsd d;
@@ -412,13 +412,13 @@ test_tls_goaway(void **state)
 	t = connect_tls(&d, ctx);
 	expect_echo(t, "before");
 	kill(d.g.pid, SIGTERM);
-	assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f, 10),
+	assert_int_equal(gopro_tls_read_frame(t, buf, sizeof(buf), &f, 10),
 	    GOPRO_OK);
 	assert_int_equal(f.header.command, GOPRO_CMD_GOAWAY);
-	assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f, 10),
+	assert_int_equal(gopro_tls_read_frame(t, buf, sizeof(buf), &f, 10),
 	    GOPRO_E_CLOSED);
-	client_tls_close(t);
-	client_tls_ctx_free(ctx);
+	gopro_tls_close(t);
+	gopro_tls_ctx_free(ctx);
 	assert_int_equal(harness_wait_exit(&d.g, 20), 0);
 	harness_stop(&d.g);
 }
@@ -429,8 +429,8 @@ test_tls_goaway(void **state)
 static void
 test_tls_resumption(void **state)
 {
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
-	struct client_tls *t;
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls *t;
 	struct tlsd d;
 	int resumed = 0;
 
@@ -438,8 +438,8 @@ test_tls_resumption(void **state)
 	for (int i = 0; i < 20; i++) {
 		t = connect_tls(&d, ctx);
 		expect_echo(t, "resume?");	/* the ticket comes with it */
-		resumed += client_tls_resumed(t);
-		client_tls_close(t);
+		resumed += gopro_tls_resumed(t);
+		gopro_tls_close(t);
 	}
 	assert_int_equal(resumed, 19);
 	assert_int_equal(counter(&d.g, STATS_tls_handshakes_resumed), 19);
@@ -462,9 +462,9 @@ test_tls_resumption(void **state)
 	harness_wait_settled(&d.g, 1);
 	t = connect_tls(&d, ctx);
 	expect_echo(t, "after reload");
-	assert_true(client_tls_resumed(t));
-	client_tls_close(t);
-	client_tls_ctx_free(ctx);
+	assert_true(gopro_tls_resumed(t));
+	gopro_tls_close(t);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -476,8 +476,8 @@ test_tls_resumption(void **state)
 static void
 test_tls_reloads_under_load(void **state)
 {
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
-	struct client_tls *t;
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls *t;
 	struct tlsd d;
 	char *args[24], *out, prog[512];
 	int fd, status, n = 0;
@@ -520,11 +520,11 @@ test_tls_reloads_under_load(void **state)
 	/* A ticket from the last generation (it comes with the reply) resumes. */
 	t = connect_tls(&d, ctx);
 	expect_echo(t, "ticket");
-	client_tls_close(t);
+	gopro_tls_close(t);
 	t = connect_tls(&d, ctx);
-	assert_true(client_tls_resumed(t));
+	assert_true(gopro_tls_resumed(t));
 	expect_echo(t, "after 20 reloads");
-	client_tls_close(t);
+	gopro_tls_close(t);
 	kill(pid, SIGINT);
 	out = harness_collect(pid, fd, &status);
 	print_message("gopro-bench: %s", out);
@@ -534,7 +534,7 @@ test_tls_reloads_under_load(void **state)
 	assert_true(harness_json_number(out, "tls_handshakes_resumed") > 0);
 	assert_true(harness_json_number(out, "goaway") > 0);
 	free(out);
-	client_tls_ctx_free(ctx);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -542,8 +542,8 @@ test_tls_reloads_under_load(void **state)
 static void
 test_tls_ktls_degrades(void **state)
 {
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
-	struct client_tls *t;
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls *t;
 	char out[256];
 	struct tlsd d;
 	bool ulp = harness_run("grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp",
@@ -552,13 +552,13 @@ test_tls_ktls_degrades(void **state)
 	start_tls(&d, "\tktls = on\n", NULL);
 	t = connect_tls(&d, ctx);
 	expect_echo(t, "ktls or not");
-	client_tls_close(t);
+	gopro_tls_close(t);
 	harness_sleep(0.2);
 	if (!ulp) {
 		assert_true(harness_log_has(&d.g, "offers no kTLS"));
 		assert_int_equal(counter(&d.g, STATS_tls_ktls), 0);
 	}
-	client_tls_ctx_free(ctx);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -568,20 +568,20 @@ test_tls_ktls_degrades(void **state)
 static bool
 refused(const struct tlsd *d, const char *crt, const char *key)
 {
-	struct client_tls_ctx *ctx = ctx_with(crt, key);
+	struct gopro_tls_ctx *ctx = ctx_with(crt, key);
 	char err[512];
-	struct client_tls *t = try_tls(d, ctx, err, sizeof(err));
+	struct gopro_tls *t = try_tls(d, ctx, err, sizeof(err));
 	uint8_t buf[64];
 	struct gopro_frame f;
 	bool no = t == NULL;
 
 	if (t != NULL) {
-		no = client_tls_send_frame(t, GOPRO_CMD_HEARTBEAT, "x", 1, 5) !=
-		    GOPRO_OK || client_tls_read_frame(t, buf, sizeof(buf), &f,
+		no = gopro_tls_send_frame(t, GOPRO_CMD_HEARTBEAT, "x", 1, 5) !=
+		    GOPRO_OK || gopro_tls_read_frame(t, buf, sizeof(buf), &f,
 		    5) != GOPRO_OK;
-		client_tls_close(t);
+		gopro_tls_close(t);
 	}
-	client_tls_ctx_free(ctx);
+	gopro_tls_ctx_free(ctx);
 	return no;
 }
 
@@ -619,9 +619,9 @@ static void
 test_tls_identity_login(void **state)
 {
 	char users[] = "/tmp/gopro-users-XXXXXX", extra[1024], top[512];
-	struct client_tls_ctx *dev = ctx_with("client.pem", "client.key");
-	struct client_tls_ctx *anon = ctx_with(NULL, NULL);
-	struct client_tls *t;
+	struct gopro_tls_ctx *dev = ctx_with("client.pem", "client.key");
+	struct gopro_tls_ctx *anon = ctx_with(NULL, NULL);
+	struct gopro_tls *t;
 	struct gopro_frame f;
 	uint8_t buf[256];
 	struct tlsd d;
@@ -635,18 +635,18 @@ test_tls_identity_login(void **state)
 	t = connect_tls(&d, dev);
 	assert_int_equal(round_trip(t, GOPRO_CMD_MESSAGE, "from device-1", &f,
 	    buf, sizeof(buf)), GOPRO_CMD_MESSAGE);
-	client_tls_close(t);
+	gopro_tls_close(t);
 	/* Without a certificate: a LOGIN is needed as usual, over TLS. */
 	t = connect_tls(&d, anon);
 	assert_int_equal(round_trip(t, GOPRO_CMD_MESSAGE, "anon", &f, buf,
 	    sizeof(buf)), GOPRO_CMD_ERROR);
 	assert_int_equal(error_code(&f), GOPRO_ERR_AUTH_REQUIRED);
-	assert_int_equal(client_tls_login(t, "alice", "secret", buf,
+	assert_int_equal(gopro_tls_login(t, "alice", "secret", buf,
 	    sizeof(buf), &f, 10), GOPRO_OK);
 	assert_int_equal(f.header.command, GOPRO_CMD_LOGIN_ACK);
 	assert_int_equal(round_trip(t, GOPRO_CMD_MESSAGE, "alice", &f, buf,
 	    sizeof(buf)), GOPRO_CMD_MESSAGE);
-	client_tls_close(t);
+	gopro_tls_close(t);
 	assert_int_equal(goproctl_tls(&d, "send", "client"), 0);
 	assert_int_equal(counter(&d.g, STATS_tls_identity_logins), 2);
 	harness_sleep(0.2);
@@ -654,8 +654,8 @@ test_tls_identity_login(void **state)
 	/* log_connections: the TLS version and the client's certificate. */
 	assert_true(harness_log_has(&d.g, "; TLSv1.3, client certificate "
 	    "\"device-1\""));
-	client_tls_ctx_free(dev);
-	client_tls_ctx_free(anon);
+	gopro_tls_ctx_free(dev);
+	gopro_tls_ctx_free(anon);
 	harness_stop(&d.g);
 	unlink(users);
 }
@@ -680,12 +680,12 @@ goproctl_local(const struct tlsd *d, const char *args, char *out,
 static void
 test_tls_identity_stats_and_module(void **state)
 {
-	struct client_tls_ctx *dev = ctx_with("client.pem", "client.key");
-	struct client_tls_ctx *anon = ctx_with(NULL, NULL);
+	struct gopro_tls_ctx *dev = ctx_with("client.pem", "client.key");
+	struct gopro_tls_ctx *anon = ctx_with(NULL, NULL);
 	const char *dir = getenv("GOPRO_TEST_MODULES");
 	char extra[1024], top[1024];
 	static char out[1 << 16];
-	struct client_tls *t;
+	struct gopro_tls *t;
 	struct gopro_frame f;
 	uint8_t buf[256];
 	struct tlsd d;
@@ -701,13 +701,13 @@ test_tls_identity_stats_and_module(void **state)
 	    0x10);
 	assert_int_equal(f.header.length, strlen("v1:device-1"));
 	assert_memory_equal(f.body, "v1:device-1", f.header.length);
-	client_tls_close(t);
+	gopro_tls_close(t);
 	t = connect_tls(&d, anon);
 	assert_int_equal(round_trip(t, 0x10, "who", &f, buf, sizeof(buf)),
 	    0x10);
 	assert_int_equal(f.header.length, strlen("v1:-"));
 	assert_memory_equal(f.body, "v1:-", f.header.length);
-	client_tls_close(t);
+	gopro_tls_close(t);
 	assert_int_equal(goproctl_local(&d, "stats", out, sizeof(out)), 0);
 	if (strstr(out, "127.0.0.1:") == NULL ||
 	    strstr(out, " \"device-1\"") == NULL)
@@ -717,8 +717,8 @@ test_tls_identity_stats_and_module(void **state)
 	if (strstr(out, "\"identity\": \"device-1\"}") == NULL ||
 	    strstr(out, "\"identity\": null}") == NULL)
 		fail_msg("no identity in goproctl stats --json:\n%s", out);
-	client_tls_ctx_free(dev);
-	client_tls_ctx_free(anon);
+	gopro_tls_ctx_free(dev);
+	gopro_tls_ctx_free(anon);
 	harness_stop(&d.g);
 }
 
@@ -756,8 +756,8 @@ tls_open_reaches(const struct goprod *g, uint64_t want)
 static void
 test_tls_open_gauge(void **state)
 {
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
-	struct client_tls *t1, *t2;
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls *t1, *t2;
 	static char out[1 << 16];
 	char cmd[1024];
 	struct tlsd d;
@@ -783,12 +783,12 @@ test_tls_open_gauge(void **state)
 	    d.g.conf_path);
 	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
 	assert_string_equal(out, "2\n");
-	client_tls_close(t1);
+	gopro_tls_close(t1);
 	assert_int_equal(tls_open_reaches(&d.g, 1), 1);
-	client_tls_close(t2);
+	gopro_tls_close(t2);
 	assert_int_equal(tls_open_reaches(&d.g, 0), 0);
 	close(plain);
-	client_tls_ctx_free(ctx);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -830,11 +830,11 @@ static void
 test_tls_bytes_counted(void **state)
 {
 	enum { N = 40, BODY = 300, FRAME = GOPRO_HEADER_SIZE + BODY };
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
 	static uint8_t out[N * FRAME], buf[FRAME];
 	static char text[1 << 16];
 	uint64_t b[4], after[4];
-	struct client_tls *t;
+	struct gopro_tls *t;
 	struct gopro_frame f;
 	char body[BODY], cmd[1024];
 	pid_t worker, now;
@@ -853,9 +853,9 @@ test_tls_bytes_counted(void **state)
 		n += gopro_frame_write(out + n, sizeof(out) - n,
 		    GOPRO_CMD_HEARTBEAT, body, BODY);
 	assert_int_equal(n, N * FRAME);
-	assert_int_equal(client_tls_write(t, out, n, 5), GOPRO_OK);
+	assert_int_equal(gopro_tls_write(t, out, n, 5), GOPRO_OK);
 	for (int i = 0; i < N; i++)
-		assert_int_equal(client_tls_read_frame(t, buf, sizeof(buf), &f,
+		assert_int_equal(gopro_tls_read_frame(t, buf, sizeof(buf), &f,
 		    5), GOPRO_OK);
 	/*
 	 * Every reply is in, but the worker adds what it sent once its write
@@ -891,8 +891,8 @@ test_tls_bytes_counted(void **state)
 	assert_true(now != worker);
 	tls_bytes(&d.g, after);
 	assert_memory_equal(after, b, sizeof(b));
-	client_tls_close(t);
-	client_tls_ctx_free(ctx);
+	gopro_tls_close(t);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -983,10 +983,10 @@ ossl_close(SSL *s)
 static void
 test_tls_renegotiation_refused(void **state)
 {
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
 	SSL_CTX *tls12 = ossl_ctx(TLS1_2_VERSION), *tls13 =
 	    ossl_ctx(TLS1_3_VERSION);
-	struct client_tls *t;
+	struct gopro_tls *t;
 	unsigned long e;
 	struct tlsd d;
 	SSL *s;
@@ -1007,7 +1007,7 @@ test_tls_renegotiation_refused(void **state)
 	ERR_clear_error();
 	t = connect_tls(&d, ctx);
 	expect_echo(t, "unaffected");
-	client_tls_close(t);
+	gopro_tls_close(t);
 	/* TLS 1.3: a KeyUpdate, and the server's own in answer. */
 	assert_non_null(s = ossl_connect(&d, tls13, NULL));
 	assert_true(ossl_echo(s, "before the update"));
@@ -1018,7 +1018,7 @@ test_tls_renegotiation_refused(void **state)
 	assert_true(harness_answers(&d.g));
 	SSL_CTX_free(tls12);
 	SSL_CTX_free(tls13);
-	client_tls_ctx_free(ctx);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -1211,8 +1211,8 @@ test_tls_files_readable_by_user(void **state)
 	struct passwd *pw = getpwnam("nobody");
 	char conf[2048], dir[400], key[450], secret[450], want[1024];
 	static char cmd[4096], out[4096];
-	struct client_tls_ctx *ctx;
-	struct client_tls *t;
+	struct gopro_tls_ctx *ctx;
+	struct gopro_tls *t;
 	struct stats_header h;
 	struct tlsd d;
 	int port = harness_free_port(), line;
@@ -1272,8 +1272,8 @@ test_tls_files_readable_by_user(void **state)
 	ctx = ctx_with(NULL, NULL);
 	t = connect_tls(&d, ctx);
 	expect_echo(t, "old generation");
-	client_tls_close(t);
-	client_tls_ctx_free(ctx);
+	gopro_tls_close(t);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -1284,8 +1284,8 @@ test_tls_after_proxy_header(void **state)
 {
 	static const char hdr[] =
 	    "PROXY TCP4 198.51.100.77 198.51.100.1 40001 8443\r\n";
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
-	struct client_tls *t;
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls *t;
 	char err[512];
 	struct tlsd d;
 	int fd;
@@ -1296,13 +1296,13 @@ test_tls_after_proxy_header(void **state)
 	harness_write(fd, hdr, 10);
 	harness_sleep(0.1);
 	harness_write(fd, hdr + 10, sizeof(hdr) - 1 - 10);
-	t = client_tls_start(ctx, fd, 5, err, sizeof(err));
+	t = gopro_tls_start(ctx, fd, 5, err, sizeof(err));
 	if (t == NULL)
 		fail_msg("%s", err);
 	expect_echo(t, "proxied tls");
-	client_tls_close(t);
+	gopro_tls_close(t);
 	assert_true(harness_recent_client(&d.g, "198.51.100.77", true));
-	client_tls_ctx_free(ctx);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -1318,9 +1318,9 @@ raw_connect(const struct tlsd *d)
 static void
 test_tls_plain_and_garbage(void **state)
 {
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
 	uint8_t frame[16], junk[512];
-	struct client_tls *t;
+	struct gopro_tls *t;
 	struct tlsd d;
 	int fd;
 
@@ -1340,8 +1340,8 @@ test_tls_plain_and_garbage(void **state)
 	    2);
 	t = connect_tls(&d, ctx);
 	expect_echo(t, "unaffected");
-	client_tls_close(t);
-	client_tls_ctx_free(ctx);
+	gopro_tls_close(t);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -1357,8 +1357,8 @@ test_tls_dribble_cut_by_timeout(void **state)
 	    0x00, 0x00, 0xfc, 0x03, 0x03, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
 	    11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
 	    27, 28, 29, 30, 31 };
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
-	struct client_tls *t;
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls *t;
 	struct tlsd d;
 	bool closed = false;
 	size_t i;
@@ -1373,7 +1373,7 @@ test_tls_dribble_cut_by_timeout(void **state)
 		if (i == 3) {
 			t = connect_tls(&d, ctx);
 			expect_echo(t, "served meanwhile");
-			client_tls_close(t);
+			gopro_tls_close(t);
 		}
 	}
 	/* 43 bytes at 0.2 s would take 8.6 s: the 1 s clock cut it. */
@@ -1382,7 +1382,7 @@ test_tls_dribble_cut_by_timeout(void **state)
 	close(fd);
 	assert_int_equal(counter_reaches(&d.g, STATS_tls_failed_timeout, 1),
 	    1);
-	client_tls_ctx_free(ctx);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -1391,9 +1391,9 @@ static void
 test_tls_half_open_handshakes(void **state)
 {
 	enum { N = 1000 };
-	struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
+	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
 	static int fds[N];
-	struct client_tls *t;
+	struct gopro_tls *t;
 	struct rlimit rl;
 	struct stats_snap s;
 	uint64_t active = 0;
@@ -1425,10 +1425,10 @@ test_tls_half_open_handshakes(void **state)
 	assert_true(active >= N);
 	t = connect_tls(&d, ctx);
 	expect_echo(t, "among the half-open");
-	client_tls_close(t);
+	gopro_tls_close(t);
 	for (int i = 0; i < N; i++)
 		close(fds[i]);
-	client_tls_ctx_free(ctx);
+	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -1498,12 +1498,12 @@ test_tls_bad_key_refused(void **state)
 	harness_sleep(0.5);
 	assert_true(harness_answers(&d.g));
 	{
-		struct client_tls_ctx *ctx = ctx_with(NULL, NULL);
-		struct client_tls *t = connect_tls(&d, ctx);
+		struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
+		struct gopro_tls *t = connect_tls(&d, ctx);
 
 		expect_echo(t, "old generation");
-		client_tls_close(t);
-		client_tls_ctx_free(ctx);
+		gopro_tls_close(t);
+		gopro_tls_ctx_free(ctx);
 	}
 	assert_true(harness_log_has(&d.g, "tls.key: the key does not match"));
 	/* The RSA certificate with its key: the new generation uses it. */

@@ -11,6 +11,10 @@
  * (conf_option_names), the subcommands from running "$GOPROCTL -h", so a
  * new option or subcommand without documentation fails here.
  *
+ * Every function that libgopro-tls exports (src/lib/libgopro-tls.map) has
+ * an ".Fn NAME" line in the SYNOPSIS of man/libgopro-tls.3, and the page
+ * declares no other.
+ *
  * The files are found under $TOP_SRCDIR, the programs through $GOPROCTL,
  * both set by "make check".
  */
@@ -412,6 +416,59 @@ test_every_subcommand_in_man_page(void **state)
 	assert_int_equal(unknown, 0);
 }
 
+/* The names of a version script's global: sections ("\tname;" lines). */
+static void
+map_symbols(const char *text, struct names *out)
+{
+	const char *line = text;
+	size_t len;
+
+	out->n = 0;
+	for (; line != NULL && *line != '\0'; line = strchr(line, '\n')) {
+		line += *line == '\n';
+		if (*line != '\t')
+			continue;
+		len = strcspn(line + 1, ";\n");
+		if (line[1 + len] == ';' && line[1] != '*')
+			names_add(out, line + 1, len);
+	}
+}
+
+static void
+test_every_tls_function_in_man_page(void **state)
+{
+	struct names exported, documented;
+	char *map = read_tree_file("src/lib/libgopro-tls.map");
+	char *page = read_tree_file("man/libgopro-tls.3"), *synopsis, *end;
+	size_t missing = 0, unknown = 0;
+
+	(void)state;
+	/* The declarations: the SYNOPSIS, up to the next section. */
+	assert_non_null(synopsis = strstr(page, ".Sh SYNOPSIS\n"));
+	assert_non_null(end = strstr(synopsis + 1, "\n.Sh "));
+	end[1] = '\0';
+	map_symbols(map, &exported);
+	assert_true(exported.n >= 10);
+	page_entries(synopsis, ".Fn ", &documented);
+	for (size_t i = 0; i < exported.n; i++)
+		if (!names_has(&documented, exported.v[i])) {
+			print_error("libgopro-tls.3 has no \".Fn %s\" line\n",
+			    exported.v[i]);
+			missing++;
+		}
+	for (size_t i = 0; i < documented.n; i++)
+		if (!names_has(&exported, documented.v[i])) {
+			print_error("libgopro-tls.3 declares %s, which "
+			    "libgopro-tls.map does not export\n",
+			    documented.v[i]);
+			unknown++;
+		}
+	free(map);
+	free(page);
+	assert_int_equal(missing, 0);
+	assert_int_equal(unknown, 0);
+}
+
 /*
  * Every counter of the stats segment has an entry in the glossary of
  * goproctl(8): ".It Li name , name2" lines after ".Ss Glossary"; an entry
@@ -619,6 +676,7 @@ main(void)
 		cmocka_unit_test(test_every_man_entry_is_an_option),
 		cmocka_unit_test(test_every_option_in_shipped_conf),
 		cmocka_unit_test(test_every_subcommand_in_man_page),
+		cmocka_unit_test(test_every_tls_function_in_man_page),
 		cmocka_unit_test(test_every_counter_in_glossary),
 		cmocka_unit_test(test_examples_agree),
 		cmocka_unit_test(test_json_example_layout),

@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-2-Clause
 #
-# test_examples.sh - the example programs of libgopro(3) (each literal
-# block after a '.\" EXAMPLE name.c' line) and the one of the README's
+# test_examples.sh - the example programs of libgopro(3) and
+# libgopro-tls(3) (each literal block after a '.\" EXAMPLE name.c' line;
+# the TLS one only when libgopro-tls.so was built) and the one of the README's
 # "Client library" section are extracted, compiled with -Werror against the
 # public headers only, linked against the built libgopro.so (so an example
 # that needs an unexported symbol fails here), and run against a port that
@@ -23,7 +24,7 @@ awk -v dir="$work" '
 	name != "" && /^\.Bd -literal/ { out = dir "/" name; next }
 	out != "" && /^\.Ed/ { close(out); out = ""; name = ""; next }
 	out != "" { gsub(/\\e/, "\\"); gsub(/\\&/, ""); print > out }
-' "$top/man/libgopro.3"
+' "$top/man/libgopro.3" "$top/man/libgopro-tls.3"
 # The README's: the first ```c block of its "Client library" section.
 awk -v out="$work/readme.c" '
 	/^## / { in_sec = ($0 == "## Client library") }
@@ -43,6 +44,13 @@ for src in "$work"/*.c; do
 	name=$(basename "$src" .c)
 	libs="-L$libdir -lgopro"
 	grep -q 'gopro/libev.h' "$src" && libs="$libs -lev"
+	if grep -q 'gopro/tls_client.h' "$src"; then
+		if [ ! -e "$libdir/libgopro-tls.so" ]; then
+			echo "ok: $name.c skipped (built without TLS)"
+			continue
+		fi
+		libs="-L$libdir -lgopro-tls $libs"
+	fi
 	n=$((n + 1))
 	if ! $cc -std=gnu11 -Wall -Wextra -Werror -I"$top/src/lib" -o "$work/$name" \
 	    "$src" $libs 2>"$work/$name.err"; then
@@ -59,7 +67,9 @@ for src in "$work"/*.c; do
 		echo "ok: $name.c builds and fails cleanly: $(head -1 <<<"$out")"
 	fi
 done
-for want in sync async readme; do
+wanted="sync async readme"
+[ -e "$libdir/libgopro-tls.so" ] && wanted="$wanted tls"
+for want in $wanted; do
 	[ -e "$work/$want.c" ] || { echo "FAIL: no $want example found"; fail=1; }
 done
 exit $fail

@@ -30,7 +30,7 @@
 #define MAX_FD 65536
 
 struct relay {
-	struct client_tls *t;
+	struct gopro_tls *t;
 	int app;		/* the relay's end of the socketpair */
 	atomic_bool abort;	/* set by tls_relay_abort before it closes */
 	struct relay *next;	/* every relay, never freed (tiny) */
@@ -52,7 +52,7 @@ struct state {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct relay *by_fd[MAX_FD], *all;
-static struct client_tls_ctx *ctx;
+static struct gopro_tls_ctx *ctx;
 static char certs[64];
 
 static void
@@ -112,17 +112,19 @@ tls_relay_cert(const char *name, char *err, size_t errlen)
  * would store the server's tickets in it while the test thread offers the
  * last one to a new handshake.
  */
-static struct client_tls_ctx *
+static struct gopro_tls_ctx *
 context(char *err, size_t errlen)
 {
-	struct client_tls_options o = { .servername = "localhost",
-		.no_resume = true };
+	struct gopro_tls_options o;
 
 	if (ctx != NULL)
 		return ctx;
+	gopro_tls_options_init(&o);
+	o.servername = "localhost";
+	o.no_resume = true;
 	if ((o.ca_file = tls_relay_cert("ca.pem", err, errlen)) == NULL)
 		return NULL;
-	ctx = client_tls_ctx_new(&o, err, errlen);
+	ctx = gopro_tls_ctx_new(&o, err, errlen);
 	return ctx;
 }
 
@@ -148,7 +150,7 @@ step_down(struct relay *r, struct state *s)
 	ssize_t n;
 
 	if (!s->srv_eof && !flow_pending(&s->down)) {
-		n = client_tls_read_some(r->t, s->down.buf,
+		n = gopro_tls_read_some(r->t, s->down.buf,
 		    sizeof(s->down.buf), &s->rd_want);
 		if (n > 0) {
 			s->down.len = (size_t)n;
@@ -190,7 +192,7 @@ step_up(struct relay *r, struct state *s)
 	}
 	if (flow_pending(&s->up)) {
 		n = s->srv_dead ? (ssize_t)(s->up.len - s->up.off) :
-		    client_tls_write_some(r->t, s->up.buf + s->up.off,
+		    gopro_tls_write_some(r->t, s->up.buf + s->up.off,
 		    s->up.len - s->up.off, &s->wr_want);
 		if (n > 0) {
 			flow_moved(&s->up, (size_t)n);
@@ -201,7 +203,7 @@ step_up(struct relay *r, struct state *s)
 	if (s->app_eof && !flow_pending(&s->up) && !s->sent_close &&
 	    !atomic_load(&r->abort)) {
 		if (!s->srv_dead)
-			client_tls_shutdown_write(r->t);
+			gopro_tls_shutdown_write(r->t);
 		s->sent_close = moved = true;
 	}
 	return moved;
@@ -227,7 +229,7 @@ wait_events(struct relay *r, struct state *s)
 {
 	struct pollfd p[2] = {
 		{ .fd = r->app },
-		{ .fd = client_tls_fd(r->t) },
+		{ .fd = gopro_tls_fd(r->t) },
 	};
 
 	if (!s->app_eof && !flow_pending(&s->up))
@@ -264,9 +266,9 @@ relay_run(void *arg)
 		wait_events(r, s);
 	}
 	if (atomic_load(&r->abort))
-		client_tls_abort(r->t);
+		gopro_tls_abort(r->t);
 	else
-		client_tls_close(r->t);
+		gopro_tls_close(r->t);
 	r->t = NULL;
 	close(r->app);
 	free(s);
@@ -326,7 +328,7 @@ closed_socket(char *err, size_t errlen)
 }
 
 static int
-relay_spawn(struct client_tls *t, char *err, size_t errlen)
+relay_spawn(struct gopro_tls *t, char *err, size_t errlen)
 {
 	struct relay *r = calloc(1, sizeof(*r));
 	int sv[2];
@@ -334,7 +336,7 @@ relay_spawn(struct client_tls *t, char *err, size_t errlen)
 	if (r == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
 	    sv) < 0 || sv[0] >= MAX_FD) {
 		snprintf(err, errlen, "cannot relay: %s", strerror(errno));
-		client_tls_close(t);
+		gopro_tls_close(t);
 		free(r);
 		return -1;
 	}
@@ -352,8 +354,8 @@ relay_spawn(struct client_tls *t, char *err, size_t errlen)
 int
 tls_relay_start(int tcp, bool *refused, char *err, size_t errlen)
 {
-	struct client_tls_ctx *c = context(err, errlen);
-	struct client_tls *t;
+	struct gopro_tls_ctx *c = context(err, errlen);
+	struct gopro_tls *t;
 
 	*refused = false;
 	if (c == NULL) {
@@ -361,7 +363,7 @@ tls_relay_start(int tcp, bool *refused, char *err, size_t errlen)
 		return -1;
 	}
 	fcntl(tcp, F_SETFL, fcntl(tcp, F_GETFL) | O_NONBLOCK);
-	t = client_tls_start(c, tcp, HANDSHAKE_TIMEOUT, err, errlen);
+	t = gopro_tls_start(c, tcp, HANDSHAKE_TIMEOUT, err, errlen);
 	if (t == NULL) {
 		*refused = true;
 		return closed_socket(err + strlen(err), errlen - strlen(err));
@@ -390,18 +392,18 @@ tls_relay_heartbeat(const char *address, double timeout)
 {
 	uint8_t buf[64];
 	struct gopro_frame f;
-	struct client_tls *t;
+	struct gopro_tls *t;
 	char err[512];
 	bool ok;
 
 	if (context(err, sizeof(err)) == NULL)
 		return false;
-	t = client_tls_connect(ctx, address, timeout, err, sizeof(err));
+	t = gopro_tls_connect(ctx, address, timeout, err, sizeof(err));
 	if (t == NULL)
 		return false;
-	ok = client_tls_send_frame(t, GOPRO_CMD_HEARTBEAT, NULL, 0,
-	    timeout) == GOPRO_OK && client_tls_read_frame(t, buf, sizeof(buf),
+	ok = gopro_tls_send_frame(t, GOPRO_CMD_HEARTBEAT, NULL, 0,
+	    timeout) == GOPRO_OK && gopro_tls_read_frame(t, buf, sizeof(buf),
 	    &f, timeout) == GOPRO_OK && f.header.command == GOPRO_CMD_HEARTBEAT;
-	client_tls_close(t);
+	gopro_tls_close(t);
 	return ok;
 }

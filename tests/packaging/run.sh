@@ -5,7 +5,9 @@
 # them, run the installed goprod on the installed /etc/gopro.conf, drive it
 # with the installed goproctl, build two small programs outside the tree
 # with nothing but "pkg-config --cflags --libs gopro" against the installed
-# libgopro1 and libgopro-dev and have them talk to that goprod, install
+# libgopro1 and libgopro-dev and have them talk to that goprod, and a third
+# with "pkg-config --cflags --libs gopro-tls" (libgopro-tls1,
+# libgopro-tls-dev) that pings a second installed goprod over TLS, install
 # them again (an upgrade for postinst, which must hand the running goprod
 # the binary in place), purge the packages and check that nothing is left;
 # then build the RPMs from the
@@ -40,6 +42,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 port=$(sed -n 's/^listen *= *{ *"[^"]*:\([0-9]*\)".*/\1/p' "$top/etc/gopro.conf")
 work=""
 goprod_pid=""
+tls_pid=""
+tls_dir=""
 installed=no
 lib_installed=no
 had_user=yes
@@ -89,13 +93,16 @@ cleanup() {
 	trap - EXIT
 	set +e
 	stop_goprod
+	stop_tls_goprod
 	if [ "$installed" = yes ] && dpkg-query -W gopro >/dev/null 2>&1; then
 		dpkg --purge gopro >/dev/null 2>&1
 	fi
 	if [ "$lib_installed" = yes ]; then
-		dpkg --purge libgopro-dev libgopro1 >/dev/null 2>&1
+		dpkg --purge libgopro-tls-dev libgopro-tls1 libgopro-dev \
+		    libgopro1 >/dev/null 2>&1
 	fi
 	remove_user_if_ours
+	[ -n "$tls_dir" ] && rm -rf "$tls_dir"
 	if [ $rc -ne 0 ] && [ -s "$work/goprod.log" ]; then
 		echo "==== the log of the installed goprod"
 		tail -40 "$work/goprod.log"
@@ -199,8 +206,10 @@ build_deb() {
 		fail "dpkg-buildpackage failed (the end of its log is above)"
 	fi
 	deb=$(ls "$work"/deb/gopro_*_"$(dpkg --print-architecture)".deb)
-	libdebs=$(ls "$work"/deb/libgopro1_*.deb "$work"/deb/libgopro-dev_*.deb) ||
-		fail "the library packages libgopro1 and libgopro-dev were not built"
+	libdebs=$(ls "$work"/deb/libgopro1_*.deb "$work"/deb/libgopro-dev_*.deb \
+	    "$work"/deb/libgopro-tls1_*.deb "$work"/deb/libgopro-tls-dev_*.deb) ||
+		fail "the library packages libgopro1, libgopro-dev, libgopro-tls1 and" \
+		    "libgopro-tls-dev were not built"
 	say "built $(basename "$deb") $(echo $libdebs | xargs -n1 basename | tr '\n' ' ')"
 	# tests/systemd/run.sh installs the same packages under systemd.
 	if [ -n "${GOPRO_KEEP_DEB:-}" ]; then
@@ -475,7 +484,7 @@ check_library() {
 	lib_installed=yes
 	# shellcheck disable=SC2086
 	dpkg -i $libdebs >"$work/dpkg-lib.log" 2>&1 ||
-		{ cat "$work/dpkg-lib.log"; fail "dpkg -i libgopro1 libgopro-dev failed"; }
+		{ cat "$work/dpkg-lib.log"; fail "dpkg -i of the library packages failed"; }
 	[ -e "/usr/lib/$multiarch/libgopro.so.1" ] || fail "no /usr/lib/$multiarch/libgopro.so.1"
 	[ -e /usr/include/gopro/async.h ] || fail "no /usr/include/gopro/async.h"
 	[ "$(pkg-config --modversion gopro)" = "$(dpkg-query -W -f='${Version}' libgopro1)" ] ||
@@ -498,16 +507,154 @@ check_library() {
 	expect_output "blocking consumer" "^pipelined ok$" "$out"
 	out=$("$dir/async" "127.0.0.1:$port" 2>&1) || { echo "$out"; fail "the asynchronous consumer failed"; }
 	say "consumers built with pkg-config against the installed libgopro: $(tail -1 <<<"$out")"
+	# OpenSSL stays off libgopro's link line: only libgopro-tls loads it.
+	! readelf -d "/usr/lib/$multiarch/libgopro.so.1" | grep -qE 'NEEDED.*lib(ssl|crypto)' ||
+		fail "the installed libgopro.so.1 links OpenSSL: $(readelf -d "/usr/lib/$multiarch/libgopro.so.1" | grep NEEDED)"
+	! ldd "$dir/sync" | grep -qE 'lib(ssl|crypto)\.so' ||
+		fail "a libgopro program loads OpenSSL: $(ldd "$dir/sync")"
+}
+
+# ------------------------------------------------------------ libgopro-tls
+
+# A TLS client outside the tree: two connections with one context, a
+# HEARTBEAT on each; the second must resume the first one's session.
+write_tls_consumer() {
+	cat >"$1/tls.c" <<'C'
+#include <stdio.h>
+#include <gopro/tls_client.h>
+
+static int
+ping(struct gopro_tls_ctx *ctx, const char *addr)
+{
+	struct gopro_tls *t;
+	struct gopro_frame f;
+	uint8_t buf[GOPRO_HEADER_SIZE + 64];
+	char err[512];
+	int rc;
+
+	if ((t = gopro_tls_connect(ctx, addr, 5, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s: %s\n", addr, err);
+		return -1;
+	}
+	rc = gopro_tls_send_frame(t, GOPRO_CMD_HEARTBEAT, "tls", 3, 5);
+	if (rc == GOPRO_OK)
+		rc = gopro_tls_read_frame(t, buf, sizeof(buf), &f, 5);
+	if (rc == GOPRO_OK && f.header.command != GOPRO_CMD_HEARTBEAT)
+		rc = GOPRO_E_PROTOCOL;
+	if (rc != GOPRO_OK)
+		fprintf(stderr, "%s: %s\n", addr, gopro_strerror(rc));
+	else
+		printf("heartbeat over %s%s\n", gopro_tls_version(t),
+		    gopro_tls_resumed(t) ? ", resumed" : "");
+	gopro_tls_close(t);
+	return rc == GOPRO_OK ? 0 : -1;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct gopro_tls_options o;
+	struct gopro_tls_ctx *ctx;
+	char err[512];
+	int rc;
+
+	(void)argc;
+	gopro_tls_options_init(&o);
+	o.ca_file = argv[2];
+	o.servername = "localhost";
+	if ((ctx = gopro_tls_ctx_new(&o, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	rc = ping(ctx, argv[1]) == 0 && ping(ctx, argv[1]) == 0;
+	gopro_tls_ctx_free(ctx);
+	return rc ? 0 : 1;
+}
+C
+}
+
+stop_tls_goprod() {
+	local pid=$tls_pid i
+	[ -n "$pid" ] || return 0
+	tls_pid=""
+	kill -TERM "$pid" 2>/dev/null || true
+	for i in $(seq 50); do alive "$pid" || break; sleep 0.2; done
+	alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null || true
+}
+
+# The installed goprod with a TLS listener on a free port, as user gopro,
+# its certificates made by tests/harness/make_certs.sh in a directory of
+# its own (gopro cannot enter $work, which is root's).
+start_tls_goprod() {
+	local tport=$1 i
+	tls_dir=$(mktemp -d /tmp/gopro-packaging-tls.XXXXXX)
+	sh "$top/tests/harness/make_certs.sh" "$tls_dir/certs" >"$work/certs.log" 2>&1 ||
+		{ cat "$work/certs.log"; fail "make_certs.sh failed"; }
+	cat >"$tls_dir/gopro.conf" <<CONF
+listen = {"127.0.0.1:$tport"}
+workers = 2
+pid_file = "$tls_dir/goprod.pid"
+stats_file = "$tls_dir/goprod.stats"
+control_socket = "$tls_dir/goprod.sock"
+log = "stderr"
+tls {
+	listen = {"127.0.0.1:$tport"}
+	certificate = "$tls_dir/certs/server.pem"
+	key = "$tls_dir/certs/server.key"
+}
+CONF
+	chown -R gopro:gopro "$tls_dir"
+	chmod 0755 "$tls_dir"
+	setpriv --reuid=gopro --regid=gopro --init-groups --no-new-privs \
+		/usr/sbin/goprod -f -c "$tls_dir/gopro.conf" >"$work/goprod-tls.log" 2>&1 &
+	tls_pid=$!
+	for i in $(seq 100); do
+		alive "$tls_pid" || { cat "$work/goprod-tls.log"; fail "the TLS goprod exited at start"; }
+		goproctl -c "$tls_dir/gopro.conf" status >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	fail "the TLS goprod (pid $tls_pid) did not answer goproctl status within 20s"
+}
+
+check_tls_library() {
+	local dir=$work/consumer tport out flags multiarch
+	multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+	[ -e "/usr/lib/$multiarch/libgopro-tls.so.1" ] || fail "no /usr/lib/$multiarch/libgopro-tls.so.1"
+	[ -e /usr/include/gopro/tls_client.h ] || fail "no /usr/include/gopro/tls_client.h"
+	command -v setpriv >/dev/null || { say "setpriv missing: libgopro-tls not run"; return 0; }
+	tport=$(( port + 1 ))
+	while port_busy "$tport"; do tport=$(( tport + 1 )); done
+	start_tls_goprod "$tport"
+	write_tls_consumer "$dir"
+	flags=$(pkg-config --cflags --libs gopro-tls) ||
+		fail "pkg-config gopro-tls failed"
+	# shellcheck disable=SC2086
+	(cd "$dir" && cc -std=c11 -Wall -Wextra -Werror -o tls tls.c $flags) \
+		>"$work/consumer-tls.log" 2>&1 ||
+		{ cat "$work/consumer-tls.log"; fail "the TLS consumer does not build with pkg-config --cflags --libs gopro-tls"; }
+	ldd "$dir/tls" | grep -q "libgopro-tls\.so\.1 => /" ||
+		fail "the TLS consumer does not use the installed libgopro-tls.so.1: $(ldd "$dir/tls")"
+	out=$("$dir/tls" "127.0.0.1:$tport" "$tls_dir/certs/ca.pem" 2>&1) ||
+		{ echo "$out"; cat "$work/goprod-tls.log"; fail "the TLS consumer failed"; }
+	expect_output "TLS consumer" "^heartbeat over TLSv1\.3$" "$out"
+	expect_output "TLS consumer" "^heartbeat over TLSv1\.3, resumed$" "$out"
+	goproctl ping --tls --ca "$tls_dir/certs/ca.pem" -n 1 -W 2 "localhost:$tport" >/dev/null ||
+		fail "goproctl ping --tls localhost:$tport failed"
+	stop_tls_goprod
+	say "TLS consumer built with pkg-config gopro-tls: $(tr '\n' ';' <<<"$out"); goproctl ping --tls works"
 }
 
 # ------------------------------------------------------------ purge
 
 purge_deb() {
 	local f left=()
-	dpkg --purge libgopro-dev libgopro1 >"$work/purge.log" 2>&1 ||
-		{ cat "$work/purge.log"; fail "dpkg --purge libgopro-dev libgopro1 failed"; }
+	dpkg --purge libgopro-tls-dev libgopro-tls1 libgopro-dev libgopro1 \
+	    >"$work/purge.log" 2>&1 ||
+		{ cat "$work/purge.log"; fail "dpkg --purge of the library packages failed"; }
 	lib_installed=no
-	for f in /usr/include/gopro /usr/lib/*/libgopro.so* /usr/lib/*/pkgconfig/gopro.pc; do
+	for f in /usr/include/gopro /usr/lib/*/libgopro.so* /usr/lib/*/libgopro-tls.so* \
+	    /usr/lib/*/pkgconfig/gopro.pc /usr/lib/*/pkgconfig/gopro-tls.pc; do
 		[ -e "$f" ] && left+=("$f")
 	done
 	dpkg --purge gopro >"$work/purge.log" 2>&1 ||
@@ -563,6 +710,12 @@ build_rpm() {
 	files=$(rpm -qlp "$top_rpm"/RPMS/*/libgopro-devel-[0-9]*.rpm) ||
 		fail "no libgopro-devel RPM"
 	grep -q '/pkgconfig/gopro\.pc$' <<<"$files" || fail "libgopro-devel lacks gopro.pc"
+	files=$(rpm -qlp "$top_rpm"/RPMS/*/libgopro-tls-[0-9]*.rpm) ||
+		fail "no libgopro-tls RPM"
+	grep -q '/libgopro-tls\.so\.1$' <<<"$files" || fail "the libgopro-tls RPM lacks libgopro-tls.so.1"
+	files=$(rpm -qlp "$top_rpm"/RPMS/*/libgopro-tls-devel-[0-9]*.rpm) ||
+		fail "no libgopro-tls-devel RPM"
+	grep -q '/pkgconfig/gopro-tls\.pc$' <<<"$files" || fail "libgopro-tls-devel lacks gopro-tls.pc"
 	say "built $(basename "$rpm") and its source RPM"
 }
 
@@ -582,6 +735,7 @@ start_goprod
 check_identity
 check_goproctl
 check_library
+check_tls_library
 upgrade_by_dpkg
 stop_it
 unit_way

@@ -1,15 +1,23 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * tls_client.h - the client side of TLS for the blocking GoPro client
- * (client.h): goproctl ping/send --tls and the tests use it, and so can
- * any program of the library's users.  It lives in its own library,
- * libgopro-tls, so that OpenSSL stays out of the core libgopro's link line.
+ * gopro/tls_client.h - the client side of TLS for GoPro: libgopro-tls.
  *
- * A client_tls_ctx holds the trust (CA file, or the system's), the client
+ * libgopro-tls.so.1 is a library of its own beside libgopro.so.1 (as
+ * hiredis_ssl is beside hiredis), so that OpenSSL stays out of the core
+ * library's link line: a program that speaks TLS links it with
+ * "pkg-config --cflags --libs gopro-tls", one that does not never loads
+ * OpenSSL.  goproctl ping/send --tls and the tests use it too.
+ *
+ * A gopro_tls_ctx holds the trust (CA file, or the system's), the client
  * certificate if any, and the last session the server gave: the next
  * connection made with the same context offers it, so a loop of
- * connections measures or uses resumed handshakes.  Every call takes a
- * timeout in seconds; the socket stays non-blocking.
+ * connections makes resumed handshakes.  A gopro_tls is one connection.
+ * Both are opaque.  Every call takes a timeout in seconds and never waits
+ * longer; the socket stays non-blocking.  Replies are positional as in
+ * client.h: after a failure in the middle of a frame, close the connection.
+ * A context and its connections belong to one thread at a time.  The
+ * library never prints, never exits and never raises SIGPIPE.  See
+ * libgopro_tls(3).
  */
 #ifndef GOPRO_TLS_CLIENT_H
 #define GOPRO_TLS_CLIENT_H
@@ -21,7 +29,13 @@
 
 #include "gopro/gopro.h"
 
-struct client_tls_options {
+/*
+ * Options, filled by gopro_tls_options_init and then by the caller.  size
+ * is the caller's sizeof, so that fields added later at the end do not
+ * break programs built against this version.
+ */
+struct gopro_tls_options {
+	size_t size;
 	const char *ca_file;     /* NULL: the system's trusted CAs */
 	const char *cert_file;   /* client certificate (PEM), or NULL */
 	const char *key_file;    /* its key; NULL: in cert_file */
@@ -30,44 +44,56 @@ struct client_tls_options {
 	bool no_resume;          /* never offer a remembered session */
 };
 
-struct client_tls_ctx;
-struct client_tls;
+struct gopro_tls_ctx;
+struct gopro_tls;
 
-/* NULL with the file at fault and OpenSSL's reason in err. */
-struct client_tls_ctx *client_tls_ctx_new(const struct client_tls_options *o,
-    char *err, size_t errlen);
-void client_tls_ctx_free(struct client_tls_ctx *ctx);
+/* Defaults: the system's CAs, verification on, resumption on. */
+GOPRO_API void gopro_tls_options_init(struct gopro_tls_options *o);
+/*
+ * A context (the options and strings are copied): NULL with the file at
+ * fault and OpenSSL's reason in err.
+ */
+GOPRO_API struct gopro_tls_ctx *gopro_tls_ctx_new(
+    const struct gopro_tls_options *o, char *err, size_t errlen);
+/* After its connections are closed; NULL is fine. */
+GOPRO_API void gopro_tls_ctx_free(struct gopro_tls_ctx *ctx);
 
 /*
- * Connect to address ("host:port", "[v6]:port") and run the handshake,
- * within timeout: NULL with what failed in err.
+ * Connect to address (as gopro_client_connect takes it: "host:port",
+ * "[v6]:port", "unix:/path") and run the handshake, within timeout: NULL
+ * with what failed in err.
  */
-struct client_tls *client_tls_connect(struct client_tls_ctx *ctx,
+GOPRO_API struct gopro_tls *gopro_tls_connect(struct gopro_tls_ctx *ctx,
     const char *address, double timeout, char *err, size_t errlen);
 /*
  * Run the handshake on a connected non-blocking socket within timeout;
  * the connection owns fd from then on, even on failure (NULL, with the
  * reason in err).
  */
-struct client_tls *client_tls_start(struct client_tls_ctx *ctx, int fd,
-    double timeout, char *err, size_t errlen);
+GOPRO_API struct gopro_tls *gopro_tls_start(struct gopro_tls_ctx *ctx,
+    int fd, double timeout, char *err, size_t errlen);
 /* Whether the handshake resumed a session; "TLSv1.3", ... */
-bool client_tls_resumed(const struct client_tls *t);
-const char *client_tls_version(const struct client_tls *t);
+GOPRO_API bool gopro_tls_resumed(const struct gopro_tls *t);
+GOPRO_API const char *gopro_tls_version(const struct gopro_tls *t);
 
-/* Frames over TLS: GOPRO_OK or a GOPRO_E_* result, as in client.h. */
-int client_tls_send_frame(struct client_tls *t, uint8_t command,
+/*
+ * Frames over TLS: GOPRO_OK or a GOPRO_E_* result, as in client.h.  A
+ * frame read is decoded in buf (cap bytes: the header and the largest
+ * body accepted; a bigger one is GOPRO_E_TOO_LARGE) and points into it.
+ */
+GOPRO_API int gopro_tls_send_frame(struct gopro_tls *t, uint8_t command,
     const void *body, size_t len, double timeout);
-int client_tls_read_frame(struct client_tls *t, uint8_t *buf, size_t cap,
-    struct gopro_frame *frame, double timeout);
-int client_tls_login(struct client_tls *t, const char *user,
+GOPRO_API int gopro_tls_read_frame(struct gopro_tls *t, uint8_t *buf,
+    size_t cap, struct gopro_frame *frame, double timeout);
+/* LOGIN and its reply (LOGIN_ACK or an ERROR: look at the command). */
+GOPRO_API int gopro_tls_login(struct gopro_tls *t, const char *user,
     const char *password, uint8_t *buf, size_t cap,
     struct gopro_frame *frame, double timeout);
 /* Write len bytes as they are (tests: partial frames, garbage). */
-int client_tls_write(struct client_tls *t, const void *p, size_t len,
-    double timeout);
-/* Send close_notify (best effort), free, close the socket. */
-void client_tls_close(struct client_tls *t);
+GOPRO_API int gopro_tls_write(struct gopro_tls *t, const void *p,
+    size_t len, double timeout);
+/* Send close_notify (best effort), free, close the socket; NULL is fine. */
+GOPRO_API void gopro_tls_close(struct gopro_tls *t);
 
 /*
  * One step without waiting, for a caller with its own poll() over several
@@ -77,14 +103,15 @@ void client_tls_close(struct client_tls *t);
  * before the same call can progress.  Poll only after a read said EAGAIN:
  * OpenSSL may hold decrypted bytes that no readiness event announces.
  */
-ssize_t client_tls_read_some(struct client_tls *t, void *buf, size_t cap,
-    short *want);
-ssize_t client_tls_write_some(struct client_tls *t, const void *buf,
+GOPRO_API ssize_t gopro_tls_read_some(struct gopro_tls *t, void *buf,
+    size_t cap, short *want);
+GOPRO_API ssize_t gopro_tls_write_some(struct gopro_tls *t, const void *buf,
     size_t len, short *want);
-int client_tls_fd(const struct client_tls *t);
+/* The connection's socket (non-blocking), for poll(). */
+GOPRO_API int gopro_tls_fd(const struct gopro_tls *t);
 /* Send close_notify and shut the socket for writing; reading goes on. */
-void client_tls_shutdown_write(struct client_tls *t);
+GOPRO_API void gopro_tls_shutdown_write(struct gopro_tls *t);
 /* Free and close with a reset (SO_LINGER 0) and no close_notify. */
-void client_tls_abort(struct client_tls *t);
+GOPRO_API void gopro_tls_abort(struct gopro_tls *t);
 
 #endif /* GOPRO_TLS_CLIENT_H */
