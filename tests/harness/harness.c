@@ -117,8 +117,11 @@ extra_value(const char *extra, const char *name)
 	for (const char *p = extra; p != NULL && *p != '\0';
 	    p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
 		p += strspn(p, " \t");
+		/* The name first: a shorter line ends before p + n. */
+		if (strncmp(p, name, n) != 0)
+			continue;
 		sp = n + strspn(p + n, " \t");
-		if (strncmp(p, name, n) == 0 && p[sp] == '=')
+		if (p[sp] == '=')
 			return p + sp + 1;
 	}
 	return NULL;
