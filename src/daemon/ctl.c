@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +27,7 @@
 #include "ctl.h"
 #include "iowait.h"
 #include "log.h"
+#include "unixsock.h"
 
 #define CTL_CLIENTS_MAX 16
 #define CTL_CLIENT_TIMEOUT 2.0
@@ -49,8 +49,8 @@ struct ctl_server {
 	int fd;
 	ev_io io;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	dev_t dev;                    /* the socket file we bound, so stop */
-	ino_t ino;                    /* never unlinks a successor's */
+	struct unixsock_file file;    /* the one we bound: stop never */
+	                              /* unlinks a successor's */
 	ctl_handler handler;
 	void *arg;
 	struct ctl_client *current;   /* the client whose command runs */
@@ -260,107 +260,8 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ------------------------------------------------------------ server */
 
-static int
-make_addr(struct sockaddr_un *sun, const char *path, char *err,
-    size_t errlen)
-{
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun->sun_path)) {
-		snprintf(err, errlen, "control socket %s: path longer than %zu "
-		    "bytes", path, sizeof(sun->sun_path) - 1);
-		return -1;
-	}
-	strcpy(sun->sun_path, path);
-	return 0;
-}
-
-/*
- * A socket file left by a master that died is replaced; one that a live
- * master answers on is not, so a second goprod cannot steal the channel.
- */
-static int
-clear_stale(const struct sockaddr_un *sun, char *err, size_t errlen)
-{
-	struct stat st;
-	int fd, rc;
-
-	if (lstat(sun->sun_path, &st) < 0)
-		return 0;
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "control socket %s: exists and is not a "
-		    "socket; remove it or choose another control_socket",
-		    sun->sun_path);
-		return -1;
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-		snprintf(err, errlen, "control socket: %s", strerror(errno));
-		return -1;
-	}
-	rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
-	close(fd);
-	if (rc == 0) {
-		snprintf(err, errlen, "control socket %s: another goprod master "
-		    "is answering on it", sun->sun_path);
-		return -1;
-	}
-	if (errno == ECONNREFUSED && unlink(sun->sun_path) == 0)
-		return 0;
-	snprintf(err, errlen, "control socket %s: cannot replace it: %s",
-	    sun->sun_path, strerror(errno));
-	return -1;
-}
-
-/*
- * Hand the socket file bind() just made to uid:gid.  The directory may be
- * the service account's, which can put anything at the name after bind():
- * chown only what a descriptor opened without following the name shows
- * to be a socket with a single link.  -1 with errno, or EEXIST when the
- * name no longer holds a socket of ours.
- */
-static int
-socket_file_give(const char *path, uid_t uid, gid_t gid, struct stat *st)
-{
-	int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC), rc = -1, e;
-
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, st) == 0) {
-		if (!S_ISSOCK(st->st_mode) || st->st_nlink != 1)
-			errno = EEXIST;
-		else if ((uid == (uid_t)-1 && gid == (gid_t)-1) ||
-		    fchownat(fd, "", uid, gid, AT_EMPTY_PATH) == 0)
-			rc = 0;
-	}
-	e = errno;
-	close(fd);
-	errno = e;
-	return rc;
-}
-
-static int
-server_bind(struct ctl_server *s, const struct sockaddr_un *sun, uid_t uid,
-    gid_t gid, char *err, size_t errlen)
-{
-	struct stat st;
-	mode_t old;
-	int rc;
-
-	/* The umask makes the file 0660 as bind() creates it: no chmod. */
-	old = umask(0117);
-	rc = bind(s->fd, (const struct sockaddr *)sun, sizeof(*sun));
-	umask(old);
-	if (rc < 0 || socket_file_give(s->path, uid, gid, &st) < 0 ||
-	    listen(s->fd, CTL_BACKLOG) < 0) {
-		snprintf(err, errlen, "control socket %s: %s", s->path,
-		    errno == EEXIST ? "replaced by another file right after "
-		    "bind (who else writes its directory?)" : strerror(errno));
-		return -1;
-	}
-	s->dev = st.st_dev;
-	s->ino = st.st_ino;
-	return 0;
-}
+#define CTL_WHAT "control socket"
+#define CTL_LIVE "another goprod master is answering on it"
 
 static struct ctl_server *
 server_new(struct ev_loop *loop, const char *path, ctl_handler handler,
@@ -389,8 +290,9 @@ ctl_server_start(struct ev_loop *loop, const char *path, uid_t uid,
 	struct sockaddr_un sun;
 	struct ctl_server *s;
 
-	if (make_addr(&sun, path, err, errlen) < 0 ||
-	    clear_stale(&sun, err, errlen) < 0)
+	if (unixsock_addr(&sun, path, CTL_WHAT, err, errlen) < 0 ||
+	    unixsock_clear_stale(&sun, true, CTL_WHAT, CTL_LIVE, err,
+	    errlen) < 0)
 		return NULL;
 	if ((s = server_new(loop, path, handler, arg)) == NULL) {
 		snprintf(err, errlen, "control socket %s: out of memory", path);
@@ -403,9 +305,10 @@ ctl_server_start(struct ev_loop *loop, const char *path, uid_t uid,
 		free(s);
 		return NULL;
 	}
-	if (server_bind(s, &sun, uid, gid, err, errlen) < 0) {
+	/* 0660: goproctl must be in the group to talk to the master. */
+	if (unixsock_bind(s->fd, &sun, 0660, uid, gid, CTL_BACKLOG, &s->file,
+	    CTL_WHAT, err, errlen) < 0) {
 		close(s->fd);
-		unlink(path);
 		free(s);
 		return NULL;
 	}
@@ -418,8 +321,6 @@ ctl_server_start(struct ev_loop *loop, const char *path, uid_t uid,
 void
 ctl_server_stop(struct ctl_server *s)
 {
-	struct stat st;
-
 	if (s == NULL)
 		return;
 	for (int i = 0; i < CTL_CLIENTS_MAX; i++) {
@@ -430,8 +331,7 @@ ctl_server_stop(struct ctl_server *s)
 	}
 	ev_io_stop(s->loop, &s->io);
 	close(s->fd);
-	if (lstat(s->path, &st) == 0 && st.st_dev == s->dev &&
-	    st.st_ino == s->ino && unlink(s->path) < 0)
+	if (unixsock_remove(s->path, &s->file) < 0)
 		log_warn("cannot remove control socket %s", s->path);
 	free(s);
 }
@@ -441,17 +341,13 @@ ctl_server_adopt(struct ev_loop *loop, int fd, const char *path,
     ctl_handler handler, void *arg, char *err, size_t errlen)
 {
 	struct ctl_server *s;
-	struct stat st;
 
 	if ((s = server_new(loop, path, handler, arg)) == NULL) {
 		snprintf(err, errlen, "control socket %s: out of memory", path);
 		return NULL;
 	}
 	/* The file is our predecessor's: stop may unlink it if it still is. */
-	if (lstat(path, &st) == 0) {
-		s->dev = st.st_dev;
-		s->ino = st.st_ino;
-	}
+	unixsock_file_of(path, &s->file);
 	s->fd = fd;
 	ev_io_init(&s->io, server_accept_cb, s->fd, EV_READ);
 	s->io.data = s;
@@ -524,7 +420,6 @@ ctl_server_close_fds(struct ctl_server *s)
 
 /* ------------------------------------------------------------ client */
 
-
 static int
 call_connect(const char *path)
 {
@@ -532,7 +427,7 @@ call_connect(const char *path)
 	char e[512];
 	int fd, err;
 
-	if (make_addr(&sun, path, e, sizeof(e)) < 0) {
+	if (unixsock_addr(&sun, path, CTL_WHAT, e, sizeof(e)) < 0) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
