@@ -62,7 +62,9 @@ bench_tmpdir() {
 # git, so that edits in the work tree cannot mix in) under DIR/build, its
 # sources in DIR/src.
 bench_build() {
-	local dir=$1 commit=$2
+	local dir commit=$2
+	mkdir -p "$1"
+	dir=$(cd "$1" && pwd)	# configure runs in another directory
 	shift 2
 	rm -rf "$dir/src" "$dir/build"
 	mkdir -p "$dir/src" "$dir/build"
