@@ -14,12 +14,22 @@
  * retry delay).  It is armed for the earliest deadline known when a
  * request is made, so the hot path only compares two numbers; when it
  * fires, the deadlines are scanned and the timer armed again.
+ *
+ * A transport (TLS) sits between the socket and the buffers when one is
+ * given: its handshake runs after the TCP connect, under the same
+ * deadline, and its read and write replace recv and send.
+ *
+ * gopro_async_post is the only entry point for other threads: a ring of
+ * posts under a mutex, and the adapter's wake hook when the ring was
+ * empty, so that a burst of posts costs the loop one wake-up.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +54,7 @@ struct pend {
 enum conn_state {
 	CONN_WAITING = 0,         /* no socket: before a (re)connect */
 	CONN_CONNECTING,
+	CONN_HANDSHAKE,           /* connected, the transport's handshake */
 	CONN_UP,
 	CONN_DRAINING,            /* GOAWAY seen: collect replies, send no new */
 	CONN_DEAD,
@@ -54,6 +65,7 @@ struct gopro_io {
 	struct gopro_io *next;    /* in a->draining or a->dead */
 	enum conn_state state;
 	int fd;
+	void *tr;                 /* the transport's state, or NULL */
 	void *watcher;
 	int events;
 	bool in_read;             /* flushed when the read ends */
@@ -65,6 +77,11 @@ struct gopro_io {
 	struct gopro_reader in;
 	struct pend *q;
 	unsigned qhead, qlen, qcap;
+};
+
+struct post {
+	gopro_post_cb *fn;
+	void *arg;
 };
 
 struct gopro_async {
@@ -80,6 +97,10 @@ struct gopro_async {
 	uint32_t max_reply;
 	gopro_state_cb *on_state;
 	void *state_arg;
+	bool has_source;
+	struct sockaddr_storage source;
+	struct gopro_transport tops;  /* tops.open NULL: plain */
+	void *transport_arg;
 	struct gopro_loop_ops ops;
 	void *loop;
 	struct gopro_io *cur;     /* NULL before attach and once CLOSED */
@@ -91,14 +112,25 @@ struct gopro_async {
 	double retry_at;          /* 0: no retry scheduled */
 	double timer_at;          /* the armed timer, 0: none */
 	unsigned depth;           /* entry points in progress */
+	double now;               /* the clock when the outermost one began */
 	bool freeing;
 	bool closed;
 	bool reconnecting;        /* between a loss and the next connection */
 	uint64_t rng;
+	/* Posts from other threads: everything below under post_lock. */
+	pthread_mutex_t post_lock;
+	struct post *posts;
+	unsigned post_head, post_len, post_cap;
+	bool post_closed;
 	char err[512];
 };
 
+/* A caller's struct may predate a field: read it only if size covers it. */
+#define HAS_FIELD(p, type, field) ((p)->size >= offsetof(type, field) + \
+	sizeof(((type *)0)->field))
+
 static void conn_start(struct gopro_async *a, struct gopro_io *c);
+static void conn_connected(struct gopro_async *a, struct gopro_io *c);
 
 static void
 set_error(struct gopro_async *a, const char *fmt, ...)
@@ -137,7 +169,8 @@ earlier(double a, double b)
 static double
 conn_next_deadline(const struct gopro_io *c)
 {
-	double t = c->state == CONN_CONNECTING ? c->connect_deadline : 0;
+	double t = c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKE ?
+	    c->connect_deadline : 0;
 
 	for (unsigned i = 0; i < c->qlen; i++)
 		t = earlier(t, c->q[(c->qhead + i) % c->qcap].deadline);
@@ -183,6 +216,7 @@ queue_frame(struct gopro_io *c, uint8_t command, const void *body,
     size_t len, gopro_reply_cb *cb, void *arg, double deadline)
 {
 	struct pend *p;
+	unsigned i;
 	uint8_t *w;
 
 	if (c->qlen == c->qcap)
@@ -195,7 +229,9 @@ queue_frame(struct gopro_io *c, uint8_t command, const void *body,
 	if (len > 0)
 		memcpy(w + GOPRO_HEADER_SIZE, body, len);
 	buf_commit(&c->out, GOPRO_HEADER_SIZE + len);
-	p = &c->q[(c->qhead + c->qlen++) % c->qcap];
+	i = c->qhead + c->qlen++;
+	/* No division on the hot path: i < 2 * qcap. */
+	p = &c->q[i >= c->qcap ? i - c->qcap : i];
 	*p = (struct pend){ cb, arg, deadline, GOPRO_HEADER_SIZE + len };
 	return GOPRO_OK;
 }
@@ -205,7 +241,8 @@ queue_pop(struct gopro_io *c)
 {
 	struct pend p = c->q[c->qhead];
 
-	c->qhead = (c->qhead + 1) % c->qcap;
+	if (++c->qhead == c->qcap)
+		c->qhead = 0;
 	c->qlen--;
 	return p;
 }
@@ -274,6 +311,9 @@ want(struct gopro_io *c, int events)
 static void
 close_socket(struct gopro_io *c)
 {
+	if (c->tr != NULL)
+		c->a->tops.close(c->tr);
+	c->tr = NULL;
 	if (c->watcher != NULL)
 		c->a->ops.io_del(c->a->loop, c->watcher);
 	if (c->fd >= 0)
@@ -429,6 +469,53 @@ connect_failed(struct gopro_async *a, struct gopro_io *c, int err)
 	conn_start(a, c);
 }
 
+/* One step of the transport's handshake; up when it is done. */
+static void
+conn_handshake(struct gopro_async *a, struct gopro_io *c)
+{
+	char why[256] = "", name[300];
+	int events = 0, rc = a->tops.handshake(c->tr, &events, why,
+	    sizeof(why));
+
+	if (rc == 0) {
+		want(c, events != 0 ? events : GOPRO_EV_READ);
+		return;
+	}
+	if (rc == 1) {
+		conn_up(a, c);
+		return;
+	}
+	sock_name(&c->addrs.addr[c->ai - 1], name, sizeof(name));
+	set_error(a, "handshake with %s failed: %s", name, why[0] != '\0' ?
+	    why : "no reason given");
+	a->last = GOPRO_E_CONNECT;
+	close_socket(c);
+	c->state = CONN_WAITING;
+	conn_start(a, c);
+}
+
+/* The TCP connection is made: the transport's handshake, or up. */
+static void
+conn_connected(struct gopro_async *a, struct gopro_io *c)
+{
+	if (a->tops.open == NULL) {
+		conn_up(a, c);
+		return;
+	}
+	if ((c->tr = a->tops.open(a->transport_arg, c->fd)) == NULL) {
+		set_error(a, "the transport cannot take a connection: out of "
+		    "memory");
+		a->last = GOPRO_E_NOMEM;
+		close_socket(c);
+		c->state = CONN_WAITING;
+		conn_start(a, c);
+		return;
+	}
+	c->state = CONN_HANDSHAKE;
+	arm(a, c->connect_deadline, iowait_now());
+	conn_handshake(a, c);
+}
+
 /* The next resolved address of the round, resolving the next name. */
 static bool
 next_target(struct gopro_async *a, struct gopro_io *c)
@@ -456,7 +543,8 @@ conn_start(struct gopro_async *a, struct gopro_io *c)
 		int done, fd;
 
 		fd = sock_connect_start(&c->addrs.addr[c->ai],
-		    c->addrs.len[c->ai], &done);
+		    c->addrs.len[c->ai], a->has_source ? &a->source : NULL,
+		    &done);
 		c->ai++;
 		if (fd < 0) {
 			int saved = errno;
@@ -478,11 +566,11 @@ conn_start(struct gopro_async *a, struct gopro_io *c)
 			continue;
 		}
 		c->state = CONN_CONNECTING;
+		c->connect_deadline = iowait_now() + a->connect_timeout;
 		if (done) {
-			conn_up(a, c);
+			conn_connected(a, c);
 			return;
 		}
-		c->connect_deadline = iowait_now() + a->connect_timeout;
 		arm(a, c->connect_deadline, iowait_now());
 		want(c, GOPRO_EV_WRITE);
 		return;
@@ -625,7 +713,8 @@ conn_read(struct gopro_async *a, struct gopro_io *c)
 			conn_lost(a, c, GOPRO_E_NOMEM, -1);
 			return;
 		}
-		n = recv(c->fd, p, room, MSG_DONTWAIT);
+		n = c->tr != NULL ? a->tops.read(c->tr, p, room) :
+		    recv(c->fd, p, room, MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
@@ -633,7 +722,10 @@ conn_read(struct gopro_async *a, struct gopro_io *c)
 			return;
 		}
 		gopro_reader_commit(&c->in, (size_t)n);
-		if (!conn_frames(a, c) || (size_t)n < room)
+		if (!conn_frames(a, c))
+			return;
+		/* A short read emptied the socket, not always the transport. */
+		if ((size_t)n < room && (c->tr == NULL || !a->tops.pending(c->tr)))
 			return;
 	}
 }
@@ -642,8 +734,10 @@ static void
 conn_write(struct gopro_async *a, struct gopro_io *c)
 {
 	while (buf_len(&c->out) > 0) {
-		ssize_t n = send(c->fd, buf_head(&c->out), buf_len(&c->out),
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = c->tr != NULL ? a->tops.write(c->tr,
+		    buf_head(&c->out), buf_len(&c->out)) : send(c->fd,
+		    buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL |
+		    MSG_DONTWAIT);
 
 		if (n > 0) {
 			buf_consume(&c->out, (size_t)n);
@@ -698,7 +792,8 @@ conn_expire(struct gopro_async *a, struct gopro_io *c, double now)
 {
 	int k;
 
-	if (c->state == CONN_CONNECTING && c->connect_deadline <= now) {
+	if ((c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKE) &&
+	    c->connect_deadline <= now) {
 		connect_failed(a, c, ETIMEDOUT);
 		return;
 	}
@@ -720,10 +815,45 @@ conn_expire(struct gopro_async *a, struct gopro_io *c, double now)
 
 /* ------------------------------------------------------------ entry points */
 
+/* Take the posts waiting (all, or none once closed) out of the ring. */
+static unsigned
+posts_take(struct gopro_async *a, struct post *out, unsigned max, bool close)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&a->post_lock);
+	while (n < max && a->post_len > 0) {
+		out[n++] = a->posts[a->post_head];
+		a->post_head = (a->post_head + 1) % a->post_cap;
+		a->post_len--;
+	}
+	if (close && a->post_len == 0)
+		a->post_closed = true;
+	pthread_mutex_unlock(&a->post_lock);
+	return n;
+}
+
+/* Run (or cancel) the posts in batches, none under the lock. */
+static void
+posts_run(struct gopro_async *a, bool cancel)
+{
+	struct post batch[32];
+	unsigned n;
+
+	do {
+		n = posts_take(a, batch, 32, cancel);
+		for (unsigned i = 0; i < n; i++)
+			batch[i].fn(a, cancel || a->freeing ? GOPRO_E_CANCELLED :
+			    GOPRO_OK, batch[i].arg);
+	} while (n == 32 || (cancel && !a->post_closed));
+}
+
 static void
 teardown(struct gopro_async *a)
 {
 	a->depth++;
+	if (a->posts != NULL)
+		posts_run(a, true);
 	if (a->cur != NULL)
 		conn_kill(a, a->cur, GOPRO_E_CANCELLED, -1);
 	while (a->draining != NULL)
@@ -744,13 +874,23 @@ teardown(struct gopro_async *a)
 		explicit_bzero(a->password, strlen(a->password));
 		free(a->password);
 	}
+	if (a->posts != NULL) {
+		pthread_mutex_destroy(&a->post_lock);
+		free(a->posts);
+	}
 	free(a);
 }
 
+/*
+ * The clock is read once per event: requests made by the callbacks of a
+ * batch of replies take their deadlines from it, a few microseconds early
+ * at most, instead of a clock read each.
+ */
 static void
 enter(struct gopro_async *a)
 {
-	a->depth++;
+	if (a->depth++ == 0)
+		a->now = iowait_now();
 }
 
 static void
@@ -782,7 +922,9 @@ gopro_async_io(struct gopro_io *c, int events)
 		if (err != 0)
 			connect_failed(a, c, err);
 		else
-			conn_up(a, c);
+			conn_connected(a, c);
+	} else if (c->state == CONN_HANDSHAKE) {
+		conn_handshake(a, c);
 	} else if (c->state == CONN_UP || c->state == CONN_DRAINING) {
 		if (events & GOPRO_EV_READ) {
 			c->in_read = true;
@@ -822,6 +964,41 @@ gopro_async_timer(struct gopro_async *a)
 	leave(a);
 }
 
+void
+gopro_async_wakeup(struct gopro_async *a)
+{
+	enter(a);
+	if (!a->freeing)
+		posts_run(a, false);
+	leave(a);
+}
+
+int
+gopro_async_post(struct gopro_async *a, gopro_post_cb *fn, void *arg)
+{
+	bool was_empty;
+
+	if (a == NULL || fn == NULL || a->posts == NULL)
+		return GOPRO_E_INVALID;
+	pthread_mutex_lock(&a->post_lock);
+	if (a->post_closed) {
+		pthread_mutex_unlock(&a->post_lock);
+		return GOPRO_E_CANCELLED;
+	}
+	if (a->post_len == a->post_cap) {
+		pthread_mutex_unlock(&a->post_lock);
+		return GOPRO_E_BUSY;
+	}
+	a->posts[(a->post_head + a->post_len++) % a->post_cap] =
+	    (struct post){ fn, arg };
+	was_empty = a->post_len == 1;
+	pthread_mutex_unlock(&a->post_lock);
+	/* One wake-up per burst: the loop takes every post when it runs. */
+	if (was_empty)
+		a->ops.wake(a->loop);
+	return GOPRO_OK;
+}
+
 int
 gopro_async_request(struct gopro_async *a, uint8_t command, const void *body,
     size_t len, double timeout, gopro_reply_cb *cb, void *arg)
@@ -848,7 +1025,7 @@ gopro_async_request(struct gopro_async *a, uint8_t command, const void *body,
 	if (timeout == 0)
 		timeout = a->request_timeout;
 	if (timeout > 0) {
-		now = iowait_now();
+		now = a->depth > 0 ? a->now : iowait_now();
 		deadline = now + timeout;
 	}
 	rc = queue_frame(c, command, body, len, cb, arg, deadline);
@@ -877,6 +1054,30 @@ gopro_async_options_init(struct gopro_async_options *o)
 	o->max_reply = GOPRO_DEFAULT_MAX_BODY + 4096u;
 }
 
+/* The fields added in LIBGOPRO_1.1, when the caller's struct has them. */
+static int
+copy_options_1_1(struct gopro_async *a, const struct gopro_async_options *o)
+{
+	const struct gopro_transport *t;
+
+	if (HAS_FIELD(o, struct gopro_async_options, source_address) &&
+	    o->source_address != NULL) {
+		if (sock_parse_ip(o->source_address, &a->source) < 0)
+			return GOPRO_E_INVALID;
+		a->has_source = true;
+	}
+	if (!HAS_FIELD(o, struct gopro_async_options, transport_arg) ||
+	    (t = o->transport) == NULL)
+		return GOPRO_OK;
+	if (t->size < sizeof(*t) || t->open == NULL || t->handshake == NULL ||
+	    t->read == NULL || t->write == NULL || t->pending == NULL ||
+	    t->close == NULL)
+		return GOPRO_E_INVALID;
+	a->tops = *t;
+	a->transport_arg = o->transport_arg;
+	return GOPRO_OK;
+}
+
 static int
 copy_options(struct gopro_async *a, const struct gopro_async_options *o)
 {
@@ -903,7 +1104,7 @@ copy_options(struct gopro_async *a, const struct gopro_async_options *o)
 		if (a->user == NULL || a->password == NULL)
 			return GOPRO_E_NOMEM;
 	}
-	return GOPRO_OK;
+	return copy_options_1_1(a, o);
 }
 
 struct gopro_async *
@@ -912,7 +1113,9 @@ gopro_async_new(const struct gopro_async_options *o, int *result)
 	struct gopro_async *a;
 	int rc;
 
-	if (o == NULL || o->size < sizeof(*o) || o->naddresses == 0 ||
+	/* Callers built against 1.0 pass the 1.0 size: accept it. */
+	if (o == NULL || o->size < offsetof(struct gopro_async_options,
+	    source_address) || o->naddresses == 0 ||
 	    o->addresses == NULL || o->max_pending == 0 ||
 	    o->connect_timeout <= 0 || o->backoff_initial <= 0 ||
 	    o->backoff_max < o->backoff_initial) {
@@ -944,18 +1147,40 @@ gopro_async_new(const struct gopro_async_options *o, int *result)
 	return a;
 }
 
+/* The ring of posts, sized like the request pipeline. */
+static int
+posts_init(struct gopro_async *a)
+{
+	if (a->posts != NULL)
+		return GOPRO_OK;
+	a->post_cap = a->max_pending < 64 ? 64 : a->max_pending;
+	if ((a->posts = calloc(a->post_cap, sizeof(*a->posts))) == NULL)
+		return GOPRO_E_NOMEM;
+	if (pthread_mutex_init(&a->post_lock, NULL) != 0) {
+		free(a->posts);
+		a->posts = NULL;
+		return GOPRO_E_NOMEM;
+	}
+	return GOPRO_OK;
+}
+
 int
 gopro_async_attach(struct gopro_async *a, const struct gopro_loop_ops *ops,
     void *loop)
 {
 	if (a->ops.io_add != NULL || ops == NULL ||
-	    ops->size < sizeof(*ops) || ops->io_add == NULL ||
-	    ops->io_set == NULL || ops->io_del == NULL ||
+	    ops->size < offsetof(struct gopro_loop_ops, wake) ||
+	    ops->io_add == NULL || ops->io_set == NULL || ops->io_del == NULL ||
 	    ops->timer_set == NULL)
 		return GOPRO_E_INVALID;
+	if (HAS_FIELD(ops, struct gopro_loop_ops, wake) && ops->wake != NULL &&
+	    posts_init(a) != GOPRO_OK)
+		return GOPRO_E_NOMEM;
 	if ((a->cur = conn_new(a)) == NULL)
 		return GOPRO_E_NOMEM;
-	a->ops = *ops;
+	/* An adapter built against 1.0 has a shorter table: copy what it has. */
+	memcpy(&a->ops, ops, ops->size < sizeof(a->ops) ? ops->size :
+	    sizeof(a->ops));
 	a->loop = loop;
 	enter(a);
 	conn_start(a, a->cur);

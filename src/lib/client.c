@@ -108,7 +108,7 @@ static int
 connect_one(struct gopro_client *c, const struct sockaddr_storage *addr,
     socklen_t len, double deadline)
 {
-	int done, rc, fd = sock_connect_start(addr, len, &done);
+	int done, rc, fd = sock_connect_start(addr, len, NULL, &done);
 
 	if (fd < 0)
 		return GOPRO_E_CONNECT;

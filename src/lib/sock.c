@@ -107,8 +107,42 @@ sock_resolve(const char *address, struct sock_addrs *out, char *err,
 }
 
 int
+sock_parse_ip(const char *s, struct sockaddr_storage *out)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)out;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, s, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+static int
+bind_source(int fd, const struct sockaddr_storage *src)
+{
+	int one = 1;
+
+#ifdef IP_BIND_ADDRESS_NO_PORT
+	/* Keep the port free until connect: the 4-tuple decides, not bind. */
+	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+	    sizeof(one));
+#else
+	(void)one;
+#endif
+	return bind(fd, (const struct sockaddr *)src, src->ss_family ==
+	    AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+}
+
+int
 sock_connect_start(const struct sockaddr_storage *addr, socklen_t len,
-    int *done)
+    const struct sockaddr_storage *src, int *done)
 {
 	int fd, one = 1, saved;
 
@@ -120,12 +154,16 @@ sock_connect_start(const struct sockaddr_storage *addr, socklen_t len,
 	if (addr->ss_family != AF_UNIX)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
+	if (src != NULL && addr->ss_family != AF_UNIX &&
+	    bind_source(fd, src) < 0)
+		goto fail;
 	if (connect(fd, (const struct sockaddr *)addr, len) == 0) {
 		*done = 1;
 		return fd;
 	}
 	if (errno == EINPROGRESS)
 		return fd;
+fail:
 	saved = errno;
 	close(fd);
 	errno = saved;

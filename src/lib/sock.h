@@ -31,11 +31,15 @@ int sock_resolve(const char *address, struct sock_addrs *out, char *err,
     size_t errlen);
 /*
  * Open a non-blocking, close-on-exec socket (TCP_NODELAY for TCP) and start
- * connecting it: the descriptor, with *done set when the connection is
- * already made, or -1 with errno (nothing left open).
+ * connecting it, from the source address src if not NULL (its port 0: the
+ * kernel picks the port at connect, from the whole 4-tuple): the
+ * descriptor, with *done set when the connection is already made, or -1
+ * with errno (nothing left open).
  */
 int sock_connect_start(const struct sockaddr_storage *addr, socklen_t len,
-    int *done);
+    const struct sockaddr_storage *src, int *done);
+/* A numeric IPv4 or IPv6 address, port 0: 0, or -1 when it is not one. */
+int sock_parse_ip(const char *s, struct sockaddr_storage *out);
 /* After the socket became writable: 0, or the errno of the failed connect. */
 int sock_connect_error(int fd);
 /* "127.0.0.1:8888", "[::1]:8888", "/run/x.sock" for messages. */

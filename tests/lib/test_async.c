@@ -6,7 +6,9 @@
  * a new connection without a failed request, the per-request timeout that
  * closes the connection (against a listener that never answers), the
  * address list, reconnection after a restart with and without buffering,
- * max_pending, and freeing the context from inside a callback.
+ * max_pending, freeing the context from inside a callback, and
+ * gopro_async_post from other threads (requests handed to the loop thread
+ * in order, a full ring, posts cancelled by a free).
  *
  * Every wait runs the loop until a condition holds or a bound of seconds
  * passes; the bounds are failure limits, never the thing measured.
@@ -19,6 +21,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -388,6 +392,144 @@ test_max_pending_and_free_in_callback(void **state)
 	assert_int_equal(harness_stop(&g), 0);
 }
 
+/* ------------------------------------------------------------ posts */
+
+#define POSTERS 4
+#define POSTS 250
+
+/* A post: which thread made it and its number there. */
+struct post_job {
+	unsigned thread, n;
+};
+
+static struct post_job jobs[POSTERS][POSTS];
+static unsigned post_next[POSTERS];   /* loop thread only */
+static unsigned post_out_of_order, post_cancelled, post_ran;
+
+/* The replies to the requests the posts made. */
+static void
+on_post_reply(struct gopro_async *a, int result, const struct gopro_frame *f,
+    void *arg)
+{
+	if (result == GOPRO_OK)
+		seen.replies++;
+	else
+		seen.failed[-result]++;
+}
+
+static void
+on_post(struct gopro_async *a, int result, void *arg)
+{
+	struct post_job *j = arg;
+
+	if (result != GOPRO_OK) {
+		post_cancelled++;
+		return;
+	}
+	post_ran++;
+	/* In the loop thread, so a request is allowed here. */
+	if (j->n != post_next[j->thread]++)
+		post_out_of_order++;
+	assert_int_equal(gopro_async_request(a, GOPRO_CMD_HEARTBEAT, j,
+	    sizeof(*j), 0, on_post_reply, NULL), GOPRO_OK);
+}
+
+struct poster {
+	struct gopro_async *a;
+	unsigned thread;
+	unsigned busy;
+	int failed;
+};
+
+static void *
+poster_run(void *arg)
+{
+	struct poster *p = arg;
+
+	for (unsigned i = 0; i < POSTS; i++) {
+		int rc;
+
+		jobs[p->thread][i] = (struct post_job){ p->thread, i };
+		/* A full ring: the loop thread drains it, try again. */
+		while ((rc = gopro_async_post(p->a, on_post,
+		    &jobs[p->thread][i])) == GOPRO_E_BUSY) {
+			p->busy++;
+			sched_yield();
+		}
+		if (rc != GOPRO_OK) {
+			p->failed = rc;
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void
+test_post_from_threads(void **state)
+{
+	struct poster posters[POSTERS];
+	pthread_t tids[POSTERS];
+	const char *addrs[1];
+	struct gopro_async *a;
+	struct goprod g;
+
+	harness_start(&g, "");
+	addrs[0] = g.addr;
+	memset(post_next, 0, sizeof(post_next));
+	post_out_of_order = post_cancelled = post_ran = 0;
+	a = client(addrs, 1, NULL, NULL, false);
+	for (unsigned i = 0; i < POSTERS; i++) {
+		posters[i] = (struct poster){ a, i, 0, 0 };
+		assert_int_equal(pthread_create(&tids[i], NULL, poster_run,
+		    &posters[i]), 0);
+	}
+	assert_true(run_until(&post_ran, POSTERS * POSTS, 20));
+	for (unsigned i = 0; i < POSTERS; i++) {
+		assert_int_equal(pthread_join(tids[i], NULL), 0);
+		assert_int_equal(posters[i].failed, 0);
+	}
+	assert_int_equal(post_out_of_order, 0);
+	assert_int_equal(post_cancelled, 0);
+	/* Every post made a request, and every request got its reply. */
+	assert_true(run_until(&seen.replies, POSTERS * POSTS, 20));
+	gopro_async_free(a);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+static void
+test_post_busy_and_cancelled(void **state)
+{
+	struct gopro_async_options o;
+	struct gopro_async *a;
+	const char *addrs[1];
+	struct goprod g;
+	int rc;
+
+	harness_start(&g, "");
+	addrs[0] = g.addr;
+	post_cancelled = post_ran = 0;
+	gopro_async_options_init(&o);
+	o.addresses = addrs;
+	o.naddresses = 1;
+	o.max_pending = 4;
+	assert_non_null(a = gopro_async_new(&o, &rc));
+	/* Not attached: no loop to hand the function to. */
+	assert_int_equal(gopro_async_post(a, on_post, &jobs[0][0]),
+	    GOPRO_E_INVALID);
+	assert_int_equal(gopro_libev_attach(a, EV_DEFAULT), GOPRO_OK);
+	/* The loop does not run: the ring (64 at least) fills up. */
+	for (unsigned i = 0; i < 64; i++)
+		assert_int_equal(gopro_async_post(a, on_post, &jobs[0][0]),
+		    GOPRO_OK);
+	assert_int_equal(gopro_async_post(a, on_post, &jobs[0][0]),
+	    GOPRO_E_BUSY);
+	/* Freed first: every post is called back, cancelled, none runs. */
+	gopro_async_free(a);
+	assert_int_equal(post_cancelled, 64);
+	assert_int_equal(post_ran, 0);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
 int
 main(void)
 {
@@ -406,6 +548,10 @@ main(void)
 		    test_buffering_while_reconnecting, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_max_pending_and_free_in_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_post_from_threads, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_post_busy_and_cancelled,
+		    setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -33,17 +33,23 @@
  *    sent late, such as a stale order, is often worse than an error.
  *
  * Threads: a context, its callbacks and its adapter belong to the thread
- * that runs its loop, and no call on a context may come from another
- * thread.  Use one context per thread, or hand requests to the loop thread
- * (for libev, with an ev_async watcher).  gopro_strerror and the codec are
+ * that runs its loop.  The one call that another thread may make is
+ * gopro_async_post: it hands a function to the loop thread, which calls
+ * it there (the function may then make requests).  Every other call on a
+ * context comes from the loop thread.  gopro_strerror and the codec are
  * pure and safe from any thread.  The library never prints, never exits
  * and never raises SIGPIPE.
+ *
+ * Transports: a connection speaks plain TCP (or a unix socket) unless a
+ * struct gopro_transport is given; libgopro-tls provides one for TLS
+ * (gopro/tls_client.h, client_tls_transport), with session resumption.
  */
 #ifndef GOPRO_ASYNC_H
 #define GOPRO_ASYNC_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "gopro/gopro.h"
 
@@ -91,6 +97,31 @@ struct gopro_async_options {
 	uint32_t max_reply;           /* largest reply body accepted */
 	gopro_state_cb *on_state;     /* may be NULL */
 	void *state_arg;
+	/* Since LIBGOPRO_1.1; a caller built before sets a smaller size. */
+	const char *source_address;   /* numeric IP bound before connect */
+	const struct gopro_transport *transport; /* NULL: plain */
+	void *transport_arg;          /* handed to transport->open */
+};
+
+/*
+ * A transport under each connection (TLS, say).  The client makes the
+ * socket and connects it; open gets the connected descriptor (the client
+ * closes it later, after close), then handshake is called until it
+ * returns 1 (done), whenever the events it asked for in *events
+ * (GOPRO_EV_READ, GOPRO_EV_WRITE) are ready, within connect_timeout.
+ * read and write are recv(2) and send(2): -1 with errno EAGAIN when the
+ * transport waits for the socket.  pending says whether it holds input
+ * that no readiness event will announce (decrypted and not read yet).
+ */
+struct gopro_transport {
+	size_t size;                  /* sizeof(struct gopro_transport) */
+	void *(*open)(void *arg, int fd);
+	/* 1 done, 0 call again, -1 failed (why in err). */
+	int (*handshake)(void *t, int *events, char *err, size_t errlen);
+	ssize_t (*read)(void *t, void *p, size_t len);
+	ssize_t (*write)(void *t, const void *p, size_t len);
+	int (*pending)(void *t);
+	void (*close)(void *t);
 };
 
 GOPRO_API void gopro_async_options_init(struct gopro_async_options *o);
@@ -116,6 +147,18 @@ GOPRO_API void gopro_async_free(struct gopro_async *a);
  */
 GOPRO_API int gopro_async_request(struct gopro_async *a, uint8_t command,
     const void *body, size_t len, double timeout, gopro_reply_cb *cb,
+    void *arg);
+/*
+ * The one call safe from any thread: fn(a, GOPRO_OK, arg) will be called
+ * in the loop thread, soon, in the order of the posts; fn(a,
+ * GOPRO_E_CANCELLED, arg) instead when the context is freed first.
+ * GOPRO_OK, GOPRO_E_BUSY (max_pending posts are waiting already),
+ * GOPRO_E_INVALID (not attached, or the adapter has no wake hook) or
+ * GOPRO_E_CANCELLED (being freed).  The context must outlive the call:
+ * stop the posting threads before gopro_async_free.  (Since LIBGOPRO_1.1.)
+ */
+typedef void gopro_post_cb(struct gopro_async *a, int result, void *arg);
+GOPRO_API int gopro_async_post(struct gopro_async *a, gopro_post_cb *fn,
     void *arg);
 /* Requests awaiting a reply, over all connections. */
 GOPRO_API unsigned gopro_async_pending(const struct gopro_async *a);
@@ -143,6 +186,11 @@ struct gopro_loop_ops {
 	void (*timer_set)(void *loop, double after);
 	/* The context is being freed: release the adapter's state. */
 	void (*detach)(void *loop);
+	/*
+	 * Since LIBGOPRO_1.1, may be NULL: called from any thread, make the
+	 * loop thread call gopro_async_wakeup soon (libev: ev_async_send).
+	 */
+	void (*wake)(void *loop);
 };
 
 /* Attach to a loop and start connecting: GOPRO_OK or GOPRO_E_INVALID. */
@@ -151,5 +199,7 @@ GOPRO_API int gopro_async_attach(struct gopro_async *a,
 /* The adapter's calls: fd of io is ready, the timer has fired. */
 GOPRO_API void gopro_async_io(struct gopro_io *io, int events);
 GOPRO_API void gopro_async_timer(struct gopro_async *a);
+/* The adapter's call, in the loop thread, after wake: run the posts. */
+GOPRO_API void gopro_async_wakeup(struct gopro_async *a);
 
 #endif /* GOPRO_ASYNC_H */

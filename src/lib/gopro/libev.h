@@ -9,7 +9,9 @@
  *	ev_run(EV_DEFAULT, 0);
  *
  * Each connection gets an ev_io and the context one ev_timer, allocated
- * here and freed when the connection closes or the context is freed.
+ * here and freed when the connection closes or the context is freed, and
+ * an ev_async that gopro_async_post signals from other threads (it does
+ * not keep ev_run from returning: the loop is unref'd for it).
  */
 #ifndef GOPRO_LIBEV_H
 #define GOPRO_LIBEV_H
@@ -23,6 +25,7 @@
 struct gopro_libev {
 	struct ev_loop *loop;
 	ev_timer timer;
+	ev_async wake;
 	struct gopro_async *async;
 };
 
@@ -49,6 +52,25 @@ gopro_libev_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	gopro_async_timer(l->async);
+}
+
+static inline void
+gopro_libev_wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct gopro_libev *l = (struct gopro_libev *)w->data;
+
+	(void)loop;
+	(void)revents;
+	gopro_async_wakeup(l->async);
+}
+
+/* From any thread: ev_async_send is libev's thread-safe call. */
+static inline void
+gopro_libev_wake(void *data)
+{
+	struct gopro_libev *l = (struct gopro_libev *)data;
+
+	ev_async_send(l->loop, &l->wake);
 }
 
 static inline void *
@@ -105,6 +127,8 @@ gopro_libev_detach(void *data)
 	struct gopro_libev *l = (struct gopro_libev *)data;
 
 	ev_timer_stop(l->loop, &l->timer);
+	ev_ref(l->loop);
+	ev_async_stop(l->loop, &l->wake);
 	free(l);
 }
 
@@ -115,7 +139,7 @@ gopro_libev_attach(struct gopro_async *a, struct ev_loop *loop)
 	static const struct gopro_loop_ops ops = {
 		sizeof(struct gopro_loop_ops), gopro_libev_io_add,
 		gopro_libev_io_set, gopro_libev_io_del, gopro_libev_timer_set,
-		gopro_libev_detach,
+		gopro_libev_detach, gopro_libev_wake,
 	};
 	struct gopro_libev *l = (struct gopro_libev *)malloc(sizeof(*l));
 	int rc;
@@ -126,9 +150,17 @@ gopro_libev_attach(struct gopro_async *a, struct ev_loop *loop)
 	l->async = a;
 	ev_timer_init(&l->timer, gopro_libev_timer_cb, 0., 0.);
 	l->timer.data = l;
+	ev_async_init(&l->wake, gopro_libev_wake_cb);
+	l->wake.data = l;
+	/* Started before attach: a post may follow attach at once. */
+	ev_async_start(loop, &l->wake);
+	ev_unref(loop);
 	rc = gopro_async_attach(a, &ops, l);
-	if (rc != GOPRO_OK)
+	if (rc != GOPRO_OK) {
+		ev_ref(loop);
+		ev_async_stop(loop, &l->wake);
 		free(l);
+	}
 	return rc;
 }
 
