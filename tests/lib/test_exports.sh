@@ -21,9 +21,10 @@ check_exports() {
 	local so=$1 map=$2 symbols=$3 soname_want=$4 want have stray declared
 	local mapped debian soname
 	shift 4
-	# Names in the map's global: sections, "NAME@@NODE", sorted.
+	# Names in the map's global: sections, "NAME@@NODE", sorted; a node
+	# ends with "}" or "} PARENT;" (LIBGOPRO_1.1 inherits 1.0).
 	want=$(awk '/^[A-Z0-9_.]+ *\{/ { node = $1 } /^global:/ { g = 1; next }
-		/^local:/ { g = 0 } g && /;/ { gsub(/[ \t;]/, ""); print $0 "@@" node }' \
+		/^local:/ || /^\}/ { g = 0 } g && /;/ { gsub(/[ \t;]/, ""); print $0 "@@" node }' \
 		"$map" | sort)
 	# Defined dynamic symbols with their default version, as readelf shows them.
 	have=$(readelf --dyn-syms -W "$so" | awk '$7 != "UND" && $8 ~ /@@LIBGOPRO_/ { print $8 }' | sort)
