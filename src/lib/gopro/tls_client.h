@@ -13,7 +13,8 @@
  * connection made with the same context offers it, so a loop of
  * connections makes resumed handshakes.  A gopro_tls is one connection.
  * Both are opaque.  Every call takes a timeout in seconds and never waits
- * longer; the socket stays non-blocking.  Replies are positional as in
+ * longer; the socket stays non-blocking.  The same context also serves
+ * the asynchronous client, through gopro_tls_transport.  Replies are positional as in
  * client.h: after a failure in the middle of a frame, close the connection.
  * A context and its connections belong to one thread at a time.  The
  * library never prints, never exits and never raises SIGPIPE.  See
@@ -113,5 +114,17 @@ GOPRO_API int gopro_tls_fd(const struct gopro_tls *t);
 GOPRO_API void gopro_tls_shutdown_write(struct gopro_tls *t);
 /* Free and close with a reset (SO_LINGER 0) and no close_notify. */
 GOPRO_API void gopro_tls_abort(struct gopro_tls *t);
+
+/*
+ * TLS under the asynchronous client (gopro/async.h): set
+ * options.transport to this and options.transport_arg to a gopro_tls_ctx,
+ * which must outlive the gopro_async.  Each connection's state is a
+ * struct gopro_tls (gopro_tls_resumed and gopro_tls_version work on it;
+ * gopro_tls_fd is -1: the async client owns the socket); the sessions the
+ * server gives are kept in the context and offered by the next connection,
+ * as for the blocking calls.  (Since LIBGOPRO_TLS_1.1.)
+ */
+struct gopro_transport;
+GOPRO_API const struct gopro_transport *gopro_tls_transport(void);
 
 #endif /* GOPRO_TLS_CLIENT_H */
