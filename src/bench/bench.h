@@ -6,9 +6,10 @@
  *   bench_hist.c    a log-bucketed latency histogram (HdrHistogram-style)
  *   bench_opts.c    command line, request mix, numbers, addresses, the
  *                   open-loop schedule arithmetic
- *   bench_verify.c  pre-built request frames and the reply stream of one
- *                   connection: every reply checked byte for byte
- *   bench_conn.c    one thread: a libev loop driving many connections
+ *   bench_verify.c  pre-built request frames, and every reply checked
+ *                   byte for byte against its request
+ *   bench_conn.c    one thread: a libev loop driving many connections,
+ *                   each a libgopro async client (TLS: libgopro-tls)
  *   bench_report.c  the summary (text or JSON), progress lines, RSS, CPU
  *   gopro-bench.c   main: threads, signals, the hold-mode phases
  *
@@ -25,9 +26,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "buf.h"
 #include "gopro/gopro.h"
-#include "reader.h"
 
 /* ------------------------------------------------------------ histogram */
 
@@ -192,49 +191,26 @@ struct bench_pending {
 	uint8_t flags;
 };
 #define BENCH_PENDING_MEASURED 0x01 /* counts in the histogram */
-#define BENCH_PENDING_SETUP 0x02    /* LOGIN on connect, hold heartbeat */
+#define BENCH_PENDING_SETUP 0x02    /* a hold-mode heartbeat */
 
-/*
- * The receive side of one connection: bytes read so far and the requests
- * still owed a reply, oldest first.  bench_stream_process consumes every
- * complete frame and sets the flags the connection acts on.
- */
-struct bench_stream {
-	struct gopro_reader in;   /* libgopro's frame reader */
-	struct bench_pending *q;
-	unsigned qcap;
-	unsigned qhead;
-	unsigned qlen;
-	bool goaway;              /* GOAWAY seen: send nothing more */
-	bool doomed;              /* a closing ERROR seen: the server closes */
-	bool broken;              /* the stream cannot be trusted: close now */
-	uint16_t last_error;      /* code of the last ERROR frame */
-	unsigned setup_done;      /* set-up replies verified since last look */
-	unsigned setup_failed;
+/* What a reply means for its connection. */
+enum bench_reply {
+	BENCH_REPLY_GOOD = 0,     /* exactly what the request must get */
+	BENCH_REPLY_WRONG,        /* counted as an error; the stream goes on */
+	BENCH_REPLY_CLOSING,      /* an ERROR after which the server closes */
+	BENCH_REPLY_BROKEN,       /* a malformed ERROR: close the connection */
 };
 
-/* in_cap bytes of input memory from the start. */
-int bench_stream_init(struct bench_stream *s, unsigned depth, size_t in_cap);
-void bench_stream_free(struct bench_stream *s);
-/* Forget everything (a new connection on the same slot). */
-void bench_stream_reset(struct bench_stream *s);
-/* Record a request sent; the caller keeps qlen < qcap. */
-void bench_stream_push(struct bench_stream *s, enum bench_kind k,
-    uint64_t seq, uint64_t t0, uint8_t flags);
-/* Room to read into (at least some bytes): NULL on ENOMEM. */
-uint8_t *bench_stream_room(struct bench_stream *s, size_t *room);
-void bench_stream_commit(struct bench_stream *s, size_t n);
-/* Verify and drop every complete frame; now is the arrival time. */
-void bench_stream_process(struct bench_stream *s, const struct bench_plan *p,
-    uint64_t now, struct bench_stats *st);
 /*
- * The connection is gone: requests still owed are counted as lost, or as
- * missing-reply errors when timeout is true; returns how many.
+ * Check the reply f to the request e, arrived at now, and count it in st
+ * (ok and the latency, warm-up, set-up, or the error, with the server's
+ * code for an ERROR; bytes_in in every case).
  */
-unsigned bench_stream_abandon(struct bench_stream *s, struct bench_stats *st,
-    bool timeout);
-/* Send time of the oldest request owed, 0 when none. */
-uint64_t bench_stream_oldest(const struct bench_stream *s);
+enum bench_reply bench_reply_check(const struct bench_plan *p,
+    const struct bench_pending *e, const struct gopro_frame *f, uint64_t now,
+    struct bench_stats *st);
+/* A request that got no reply: a missing-reply error, or lost. */
+void bench_reply_missing(struct bench_stats *st, bool timeout);
 
 /* ------------------------------------------------------------ schedule */
 
@@ -290,24 +266,6 @@ struct bench_opts {
 	bool tls_no_resume;       /* --no-resume: every handshake in full */
 	uint64_t reconnect_every; /* a new connection after n replies; 0 off */
 };
-
-/* ------------------------------------------------------------ TLS */
-
-/* bench_tls.c (with TLS): a thread's client context; SSL is struct ssl_st. */
-struct bench_tls;
-struct ssl_st;
-struct bench_tls *bench_tls_new(bool resume);
-void bench_tls_free(struct bench_tls *bt);
-/* A session for a connected socket, offering the last session kept. */
-struct ssl_st *bench_tls_conn(struct bench_tls *bt, int fd);
-/* 1 done, 0 again (*want_write says for what), -1 failed. */
-int bench_tls_handshake(struct ssl_st *s, bool *want_write);
-bool bench_tls_resumed(const struct ssl_st *s);
-/* read(2) and write(2) over TLS: EAGAIN for want read or write. */
-ssize_t bench_tls_read(struct ssl_st *s, void *p, size_t len);
-ssize_t bench_tls_write(struct ssl_st *s, const void *p, size_t len);
-bool bench_tls_pending(const struct ssl_st *s);
-void bench_tls_close(struct ssl_st *s);
 
 enum bench_opts_result {
 	BENCH_OPTS_RUN = 0,
@@ -367,7 +325,7 @@ struct bench_progress {
 	uint64_t lost;
 	uint64_t open;            /* connections established now */
 	uint64_t opened;          /* connections established so far */
-	int connect_errno;        /* why the first connect failed, or 0 */
+	const char *connect_error; /* why the first connect failed, or NULL */
 	uint64_t held;            /* hold: verified once */
 	uint64_t survived;        /* hold: verified twice */
 	uint64_t failed;          /* hold: failed or closed */

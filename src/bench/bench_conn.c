@@ -1,69 +1,85 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench_conn.c - one gopro-bench thread: its own libev loop driving a
- * slice of the connections.
+ * slice of the connections, each a libgopro async client (gopro/async.h
+ * through the libev adapter), so that the load generator measures the
+ * client library its users get.
  *
- * The hot path is read, verify, refill, write: every readable event reads
- * as much as the socket holds, verifies every complete reply against the
- * pre-built templates, appends as many requests as the pipeline allows to
- * the output block (a memcpy each, no allocation) and writes them in one
- * call.  Closed loop keeps -P requests in flight per connection; open loop
- * sends each request when the schedule says it is due and timestamps it
- * with that intended time, so a stalled server shows in the latency
- * instead of silently slowing the client down (no coordinated omission).
+ * The hot path is a reply callback: verify the reply against its request
+ * (bench_verify.c), record its latency, and refill the pipeline with new
+ * requests, which the client writes in one send when the read is over.
+ * Each request in flight holds an entry of the connection's pool (no
+ * allocation per request); the entry, not the position, says what the
+ * reply must be, because after a GOAWAY the replies of the old and the new
+ * connection interleave.  Closed loop keeps -P requests in flight per
+ * connection; open loop sends each request when the schedule says it is
+ * due and timestamps it with that intended time, so a stalled server shows
+ * in the latency instead of silently slowing the client down (no
+ * coordinated omission).
  *
- * A GOAWAY stops sending on its connection; the replies still owed are
- * collected and the connection is replaced.  Whatever was still owed when
- * a connection closes is lost.  A ticker (100 ms) publishes progress,
- * notices the end of the run, SIGINT (through bench_shared.stop), requests
- * without a reply for --timeout, and in hold mode the phases main drives.
+ * The client does the rest: the connect (from --source), TLS through
+ * libgopro-tls's transport (a resumed session when it can), LOGIN on each
+ * connection, the GOAWAY handover, the per-request timeout (--timeout),
+ * and the reconnection after a loss.  --reconnect-every closes a context
+ * and opens a new one.  A ticker (100 ms) publishes progress, notices the
+ * end of the run and SIGINT (through bench_shared.stop), bounds the drain
+ * at the end, and in hold mode acts on the phases main drives.
  */
+#include "config.h"
+
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <ev.h>
 
-#include "config.h"
 #include "bench.h"
+#include "gopro/async.h"
+#include "gopro/libev.h"
+#ifdef HAVE_TLS
+#include "gopro/tls_client.h"
+#endif
 
 #define TICK 0.1
 #define OPEN_TICK 0.005
 #define RETRY_DELAY 0.1
-#define READS_PER_EVENT 16
-/* Queue no more than this much output ahead of the socket. */
-#define OUT_SOFT_MAX (256u * 1024u)
 
 enum bconn_state {
-	BC_CLOSED = 0,  /* not open; may be (re)opened */
-	BC_CONNECTING,
-	BC_HANDSHAKE,   /* --tls: connected, TLS handshake under way */
-	BC_SETUP,       /* set-up LOGIN sent, waiting for LOGIN_ACK */
+	BC_CLOSED = 0,  /* no client; may be (re)opened */
+	BC_CONNECTING,  /* a client, no connection up yet */
 	BC_RUN,
 	BC_HOLD_WAIT,   /* hold: verification heartbeat in flight */
 	BC_HELD,        /* hold: verified, idle */
 	BC_DONE,        /* finished for good */
 };
 
+/* A request in flight: what its reply must be. */
+struct breq {
+	struct bench_pending e;
+	struct bconn *c;
+	struct breq *next;        /* in the free list */
+};
+
 struct bconn {
 	struct bench_thread *t;
 	unsigned id;              /* global index: schedule slot, source */
-	int fd;
-	struct ssl_st *ssl;       /* --tls */
+	struct gopro_async *a;
 	uint8_t state;
-	bool writing;
+	bool up;                  /* a connection is established now */
 	bool checked;             /* hold: the second verification ran */
-	ev_io io;
-	ev_timer timer;           /* open loop: next request; else retry */
-	struct bench_stream rx;
-	struct buf out;
+	bool doomed;              /* a closing ERROR came: the server closes */
+	bool timing_out;          /* a request expired: the rest are missing */
+	bool cancel_missing;      /* freed at the drain deadline: missing */
+	ev_timer timer;           /* open loop: next request; else reopen */
+	struct breq *pool;
+	struct breq *free;
+	unsigned inflight;
 	uint64_t seq;
 	uint64_t k;               /* open loop: next schedule index */
 	unsigned cyc;
-	uint64_t since;           /* connect start, or last reply progress */
 	uint64_t conn_sent;       /* requests on this connection */
 	uint64_t conn_replies;    /* and their replies (--reconnect-every) */
 };
@@ -81,24 +97,27 @@ struct bench_thread {
 	uint64_t quota;           /* measured requests left (-n) */
 	bool finishing;           /* send nothing more, close when answered */
 	uint64_t drain_deadline;
-	unsigned live;            /* descriptors open */
+	unsigned live;            /* clients open */
 	unsigned established;
 	int phase;
-	uint64_t activity;        /* last connection established or read */
+	uint64_t activity;        /* last connection established or reply */
 	uint64_t held, survived, failed;
-	int connect_errno;        /* why the first connect failed, or 0 */
+	char address[80];         /* the server, numeric: "[::1]:7000" */
+	char connect_error[300];  /* why the first connect failed */
+	bool connect_failed;
 	ev_timer tick;
 	ev_timer opener;
 	struct bench_stats st;
 	struct bench_progress pub;
-	struct bench_tls *tls;    /* --tls: this thread's client context */
+	uint8_t *scratch;         /* one request frame being built */
+#ifdef HAVE_TLS
+	struct gopro_tls_ctx *tls;
+	struct gopro_transport tls_transport; /* libgopro-tls's, counted */
+#endif
 };
 
-static void bconn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
-static void bconn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void bconn_open(struct bconn *c);
 static void bconn_fill(struct bconn *c, uint64_t now);
-static void bconn_connect_failed(struct bconn *c, int e);
 
 /* ------------------------------------------------------------ helpers */
 
@@ -109,52 +128,46 @@ hold_mode(const struct bench_thread *t)
 }
 
 static void
-bconn_set_writing(struct bconn *c, bool on)
-{
-	if (c->writing == on)
-		return;
-	c->writing = on;
-	ev_io_stop(c->t->loop, &c->io);
-	ev_io_set(&c->io, c->fd, EV_READ | (on ? EV_WRITE : 0));
-	ev_io_start(c->t->loop, &c->io);
-}
-
-static void
 thread_maybe_done(struct bench_thread *t)
 {
 	if (t->finishing && t->live == 0)
 		ev_break(t->loop, EVBREAK_ONE);
 }
 
-/* Close the descriptor; what was owed is counted by the caller first. */
+static void
+bconn_down(struct bconn *c)
+{
+	if (!c->up)
+		return;
+	c->up = false;
+	c->t->established--;
+	c->t->st.closed++;
+}
+
+/*
+ * Free the client (the requests it still holds are called back with
+ * GOPRO_E_CANCELLED, now or when the callback in progress returns).
+ */
 static void
 bconn_close(struct bconn *c, enum bconn_state next)
 {
 	struct bench_thread *t = c->t;
 
-	if (c->fd >= 0) {
-		ev_io_stop(t->loop, &c->io);
-#ifdef HAVE_TLS
-		bench_tls_close(c->ssl);
-		c->ssl = NULL;
-#endif
-		close(c->fd);
-		c->fd = -1;
+	if (c->a != NULL) {
+		struct gopro_async *a = c->a;
+
+		/* Its cancelled requests find it no longer current. */
+		c->a = NULL;
+		bconn_down(c);
+		gopro_async_free(a);
 		t->live--;
-		if (c->state != BC_CONNECTING && c->state != BC_HANDSHAKE) {
-			t->established--;
-			t->st.closed++;
-		}
 	}
 	ev_timer_stop(t->loop, &c->timer);
-	c->writing = false;
-	buf_reset(&c->out);
-	bench_stream_reset(&c->rx);
 	c->state = (uint8_t)next;
 	thread_maybe_done(t);
 }
 
-/* The connection is over: retry later, or settle it in hold mode. */
+/* The connection is over: reopen later, or settle it in hold mode. */
 static void
 bconn_gone(struct bconn *c, bool soon)
 {
@@ -172,67 +185,35 @@ bconn_gone(struct bconn *c, bool soon)
 	ev_timer_start(t->loop, &c->timer);
 }
 
-/* The server closed, reset, or broke the stream: what was owed is lost. */
-static void
-bconn_lost(struct bconn *c, bool server_said)
-{
-	if (!server_said && c->state != BC_CONNECTING)
-		c->t->st.errors[BENCH_ERR_CLOSED]++;
-	bench_stream_abandon(&c->rx, &c->t->st, false);
-	bconn_gone(c, server_said);
-}
+/* ------------------------------------------------------------ requests */
 
-/* ------------------------------------------------------------ writing */
+static void bconn_reply(struct gopro_async *a, int result,
+    const struct gopro_frame *f, void *arg);
 
-static void
-bconn_flush(struct bconn *c)
-{
-	size_t len = buf_len(&c->out);
-	ssize_t n;
-
-	if (len == 0)
-		return;
-#ifdef HAVE_TLS
-	if (c->ssl != NULL)
-		n = bench_tls_write(c->ssl, buf_head(&c->out), len);
-	else
-#endif
-		n = write(c->fd, buf_head(&c->out), len);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EINTR) {
-			bconn_set_writing(c, true);
-			return;
-		}
-		bconn_lost(c, c->rx.goaway || c->rx.doomed);
-		return;
-	}
-	buf_consume(&c->out, (size_t)n);
-	c->t->st.bytes_out += (uint64_t)n;
-	bconn_set_writing(c, buf_len(&c->out) > 0);
-}
-
-/* Queue one request; false when the output is full for now. */
+/* Send one request; false when it cannot go now. */
 static bool
 bconn_queue(struct bconn *c, enum bench_kind k, uint64_t t0, uint8_t flags)
 {
-	uint64_t every = c->t->o->reconnect_every;
+	struct bench_thread *t = c->t;
+	const struct bench_plan *p = t->sh->plan;
+	uint64_t every = t->o->reconnect_every;
+	struct breq *r = c->free;
+	size_t n;
 
 	/* --reconnect-every: the rest goes on the next connection. */
-	if (every > 0 && c->conn_sent >= every)
+	if (r == NULL || (every > 0 && c->conn_sent >= every))
 		return false;
+	n = bench_plan_write(p, k, c->seq, t->scratch);
+	if (gopro_async_request(c->a, t->scratch[3], t->scratch +
+	    GOPRO_HEADER_SIZE, n - GOPRO_HEADER_SIZE, 0, bconn_reply, r) !=
+	    GOPRO_OK)
+		return false;
+	c->free = r->next;
+	r->e = (struct bench_pending){ t0, c->seq, (uint8_t)k, flags };
+	c->inflight++;
 	c->conn_sent++;
-	const struct bench_plan *p = c->t->sh->plan;
-	size_t size = p->t[k].request_len;
-
-	if (buf_len(&c->out) > 0 && buf_len(&c->out) + size > OUT_SOFT_MAX)
-		return false;
-	if (buf_reserve(&c->out, size, SIZE_MAX / 2) < 0)
-		return false;
-	if (c->rx.qlen == 0)
-		c->since = bench_now_ns();
-	buf_commit(&c->out, bench_plan_write(p, k, c->seq, buf_tail(&c->out)));
-	bench_stream_push(&c->rx, k, c->seq, t0, flags);
 	c->seq++;
+	t->st.bytes_out += n;
 	return true;
 }
 
@@ -279,22 +260,29 @@ thread_take(struct bench_thread *t, uint64_t t0, uint8_t *flags)
 	return true;
 }
 
+/* The request could not go: give it back. */
+static void
+thread_untake(struct bench_thread *t, uint8_t flags)
+{
+	if (flags & BENCH_PENDING_MEASURED) {
+		t->quota++;
+		t->st.sent--;
+	}
+}
+
 static void
 bconn_fill_closed(struct bconn *c, uint64_t now)
 {
 	struct bench_thread *t = c->t;
 	uint8_t flags;
 
-	while (c->rx.qlen < t->o->depth && !t->finishing) {
+	while (c->inflight < t->o->depth && !t->finishing) {
 		enum bench_kind k = (enum bench_kind)t->sh->cycle[c->cyc];
+
 		if (!thread_take(t, now, &flags))
 			break;
 		if (!bconn_queue(c, k, now, flags)) {
-			/* Output full: give the request back. */
-			if (flags) {
-				t->quota++;
-				t->st.sent--;
-			}
+			thread_untake(t, flags);
 			break;
 		}
 		bconn_next_kind(c);
@@ -309,16 +297,13 @@ bconn_fill_open(struct bconn *c, uint64_t now)
 	uint64_t due = bench_sched_due(s, c->id, now), t0, next;
 	uint8_t flags;
 
-	while (c->k < due && c->rx.qlen < t->o->depth && !t->finishing) {
+	while (c->k < due && c->inflight < t->o->depth && !t->finishing) {
 		t0 = bench_sched_intended(s, c->id, c->k);
 		if (!thread_take(t, t0, &flags))
 			break;
 		if (!bconn_queue(c, (enum bench_kind)t->sh->cycle[c->cyc], t0,
 		    flags)) {
-			if (flags) {
-				t->quota++;
-				t->st.sent--;
-			}
+			thread_untake(t, flags);
 			break;
 		}
 		bconn_next_kind(c);
@@ -336,13 +321,12 @@ bconn_fill_open(struct bconn *c, uint64_t now)
 static void
 bconn_fill(struct bconn *c, uint64_t now)
 {
-	if (c->state != BC_RUN || c->rx.goaway || c->rx.doomed)
+	if (c->state != BC_RUN || c->doomed)
 		return;
 	if (c->t->o->rate > 0)
 		bconn_fill_open(c, now);
 	else
 		bconn_fill_closed(c, now);
-	bconn_flush(c);
 }
 
 /* ------------------------------------------------------------ replies */
@@ -351,301 +335,376 @@ static void
 bconn_hold_verify(struct bconn *c)
 {
 	c->state = BC_HOLD_WAIT;
-	if (bconn_queue(c, BENCH_HEARTBEAT, bench_now_ns(),
+	if (!bconn_queue(c, BENCH_HEARTBEAT, bench_now_ns(),
 	    BENCH_PENDING_SETUP))
-		bconn_flush(c);
+		bconn_gone(c, false);
 }
 
-/* Set-up replies: the login on connect, the hold heartbeats. */
+/* A hold-mode verification answered. */
 static void
-bconn_setup_result(struct bconn *c, uint64_t now)
+bconn_hold_result(struct bconn *c, enum bench_reply v)
 {
 	struct bench_thread *t = c->t;
 
-	if (c->rx.setup_failed) {
-		bench_stream_abandon(&c->rx, &t->st, false);
+	if (v != BENCH_REPLY_GOOD) {
 		bconn_gone(c, false);
 		return;
 	}
-	if (c->rx.setup_done == 0)
-		return;
-	c->rx.setup_done = 0;
-	if (c->state == BC_SETUP) {
-		c->state = BC_RUN;
-		bconn_fill(c, now);
-	} else if (c->state == BC_HOLD_WAIT) {
-		c->state = BC_HELD;
-		if (c->checked)
-			t->survived++;
-		else
-			t->held++;
-	}
+	c->state = BC_HELD;
+	if (c->checked)
+		t->survived++;
+	else
+		t->held++;
 }
 
-/* After a batch of replies: act on what the stream saw. */
+/* After a reply on a running connection: refill, replace or end it. */
 static void
-bconn_after_replies(struct bconn *c, uint64_t now)
+bconn_after_reply(struct bconn *c, uint64_t now)
 {
 	struct bench_thread *t = c->t;
+	uint64_t every = t->o->reconnect_every;
 
-	if (c->rx.broken) {
-		bconn_lost(c, false);
-		return;
-	}
-	if (c->rx.setup_done || c->rx.setup_failed) {
-		bconn_setup_result(c, now);
-		if (c->fd < 0)
-			return;
-	}
-	if ((c->rx.goaway || t->finishing || (t->o->reconnect_every > 0 &&
-	    c->conn_replies >= t->o->reconnect_every)) && c->rx.qlen == 0 &&
-	    c->state == BC_RUN) {
+	if (c->inflight == 0 && (t->finishing || (every > 0 &&
+	    c->conn_replies >= every))) {
 		/* Everything owed arrived: replace (or end) the connection. */
 		bconn_gone(c, true);
 		return;
 	}
 	bconn_fill(c, now);
-	if (t->finishing && c->fd >= 0 && c->rx.qlen == 0 &&
-	    c->state == BC_RUN)
-		bconn_gone(c, true);
-}
-
-/* Decrypted bytes held inside OpenSSL, which no event will report. */
-static bool
-bconn_pending(const struct bconn *c)
-{
-#ifdef HAVE_TLS
-	return c->ssl != NULL && bench_tls_pending(c->ssl);
-#else
-	return false;
-#endif
 }
 
 static void
-bconn_read(struct bconn *c)
+bconn_release(struct bconn *c, struct breq *r)
+{
+	r->next = c->free;
+	c->free = r;
+	c->inflight--;
+}
+
+/* A request that got no reply, and why (a GOPRO_E_* result). */
+static void
+bconn_missing(struct bconn *c, struct gopro_async *a, int result,
+    const struct bench_pending *e)
 {
 	struct bench_thread *t = c->t;
-	uint64_t now = 0, before = t->st.ok + t->st.warmup;
-	size_t room;
-	uint8_t *p;
-	ssize_t n;
 
-	for (int i = 0; i < READS_PER_EVENT; i++) {
-		if ((p = bench_stream_room(&c->rx, &room)) == NULL) {
-			t->st.errors[BENCH_ERR_PROTOCOL]++;
-			bconn_lost(c, false);
-			return;
-		}
-#ifdef HAVE_TLS
-		if (c->ssl != NULL)
-			n = bench_tls_read(c->ssl, p, room);
-		else
-#endif
-			n = read(c->fd, p, room);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			/* A GOAWAY or an ERROR frame announced the close. */
-			bconn_lost(c, c->rx.goaway || c->rx.doomed ||
-			    c->rx.last_error != 0);
-			return;
-		}
-		if (n < 0)
-			break;
-		now = bench_now_ns();
-		c->since = t->activity = now;
-		t->st.bytes_in += (uint64_t)n;
-		bench_stream_commit(&c->rx, (size_t)n);
-		bench_stream_process(&c->rx, t->sh->plan, now, &t->st);
-		if (c->rx.broken || ((size_t)n < room && !bconn_pending(c)))
-			break;
-	}
-	c->conn_replies += t->st.ok + t->st.warmup - before;
-	if (now != 0)
-		bconn_after_replies(c, now);
-}
-
-/* ------------------------------------------------------------ connecting */
-
-static void bconn_established(struct bconn *c);
-
-#ifdef HAVE_TLS
-/* One step of the TLS handshake; established when it is done. */
-static void
-bconn_handshake(struct bconn *c)
-{
-	bool want_write = false;
-	int rc = bench_tls_handshake(c->ssl, &want_write);
-
-	if (rc < 0) {
-		bconn_connect_failed(c, EPROTO);
+	if (result == GOPRO_E_CONNECT) {
+		/*
+		 * Queued for a replacement (after a GOAWAY) that could not
+		 * connect: never sent, so neither sent nor lost.
+		 */
+		thread_untake(t, e->flags);
+		t->st.bytes_out -= t->sh->plan->t[e->kind].request_len;
 		return;
 	}
-	if (rc == 0) {
-		c->writing = !want_write;	/* force the watcher's reset */
-		bconn_set_writing(c, want_write);
-		return;
-	}
-	if (bench_tls_resumed(c->ssl))
-		c->t->st.tls_resumed++;
-	else
-		c->t->st.tls_full++;
-	bconn_established(c);
+	if (result == GOPRO_E_TIMEOUT && a == c->a)
+		c->timing_out = true;
+	bench_reply_missing(&t->st, result == GOPRO_E_TIMEOUT ||
+	    (a == c->a && c->timing_out) ||
+	    (result == GOPRO_E_CANCELLED && c->cancel_missing));
 }
-
-static bool
-bconn_start_tls(struct bconn *c)
-{
-	if (c->t->tls == NULL || c->ssl != NULL)
-		return false;
-	if ((c->ssl = bench_tls_conn(c->t->tls, c->fd)) == NULL) {
-		bconn_connect_failed(c, ENOMEM);
-		return true;
-	}
-	c->state = BC_HANDSHAKE;
-	bconn_handshake(c);
-	return true;
-}
-#endif
 
 static void
-bconn_established(struct bconn *c)
+bconn_reply(struct gopro_async *a, int result, const struct gopro_frame *f,
+    void *arg)
 {
+	struct breq *r = arg;
+	struct bconn *c = r->c;
 	struct bench_thread *t = c->t;
+	struct bench_pending e = r->e;
+	enum bench_reply v;
 	uint64_t now;
 
-#ifdef HAVE_TLS
-	if (bconn_start_tls(c))
+	bconn_release(c, r);
+	if (result != GOPRO_OK) {
+		bconn_missing(c, a, result, &e);
 		return;
-#endif
+	}
 	now = bench_now_ns();
+	t->activity = now;
+	v = bench_reply_check(t->sh->plan, &e, f, now, &t->st);
+	/* A reply from a client closed already (a late one): counted only. */
+	if (a != c->a)
+		return;
+	if (v == BENCH_REPLY_GOOD && (e.flags & BENCH_PENDING_SETUP) == 0)
+		c->conn_replies++;
+	if (v == BENCH_REPLY_CLOSING)
+		c->doomed = true;
+	if (v == BENCH_REPLY_BROKEN) {
+		bconn_gone(c, false);
+		return;
+	}
+	if (c->state == BC_HOLD_WAIT && (e.flags & BENCH_PENDING_SETUP))
+		bconn_hold_result(c, v);
+	else if (c->state == BC_RUN)
+		bconn_after_reply(c, now);
+}
+
+/* ------------------------------------------------------------ states */
+
+static void
+bconn_connected(struct bconn *c)
+{
+	struct bench_thread *t = c->t;
+	uint64_t now = bench_now_ns();
+
+	c->up = true;
+	c->doomed = c->timing_out = false;
 	c->conn_sent = c->conn_replies = 0;
 	t->established++;
 	t->st.opened++;
-	c->since = t->activity = now;
-	c->writing = true; /* force the watcher to be reset to EV_READ */
-	bconn_set_writing(c, false);
-	if (hold_mode(t)) {
-		bconn_hold_verify(c);
-		return;
-	}
+	t->activity = now;
 	if (t->o->user != NULL) {
-		c->state = BC_SETUP;
-		if (bconn_queue(c, BENCH_LOGIN, now, BENCH_PENDING_SETUP))
-			bconn_flush(c);
+		/* The client's LOGIN, answered with LOGIN_ACK. */
+		t->st.setup++;
+		t->st.bytes_out += t->sh->plan->t[BENCH_LOGIN].request_len;
+	}
+	if (hold_mode(t)) {
+		if (c->state == BC_CONNECTING)
+			bconn_hold_verify(c);
 		return;
 	}
 	c->state = BC_RUN;
 	bconn_fill(c, now);
 }
 
-/* e: why (an errno); the first one is published for a fail-fast exit. */
+/* Lost or not made: a connect failure counts, a loss unannounced too. */
 static void
-bconn_connect_failed(struct bconn *c, int e)
+bconn_reconnecting(struct bconn *c, int result)
 {
-	if (c->t->connect_errno == 0)
-		c->t->connect_errno = e;
-	c->t->st.errors[BENCH_ERR_CONNECT]++;
-	bconn_gone(c, false);
+	struct bench_thread *t = c->t;
+
+	if (!c->up) {
+		t->st.errors[BENCH_ERR_CONNECT]++;
+		if (!t->connect_failed) {
+			snprintf(t->connect_error, sizeof(t->connect_error),
+			    "%s", gopro_async_error(c->a));
+			t->connect_failed = true;
+		}
+	} else if (result == GOPRO_E_PROTOCOL || result == GOPRO_E_TOO_LARGE) {
+		t->st.errors[BENCH_ERR_PROTOCOL]++;
+	} else if (result == GOPRO_E_SERVER) {
+		t->st.errors[BENCH_ERR_UNEXPECTED]++;
+	} else if (result == GOPRO_E_CLOSED && !c->doomed && !c->timing_out) {
+		t->st.errors[BENCH_ERR_CLOSED]++;
+	}
+	bconn_down(c);
+	c->timing_out = false;
+	/* Hold mode settles a connection once; load mode lets it retry. */
+	if (hold_mode(t) || t->finishing)
+		bconn_gone(c, false);
 }
 
 static void
-bconn_connected_cb(struct bconn *c)
+bconn_state(struct gopro_async *a, enum gopro_state state, int result,
+    void *arg)
 {
-	int e = 0;
-	socklen_t len = sizeof(e);
+	struct bconn *c = arg;
 
-	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0 || e != 0) {
-		bconn_connect_failed(c, e != 0 ? e : errno);
-		return;
+	(void)a;
+	switch (state) {
+	case GOPRO_STATE_CONNECTED:
+		bconn_connected(c);
+		break;
+	case GOPRO_STATE_GOAWAY:
+		/* The client drains it and opens the replacement. */
+		c->t->st.goaways++;
+		bconn_down(c);
+		if (hold_mode(c->t))
+			bconn_gone(c, false);
+		break;
+	case GOPRO_STATE_RECONNECTING:
+		bconn_reconnecting(c, result);
+		break;
+	case GOPRO_STATE_CLOSED:
+		/* A refused LOGIN: the client gave up; try again later. */
+		if (result == GOPRO_E_AUTH)
+			c->t->st.errors[BENCH_ERR_SERVER]++;
+		bconn_down(c);
+		bconn_gone(c, false);
+		break;
 	}
-	bconn_established(c);
+}
+
+/* ------------------------------------------------------------ opening */
+
+#ifdef HAVE_TLS
+/* A connection of libgopro-tls's transport, and the thread counting it. */
+struct btls {
+	struct bench_thread *t;
+	struct gopro_tls *s;
+};
+
+static void *
+bench_tls_open(void *arg, int fd)
+{
+	struct btls *b = malloc(sizeof(*b));
+
+	if (b == NULL)
+		return NULL;
+	b->t = arg;
+	if ((b->s = gopro_tls_transport()->open(b->t->tls, fd)) == NULL) {
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* libgopro-tls's handshake, each one counted as resumed or full. */
+static int
+bench_tls_handshake(void *p, int *events, char *err, size_t errlen)
+{
+	struct btls *b = p;
+	int rc = gopro_tls_transport()->handshake(b->s, events, err, errlen);
+
+	if (rc == 1 && gopro_tls_resumed(b->s))
+		b->t->st.tls_resumed++;
+	else if (rc == 1)
+		b->t->st.tls_full++;
+	return rc;
+}
+
+static ssize_t
+bench_tls_read(void *p, void *buf, size_t len)
+{
+	return gopro_tls_transport()->read(((struct btls *)p)->s, buf, len);
+}
+
+static ssize_t
+bench_tls_write(void *p, const void *buf, size_t len)
+{
+	return gopro_tls_transport()->write(((struct btls *)p)->s, buf, len);
 }
 
 static int
-bconn_socket(struct bconn *c)
+bench_tls_pending(void *p)
 {
-	const struct bench_opts *o = c->t->o;
-	int fd, one = 1;
+	return gopro_tls_transport()->pending(((struct btls *)p)->s);
+}
 
-	fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd < 0)
+static void
+bench_tls_close(void *p)
+{
+	gopro_tls_transport()->close(((struct btls *)p)->s);
+	free(p);
+}
+
+static int
+thread_tls_init(struct bench_thread *t)
+{
+	struct gopro_tls_options to;
+	char err[256];
+
+	/* A load generator: the server's certificate is not checked. */
+	gopro_tls_options_init(&to);
+	to.no_verify = true;
+	to.no_resume = t->o->tls_no_resume;
+	if ((t->tls = gopro_tls_ctx_new(&to, err, sizeof(err))) == NULL)
 		return -1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	t->tls_transport = (struct gopro_transport){
+		sizeof(struct gopro_transport), bench_tls_open,
+		bench_tls_handshake, bench_tls_read, bench_tls_write,
+		bench_tls_pending, bench_tls_close,
+	};
+	return 0;
+}
+#endif
+
+/* "host:port" of a numeric address; the client resolves nothing then. */
+static void
+numeric_address(const struct sockaddr_storage *ss, socklen_t len, char *out,
+    size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN] = "?", port[8] = "0";
+
+	(void)getnameinfo((const struct sockaddr *)ss, len, host, sizeof(host),
+	    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+	snprintf(out, outlen, ss->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
+	    host, port);
+}
+
+static void
+bconn_options(struct bconn *c, struct gopro_async_options *ao,
+    const char *const *address, char *source, size_t srclen)
+{
+	struct bench_thread *t = c->t;
+	const struct bench_opts *o = t->o;
+
+	gopro_async_options_init(ao);
+	ao->addresses = address;
+	ao->naddresses = 1;
+	ao->user = o->user;
+	ao->password = o->password;
+	ao->max_pending = o->depth + 1;
+	ao->request_timeout = o->timeout;
+	ao->connect_timeout = o->timeout;
+	ao->backoff_initial = ao->backoff_max = RETRY_DELAY;
+	ao->max_reply = t->sh->plan->max_reply_body;
+	ao->on_state = bconn_state;
+	ao->state_arg = c;
 	if (o->nsources > 0) {
 		const struct sockaddr_storage *src =
 		    &o->source[c->id % o->nsources];
-		/* Pick the port at connect(): the 4-tuple decides, not bind. */
-#ifdef IP_BIND_ADDRESS_NO_PORT
-		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
-		    sizeof(one));
-#endif
-		if (bind(fd, (const struct sockaddr *)src,
-		    src->ss_family == AF_INET ? sizeof(struct sockaddr_in) :
-		    sizeof(struct sockaddr_in6)) < 0) {
-			close(fd);
-			return -1;
-		}
+
+		(void)getnameinfo((const struct sockaddr *)src, sizeof(*src),
+		    source, (socklen_t)srclen, NULL, 0, NI_NUMERICHOST);
+		ao->source_address = source;
 	}
-	return fd;
+#ifdef HAVE_TLS
+	if (t->tls != NULL) {
+		ao->transport = &t->tls_transport;
+		ao->transport_arg = t;
+	}
+#endif
+}
+
+static void
+bconn_open_failed(struct bconn *c, int rc)
+{
+	struct bench_thread *t = c->t;
+
+	t->st.errors[BENCH_ERR_CONNECT]++;
+	if (!t->connect_failed) {
+		snprintf(t->connect_error, sizeof(t->connect_error),
+		    "cannot connect to %s: %s", t->address, gopro_strerror(rc));
+		t->connect_failed = true;
+	}
+	bconn_gone(c, false);
 }
 
 static void
 bconn_open(struct bconn *c)
 {
 	struct bench_thread *t = c->t;
+	const char *address[1] = { t->address };
+	struct gopro_async_options ao;
+	char source[INET6_ADDRSTRLEN];
+	int rc;
 
-	c->fd = bconn_socket(c);
-	if (c->fd < 0) {
-		bconn_connect_failed(c, errno);
+	bconn_options(c, &ao, address, source, sizeof(source));
+	if ((c->a = gopro_async_new(&ao, &rc)) == NULL) {
+		bconn_open_failed(c, rc);
 		return;
 	}
 	t->live++;
 	c->state = BC_CONNECTING;
-	c->since = bench_now_ns();
-	ev_io_init(&c->io, bconn_io_cb, c->fd, EV_WRITE);
-	c->io.data = c;
-	c->writing = true;
-	if (connect(c->fd, (const struct sockaddr *)&t->o->addr,
-	    t->o->addrlen) == 0) {
-		ev_io_start(t->loop, &c->io);
-		bconn_established(c);
-		return;
+	c->up = c->doomed = c->timing_out = c->cancel_missing = false;
+	/* Attaching connects; a failure comes back through bconn_state. */
+	if ((rc = gopro_libev_attach(c->a, t->loop)) != GOPRO_OK) {
+		bconn_close(c, BC_CLOSED);
+		bconn_open_failed(c, rc);
 	}
-	if (errno != EINPROGRESS) {
-		bconn_connect_failed(c, errno);
-		return;
-	}
-	ev_io_start(t->loop, &c->io);
 }
 
 /* ------------------------------------------------------------ events */
-
-static void
-bconn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct bconn *c = w->data;
-
-	if (c->state == BC_CONNECTING) {
-		bconn_connected_cb(c);
-		return;
-	}
-#ifdef HAVE_TLS
-	if (c->state == BC_HANDSHAKE) {
-		bconn_handshake(c);
-		return;
-	}
-#endif
-	if (revents & EV_READ)
-		bconn_read(c);
-	if (c->fd >= 0 && (revents & EV_WRITE))
-		bconn_flush(c);
-}
 
 static void
 bconn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct bconn *c = w->data;
 
+	(void)loop;
+	(void)revents;
 	if (c->state == BC_CLOSED)
 		bconn_open(c);
 	else if (c->state == BC_RUN)
@@ -661,6 +720,7 @@ thread_opener_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	double secs = (double)(bench_now_ns() - t->open_start) / 1e9;
 	uint64_t allowed = (uint64_t)(secs * rate) + 1;
 
+	(void)revents;
 	while (t->next_open < t->n && t->next_open < allowed)
 		bconn_open(&t->c[t->next_open++]);
 	if (t->next_open == t->n)
@@ -668,39 +728,23 @@ thread_opener_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /*
- * No progress for --timeout: the replies owed are missing.  While
- * finishing, the drain deadline bounds the wait for slow connections too.
+ * Finishing: close the connections that owe nothing, and past the drain
+ * deadline every one (what they owe counts as missing replies).
  */
 static void
-thread_check_timeouts(struct bench_thread *t, uint64_t now)
+thread_close_idle(struct bench_thread *t, uint64_t now)
 {
-	uint64_t limit = (uint64_t)(t->o->timeout * 1e9);
-	bool drained = t->finishing && now > t->drain_deadline;
+	bool drained = now > t->drain_deadline;
 
 	for (unsigned i = 0; i < t->n; i++) {
 		struct bconn *c = &t->c[i];
-		if (c->fd < 0 || (!drained && (now <= c->since ||
-		    now - c->since <= limit)))
+
+		if (c->a == NULL)
 			continue;
-		if (c->state == BC_CONNECTING)
-			bconn_connect_failed(c, ETIMEDOUT);
-		else if (c->rx.qlen > 0) {
-			bench_stream_abandon(&c->rx, &t->st, true);
-			bconn_gone(c, false);
-		} else if (t->finishing)
+		if (drained || c->inflight == 0 || !c->up) {
+			c->cancel_missing = drained;
 			bconn_close(c, BC_DONE);
-	}
-}
-
-/* Finishing: close the connections that owe nothing. */
-static void
-thread_close_idle(struct bench_thread *t)
-{
-	for (unsigned i = 0; i < t->n; i++) {
-		struct bconn *c = &t->c[i];
-		if (c->fd >= 0 && (c->rx.qlen == 0 ||
-		    c->state == BC_CONNECTING))
-			bconn_close(c, BC_DONE);
+		}
 	}
 }
 
@@ -719,7 +763,7 @@ thread_hold_phase(struct bench_thread *t, int phase)
 	} else if (phase == BENCH_PHASE_FINISH) {
 		thread_finish(t, bench_now_ns());
 		for (unsigned i = 0; i < t->n; i++)
-			if (t->c[i].fd >= 0)
+			if (t->c[i].a != NULL)
 				bconn_close(&t->c[i], BC_DONE);
 		ev_break(t->loop, EVBREAK_ONE);
 	}
@@ -750,8 +794,10 @@ thread_publish(struct bench_thread *t)
 	__atomic_store_n(&p->lost, t->st.lost, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->open, t->established, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->opened, t->st.opened, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->connect_errno, t->connect_errno,
-	    __ATOMIC_RELAXED);
+	/* Written once, then published: main reads the string. */
+	if (t->connect_failed)
+		__atomic_store_n(&p->connect_error, t->connect_error,
+		    __ATOMIC_RELEASE);
 	__atomic_store_n(&p->held, t->held, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->survived, t->survived, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->failed, t->failed, __ATOMIC_RELAXED);
@@ -767,6 +813,8 @@ thread_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct bench_thread *t = w->data;
 	uint64_t now = bench_now_ns();
 
+	(void)loop;
+	(void)revents;
 	if (hold_mode(t))
 		thread_hold_phase(t, __atomic_load_n(&t->sh->phase,
 		    __ATOMIC_ACQUIRE));
@@ -776,9 +824,8 @@ thread_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	else if (t->established == 0 && now > t->activity &&
 	    now - t->activity > (uint64_t)(t->o->timeout * 1e9))
 		thread_finish(t, now); /* nothing connects: give up */
-	thread_check_timeouts(t, now);
 	if (t->finishing)
-		thread_close_idle(t);
+		thread_close_idle(t, now);
 	thread_publish(t);
 	thread_maybe_done(t);
 }
@@ -788,25 +835,23 @@ thread_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static int
 bconn_init(struct bench_thread *t, struct bconn *c, unsigned id)
 {
-	const struct bench_plan *p = t->sh->plan;
 	const struct bench_opts *o = t->o;
-	size_t in_cap = hold_mode(t) ? 512 : 65536;
-	size_t out_cap = (size_t)o->depth * p->max_request;
+	/* One more entry for the hold-mode heartbeat. */
+	unsigned n = o->depth + 1;
 
-	if (out_cap > OUT_SOFT_MAX)
-		out_cap = OUT_SOFT_MAX;
-	if (hold_mode(t) || o->user != NULL)
-		out_cap += p->max_request;
 	c->t = t;
 	c->id = id;
-	c->fd = -1;
 	c->cyc = id % o->mix.total;
 	ev_timer_init(&c->timer, bconn_timer_cb, 0.0, 0.0);
 	c->timer.data = c;
-	if (buf_init(&c->out, out_cap) < 0)
+	if ((c->pool = calloc(n, sizeof(*c->pool))) == NULL)
 		return -1;
-	/* One more slot for the set-up LOGIN or heartbeat. */
-	return bench_stream_init(&c->rx, o->depth + 1, in_cap);
+	for (unsigned i = 0; i < n; i++) {
+		c->pool[i].c = c;
+		c->pool[i].next = i + 1 < n ? &c->pool[i + 1] : NULL;
+	}
+	c->free = c->pool;
+	return 0;
 }
 
 struct bench_thread *
@@ -825,13 +870,15 @@ bench_thread_new(const struct bench_shared *sh, unsigned index,
 	t->quota = quota;
 	t->pub.pending = n; /* nothing is settled before the first tick */
 	bench_stats_init(&t->st);
+	numeric_address(&t->o->addr, t->o->addrlen, t->address,
+	    sizeof(t->address));
 	t->c = calloc(n, sizeof(*t->c));
+	t->scratch = malloc(sh->plan->max_request);
 	t->loop = ev_loop_new(EVFLAG_AUTO);
-	if (t->c == NULL || t->loop == NULL)
+	if (t->c == NULL || t->scratch == NULL || t->loop == NULL)
 		goto fail;
 #ifdef HAVE_TLS
-	if (t->o->tls && (t->tls = bench_tls_new(!t->o->tls_no_resume)) ==
-	    NULL)
+	if (t->o->tls && thread_tls_init(t) < 0)
 		goto fail;
 #endif
 	for (unsigned i = 0; i < n; i++)
@@ -849,17 +896,14 @@ bench_thread_free(struct bench_thread *t)
 	if (t == NULL)
 		return;
 	for (unsigned i = 0; t->c != NULL && i < t->n; i++) {
-#ifdef HAVE_TLS
-		bench_tls_close(t->c[i].ssl);
-#endif
-		if (t->c[i].fd >= 0 && t->c[i].t != NULL)
-			close(t->c[i].fd);
-		buf_free(&t->c[i].out);
-		bench_stream_free(&t->c[i].rx);
+		gopro_async_free(t->c[i].a);
+		free(t->c[i].pool);
 	}
 	free(t->c);
+	free(t->scratch);
 #ifdef HAVE_TLS
-	bench_tls_free(t->tls);
+	/* After the clients: their connections use it. */
+	gopro_tls_ctx_free(t->tls);
 #endif
 	if (t->loop != NULL)
 		ev_loop_destroy(t->loop);
@@ -906,8 +950,8 @@ bench_thread_progress(const struct bench_thread *t, struct bench_progress *p)
 	p->lost = __atomic_load_n(&t->pub.lost, __ATOMIC_RELAXED);
 	p->open = __atomic_load_n(&t->pub.open, __ATOMIC_RELAXED);
 	p->opened = __atomic_load_n(&t->pub.opened, __ATOMIC_RELAXED);
-	p->connect_errno = __atomic_load_n(&t->pub.connect_errno,
-	    __ATOMIC_RELAXED);
+	p->connect_error = __atomic_load_n(&t->pub.connect_error,
+	    __ATOMIC_ACQUIRE);
 	p->held = __atomic_load_n(&t->pub.held, __ATOMIC_RELAXED);
 	p->survived = __atomic_load_n(&t->pub.survived, __ATOMIC_RELAXED);
 	p->failed = __atomic_load_n(&t->pub.failed, __ATOMIC_RELAXED);

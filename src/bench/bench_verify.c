@@ -4,14 +4,12 @@
  * back.
  *
  * Requests are built once, before the run (the plan); sending one is a
- * memcpy and an 8-byte patch of its number.  Each connection keeps a
- * stream: the bytes read so far and a ring of the requests still owed a
- * reply.  Replies come in request order, so every complete frame is
- * compared with the template of the oldest request owed, byte for byte.
- * ERROR and GOAWAY frames are the server speaking for itself: they are
- * counted and turned into flags (stop sending, the server will close, the
- * stream is broken) that the connection acts on.  Nothing here touches a
- * socket, so the tests can feed a stream any bytes split anywhere.
+ * memcpy and an 8-byte patch of its number.  libgopro's async client
+ * matches each reply with its request (they come in order); here the
+ * reply is compared with the template of that request, byte for byte,
+ * and an ERROR in its place is counted by code, with the verdict the
+ * connection acts on (the server closes after some codes).  Nothing here
+ * touches a socket, so the tests can hand it any frame.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -19,8 +17,6 @@
 
 #include "bench.h"
 
-/* Smallest read worth making; large frames get their whole rest at once. */
-#define READ_MIN 4096u
 /* The largest reply body taken when bodies are not compared. */
 #define ANY_BODY_MAX 65536u
 
@@ -219,216 +215,69 @@ bench_plan_check(const struct bench_plan *p, enum bench_kind k, uint64_t seq,
 	return -1;
 }
 
-/* ------------------------------------------------------------ streams */
-
-int
-bench_stream_init(struct bench_stream *s, unsigned depth, size_t in_cap)
-{
-	memset(s, 0, sizeof(*s));
-	s->qcap = depth;
-	s->q = calloc(depth, sizeof(*s->q));
-	if (s->q == NULL)
-		return -1;
-	/* The limit on a reply body is the plan's, set when replies come. */
-	reader_init(&s->in, 0);
-	s->in.chunk = READ_MIN;
-	if (buf_init(&s->in.in, in_cap) < 0) {
-		free(s->q);
-		s->q = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-void
-bench_stream_free(struct bench_stream *s)
-{
-	reader_fini(&s->in);
-	free(s->q);
-	memset(s, 0, sizeof(*s));
-}
-
-void
-bench_stream_reset(struct bench_stream *s)
-{
-	reader_reset(&s->in);
-	s->qhead = s->qlen = 0;
-	s->goaway = s->doomed = s->broken = false;
-	s->last_error = 0;
-	s->setup_done = s->setup_failed = 0;
-}
-
-void
-bench_stream_push(struct bench_stream *s, enum bench_kind k, uint64_t seq,
-    uint64_t t0, uint8_t flags)
-{
-	unsigned i = s->qhead + s->qlen;
-	struct bench_pending *e;
-
-	if (i >= s->qcap)
-		i -= s->qcap;
-	e = &s->q[i];
-	e->t0 = t0;
-	e->seq = seq;
-	e->kind = (uint8_t)k;
-	e->flags = flags;
-	s->qlen++;
-}
-
-static struct bench_pending
-stream_pop(struct bench_stream *s)
-{
-	struct bench_pending e = s->q[s->qhead];
-
-	if (++s->qhead == s->qcap)
-		s->qhead = 0;
-	s->qlen--;
-	return e;
-}
-
-uint64_t
-bench_stream_oldest(const struct bench_stream *s)
-{
-	return s->qlen ? s->q[s->qhead].t0 : 0;
-}
-
-uint8_t *
-bench_stream_room(struct bench_stream *s, size_t *room)
-{
-	return gopro_reader_space(&s->in, room);
-}
-
-void
-bench_stream_commit(struct bench_stream *s, size_t n)
-{
-	gopro_reader_commit(&s->in, n);
-}
+/* ------------------------------------------------------------ replies */
 
 /*
  * Error codes after which the server closes the connection.  A busy
  * answer to a LOGIN (its check could not be queued) leaves it open.
  */
 static bool
-error_closes(uint16_t code, const struct bench_stream *s)
+error_closes(uint16_t code, const struct bench_pending *e)
 {
 	if (code == GOPRO_ERR_BUSY)
-		return s->qlen == 0 || s->q[s->qhead].kind != BENCH_LOGIN;
+		return e->kind != BENCH_LOGIN;
 	return code == GOPRO_ERR_BAD_MAGIC || code == GOPRO_ERR_BAD_VERSION ||
 	    code == GOPRO_ERR_TOO_LARGE || code == GOPRO_ERR_TIMEOUT;
 }
 
-/* Parse an ERROR or GOAWAY body; a malformed one breaks the stream. */
-static bool
-stream_status(struct bench_stream *s, const struct gopro_frame *f,
-    struct bench_stats *st, struct gopro_status *status)
-{
-	if (gopro_status_parse(f->body, f->header.length, status) == 0)
-		return true;
-	st->errors[BENCH_ERR_PROTOCOL]++;
-	s->broken = true;
-	return false;
-}
-
-static void
-stream_error_frame(struct bench_stream *s, const struct gopro_frame *f,
+/* An ERROR in place of the reply: counted by code. */
+static enum bench_reply
+reply_error(const struct bench_pending *e, const struct gopro_frame *f,
     struct bench_stats *st)
 {
 	struct gopro_status status;
 
-	if (!stream_status(s, f, st, &status))
-		return;
+	if (gopro_status_parse(f->body, f->header.length, &status) != 0) {
+		st->errors[BENCH_ERR_PROTOCOL]++;
+		return BENCH_REPLY_BROKEN;
+	}
 	st->server_errors[status.code <= GOPRO_ERR_MAX ? status.code :
 	    BENCH_SERVER_ERR_SLOTS - 1]++;
 	st->errors[BENCH_ERR_SERVER]++;
-	s->last_error = status.code;
-	if (error_closes(status.code, s))
-		s->doomed = true;
-	/* An ERROR in place of a reply answers the oldest request. */
-	if (s->qlen > 0 && stream_pop(s).flags & BENCH_PENDING_SETUP)
-		s->setup_failed++;
+	return error_closes(status.code, e) ? BENCH_REPLY_CLOSING :
+	    BENCH_REPLY_WRONG;
 }
 
-static void
-stream_goaway(struct bench_stream *s, const struct gopro_frame *f,
-    struct bench_stats *st)
-{
-	struct gopro_status status;
-
-	if (!stream_status(s, f, st, &status))
-		return;
-	if (!s->goaway)
-		st->goaways++;
-	s->goaway = true;
-}
-
-static void
-stream_reply(struct bench_stream *s, const struct bench_plan *p,
+enum bench_reply
+bench_reply_check(const struct bench_plan *p, const struct bench_pending *e,
     const struct gopro_frame *f, uint64_t now, struct bench_stats *st)
 {
-	struct bench_pending e;
 	int bad;
 
-	if (s->qlen == 0) {
-		/* Nothing owed: the stream is out of step for good. */
-		st->errors[BENCH_ERR_UNEXPECTED]++;
-		s->broken = true;
-		return;
-	}
-	e = stream_pop(s);
-	bad = bench_plan_check(p, (enum bench_kind)e.kind, e.seq, f);
+	st->bytes_in += f->size;
+	if (f->header.command == GOPRO_CMD_ERROR)
+		return reply_error(e, f, st);
+	bad = bench_plan_check(p, (enum bench_kind)e->kind, e->seq, f);
 	if (bad >= 0) {
 		st->errors[bad]++;
-		if (e.flags & BENCH_PENDING_SETUP)
-			s->setup_failed++;
-		return;
+		return BENCH_REPLY_WRONG;
 	}
-	if (e.flags & BENCH_PENDING_SETUP) {
-		s->setup_done++;
+	if (e->flags & BENCH_PENDING_SETUP) {
 		st->setup++;
-	} else if (e.flags & BENCH_PENDING_MEASURED) {
+	} else if (e->flags & BENCH_PENDING_MEASURED) {
 		st->ok++;
-		bench_hist_record(&st->hist, now > e.t0 ? now - e.t0 : 0, 1);
+		bench_hist_record(&st->hist, now > e->t0 ? now - e->t0 : 0, 1);
 		st->last_reply_ns = now;
 	} else
 		st->warmup++;
+	return BENCH_REPLY_GOOD;
 }
 
 void
-bench_stream_process(struct bench_stream *s, const struct bench_plan *p,
-    uint64_t now, struct bench_stats *st)
+bench_reply_missing(struct bench_stats *st, bool timeout)
 {
-	struct gopro_frame f;
-	int rc;
-
-	s->in.max_body = p->max_reply_body;
-	while (!s->broken) {
-		rc = gopro_reader_next(&s->in, &f);
-		if (rc == 0)
-			return;
-		if (rc < 0) {
-			st->errors[BENCH_ERR_PROTOCOL]++;
-			s->broken = true;
-			return;
-		}
-		if (f.header.command == GOPRO_CMD_GOAWAY)
-			stream_goaway(s, &f, st);
-		else if (f.header.command == GOPRO_CMD_ERROR)
-			stream_error_frame(s, &f, st);
-		else
-			stream_reply(s, p, &f, now, st);
-	}
-}
-
-unsigned
-bench_stream_abandon(struct bench_stream *s, struct bench_stats *st,
-    bool timeout)
-{
-	unsigned n = s->qlen;
-
 	if (timeout)
-		st->errors[BENCH_ERR_TIMEOUT] += n;
+		st->errors[BENCH_ERR_TIMEOUT]++;
 	else
-		st->lost += n;
-	bench_stream_reset(s);
-	return n;
+		st->lost++;
 }

@@ -157,8 +157,8 @@ progress_sum(const struct run *r, struct bench_progress *sum, int *min_phase,
 		sum->lost += p.lost;
 		sum->open += p.open;
 		sum->opened += p.opened;
-		if (sum->connect_errno == 0)
-			sum->connect_errno = p.connect_errno;
+		if (sum->connect_error == NULL)
+			sum->connect_error = p.connect_error;
 		sum->held += p.held;
 		sum->survived += p.survived;
 		sum->failed += p.failed;
@@ -201,9 +201,8 @@ watch_step(struct run *r, struct bench_progress *sum, int *min_phase,
 		stop_on_signal(r, sig);
 	progress_sum(r, sum, min_phase, done);
 	/* Nothing listens (or the route is wrong): say so now, as wrk does. */
-	if (sum->opened == 0 && sum->connect_errno != 0)
-		errx(1, "cannot connect to %s: %s", r->opts.server,
-		    strerror(sum->connect_errno));
+	if (sum->opened == 0 && sum->connect_error != NULL)
+		errx(1, "%s", sum->connect_error);
 	now = bench_now_ns();
 	if (r->last_progress_ns == 0)
 		r->last_progress_ns = now;
