@@ -221,7 +221,9 @@ queue_frame(struct gopro_io *c, uint8_t command, const void *body,
 
 	if (c->qlen == c->qcap)
 		return GOPRO_E_BUSY;
-	if (buf_reserve(&c->out, GOPRO_HEADER_SIZE + len, SIZE_MAX) < 0)
+	/* The call only when the block is short (rarely, once it has grown). */
+	if (buf_room(&c->out) < GOPRO_HEADER_SIZE + len &&
+	    buf_reserve(&c->out, GOPRO_HEADER_SIZE + len, SIZE_MAX) < 0)
 		return GOPRO_E_NOMEM;
 	/* Reserved above, so the block exists (buf_tail could be NULL). */
 	w = c->out.data + c->out.end;
@@ -910,6 +912,20 @@ leave(struct gopro_async *a)
 	}
 }
 
+/*
+ * A connection that owes nothing and holds no partial reply gives its
+ * input block back, so that thousands of idle connections cost no
+ * READER_CHUNK each.  A pipeline refilled by its callbacks is not idle,
+ * so a loaded connection keeps its block.
+ */
+static void
+conn_idle_input(struct gopro_io *c)
+{
+	if (c->state == CONN_UP && c->qlen == 0 &&
+	    gopro_reader_buffered(&c->in) == 0)
+		buf_free(&c->in.in);
+}
+
 void
 gopro_async_io(struct gopro_io *c, int events)
 {
@@ -930,6 +946,7 @@ gopro_async_io(struct gopro_io *c, int events)
 			c->in_read = true;
 			conn_read(a, c);
 			c->in_read = false;
+			conn_idle_input(c);
 		}
 		/* Requests made by the callbacks leave in one send, now. */
 		if (c->state != CONN_DEAD && !a->freeing &&
