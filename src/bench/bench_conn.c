@@ -197,16 +197,21 @@ bconn_queue(struct bconn *c, enum bench_kind k, uint64_t t0, uint8_t flags)
 	struct bench_thread *t = c->t;
 	const struct bench_plan *p = t->sh->plan;
 	uint64_t every = t->o->reconnect_every;
+	const struct bench_template *tp = &p->t[k];
+	const uint8_t *frame = tp->request;
 	struct breq *r = c->free;
-	size_t n;
+	size_t n = tp->request_len;
 
 	/* --reconnect-every: the rest goes on the next connection. */
 	if (r == NULL || (every > 0 && c->conn_sent >= every))
 		return false;
-	n = bench_plan_write(p, k, c->seq, t->scratch);
-	if (gopro_async_request(c->a, t->scratch[3], t->scratch +
-	    GOPRO_HEADER_SIZE, n - GOPRO_HEADER_SIZE, 0, bconn_reply, r) !=
-	    GOPRO_OK)
+	/* A request that carries its number is built; others are as is. */
+	if (tp->seq_req_at != 0) {
+		n = bench_plan_write(p, k, c->seq, t->scratch);
+		frame = t->scratch;
+	}
+	if (gopro_async_request(c->a, frame[3], frame + GOPRO_HEADER_SIZE,
+	    n - GOPRO_HEADER_SIZE, 0, bconn_reply, r) != GOPRO_OK)
 		return false;
 	c->free = r->next;
 	r->e = (struct bench_pending){ t0, c->seq, (uint8_t)k, flags };
@@ -274,9 +279,11 @@ static void
 bconn_fill_closed(struct bconn *c, uint64_t now)
 {
 	struct bench_thread *t = c->t;
+	unsigned depth = t->o->depth;
 	uint8_t flags;
 
-	while (c->inflight < t->o->depth && !t->finishing) {
+	/* thread_take sets finishing when the run is over. */
+	while (c->inflight < depth && !t->finishing) {
 		enum bench_kind k = (enum bench_kind)t->sh->cycle[c->cyc];
 
 		if (!thread_take(t, now, &flags))
@@ -741,7 +748,8 @@ thread_close_idle(struct bench_thread *t, uint64_t now)
 
 		if (c->a == NULL)
 			continue;
-		if (drained || c->inflight == 0 || !c->up) {
+		/* A GOAWAY's replacement may still owe replies: wait. */
+		if (drained || c->inflight == 0) {
 			c->cancel_missing = drained;
 			bconn_close(c, BC_DONE);
 		}
