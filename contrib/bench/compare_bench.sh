@@ -11,7 +11,9 @@
 #
 # With COUNT_INSTRUCTIONS=N in the environment, each build also sends N
 # requests under callgrind and its instructions per request are printed:
-# a figure that a loaded machine does not blur, unlike req/s.
+# a figure that a loaded machine does not blur, unlike req/s.  The
+# client's CPU time per request (user and system, from --json) is printed
+# too, and the spread of the per-round ratios next to the medians.
 #
 # goprod runs one worker on CPU 0 and the load generator on CPU 1 (when
 # the machine has two), both started and stopped here by pid.
@@ -57,14 +59,18 @@ done
 
 run() {
 	$pin_client "$1" -s "127.0.0.1:$port" -c "$conns" -P "$depth" -d "$secs" \
-		-w 0.5 --json --quiet | python3 -c 'import json, sys; print(json.load(sys.stdin)["throughput"])'
+		-w 0.5 --json --quiet | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+# Throughput, and the client'"'"'s own CPU (user + system) per request in ns.
+print(d["throughput"], (d["cpu_user"] + d["cpu_sys"]) * 1e9 / max(d["requests"], 1))'
 }
 
 echo "gopro-bench -c $conns -P $depth -d $secs, $rounds rounds, alternating"
 for r in $(seq "$rounds"); do
-	a=$(run "$bench_a"); b=$(run "$bench_b")
-	echo "$a" >>"$work/a"; echo "$b" >>"$work/b"
-	printf 'round %d: A %.0f req/s  B %.0f req/s\n' "$r" "$a" "$b"
+	read -r a ca <<<"$(run "$bench_a")"; read -r b cb <<<"$(run "$bench_b")"
+	echo "$a $ca" >>"$work/a"; echo "$b $cb" >>"$work/b"
+	printf 'round %d: A %.0f req/s  B %.0f req/s  (client CPU A %.0f, B %.0f ns/request)\n' \
+		"$r" "$a" "$b" "$ca" "$cb"
 done
 if [ -n "${COUNT_INSTRUCTIONS:-}" ]; then
 	for v in a b; do
@@ -85,8 +91,16 @@ PY
 fi
 python3 - "$work/a" "$work/b" <<'PY'
 import statistics, sys
-a = [float(x) for x in open(sys.argv[1])]
-b = [float(x) for x in open(sys.argv[2])]
+rows_a = [[float(v) for v in line.split()] for line in open(sys.argv[1])]
+rows_b = [[float(v) for v in line.split()] for line in open(sys.argv[2])]
+a, b = [r[0] for r in rows_a], [r[0] for r in rows_b]
 ma, mb = statistics.median(a), statistics.median(b)
+pairs = sorted(y / x for x, y in zip(a, b))
 print("median A %.0f req/s, B %.0f req/s, B/A = %.3f" % (ma, mb, mb / ma))
+print("round ratios B/A: median %.3f, min %.3f, max %.3f" %
+      (statistics.median(pairs), pairs[0], pairs[-1]))
+ca = statistics.median(r[1] for r in rows_a)
+cb = statistics.median(r[1] for r in rows_b)
+print("client CPU per request (user + sys): A %.0f ns, B %.0f ns, B/A = %.3f" %
+      (ca, cb, cb / ca))
 PY
