@@ -1289,7 +1289,7 @@ conn_tls_text(const struct conn *c, char *buf, size_t len)
 }
 
 /*
- * Where tls.c adds the record bytes of a session: the worker's two wire
+ * Where tls.c adds the record bytes of the worker's sessions: its two wire
  * counters, received then sent (NULL when the stats are compiled out).
  */
 static uint64_t *
@@ -1307,7 +1307,9 @@ conn_tls_wire(struct conn *c)
 static int
 conn_tls_start(struct conn *c, struct tls_ctx *ctx)
 {
-	if ((c->tls = tls_conn_new(ctx, c->fd, conn_tls_wire(c))) == NULL) {
+	/* The same counters for every connection of the worker. */
+	tls_count_wire(conn_tls_wire(c));
+	if ((c->tls = tls_conn_new(ctx, c->fd)) == NULL) {
 		log_warnx("connection %d: no memory for a TLS session", c->fd);
 		conn_close_now(c);
 		return -1;

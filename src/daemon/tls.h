@@ -79,15 +79,16 @@ time_t tls_ctx_expiry(const struct tls_ctx *ctx);
 /* Its subject, for the log. */
 const char *tls_ctx_subject(const struct tls_ctx *ctx);
 
+/* A session for an accepted socket; NULL on ENOMEM. */
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd);
 /*
- * A session for an accepted socket; NULL on ENOMEM.  When wire is not
- * NULL, the bytes of TLS records the session reads from and writes to the
- * socket, handshakes and alerts included, are added to wire[0] and
- * wire[1] as they move (the caller's statistics: one writer, relaxed
- * atomics).  With kTLS the kernel frames the records: what is counted
- * then is the clear text the socket took.
+ * From now on, the bytes of TLS records that the sessions of this process
+ * read from and write to their sockets, handshakes and alerts included,
+ * are added to wire[0] and wire[1] (a worker's statistics: one writer,
+ * relaxed atomics); NULL counts nothing.  With kTLS the kernel frames the
+ * records: what is counted then is the clear text the sockets took.
  */
-struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, uint64_t *wire);
+void tls_count_wire(uint64_t *wire);
 void tls_conn_free(struct tls_conn *tc);
 
 enum tls_handshake tls_conn_handshake(struct tls_conn *tc);

@@ -106,7 +106,7 @@ pair_open(struct pair *p)
 {
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
 	    p->sv), 0);
-	assert_non_null(p->server = tls_conn_new(server_ctx, p->sv[0], NULL));
+	assert_non_null(p->server = tls_conn_new(server_ctx, p->sv[0]));
 	assert_non_null(p->client = SSL_new(client_ctx));
 	p->in = BIO_new(BIO_s_mem());
 	p->out = BIO_new(BIO_s_mem());
