@@ -82,6 +82,8 @@ struct bconn {
 	unsigned cyc;
 	uint64_t conn_sent;       /* requests on this connection */
 	uint64_t conn_replies;    /* and their replies (--reconnect-every) */
+	uint64_t read_ns;         /* when its replies of this iteration came */
+	unsigned read_iter;       /* the loop iteration read_ns belongs to */
 };
 
 struct bench_thread {
@@ -411,6 +413,23 @@ bconn_missing(struct bconn *c, struct gopro_async *a, int result,
 	    (result == GOPRO_E_CANCELLED && c->cancel_missing));
 }
 
+/*
+ * The arrival time of a reply: the clock is read at the first reply of a
+ * connection in each loop iteration, so once per read as a batch of
+ * pipelined replies comes in one read, not once per reply.
+ */
+static uint64_t
+bconn_arrival(struct bconn *c)
+{
+	unsigned it = ev_iteration(c->t->loop);
+
+	if (c->read_ns == 0 || c->read_iter != it) {
+		c->read_ns = bench_now_ns();
+		c->read_iter = it;
+	}
+	return c->read_ns;
+}
+
 static void
 bconn_reply(struct gopro_async *a, int result, const struct gopro_frame *f,
     void *arg)
@@ -427,7 +446,7 @@ bconn_reply(struct gopro_async *a, int result, const struct gopro_frame *f,
 		bconn_missing(c, a, result, &e);
 		return;
 	}
-	now = bench_now_ns();
+	now = bconn_arrival(c);
 	t->activity = now;
 	v = bench_reply_check(t->sh->plan, &e, f, now, &t->st);
 	/* A reply from a client closed already (a late one): counted only. */
