@@ -38,7 +38,9 @@
  *   control_socket   restart     bound once, at start, before dropping root
  *   metrics_listen   restart     the metrics process is started once
  *   log              restart     target and file are opened at start
- *   everything else  reload      listen, backlog (of new sockets), workers,
+ *   everything else  reload      listen, backlog (of new sockets),
+ *                                unix_mode and unix_group (of new socket
+ *                                files), workers,
  *                                worker_cpu_affinity, the timeouts, limits,
  *                                water marks, message_prefix, log_level,
  *                                proxy_protocol, proxy_protocol_from and
@@ -110,6 +112,7 @@ enum kind {
 	KIND_IDENTITY,		/* user or group name, checked after the parse */
 	KIND_PATH,		/* absolute path */
 	KIND_SOCKET_PATH,	/* absolute path that fits in sun_path */
+	KIND_MODE,		/* file mode in octal, up to max */
 	KIND_ADDRESS,		/* host:port, "" = off */
 	KIND_LOG,		/* stderr, syslog or file:/path */
 	KIND_LEVEL,		/* error .. debug */
@@ -143,6 +146,8 @@ enum kind {
 	    RUNSTATEDIR "/goprod/goprod.stats", 0, 0)			\
 	T(CONTROL_SOCKET, "control_socket", KIND_SOCKET_PATH,		\
 	    RUNSTATEDIR "/goprod/goprod.sock", 0, 0)			\
+	T(UNIX_MODE, "unix_mode", KIND_MODE, "0660", 0, 0777)		\
+	T(UNIX_GROUP, "unix_group", KIND_IDENTITY, "", 0, 0)		\
 	T(METRICS_LISTEN, "metrics_listen", KIND_ADDRESS, NULL, 0, 0)	\
 	T(LOG, "log", KIND_LOG, "syslog", 0, 0)				\
 	T(LOG_LEVEL, "log_level", KIND_LEVEL, "info", 0, 0)		\
@@ -622,15 +627,53 @@ parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len,
 	return 0;
 }
 
+/*
+ * A listen address: what parse_address takes, or "unix:/path" for a unix
+ * stream socket (an absolute path that fits in sun_path).
+ */
+static int
+parse_listen_address(const char *s, struct sockaddr_storage *ss,
+    socklen_t *len, char *why, size_t whylen)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+	const char *path = s + strlen(CONF_UNIX_PREFIX);
+
+	if (strncmp(s, CONF_UNIX_PREFIX, strlen(CONF_UNIX_PREFIX)) != 0)
+		return parse_address(s, ss, len, why, whylen);
+	if (path[0] != '/') {
+		snprintf(why, whylen, "the socket path must be absolute");
+		return -1;
+	}
+	if (strlen(path) >= sizeof(sun->sun_path)) {
+		snprintf(why, whylen, "the socket path is longer than %zu bytes",
+		    sizeof(sun->sun_path) - 1);
+		return -1;
+	}
+	memset(ss, 0, sizeof(*ss));
+	sun->sun_family = AF_UNIX;
+	strcpy(sun->sun_path, path);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	    strlen(path) + 1);
+	return 0;
+}
+
+int
+conf_parse_listen_address(const char *s, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	char why[256];
+
+	return s == NULL ? -1 : parse_listen_address(s, ss, len, why,
+	    sizeof(why));
+}
+
 int
 conf_parse_address(const char *s, struct sockaddr_storage *ss,
     socklen_t *len)
 {
 	char why[256];
 
-	if (s == NULL)
-		return -1;
-	return parse_address(s, ss, len, why, sizeof(why));
+	return s == NULL ? -1 : parse_address(s, ss, len, why, sizeof(why));
 }
 
 static bool
@@ -812,6 +855,34 @@ check_path(const struct option_spec *sp, const char *v, char *why, size_t n)
 	return 0;
 }
 
+/* An octal mode: "0660", "660"; nothing but octal digits, up to max. */
+static int
+parse_mode(const char *v, unsigned *mode)
+{
+	unsigned long x;
+	char *end;
+
+	if (*v == '\0' || strspn(v, "01234567") != strlen(v) || strlen(v) > 4)
+		return -1;
+	x = strtoul(v, &end, 8);
+	*mode = (unsigned)x;
+	return 0;
+}
+
+static int
+check_mode(const struct option_spec *sp, const char *v, char *why, size_t n)
+{
+	unsigned mode;
+	char q[QUOTE_MAX + 1];
+
+	if (parse_mode(v, &mode) == 0 && mode <= sp->max)
+		return 0;
+	snprintf(why, n, "\"%s\" is not a file mode (expected octal digits "
+	    "up to %04o, as in 0660)", quote(v, q, sizeof(q)),
+	    (unsigned)sp->max);
+	return -1;
+}
+
 static int
 check_address(const struct option_spec *sp, const char *v, char *why,
     size_t n)
@@ -962,6 +1033,8 @@ check_value(const struct option_spec *sp, const char *v, char *why, size_t n)
 		return check_path(sp, v, why, n);
 	case KIND_ADDRESS:
 		return check_address(sp, v, why, n);
+	case KIND_MODE:
+		return check_mode(sp, v, why, n);
 	case KIND_LOG:
 		return check_log(sp, v, why, n);
 	case KIND_PREFIX:
@@ -1050,10 +1123,10 @@ listen_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		return 0;
 	}
 	ld->listen_ok[i] = false;
-	if (parse_address(value, &ld->listen_addr[i], &ld->listen_len[i], why,
-	    sizeof(why)) < 0) {
+	if (parse_listen_address(value, &ld->listen_addr[i],
+	    &ld->listen_len[i], why, sizeof(why)) < 0) {
 		report(ld, cfg->line, "listen", "\"%s\": %s (expected host:port, "
-		    "[ipv6]:port or *:port, port 1-65535)",
+		    "[ipv6]:port or *:port, port 1-65535, or unix:/path)",
 		    quote(value, q, sizeof(q)), why);
 		return 0;
 	}
@@ -1096,7 +1169,8 @@ listen_subset_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value,
 			    "address)", CONF_MAX_LISTEN);
 		return 0;
 	}
-	ok[i] = parse_address(value, &addr[i], &len[i], why, sizeof(why)) == 0;
+	ok[i] = parse_listen_address(value, &addr[i], &len[i], why,
+	    sizeof(why)) == 0;
 	if (!ok[i])
 		report(ld, cfg->line, name, "\"%s\": %s (expected "
 		    "one of the listen addresses)", quote(value, q, sizeof(q)),
@@ -1407,6 +1481,11 @@ check_identity(struct load *ld, cfg_t *cfg)
 		    "(expected an existing group, or \"\" for the user's "
 		    "group)", quote(group, q, sizeof(q)),
 		    ld->line[OPT_GROUP] > 0 ? "" : ", the default");
+	group = value_of(cfg, OPT_UNIX_GROUP);
+	if (group != NULL && *group != '\0' && getgrnam(group) == NULL)
+		report(ld, ld->line[OPT_UNIX_GROUP], "unix_group", "no such "
+		    "group \"%s\" (expected an existing group, or \"\" for "
+		    "group)", quote(group, q, sizeof(q)));
 }
 
 /* Each address of proxy_protocol or tls.listen must be a listen address. */
@@ -1438,11 +1517,14 @@ check_in_listen(struct load *ld, cfg_t *cfg, enum option_id id,
 static void
 check_proxy(struct load *ld, cfg_t *cfg)
 {
-	unsigned n = cfg_size(cfg, "proxy_protocol");
+	unsigned n = cfg_size(cfg, "proxy_protocol"), tcp = 0;
 
 	check_in_listen(ld, cfg, OPT_PROXY_PROTOCOL, ld->proxy_ok,
 	    ld->proxy_addr, ld->proxy_len);
-	if (n > 0 && cfg_size(cfg, "proxy_protocol_from") == 0)
+	/* A unix listener trusts its peers: the file's mode says who. */
+	for (unsigned i = 0; i < n && i < CONF_MAX_LISTEN; i++)
+		tcp += ld->proxy_ok[i] && ld->proxy_addr[i].ss_family != AF_UNIX;
+	if (tcp > 0 && cfg_size(cfg, "proxy_protocol_from") == 0)
 		report(ld, ld->line[OPT_PROXY_PROTOCOL], "proxy_protocol",
 		    "set without proxy_protocol_from, so every connection "
 		    "would be refused (expected proxy_protocol_from = "
@@ -1552,7 +1634,7 @@ check_paths(struct load *ld, cfg_t *cfg)
 {
 	static const enum option_id ids[] = { OPT_PID_FILE, OPT_STATS_FILE,
 		OPT_CONTROL_SOCKET, OPT_LOG, OPT_AUTH_USERS_FILE };
-	struct named_path p[1 + sizeof(ids) / sizeof(ids[0])];
+	struct named_path p[1 + sizeof(ids) / sizeof(ids[0]) + CONF_MAX_LISTEN];
 	char q[QUOTE_MAX + 1], where[32];
 	size_t n = 0, i, j;
 
@@ -1560,6 +1642,12 @@ check_paths(struct load *ld, cfg_t *cfg)
 	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
 		p[n++] = (struct named_path){ options[ids[i]].shown,
 			ld->line[ids[i]], good_value(cfg, ids[i]) };
+	/* The socket files of unix listeners are files of goprod's too. */
+	for (i = 0; i < cfg_size(cfg, "listen") && i < CONF_MAX_LISTEN; i++)
+		if (ld->listen_ok[i] && ld->listen_addr[i].ss_family == AF_UNIX)
+			p[n++] = (struct named_path){ "listen",
+				ld->line[OPT_LISTEN], ((struct sockaddr_un *)
+				&ld->listen_addr[i])->sun_path };
 	for (j = 1; j < n; j++)
 		for (i = 0; i < j && p[j].path != NULL; i++) {
 			if (p[i].path == NULL || !same_file(p[i].path,
@@ -1902,6 +1990,7 @@ copy_numbers(cfg_t *cfg, struct gopro_conf *c)
 	c->auth.login_burst = (unsigned)uint_of(cfg, OPT_AUTH_LOGIN_BURST);
 	c->auth.threads = (unsigned)uint_of(cfg, OPT_AUTH_THREADS);
 	c->auth.queue_timeout = double_of(cfg, OPT_AUTH_QUEUE_TIMEOUT);
+	parse_mode(value_of(cfg, OPT_UNIX_MODE), &c->unix_mode);
 }
 
 static int
@@ -1914,6 +2003,8 @@ copy_strings(cfg_t *cfg, struct gopro_conf *c)
 	    false) < 0 ||
 	    dup_value(&c->control_socket, value_of(cfg, OPT_CONTROL_SOCKET),
 	    false) < 0 ||
+	    dup_value(&c->unix_group, value_of(cfg, OPT_UNIX_GROUP),
+	    true) < 0 ||
 	    dup_value(&c->metrics_listen, value_of(cfg, OPT_METRICS_LISTEN),
 	    true) < 0 ||
 	    dup_value(&c->auth.users_file, value_of(cfg, OPT_AUTH_USERS_FILE),
@@ -2066,6 +2157,7 @@ conf_free(struct gopro_conf *c)
 	free(c->pid_file);
 	free(c->stats_file);
 	free(c->control_socket);
+	free(c->unix_group);
 	free(c->metrics_listen);
 	free(c->log_file);
 	free(c->message_prefix);

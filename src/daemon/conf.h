@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "proxy.h"
+#include "unixsock.h"
 
 struct tls_ctx;
 
@@ -25,13 +26,16 @@ struct tls_ctx;
 #define CONF_ERR_MAX 2048
 #define CONF_MAX_MODULES 8
 #define CONF_MAX_MODULE_OPTIONS 32
+/* A listen address "unix:/path" is a unix stream socket at /path. */
+#define CONF_UNIX_PREFIX "unix:"
 
 struct conf_listen {
 	char *text;                   /* as written: "0.0.0.0:8888", "[::]:8888" */
-	struct sockaddr_storage addr; /* resolved, numeric */
+	struct sockaddr_storage addr; /* resolved, numeric; AF_UNIX for unix: */
 	socklen_t addrlen;
 	bool proxy;                   /* in proxy_protocol: PROXY header first */
 	bool tls;                     /* in tls.listen: a TLS handshake first */
+	struct unixsock_file file;    /* unix: the file the master bound */
 };
 
 struct conf_auth {
@@ -99,6 +103,8 @@ struct gopro_conf {
 	char *pid_file;
 	char *stats_file;
 	char *control_socket;
+	unsigned unix_mode;           /* of the unix listeners' socket files */
+	char *unix_group;             /* their group; NULL or "" = group */
 	char *metrics_listen;         /* NULL = off */
 	enum log_target log_target;
 	char *log_file;               /* for LOG_TARGET_FILE */
@@ -195,5 +201,8 @@ int conf_parse_size(const char *s, uint64_t *bytes);   /* "10M", "512k", "42" */
 int conf_parse_time(const char *s, double *seconds);   /* "60s", "5m", "250ms", "0" */
 int conf_parse_address(const char *s, struct sockaddr_storage *ss,
     socklen_t *len);                                   /* "host:port", "[v6]:port" */
+/* A listen address: the same, or "unix:/path". */
+int conf_parse_listen_address(const char *s, struct sockaddr_storage *ss,
+    socklen_t *len);
 
 #endif /* GOPRO_CONF_H */

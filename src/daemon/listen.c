@@ -10,9 +10,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "listen.h"
+#include "log.h"
+#include "unixsock.h"
+
+#define UNIX_LIVE "another process listens on it (a second goprod?)"
 
 static int
 set_int(int fd, int level, int opt, int value)
@@ -21,12 +26,59 @@ set_int(int fd, int level, int opt, int value)
 }
 
 int
-listen_open(const struct conf_listen *addr, int backlog, char *err,
-    size_t errlen)
+listen_is_unix(const struct conf_listen *addr)
+{
+	return addr->addr.ss_family == AF_UNIX;
+}
+
+static const struct sockaddr_un *
+sun_of(const struct conf_listen *addr)
+{
+	return (const struct sockaddr_un *)(const void *)&addr->addr;
+}
+
+/* One socket for every slot: replace a stale file, bind, chown, listen. */
+static int
+open_unix(struct conf_listen *addr, int backlog,
+    const struct listen_owner *own, char *err, size_t errlen)
+{
+	int fd;
+
+	if (unixsock_clear_stale(sun_of(addr), true, "listen", UNIX_LIVE,
+	    err, errlen) < 0)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "listen %s: socket: %s", addr->text,
+		    strerror(errno));
+		return -1;
+	}
+	if (unixsock_bind(fd, sun_of(addr), own->mode, own->uid, own->gid,
+	    backlog, &addr->file, "listen", err, errlen) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void
+listen_remove(const struct conf_listen *addr)
+{
+	if (listen_is_unix(addr) &&
+	    unixsock_remove(sun_of(addr)->sun_path, &addr->file) < 0)
+		log_warn("cannot remove the socket file of listen %s",
+		    addr->text);
+}
+
+int
+listen_open(struct conf_listen *addr, int backlog,
+    const struct listen_owner *own, char *err, size_t errlen)
 {
 	int family = addr->addr.ss_family, fd;
 	const char *what;
 
+	if (family == AF_UNIX)
+		return open_unix(addr, backlog, own, err, errlen);
 	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		what = "socket";
@@ -65,6 +117,10 @@ listen_probe(const struct conf_listen *addr, char *err, size_t errlen)
 {
 	int family = addr->addr.ss_family, fd, e;
 
+	/* A unix path: nothing but a stale socket may be there. */
+	if (family == AF_UNIX)
+		return unixsock_clear_stale(sun_of(addr), false, "listen",
+		    UNIX_LIVE, err, errlen);
 	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0 ||
 	    (family == AF_INET6 &&
@@ -126,19 +182,35 @@ same_ip(const struct endpoint *a, const struct endpoint *b)
 	return a->scope == b->scope && memcmp(a->ip, b->ip, a->iplen) == 0;
 }
 
+/* Two unix listeners are the same socket when their paths are. */
+static int
+same_unix(const struct conf_listen *a, const struct conf_listen *b)
+{
+	return listen_is_unix(a) && listen_is_unix(b) &&
+	    strcmp(sun_of(a)->sun_path, sun_of(b)->sun_path) == 0;
+}
+
 int
 listen_overlap(const struct conf_listen *a, const struct conf_listen *b)
 {
-	struct endpoint ea = endpoint_of(a), eb = endpoint_of(b);
+	struct endpoint ea, eb;
 
+	if (listen_is_unix(a) || listen_is_unix(b))
+		return same_unix(a, b);
+	ea = endpoint_of(a);
+	eb = endpoint_of(b);
 	return same_port(&ea, &eb) && (same_ip(&ea, &eb) || ea.any || eb.any);
 }
 
 int
 listen_same(const struct conf_listen *a, const struct conf_listen *b)
 {
-	struct endpoint ea = endpoint_of(a), eb = endpoint_of(b);
+	struct endpoint ea, eb;
 
+	if (listen_is_unix(a) || listen_is_unix(b))
+		return same_unix(a, b);
+	ea = endpoint_of(a);
+	eb = endpoint_of(b);
 	return same_port(&ea, &eb) && same_ip(&ea, &eb);
 }
 

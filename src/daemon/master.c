@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,22 +102,103 @@ sockets_close(int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS])
 			}
 }
 
+/*
+ * Mode and owners of the socket files of conf's unix listeners: the
+ * service account's, in unix_group when one is set.
+ */
+static int
+unix_owner(const struct master *m, const struct gopro_conf *conf,
+    struct listen_owner *own, char *err, size_t errlen)
+{
+	const struct group *gr;
+	bool any = false;
+
+	own->mode = (mode_t)conf->unix_mode;
+	own->uid = m->uid;
+	own->gid = m->gid;
+	for (size_t a = 0; a < conf->nlisten; a++)
+		any |= listen_is_unix(&conf->listen[a]);
+	if (!any || conf->unix_group == NULL || *conf->unix_group == '\0')
+		return 0;
+	if ((gr = getgrnam(conf->unix_group)) == NULL) {
+		snprintf(err, errlen, "unix_group: no group \"%s\"",
+		    conf->unix_group);
+		return -1;
+	}
+	own->gid = gr->gr_gid;
+	return 0;
+}
+
+/* The socket of a unix listener that some slot holds, -1 when none yet. */
+static int
+unix_shared(int fds[CONF_MAX_WORKERS])
+{
+	for (unsigned s = 0; s < CONF_MAX_WORKERS; s++)
+		if (fds[s] >= 0)
+			return fds[s];
+	return -1;
+}
+
+/*
+ * A slot's socket for address a: a new SO_REUSEPORT socket, or for a
+ * unix listener a duplicate of the one socket every slot shares.
+ */
+static int
+slot_socket(struct gopro_conf *conf, size_t a,
+    int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS],
+    const struct listen_owner *own, char *err, size_t errlen)
+{
+	int shared;
+
+	if (!listen_is_unix(&conf->listen[a]) ||
+	    (shared = unix_shared(fds[a])) < 0)
+		return listen_open(&conf->listen[a], conf->backlog, own, err,
+		    errlen);
+	if ((shared = fcntl(shared, F_DUPFD_CLOEXEC, 0)) < 0)
+		snprintf(err, errlen, "listen %s: dup: %s",
+		    conf->listen[a].text, strerror(errno));
+	return shared;
+}
+
 /* Bind every address of conf for slots [from, to) into fds; 0 or -1 + err. */
 static int
-sockets_bind(const struct gopro_conf *conf,
+sockets_bind(const struct master *m, struct gopro_conf *conf,
     int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS], unsigned from, unsigned to,
     char *err, size_t errlen)
 {
+	struct listen_owner own;
+
+	if (unix_owner(m, conf, &own, err, errlen) < 0)
+		return -1;
 	for (size_t a = 0; a < conf->nlisten; a++)
 		for (unsigned s = from; s < to; s++) {
 			if (fds[a][s] >= 0)
 				continue;
-			fds[a][s] = listen_open(&conf->listen[a], conf->backlog,
-			    err, errlen);
+			fds[a][s] = slot_socket(conf, a, fds, &own, err,
+			    errlen);
 			if (fds[a][s] < 0)
 				return -1;
 		}
 	return 0;
+}
+
+/*
+ * The socket files of conf's unix listeners that nc does not have (NULL:
+ * all of them): nobody connects to a socket that only draining workers
+ * still hold.
+ */
+static void
+sockets_remove_files(const struct gopro_conf *conf,
+    const struct gopro_conf *nc)
+{
+	for (size_t a = 0; a < conf->nlisten; a++) {
+		bool kept = false;
+
+		for (size_t b = 0; nc != NULL && b < nc->nlisten; b++)
+			kept |= listen_same(&conf->listen[a], &nc->listen[b]);
+		if (!kept)
+			listen_remove(&conf->listen[a]);
+	}
 }
 
 /*
@@ -516,7 +599,7 @@ keep_restart_options(struct gopro_conf *old, struct gopro_conf *nc,
  * the slots both configurations have, bind the rest.
  */
 static int
-reload_sockets(struct master *m, const struct gopro_conf *nc,
+reload_sockets(struct master *m, struct gopro_conf *nc,
     int fds[CONF_MAX_LISTEN][CONF_MAX_WORKERS], char *err, size_t errlen)
 {
 	sockets_clear(fds);
@@ -524,12 +607,13 @@ reload_sockets(struct master *m, const struct gopro_conf *nc,
 		for (size_t o = 0; o < m->nlisten; o++) {
 			if (!listen_same(&nc->listen[a], &m->conf->listen[o]))
 				continue;
+			nc->listen[a].file = m->conf->listen[o].file;
 			for (unsigned s = 0; s < nc->workers && s < m->nslots; s++) {
 				fds[a][s] = m->fds[o][s];
 				m->fds[o][s] = -1;
 			}
 		}
-	return sockets_bind(nc, fds, 0, nc->workers, err, errlen);
+	return sockets_bind(m, nc, fds, 0, nc->workers, err, errlen);
 }
 
 /* Give reused sockets back after a failed reload. */
@@ -547,6 +631,8 @@ reload_undo_sockets(struct master *m, const struct gopro_conf *nc,
 			}
 		}
 	sockets_close(fds);
+	/* The unix listeners the failed reload bound: not left behind. */
+	sockets_remove_files(nc, m->conf);
 }
 
 static struct auth_users *
@@ -657,6 +743,7 @@ reload_apply(struct master *m, struct gopro_conf *nc,
 	/* What the new table did not take is closed after the handover. */
 	memcpy(m->retired_fds, m->fds, sizeof(m->fds));
 	memcpy(m->fds, fds, sizeof(m->fds));
+	sockets_remove_files(m->conf, nc);
 	keep_restart_options(m->conf, nc, m->reload_notes,
 	    sizeof(m->reload_notes));
 	if (!m->log_level_fixed)
@@ -834,7 +921,8 @@ master_add_worker(struct master *m)
 		log_warnx("SIGTTIN: cannot add a worker now");
 		return;
 	}
-	if (sockets_bind(m->conf, m->fds, slot, slot + 1, err, sizeof(err)) < 0) {
+	if (sockets_bind(m, m->conf, m->fds, slot, slot + 1, err,
+	    sizeof(err)) < 0) {
 		log_warnx("SIGTTIN: %s", err);
 		return;
 	}
@@ -1540,7 +1628,8 @@ metrics_open(struct master *m, char *err, size_t errlen)
 		    addr.text);
 		return -1;
 	}
-	fd = listen_open(&addr, 64, err, errlen);
+	/* A TCP address: no owner for a socket file. */
+	fd = listen_open(&addr, 64, NULL, err, errlen);
 	if (fd < 0)
 		return -1;
 	m->metrics_fd = fd;
@@ -1588,11 +1677,16 @@ master_check_nofile(const struct gopro_conf *conf)
 static void
 master_make_dirs(struct master *m)
 {
-	const char *paths[] = { m->conf->pid_file, m->conf->stats_file,
-		m->conf->control_socket };
+	const char *paths[3 + CONF_MAX_LISTEN] = { m->conf->pid_file,
+		m->conf->stats_file, m->conf->control_socket };
+	size_t n = 3;
 	char err[512];
 
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+	for (size_t a = 0; a < m->conf->nlisten; a++)
+		if (listen_is_unix(&m->conf->listen[a]))
+			paths[n++] = ((const struct sockaddr_un *)(const void *)
+			    &m->conf->listen[a].addr)->sun_path;
+	for (size_t i = 0; i < n; i++)
 		init_or_die(daemon_make_parent(paths[i], m->uid, m->gid, err,
 		    sizeof(err)), err);
 }
@@ -1623,14 +1717,15 @@ master_init(struct master *m, struct gopro_conf *conf, bool foreground,
 	    err, sizeof(err)), err);
 	init_or_die(readable_check(conf, m->uid, m->gid, err, sizeof(err)),
 	    err);
+	/* Before the sockets: a unix listener may live in the runtime dir. */
+	master_make_dirs(m);
 	init_or_die(sockets_probe(conf, NULL, err, sizeof(err)), err);
-	init_or_die(sockets_bind(conf, m->fds, 0, conf->workers, err,
+	init_or_die(sockets_bind(m, conf, m->fds, 0, conf->workers, err,
 	    sizeof(err)), err);
 	if (conf->auth.users_file != NULL &&
 	    (m->users = auth_users_load(conf->auth.users_file, err,
 	    sizeof(err))) == NULL)
 		fatalx("%s", err);
-	master_make_dirs(m);
 	init_or_die(stats_create(&m->stats, conf->stats_file, STATS_ENTRIES,
 	    m->gid, err, sizeof(err)), err);
 	init_or_die(metrics_open(m, err, sizeof(err)), err);
@@ -1675,6 +1770,7 @@ master_cleanup(struct master *m)
 	m->prev_conf = NULL;
 	sockets_close(m->fds);
 	sockets_close(m->retired_fds);
+	sockets_remove_files(m->conf, NULL);
 	if (m->metrics_fd >= 0)
 		close(m->metrics_fd);
 	if (m->users)

@@ -413,6 +413,8 @@ proxy_addr_format(const struct sockaddr *sa, char *buf, size_t len)
 	else if (sa->sa_family == AF_INET6 &&
 	    inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host)) != NULL)
 		snprintf(buf, len, "[%s]:%u", host, ntohs(s6->sin6_port));
+	else if (sa->sa_family == AF_UNIX)
+		snprintf(buf, len, "a unix socket peer");
 	else
 		snprintf(buf, len, "(family %d)", sa->sa_family);
 	return buf;

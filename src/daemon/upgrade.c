@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "upgrade.h"
@@ -227,9 +229,13 @@ parse_listen(struct gopro_conf *c, char *v)
 	    *v++ != ' ')
 		return -1;
 	l = &c->listen[a];
-	if (conf_parse_address(v, &l->addr, &l->addrlen) < 0 ||
+	if (conf_parse_listen_address(v, &l->addr, &l->addrlen) < 0 ||
 	    (l->text = strdup(v)) == NULL)
 		return -1;
+	/* A unix listener's file is the predecessor's: removed at the end. */
+	if (l->addr.ss_family == AF_UNIX)
+		unixsock_file_of(((struct sockaddr_un *)&l->addr)->sun_path,
+		    &l->file);
 	l->proxy = proxy != 0;
 	c->nlisten++;
 	return 0;

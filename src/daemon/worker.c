@@ -243,8 +243,12 @@ accept_one(struct worker *w, const struct listener *l, int fd,
 	char from[PROXY_ADDR_TEXT];
 	int one = 1;
 
-	if (l->proxy && !proxy_net_match(w->conf->proxy_from,
-	    w->conf->nproxy_from, sa)) {
+	/*
+	 * On a unix listener the socket file's mode and owners say who may
+	 * connect, so its peers are trusted to send a PROXY header.
+	 */
+	if (l->proxy && sa->sa_family != AF_UNIX &&
+	    !proxy_net_match(w->conf->proxy_from, w->conf->nproxy_from, sa)) {
 		accept_untrusted(w, fd, sa);
 		return;
 	}
@@ -256,7 +260,8 @@ accept_one(struct worker *w, const struct listener *l, int fd,
 		accept_refuse(w, l, fd);
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (sa->sa_family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (conn_new(w, fd, sa, len, l->proxy, l->tls ? w->conf->tls.ctx :
 	    NULL) == NULL)
 		log_warnx("out of memory for a new connection");

@@ -80,36 +80,19 @@ test_reload_without_stats_entries_fails(void **state)
 	assert_int_equal(harness_stop(&g), 0);
 }
 
-/* goprod -t on the text; its exit status, its output in out. */
-static int
-check(const char *text, char *out, size_t len)
-{
-	char path[] = "/tmp/gopro-check-XXXXXX", cmd[512];
-	FILE *f;
-	int fd = mkstemp(path), status;
-
-	assert_true(fd >= 0);
-	assert_non_null(f = fdopen(fd, "w"));
-	fprintf(f, "user = \"\"\ngroup = \"\"\n%s", text);
-	fclose(f);
-	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s'",
-	    harness_program("GOPROD"), path);
-	status = harness_run(cmd, out, len);
-	unlink(path);
-	return status;
-}
-
 /* stats_file = pid_file used to pass -t and start "successfully". */
 static void
 test_colliding_paths_refused(void **state)
 {
 	char out[4096];
 
-	assert_int_equal(check("pid_file = \"/tmp/gopro-x/same\"\n"
+	assert_int_equal(harness_check_conf(
+	    "pid_file = \"/tmp/gopro-x/same\"\n"
 	    "stats_file = \"/tmp/gopro-x/same\"\n", out, sizeof(out)), 1);
 	assert_non_null(strstr(out, ":4: stats_file: \"/tmp/gopro-x/same\" "
 	    "is the same file as pid_file (line 3)"));
-	assert_int_equal(check("control_socket = \"/tmp/gopro-x/s\"\n"
+	assert_int_equal(harness_check_conf(
+	    "control_socket = \"/tmp/gopro-x/s\"\n"
 	    "log = \"file:/tmp/gopro-x//s\"\n", out, sizeof(out)), 1);
 	assert_non_null(strstr(out, ":4: log: "));
 	assert_non_null(strstr(out, "same file as control_socket (line 3)"));
@@ -124,19 +107,19 @@ test_metrics_on_listen_address_refused(void **state)
 
 	snprintf(text, sizeof(text), "listen = {\"127.0.0.1:%d\"}\n"
 	    "metrics_listen = \"127.0.0.1:%d\"\n", port, port);
-	assert_int_equal(check(text, out, sizeof(out)), 1);
+	assert_int_equal(harness_check_conf(text, out, sizeof(out)), 1);
 	assert_non_null(strstr(out, ":4: metrics_listen: "));
 	assert_non_null(strstr(out, "overlaps the listen address"));
 	snprintf(text, sizeof(text), "listen = {\"127.0.0.1:%d\"}\n"
 	    "metrics_listen = \"*:%d\"\n", port, port);
-	assert_int_equal(check(text, out, sizeof(out)), 1);
+	assert_int_equal(harness_check_conf(text, out, sizeof(out)), 1);
 	snprintf(text, sizeof(text), "listen = {\"*:%d\"}\n"
 	    "metrics_listen = \"127.0.0.1:%d\"\n", port, port);
-	assert_int_equal(check(text, out, sizeof(out)), 1);
+	assert_int_equal(harness_check_conf(text, out, sizeof(out)), 1);
 	snprintf(text, sizeof(text), "listen = {\"127.0.0.1:%d\"}\n"
 	    "metrics_listen = \"127.0.0.1:%d\"\n", port, port == 65535 ?
 	    port - 1 : port + 1);
-	assert_int_equal(check(text, out, sizeof(out)), 0);
+	assert_int_equal(harness_check_conf(text, out, sizeof(out)), 0);
 }
 
 /* The prefix a new connection's MESSAGE reply starts with is prefix. */

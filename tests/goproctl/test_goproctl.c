@@ -5,7 +5,8 @@
  * do not go down when a worker is killed or on reload, `status`, `reload`
  * with a good and a broken configuration, `--prometheus` through promtool,
  * `stop`, and `ping` against a stopped server; status, stats, ping and
- * stop with a typo in the configuration, and with --socket and --stats.
+ * stop with a typo in the configuration, and with --socket and --stats;
+ * ping and send to a unix listener.
  */
 #include "config.h"
 
@@ -310,6 +311,25 @@ test_ping_skips_proxy_listeners(void **state)
 	assert_int_equal(harness_stop(&g), 0);
 }
 
+/* ping and send to goprod's unix listener, named or found in the file. */
+static void
+test_ping_unix_listener(void **state)
+{
+	char unix_addr[320], *out;
+	struct goprod g;
+
+	(void)state;
+	harness_start_unix(&g, "workers = 2\n", unix_addr, sizeof(unix_addr));
+	assert_int_equal(ctl(&g, &out, "ping -n 3 -i 0.01 -W 2s %s",
+	    unix_addr), 0);
+	assert_non_null(strstr(out, "3 heartbeats sent, 3 received, 0% lost"));
+	free(out);
+	assert_int_equal(ctl(&g, &out, "send %s hello", unix_addr), 0);
+	assert_non_null(strstr(out, "Server says: hello"));
+	free(out);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
 /*
  * A stopped worker does not accept: its queue grows, and the master, which
  * holds the listening socket, shows it per slot.
@@ -458,6 +478,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_accept_queue_of_a_stuck_worker, setup, teardown),
 		cmocka_unit_test(test_ping_skips_proxy_listeners),
+		cmocka_unit_test(test_ping_unix_listener),
 		cmocka_unit_test_setup_teardown(test_typo_in_config, setup,
 		    teardown),
 		cmocka_unit_test(test_passwd_output_file),

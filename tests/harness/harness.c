@@ -357,6 +357,22 @@ harness_start_port(struct goprod *g, int port, const char *extra)
 }
 
 void
+harness_start_unix(struct goprod *g, const char *extra, char *unix_addr,
+    size_t len)
+{
+	char *conf;
+
+	harness_prepare(g, harness_free_port(), NULL);
+	snprintf(unix_addr, len, "unix:%s/gopro.sock", g->dir);
+	if (asprintf(&conf, "listen = {\"%s\", \"%s\"}\n%s", g->addr,
+	    unix_addr, extra ? extra : "") < 0)
+		fail_msg("out of memory");
+	harness_rewrite_conf(g, conf);
+	free(conf);
+	harness_launch(g);
+}
+
+void
 harness_launch(struct goprod *g)
 {
 	const char *goprod = harness_program("GOPROD");
@@ -893,6 +909,24 @@ harness_run(const char *cmd, char *out, size_t len)
 	out[n] = '\0';
 	status = pclose(p);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int
+harness_check_conf(const char *text, char *out, size_t len)
+{
+	char path[] = "/tmp/gopro-check-XXXXXX", cmd[512];
+	FILE *f;
+	int fd = mkstemp(path), status;
+
+	assert_true(fd >= 0);
+	assert_non_null(f = fdopen(fd, "w"));
+	fprintf(f, "user = \"\"\ngroup = \"\"\n%s", text);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s'",
+	    harness_program("GOPROD"), path);
+	status = harness_run(cmd, out, len);
+	unlink(path);
+	return status;
 }
 
 char *

@@ -42,6 +42,13 @@ void harness_start(struct goprod *g, const char *extra);
 void harness_start_journal(struct goprod *g, const char *extra);
 /* The same on a given port (for configs that list several addresses). */
 void harness_start_port(struct goprod *g, int port, const char *extra);
+/*
+ * harness_start with a unix listener beside the loopback port (which the
+ * harness's own checks use): "unix:DIR/gopro.sock" in g's directory, its
+ * address written to unix_addr.
+ */
+void harness_start_unix(struct goprod *g, const char *extra, char *unix_addr,
+    size_t len);
 /* Create the temp dir and write the config only (nothing is started). */
 void harness_prepare(struct goprod *g, int port, const char *extra);
 /* Start goprod -f on g->conf_path as it is, and wait as harness_start. */
@@ -124,6 +131,12 @@ bool harness_log_has(const struct goprod *g, const char *text);
  * return value (-1 when a signal ended it).
  */
 int harness_run(const char *cmd, char *out, size_t len);
+/*
+ * goprod -t on a configuration of text (after user = "" and group = "",
+ * so that it does not depend on /etc/passwd): its exit status, its
+ * output in out.
+ */
+int harness_check_conf(const char *text, char *out, size_t len);
 /* Run args[0] with args, its standard output into a pipe (*out_fd). */
 pid_t harness_spawn(char *const *args, int *out_fd);
 /* Read fd to the end (up to 64 KiB), wait for pid; the output, malloc'd. */

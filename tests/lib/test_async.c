@@ -6,9 +6,10 @@
  * a new connection without a failed request, the per-request timeout that
  * closes the connection (against a listener that never answers), the
  * address list, reconnection after a restart with and without buffering,
- * max_pending, freeing the context from inside a callback, and
+ * max_pending, freeing the context from inside a callback,
  * gopro_async_post from other threads (requests handed to the loop thread
- * in order, a full ring, posts cancelled by a free).
+ * in order, a full ring, posts cancelled by a free), and goprod's unix
+ * listener (pipelining and a GOAWAY handover over it).
  *
  * Every wait runs the loop until a condition holds or a bound of seconds
  * passes; the bounds are failure limits, never the thing measured.
@@ -215,25 +216,17 @@ test_login_on_connect(void **state)
 	assert_int_equal(harness_stop(&g), 0);
 }
 
+/*
+ * Reload g on conf (message_prefix "v2: ") and keep requests flowing until
+ * 20 replies of the new generation came: every request is answered, over
+ * two connections, after one GOAWAY and no reconnection.
+ */
 static void
-test_goaway_handover(void **state)
+reload_under_traffic(struct goprod *g, struct gopro_async *a,
+    const char *conf, unsigned sent)
 {
-	struct goprod g;
-	const char *addrs[1];
-	struct gopro_async *a;
-	unsigned sent = 0;
-
-	harness_start(&g, "message_prefix = \"v1: \"\ngoaway_grace = 2s\n");
-	addrs[0] = g.addr;
-	a = client(addrs, 1, NULL, NULL, false);
-	for (; sent < 20; sent++)
-		assert_int_equal(request(a, GOPRO_CMD_MESSAGE, sent, 0),
-		    GOPRO_OK);
-	assert_true(run_until(&seen.replies, sent, 10));
-	harness_rewrite_conf(&g, "message_prefix = \"v2: \"\n"
-	    "goaway_grace = 2s\n");
-	assert_int_equal(kill(g.pid, SIGHUP), 0);
-	/* Keep requests flowing through the reload. */
+	harness_rewrite_conf(g, conf);
+	assert_int_equal(kill(g->pid, SIGHUP), 0);
 	for (double end = harness_now() + 15; seen.v2 < 20 &&
 	    harness_now() < end;) {
 		int rc = request(a, GOPRO_CMD_MESSAGE, sent, 0);
@@ -251,6 +244,56 @@ test_goaway_handover(void **state)
 	/* Nothing lost; order is per connection, so only count here. */
 	for (unsigned i = 0; i < 16; i++)
 		assert_int_equal(seen.failed[i], 0);
+}
+
+static void
+test_goaway_handover(void **state)
+{
+	struct goprod g;
+	const char *addrs[1];
+	struct gopro_async *a;
+	unsigned sent = 0;
+
+	harness_start(&g, "message_prefix = \"v1: \"\ngoaway_grace = 2s\n");
+	addrs[0] = g.addr;
+	a = client(addrs, 1, NULL, NULL, false);
+	for (; sent < 20; sent++)
+		assert_int_equal(request(a, GOPRO_CMD_MESSAGE, sent, 0),
+		    GOPRO_OK);
+	assert_true(run_until(&seen.replies, sent, 10));
+	reload_under_traffic(&g, a, "message_prefix = \"v2: \"\n"
+	    "goaway_grace = 2s\n", sent);
+	gopro_async_free(a);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/*
+ * Over goprod's unix listener, shared by two workers: pipelined requests
+ * in order, then a reload whose GOAWAY makes the client open its
+ * replacement connection on the same socket, with no request failed.
+ */
+static void
+test_unix_socket(void **state)
+{
+	struct goprod g;
+	char unix_addr[320], conf[512];
+	const char *addrs[1] = { unix_addr };
+	struct gopro_async *a;
+	unsigned sent = 0;
+
+	harness_start_unix(&g, "workers = 2\nmessage_prefix = \"v1: \"\n"
+	    "goaway_grace = 2s\n", unix_addr, sizeof(unix_addr));
+	a = client(addrs, 1, NULL, NULL, false);
+	for (; sent < 200; sent++)
+		assert_int_equal(request(a, sent % 3 ? GOPRO_CMD_HEARTBEAT :
+		    GOPRO_CMD_MESSAGE, sent, 0), GOPRO_OK);
+	assert_true(run_until(&seen.replies, sent, 10));
+	assert_int_equal(seen.out_of_order, 0);
+	assert_int_equal(seen.states[GOPRO_STATE_CONNECTED], 1);
+	snprintf(conf, sizeof(conf), "listen = {\"%s\", \"%s\"}\n"
+	    "workers = 2\nmessage_prefix = \"v2: \"\ngoaway_grace = 2s\n",
+	    g.addr, unix_addr);
+	reload_under_traffic(&g, a, conf, sent);
 	gopro_async_free(a);
 	assert_int_equal(harness_stop(&g), 0);
 }
@@ -552,6 +595,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_post_busy_and_cancelled,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unix_socket, setup,
+		    teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -5,7 +5,7 @@
  * read in order, GOAWAY skipped and recorded, the distinct results for
  * EOF, timeout, protocol error and a frame too large, the checked
  * heartbeat/message/login calls; connecting over loopback and the address
- * forms.
+ * forms; and against a real goprod over its unix listener.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -350,6 +350,39 @@ test_connect_addresses(void **state)
 	gopro_client_free(c);
 }
 
+/* goprod's unix listener: the checked calls and pipelining over it. */
+static void
+test_goprod_unix_listener(void **state)
+{
+	struct goprod g;
+	struct gopro_client *c = gopro_client_new();
+	struct gopro_frame f;
+	char addr[320], want[16];
+
+	harness_start_unix(&g, "workers = 2\n", addr, sizeof(addr));
+	assert_int_equal(gopro_client_connect(c, addr, 5.0), GOPRO_OK);
+	assert_int_equal(gopro_client_heartbeat(c, "unix", 4, 5.0), GOPRO_OK);
+	assert_int_equal(gopro_client_message(c, "hello", 5, &f, 5.0),
+	    GOPRO_OK);
+	assert_int_equal(f.header.length, strlen("Server says: hello"));
+	assert_memory_equal(f.body, "Server says: hello", f.header.length);
+	for (int i = 0; i < 50; i++) {
+		snprintf(want, sizeof(want), "m%d", i);
+		assert_int_equal(gopro_client_send(c, GOPRO_CMD_MESSAGE, want,
+		    strlen(want), 5.0), GOPRO_OK);
+	}
+	for (int i = 0; i < 50; i++) {
+		snprintf(want, sizeof(want), "m%d", i);
+		assert_int_equal(gopro_client_recv(c, &f, 5.0), GOPRO_OK);
+		assert_int_equal(f.header.command, GOPRO_CMD_MESSAGE);
+		assert_true(f.header.length > strlen(want));
+		assert_memory_equal(f.body + f.header.length - strlen(want),
+		    want, strlen(want));
+	}
+	gopro_client_free(c);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
 static void
 test_strerror(void **state)
 {
@@ -375,6 +408,7 @@ main(void)
 		cmocka_unit_test(test_send_and_closed_peer),
 		cmocka_unit_test(test_checked_calls),
 		cmocka_unit_test(test_connect_addresses),
+		cmocka_unit_test(test_goprod_unix_listener),
 		cmocka_unit_test(test_strerror),
 	};
 
