@@ -642,7 +642,7 @@ check_tls_library() {
 	goproctl ping --tls --ca "$tls_dir/certs/ca.pem" -n 1 -W 2 "localhost:$tport" >/dev/null ||
 		fail "goproctl ping --tls localhost:$tport failed"
 	stop_tls_goprod
-	say "TLS consumer built with pkg-config gopro-tls: $(tr '\n' ';' <<<"$out"); goproctl ping --tls works"
+	say "TLS consumer built with pkg-config gopro-tls: $(paste -sd ';' <<<"$out"); goproctl ping --tls works"
 }
 
 # ------------------------------------------------------------ purge
