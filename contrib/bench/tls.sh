@@ -148,8 +148,8 @@ echo
 
 # ---------------------------------------------------------------- 2
 # The client's full handshake costs more CPU than the server's (OpenSSL 3.0
-# decodes the server's certificate and checks its signature: about 1.4
-# times the server's instructions), so one client core cannot saturate one
+# decodes the server's certificate and checks its signature: 1.7 times
+# the server's instructions), so one client core cannot saturate one
 # server core: the rate per second of wall time is the client's.  "Per
 # core" is therefore the handshakes over the CPU seconds the server process
 # used meanwhile (utime + stime from /proc/PID/stat), which does not depend
