@@ -6,9 +6,12 @@
  * and never read, connection floods up to max_connections and up to the
  * descriptor limit (EMFILE), and login floods with a costly password hash.
  *
- * Each test states a bound and prints what it measured: a well-behaved
- * client's heartbeat p99 latency, the worker's memory, the worker's CPU
- * time while it is saturated.
+ * Each test asserts a property that does not depend on how fast or how
+ * loaded the machine is (counts, error codes, orderings, lower bounds on
+ * time) and prints what it measured: a well-behaved client's heartbeat
+ * latency, the worker's memory and CPU time.  Time bounds from above are
+ * only generous safety limits that end a test; benchmarks are separate
+ * (contrib/bench).
  */
 #include <crypt.h>
 #include <errno.h>
@@ -34,15 +37,10 @@
 
 #include "harness.h"
 
-/* Worker CPU bound while saturated: a fraction of one core. */
-#define CPU_BOUND 0.10
-
 /*
  * Under AddressSanitizer freed memory sits in a quarantine of up to 256 MiB
  * instead of being reused, so the memory bounds are only checked in a
- * plain build (the sanitizer build checks for leaks instead); and
- * everything, password hashing included, runs several times slower, so
- * the latency bound is looser there.
+ * plain build (the sanitizer build checks for leaks instead).
  */
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -55,8 +53,6 @@
 #define SANITIZED 0
 #endif
 #define RSS_CHECKED (!SANITIZED)
-/* Heartbeat p99 bound for a well-behaved client during an abuse. */
-#define P99_BOUND (SANITIZED ? 0.250 : 0.050)
 
 /* ------------------------------------------------------------ latency */
 
@@ -100,26 +96,21 @@ latency_pct(struct latency *l, double pct)
 	return l->v[i];
 }
 
-/* Print and check (plain only) the p99 of l against P99_BOUND; frees l. */
+/*
+ * Print the latency percentiles of l; frees l.  Printed, not asserted: a
+ * round trip's duration measures the machine's load as much as goprod
+ * (89 ms p99 at load 19 against 1 ms idle).  That every probe is answered
+ * at all is asserted by latency_probe, and test_hashing_keeps_latency
+ * asserts that the loop is not blocked by counting, not timing.
+ */
 static void
-latency_check(struct latency *l, const char *during)
+latency_print(struct latency *l, const char *during)
 {
 	double p50 = latency_pct(l, 50), p99 = latency_pct(l, 99);
 
 	print_message("heartbeat during %s: %zu samples, p50 %.2f ms, p99 "
-	    "%.2f ms, max %.2f ms (bound p99 < %.0f ms)\n", during, l->n,
-	    p50 * 1e3, p99 * 1e3, l->v[l->n - 1] * 1e3, P99_BOUND * 1e3);
-	/*
-	 * Over TLS each round trip also crosses the harness's relay thread
-	 * and its encryption, on the same loaded cores: the p99 would
-	 * measure the test as much as goprod (52.7 ms in one run of three
-	 * of 20 costly hashes).  The plain run keeps the bound.
-	 */
-	if (harness_over_tls())
-		print_message("skipped over TLS: the p99 bound (the harness's "
-		    "relay shares the cores)\n");
-	else
-		assert_true(p99 < P99_BOUND);
+	    "%.2f ms, max %.2f ms\n", during, l->n, p50 * 1e3, p99 * 1e3,
+	    l->v[l->n - 1] * 1e3);
 	free(l->v);
 	memset(l, 0, sizeof(*l));
 }
@@ -231,12 +222,18 @@ poll_closed(int fd, uint16_t *error_code)
 
 #define DRIBBLERS 300
 #define STALLERS 100
+#define FRAME_TIMEOUT 1.5
+/* A safety limit that ends the test, not the property: 10 x the timeout. */
+#define SLOWLORIS_LIMIT (10 * FRAME_TIMEOUT)
 
 /*
  * 300 connections dribble a valid header one byte every 0.5 s and 100
- * send half a header and stall.  frame_timeout = 1.5 s must close every
- * one of them (ERROR 8, then close) within 2.5 s of its first byte, while
- * a well-behaved client's heartbeat p99 stays under 50 ms.
+ * send half a header and stall.  frame_timeout = 1.5 s closes every one
+ * of them, by the frame timeout (ERROR 8 on each, the frame_timeout
+ * counter at 400), and none before 1.5 s after its first byte: the clock
+ * starts when goprod reads that byte, after t0.  That lower bound holds on
+ * any machine; how late the closes come is printed, not asserted.  A
+ * well-behaved client's heartbeats are answered throughout.
  */
 static void
 test_slowloris(void **state)
@@ -248,8 +245,8 @@ test_slowloris(void **state)
 	struct latency lat = { 0 };
 	uint8_t hdr[8];
 	struct goprod g;
-	double t0, next_drip, worst = 0;
-	int good, open = N, sent = 1, timeouts = 0;
+	double t0, next_drip, worst = 0, first = SLOWLORIS_LIMIT;
+	int good, open = N, sent = 1, timeouts = 0, early = 0;
 
 	/*
 	 * idle_timeout outlasts the 400 connects: over TLS under ASan their
@@ -267,7 +264,7 @@ test_slowloris(void **state)
 	for (int i = 0; i < N; i++)
 		harness_write(fds[i], hdr, i < DRIBBLERS ? 1 : 4);
 	next_drip = t0 + 0.5;
-	while (open > 0 && harness_now() - t0 < 6) {
+	while (open > 0 && harness_now() - t0 < SLOWLORIS_LIMIT) {
 		if (harness_now() >= next_drip && sent < 8) {
 			for (int i = 0; i < DRIBBLERS; i++)
 				if (closed_at[i] == 0)
@@ -286,19 +283,25 @@ test_slowloris(void **state)
 	}
 	for (int i = 0; i < N; i++) {
 		if (closed_at[i] == 0)
-			fail_msg("slow connection %d still open after 6 s", i);
+			fail_msg("slow connection %d still open after %.0f s", i,
+			    SLOWLORIS_LIMIT);
 		if (closed_at[i] > worst)
 			worst = closed_at[i];
+		if (closed_at[i] < first)
+			first = closed_at[i];
+		/* Within a millisecond: two clocks' roundings, not a margin. */
+		early += closed_at[i] < FRAME_TIMEOUT - 0.001;
 		timeouts += code[i] == GOPRO_ERR_TIMEOUT;
 		close(fds[i]);
 	}
 	print_message("slowloris: %d connections closed, %d with ERROR 8, the "
-	    "last %.2f s after its first byte (frame_timeout 1.5 s)\n", N,
-	    timeouts, worst);
+	    "first %.2f s and the last %.2f s after the first bytes were sent "
+	    "(frame_timeout %.1f s)\n", N, timeouts, first, worst,
+	    FRAME_TIMEOUT);
 	assert_int_equal(timeouts, N);
-	assert_true(worst < 2.5);
 	assert_int_equal(counter(&g, STATS_conn_frame_timeout), N);
-	latency_check(&lat, "slowloris");
+	assert_int_equal(early, 0);
+	latency_print(&lat, "slowloris");
 	close(good);
 	assert_int_equal(harness_stop(&g), 0);
 }
@@ -368,10 +371,13 @@ test_slow_consumers(void **state)
 	    "RSS %ld -> %ld KiB (+%ld, bound +%ld)\n", CONSUMERS,
 	    total >> 20, rss0, rss1, rss1 - rss0, bound);
 	assert_true(!RSS_CHECKED || rss1 - rss0 < bound);
-	/* Then send_timeout (2 s without progress) closes every one. */
+	/*
+	 * Then send_timeout (2 s without progress) closes every one; 20 s is
+	 * a safety limit that ends the test, not the property.
+	 */
 	t0 = harness_now();
 	while (counter(&g, STATS_conn_send_timeout) < CONSUMERS &&
-	    harness_now() - t0 < 6) {
+	    harness_now() - t0 < 20) {
 		latency_probe(&lat, good);
 		harness_sleep(0.002);
 	}
@@ -383,7 +389,7 @@ test_slow_consumers(void **state)
 		assert_true(harness_wait_closed(fds[i], 5));
 		close(fds[i]);
 	}
-	latency_check(&lat, "slow consumers");
+	latency_print(&lat, "slow consumers");
 	assert_int_equal(the_worker(&g), worker);
 	close(good);
 	assert_int_equal(harness_stop(&g), 0);
@@ -471,14 +477,34 @@ start_with_nofile(struct goprod *g, const char *extra, rlim_t limit)
 }
 
 #define FLOOD 150
+#define NOFILE 64
+/* worker.c's pause after EMFILE (ACCEPT_RETRY_DELAY). */
+#define EMFILE_PAUSE 0.1
+
+/*
+ * At most how many accept_emfile events a worker that does not spin has
+ * over `seconds` of wall time: one per pause (the retry timer re-enables
+ * accepting at most once per 0.1 s of the monotonic clock), one more for
+ * a pause under way, and one per connection that closed meanwhile
+ * (worker_conn_gone re-enables at once), of which there are at most the
+ * NOFILE descriptors.  A slow or loaded machine only makes the count
+ * smaller.  A loop that spins on a readable listener counts one per
+ * iteration instead: tens of thousands per second even on a fraction
+ * of a core, orders of magnitude above this.
+ */
+static uint64_t
+emfile_limit(double seconds)
+{
+	return (uint64_t)(seconds / EMFILE_PAUSE) + 2 + NOFILE;
+}
 
 /*
  * The worker runs out of descriptors (hard limit 64) while 150 clients
- * connect.  Bound: the worker uses under 10% of a core over 2 s while it
- * is saturated (the accept loop pauses rather than spins); an existing
- * client keeps working; queued clients are refused with ERROR 7 through
- * the spare descriptor (over TLS closed without a clear-text byte); after the flood closes, new clients are served
- * within a second.
+ * connect.  The accept loop pauses rather than spins: accept_emfile
+ * grows by at most emfile_limit() over 2 s (the worker's CPU time is
+ * printed); an existing client keeps working; queued clients are refused
+ * with ERROR 7 through the spare descriptor (over TLS closed without a
+ * clear-text byte); after the flood closes, new clients are served.
  */
 static void
 test_flood_emfile(void **state)
@@ -486,11 +512,12 @@ test_flood_emfile(void **state)
 	static int fds[FLOOD];
 	uint16_t code[FLOOD];
 	struct goprod g;
-	double cpu0, cpu1, t0, first = 0;
+	double cpu0, cpu1, t0, dt, first = 0;
+	uint64_t emfile0, emfile1;
 	int good, n = 0, busy = 0, closed = 0;
 	pid_t worker;
 
-	start_with_nofile(&g, "idle_timeout = 0\n", 64);
+	start_with_nofile(&g, "idle_timeout = 0\n", NOFILE);
 	worker = the_worker(&g);
 	good = harness_connect(&g);
 	harness_send(good, GOPRO_CMD_HEARTBEAT, "first");
@@ -503,15 +530,19 @@ test_flood_emfile(void **state)
 	/* Let the worker take what it can and hit EMFILE. */
 	harness_sleep(0.5);
 	assert_true(counter(&g, STATS_accept_emfile) >= 1);
-	cpu0 = cpu_seconds(worker);
+	/* The window: t0 before the first count, dt after the second. */
 	t0 = harness_now();
+	emfile0 = counter(&g, STATS_accept_emfile);
+	cpu0 = cpu_seconds(worker);
 	harness_sleep(2.0);
 	cpu1 = cpu_seconds(worker);
-	print_message("EMFILE: %d of %d connects succeeded; worker CPU %.3f s "
-	    "over %.2f s while saturated (bound %.0f%%), accept_emfile %llu\n",
-	    n, FLOOD, cpu1 - cpu0, harness_now() - t0, CPU_BOUND * 100,
-	    (unsigned long long)counter(&g, STATS_accept_emfile));
-	assert_true(cpu1 - cpu0 < CPU_BOUND * (harness_now() - t0));
+	emfile1 = counter(&g, STATS_accept_emfile);
+	dt = harness_now() - t0;
+	print_message("EMFILE: %d of %d connects succeeded; over %.2f s while "
+	    "saturated accept_emfile +%llu (limit %llu), worker CPU %.3f s\n",
+	    n, FLOOD, dt, (unsigned long long)(emfile1 - emfile0),
+	    (unsigned long long)emfile_limit(dt), cpu1 - cpu0);
+	assert_true(emfile1 - emfile0 <= emfile_limit(dt));
 	/* The existing client is still served while saturated. */
 	harness_send(good, GOPRO_CMD_HEARTBEAT, "during");
 	harness_expect_frame(good, GOPRO_CMD_HEARTBEAT, "during", 6);
@@ -530,9 +561,8 @@ test_flood_emfile(void **state)
 	} else
 		assert_true(busy >= 1);
 	/*
-	 * Recovery: the flood is gone, new clients are served at once.  Over
-	 * TLS the bound is on the first one: 20 handshakes, one after the
-	 * other, took 1.06 s under ASan on a loaded machine.
+	 * Recovery: the flood is gone, new clients are served (each within
+	 * the harness's IO_TIMEOUT, a safety limit); how soon is printed.
 	 */
 	t0 = harness_now();
 	for (int i = 0; i < 20; i++) {
@@ -544,7 +574,6 @@ test_flood_emfile(void **state)
 	}
 	print_message("EMFILE: 20 new clients served %.3f s after the flood "
 	    "closed (the first after %.3f s)\n", harness_now() - t0, first);
-	assert_true((harness_over_tls() ? first : harness_now() - t0) < 1.0);
 	for (int i = 0; i < 20; i++)
 		close(fds[i]);
 	assert_int_equal(the_worker(&g), worker);
@@ -647,47 +676,85 @@ test_login_flood_rate_limited(void **state)
 	assert_int_equal(harness_stop(&g), 0);
 }
 
+#define HASHES 20
+
 /*
- * 20 costly hashes (sha512, 50000 rounds) queued by one client while
- * another sends heartbeats: the heartbeat p99 stays under 50 ms, because
- * hashing runs on the auth threads, not on the event loop.
+ * Read the login replies that arrived on busy (ERROR 6 each), noting when
+ * each arrived in at[]; how many now in total.
+ */
+static int
+drain_logins(int busy, int answered, double *at, double wait)
+{
+	uint8_t reply[GOPRO_STATUS_FRAME_MAX];
+	struct pollfd p = { .fd = busy, .events = POLLIN };
+	struct gopro_frame f;
+
+	while (answered < HASHES && poll(&p, 1, (int)(wait * 1e3)) > 0) {
+		assert_true(harness_read_frame(busy, reply, sizeof(reply), &f,
+		    5) > 0);
+		assert_int_equal(f.header.command, GOPRO_CMD_ERROR);
+		at[answered++] = harness_now();
+		wait = 0;
+	}
+	return answered;
+}
+
+/*
+ * 20 costly hashes (sha512, 50000 rounds) queued by one client on one
+ * auth thread while another sends heartbeats one after the other: the
+ * loop is not blocked by hashing, because it runs on the auth threads.
+ *
+ * Asserted against durations measured in the same run, not a fixed bound.
+ * The window runs from the logins' write to the last reply; a login takes
+ * window / 20 (one auth thread, or a loop hashing them one after the
+ * other).  A heartbeat slower than half a login was held by something
+ * other than its round trip; the time of all such heartbeats is "held".
+ * The prober has one heartbeat in flight at a time, so a loop blocked by
+ * each hash holds heartbeats for about the whole window, whether it
+ * hashes between other events (one heartbeat held per hash) or all 20 in
+ * a row (one held throughout).  A free loop answers each in a round trip,
+ * a small fraction of a hash on any machine (a hash costs thousands of
+ * round trips' CPU, and load slows both alike): held stays near 0.  So
+ * held must stay under half the window.  How many heartbeats were
+ * answered while logins were pending and their latencies are printed.
  */
 static void
 test_hashing_keeps_latency(void **state)
 {
 	struct latency lat = { 0 };
-	uint8_t buf[20 * 128];
+	uint8_t buf[HASHES * 128];
 	struct goprod g;
 	size_t n = 0;
-	int busy, good, answered = 0;
-	double t0;
+	int busy, good, answered = 0, during = 0;
+	double t0, at[HASHES], window, held = 0;
 
 	harness_start_auth(&g, users_path,
 	    "login_rate = 0\n max_attempts = 1000\n threads = 1");
 	busy = harness_connect(&g);
 	good = harness_connect(&g);
-	for (int i = 0; i < 20; i++)
+	for (int i = 0; i < HASHES; i++)
 		n += login_frame(buf + n, sizeof(buf) - n, "not-it");
 	harness_write(busy, buf, n);
 	t0 = harness_now();
-	while (answered < 20 && harness_now() - t0 < 30) {
-		uint8_t reply[GOPRO_STATUS_FRAME_MAX];
-		struct gopro_frame f;
-
+	/* 30 s is a safety limit that ends the test, not the property. */
+	while (answered < HASHES && harness_now() - t0 < 30) {
 		latency_probe(&lat, good);
-		struct pollfd p = { .fd = busy, .events = POLLIN };
-		while (poll(&p, 1, 0) > 0 && answered < 20) {
-			assert_true(harness_read_frame(busy, reply,
-			    sizeof(reply), &f, 5) > 0);
-			assert_int_equal(f.header.command, GOPRO_CMD_ERROR);
-			answered++;
-		}
-		harness_sleep(0.005);
+		/* Answered before the last reply was seen: during. */
+		answered = drain_logins(busy, answered, at, 0);
+		during += answered < HASHES;
+		answered = drain_logins(busy, answered, at, 0.001);
 	}
-	print_message("hashing: 20 logins took %.2f s (%.0f ms per hash here)\n",
-	    harness_now() - t0, hash_seconds * 1e3);
-	assert_int_equal(answered, 20);
-	latency_check(&lat, "20 costly hashes");
+	assert_int_equal(answered, HASHES);
+	window = at[HASHES - 1] - t0;
+	for (size_t i = 0; i < lat.n; i++)
+		if (lat.v[i] > window / HASHES / 2)
+			held += lat.v[i];
+	print_message("hashing: %d logins took %.2f s (%.0f ms per hash at "
+	    "setup); %d heartbeats answered meanwhile, held %.2f s in all "
+	    "(less than half the window allowed)\n", answered, window,
+	    hash_seconds * 1e3, during, held);
+	assert_true(held < window / 2);
+	latency_print(&lat, "20 costly hashes");
 	close(busy);
 	close(good);
 	assert_int_equal(harness_stop(&g), 0);
