@@ -443,7 +443,7 @@ test_slow_redis_pushes_back(void **state)
 	assert_int_equal(kill(redis_pid, SIGSTOP), 0);
 	sent = slow_fill(fd);
 	/* The module holds max_inflight, never more, however long we look. */
-	for (int i = 0; i < 500 && most < SLOW_INFLIGHT; i++) {
+	for (int i = 0; i < 2000 && most < SLOW_INFLIGHT; i++) {
 		now = ingest_inflight(&g);
 		most = now > most ? now : most;
 		harness_sleep(0.01);
