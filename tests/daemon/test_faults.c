@@ -614,9 +614,11 @@ test_sigterm_under_load(void **state)
 	    (unsigned long long)s.total.counter[STATS_requests_lost],
 	    (unsigned long long)s.total.counter[STATS_conn_drain_timeout]);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	/* No connection needed drain_timeout: the drain ended before it. */
+	/*
+	 * No connection needed drain_timeout: the drain ended before it.  The
+	 * counter says so on any machine; the time it took is printed.
+	 */
 	assert_int_equal(s.total.counter[STATS_conn_drain_timeout], 0);
-	assert_true(took < 3.0);
 	assert_int_equal(s.total.counter[STATS_requests_lost], 0);
 	stats_snap_free(&s);
 	/* Exit 1 for the refused reconnects is expected; the JSON decides. */
