@@ -39,6 +39,7 @@
 #include "config.h"
 #include "auth.h"
 #include "conn.h"
+#include "decode.h"
 #include "gopro/gopro.h"
 #include "log.h"
 #include "module.h"
@@ -261,18 +262,24 @@ conn_reserve_input(struct conn *c)
 
 /* Room for a reply of n bytes at the tail of the output; NULL on ENOMEM. */
 static uint8_t *
-conn_out_reserve(struct conn *c, size_t n)
+conn_out_grow(struct conn *c, size_t n)
 {
-	/* The common case: a block with room is already there. */
-	if (c->out.data != NULL && buf_room(&c->out) >= n)
-		return buf_tail(&c->out);
 	if (conn_take_block(c, &c->out) < 0 ||
 	    buf_reserve(&c->out, n, SIZE_MAX / 2) < 0)
 		return NULL;
 	return buf_tail(&c->out);
 }
 
-static void
+/* Room for n more bytes of output; inline, the common case is a test. */
+static inline uint8_t *
+conn_out_reserve(struct conn *c, size_t n)
+{
+	if (c->out.data != NULL && buf_room(&c->out) >= n)
+		return buf_tail(&c->out);
+	return conn_out_grow(c, n);
+}
+
+static inline void
 conn_out_commit(struct conn *c, size_t n, enum stats_counter sent)
 {
 	buf_commit(&c->out, n);
@@ -289,17 +296,17 @@ conn_out_commit(struct conn *c, size_t n, enum stats_counter sent)
 
 static void conn_abort(struct conn *c, enum stats_counter why);
 
-/* Append a reply frame to the output now: its turn has come. */
-static void
+/*
+ * Append a reply frame (len: the bytes of iov) to the output now: its
+ * turn has come.  Inline: the module path (conn_pl_emit) is the hot one.
+ */
+static inline void
 conn_put_frame(struct conn *c, uint8_t cmd, const struct iovec *iov,
-    int iovcnt, enum stats_counter sent)
+    int iovcnt, size_t len, enum stats_counter sent)
 {
-	size_t len = 0, total;
+	size_t total = GOPRO_HEADER_SIZE + len;
 	uint8_t *p;
 
-	for (int i = 0; i < iovcnt; i++)
-		len += iov[i].iov_len;
-	total = GOPRO_HEADER_SIZE + len;
 	if ((p = conn_out_reserve(c, total)) == NULL) {
 		log_warn("connection %d: no memory for a %zu-byte reply", c->fd,
 		    total);
@@ -326,7 +333,7 @@ conn_reply_frame(struct conn *c, uint8_t cmd, const uint8_t *body,
 	struct iovec iov = { (void *)(uintptr_t)body, len };
 
 	if (pipeline_queue_empty(&c->q)) {
-		conn_put_frame(c, cmd, &iov, 1, sent);
+		conn_put_frame(c, cmd, &iov, 1, len, sent);
 		return;
 	}
 	if (pipeline_hold(&c->w->pl, &c->q, cmd, body, len) < 0) {
@@ -708,10 +715,12 @@ conn_process(struct conn *c)
 	c->in_process = true;
 	while (!c->paused && !c->auth_pending && !c->closing && !c->dead &&
 	    !c->inflight_full) {
-		st = gopro_decode(buf_head(&c->in), buf_len(&c->in), max_body,
-		    &f, &need);
-		if (st != GOPRO_DECODE_FRAME)
+		/* The whole frame is there (the common case), or ask why not. */
+		if (!gopro_decode_whole(buf_head(&c->in), buf_len(&c->in),
+		    max_body, &f) && (st = gopro_decode(buf_head(&c->in),
+		    buf_len(&c->in), max_body, &f, &need)) != GOPRO_DECODE_FRAME)
 			break;
+		st = GOPRO_DECODE_FRAME;
 		c->batch_frames++;
 		c->frames_in++;
 		conn_dispatch(c, &f);
@@ -1483,12 +1492,12 @@ conn_refuse(struct worker *w, int fd, uint16_t code, const char *text)
 
 static void
 conn_pl_emit(void *owner, uint8_t command, const struct iovec *iov,
-    int iovcnt)
+    int iovcnt, size_t len)
 {
 	struct conn *c = owner;
 
 	if (!c->dead)
-		conn_put_frame(c, command, iov, iovcnt,
+		conn_put_frame(c, command, iov, iovcnt, len,
 		    command == GOPRO_CMD_MESSAGE ? STATS_frames_sent_message :
 		    STATS_frames_sent_other);
 }

@@ -505,9 +505,7 @@ static int
 api_completev(gopro_request_id id, uint8_t command, const struct iovec *iov,
     int iovcnt)
 {
-	if (!pipeline_on_loop(host.pl))
-		return pipeline_post(host.pl, id, command, 0, iov, iovcnt);
-	return pipeline_complete(host.pl, id, command, iov, iovcnt);
+	return pipeline_complete_any(host.pl, id, command, iov, iovcnt);
 }
 
 static int

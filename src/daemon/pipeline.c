@@ -59,6 +59,12 @@ struct pipeline_post {
 	uint8_t data[];            /* len bytes, then a NUL for ERROR text */
 };
 
+/*
+ * The pipeline whose loop runs on this thread: pipeline_on_loop is one
+ * thread-local read, cheap enough for every completion.
+ */
+static _Thread_local const struct pipeline *thread_pipeline;
+
 static const char TIMEOUT_TEXT[] = "request timeout";
 static const char INVALID_TEXT[] = "invalid reply from module";
 
@@ -165,6 +171,17 @@ observe(const struct pipeline_req *r)
 	    (r->deadline - h->timeout)) * 1e9));
 }
 
+/*
+ * An answer from inside the request callback: its latency is 0, since
+ * the loop's clock (ev_now) has not moved since the dispatch.
+ */
+static inline void
+observe_now(struct pipeline_handler *h)
+{
+	if (h->stats != NULL)
+		bump(&h->stats->hist[0], 1);
+}
+
 /* r has its answer: it leaves the handler's deadline list. */
 static void
 leave_pending(struct pipeline_req *r)
@@ -191,7 +208,8 @@ emit_held(struct pipeline *pl, struct pipeline_queue *q,
 		pl->ops->emit_error(q->owner, r->code, r->body != NULL ?
 		    (const char *)r->body : INVALID_TEXT);
 	else
-		pl->ops->emit(q->owner, r->command, &iov, r->len > 0 ? 1 : 0);
+		pl->ops->emit(q->owner, r->command, &iov, r->len > 0 ? 1 : 0,
+		    r->len);
 }
 
 /* Emit every held reply at the head of q, then tell the owner. */
@@ -254,14 +272,17 @@ emit_now(struct pipeline *pl, struct pipeline_queue *q, uint8_t command,
 		pl->ops->emit_error(q->owner, code, iovcnt > 0 ?
 		    iov[0].iov_base : "");
 	else
-		pl->ops->emit(q->owner, command, iov, iovcnt);
+		pl->ops->emit(q->owner, command, iov, iovcnt,
+		    iov_total(iov, iovcnt));
 }
 
 /*
  * Answer r: straight to the owner when r is the head of its queue,
  * otherwise held.  For an ERROR, iov holds the text.  The request being
  * dispatched into an empty queue (pl->inline_req) is in no list and
- * counted in no gauge yet: its answer goes out with nothing to undo.
+ * counted in no gauge yet: its answer goes out with nothing to undo, and
+ * pipeline_dispatch frees it when the callback returns (REQ_DONE tells it
+ * that this answer was counted here).
  */
 static void
 answer(struct pipeline *pl, struct pipeline_req *r, uint8_t command,
@@ -271,9 +292,8 @@ answer(struct pipeline *pl, struct pipeline_req *r, uint8_t command,
 
 	if (r == pl->inline_req) {
 		pl->inline_req = NULL;
-		if (r->h->stats != NULL)
-			observe(r);
-		req_free(pl, r);
+		r->state = REQ_DONE;
+		observe_now(r->h);
 		emit_now(pl, q, command, code, iov, iovcnt);
 		return;
 	}
@@ -349,7 +369,7 @@ pipeline_init(struct pipeline *pl, struct ev_loop *loop,
 	pl->ops = ops;
 	pl->max_reply = max_reply;
 	TAILQ_INIT(&pl->cancelled);
-	pl->loop_thread = pthread_self();
+	thread_pipeline = pl;
 	pthread_mutex_init(&pl->lock, NULL);
 	pl->posted_tail = &pl->posted;
 	ev_async_init(&pl->wake, wake_cb);
@@ -365,6 +385,7 @@ pipeline_cleanup(struct pipeline *pl)
 	struct pipeline_post *p, *next;
 
 	pipeline_run_cancels(pl);
+	pipeline_flush_stats(pl);
 	ev_ref(pl->loop);
 	ev_async_stop(pl->loop, &pl->wake);
 	for (p = pl->posted; p != NULL; p = next) {
@@ -378,6 +399,8 @@ pipeline_cleanup(struct pipeline *pl)
 	}
 	free(pl->chunks);
 	pthread_mutex_destroy(&pl->lock);
+	if (thread_pipeline == pl)
+		thread_pipeline = NULL;
 	memset(pl, 0, sizeof(*pl));
 }
 
@@ -388,13 +411,47 @@ pipeline_handler_init(struct pipeline *pl, struct pipeline_handler *h)
 	TAILQ_INIT(&h->pending);
 	ev_init(&h->timer, deadline_cb);
 	h->timer.data = h;
+	h->answered_inline = 0;
+	h->next = pl->handlers;
+	pl->handlers = h;
+}
+
+static void
+flush_handler(struct pipeline_handler *h)
+{
+	uint64_t n = h->answered_inline;
+
+	if (n == 0)
+		return;
+	h->answered_inline = 0;
+	if (h->stats == NULL)
+		return;
+	bump(&h->stats->counter[STATS_MOD_requests], (int64_t)n);
+	bump(&h->stats->counter[STATS_MOD_replies], (int64_t)n);
+	bump(&h->stats->hist[0], (int64_t)n);
+}
+
+void
+pipeline_flush_stats(struct pipeline *pl)
+{
+	for (struct pipeline_handler *h = pl->handlers; h != NULL; h = h->next)
+		flush_handler(h);
 }
 
 void
 pipeline_handler_cleanup(struct pipeline_handler *h)
 {
-	if (h->pl != NULL)
-		ev_timer_stop(h->pl->loop, &h->timer);
+	struct pipeline_handler **p;
+
+	if (h->pl == NULL)
+		return;
+	ev_timer_stop(h->pl->loop, &h->timer);
+	flush_handler(h);
+	for (p = &h->pl->handlers; *p != NULL; p = &(*p)->next)
+		if (*p == h) {
+			*p = h->next;
+			break;
+		}
 }
 
 void
@@ -416,12 +473,23 @@ enqueue(struct pipeline_queue *q, struct pipeline_req *r)
 		bump(&r->h->stats->inflight, 1);
 }
 
+/* r waits for its answer: the deadline list, and the timer for it. */
+static void
+make_pending(struct pipeline *pl, struct pipeline_handler *h,
+    struct pipeline_req *r)
+{
+	r->deadline = ev_now(pl->loop) + h->timeout;
+	TAILQ_INSERT_TAIL(&h->pending, r, hlink);
+	r->in_pending = true;
+	arm(h);
+}
+
 int
 pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
     struct pipeline_handler *h, uint8_t command, const uint8_t *body,
     size_t len, struct gopro_conn *conn)
 {
-	struct pipeline_req *r = req_alloc(pl), *inline_req;
+	struct pipeline_req *r = req_alloc(pl), *outer;
 	struct gopro_request req;
 
 	if (r == NULL)
@@ -429,30 +497,41 @@ pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
 	r->state = REQ_PENDING;
 	r->q = q;
 	r->h = h;
-	r->deadline = ev_now(pl->loop) + h->timeout;
 	q->limit = h->max_inflight;
-	count(h, STATS_MOD_requests);
 	req = (struct gopro_request){ .id = req_id(r), .command = command,
 		.body = body, .len = len, .conn = conn };
+	if (q->n > 0) {
+		count(h, STATS_MOD_requests);
+		enqueue(q, r);
+		h->request(h->state, &req);
+		/* Answered at once (and held): no deadline to keep. */
+		if ((uint32_t)(req.id >> 32) == r->seq &&
+		    r->state == REQ_PENDING)
+			make_pending(pl, h, r);
+		return 0;
+	}
 	/*
 	 * Into an empty queue, the request waits in no list while the module
 	 * runs: answered at once (the common case, the echo module's), it
 	 * goes straight out and neither the queue nor the gauge moved.
 	 */
-	inline_req = q->n == 0 ? r : NULL;
-	if (inline_req == NULL)
-		enqueue(q, r);
-	pl->inline_req = inline_req;
+	outer = pl->inline_req;
+	pl->inline_req = r;
 	h->request(h->state, &req);
-	pl->inline_req = NULL;
-	/* Answered at once: no deadline to keep. */
-	if ((uint32_t)(req.id >> 32) != r->seq || r->state != REQ_PENDING)
+	if (pl->inline_req != r) {
+		pl->inline_req = outer;
+		/* By complete_inline, which left the counting to here. */
+		if (r->state == REQ_FREE)
+			h->answered_inline++;
+		else
+			count(h, STATS_MOD_requests);
+		req_free(pl, r);
 		return 0;
-	if (inline_req != NULL)
-		enqueue(q, r);
-	TAILQ_INSERT_TAIL(&h->pending, r, hlink);
-	r->in_pending = true;
-	arm(h);
+	}
+	pl->inline_req = outer;
+	count(h, STATS_MOD_requests);
+	enqueue(q, r);
+	make_pending(pl, h, r);
 	return 0;
 }
 
@@ -516,14 +595,44 @@ count_late(const struct pipeline *pl, gopro_request_id id)
 		    (CHUNK_SLOTS - 1)].h, STATS_MOD_late);
 }
 
-int
-pipeline_complete(struct pipeline *pl, gopro_request_id id, uint8_t command,
+/*
+ * The common case on its own: the request being dispatched into an empty
+ * queue, answered from its callback with a valid reply, goes straight to
+ * the owner.  It only marks the request answered (REQ_FREE: no completion
+ * finds it again); pipeline_dispatch, which has it at hand, counts the
+ * reply and frees it when the callback returns.  False when it is
+ * anything else.
+ */
+static inline bool
+complete_inline(struct pipeline *pl, gopro_request_id id, uint8_t command,
     const struct iovec *iov, int iovcnt)
 {
-	struct pipeline_req *r = req_find(pl, id);
+	struct pipeline_req *r = pl->inline_req;
+	size_t len = 0;
+
+	if (r == NULL || req_id(r) != id || iovcnt < 0 ||
+	    (iovcnt > 0 && iov == NULL))
+		return false;
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if ((command != GOPRO_CMD_MESSAGE && command < 0x10) ||
+	    len > pl->max_reply)
+		return false;
+	pl->inline_req = NULL;
+	r->state = REQ_FREE;
+	pl->ops->emit(r->q->owner, command, iov, iovcnt, len);
+	return true;
+}
+
+/* Every other case: held, late, invalid. */
+static int
+complete_slow(struct pipeline *pl, gopro_request_id id, uint8_t command,
+    const struct iovec *iov, int iovcnt)
+{
+	struct pipeline_req *r;
 	int saved;
 
-	if (r == NULL) {
+	if ((r = req_find(pl, id)) == NULL) {
 		count_late(pl, id);
 		return 0;
 	}
@@ -540,6 +649,15 @@ pipeline_complete(struct pipeline *pl, gopro_request_id id, uint8_t command,
 	count(r->h, STATS_MOD_replies);
 	answer(pl, r, command, 0, iov, iovcnt);
 	return 0;
+}
+
+int
+pipeline_complete(struct pipeline *pl, gopro_request_id id, uint8_t command,
+    const struct iovec *iov, int iovcnt)
+{
+	if (complete_inline(pl, id, command, iov, iovcnt))
+		return 0;
+	return complete_slow(pl, id, command, iov, iovcnt);
 }
 
 int
@@ -560,10 +678,21 @@ pipeline_complete_error(struct pipeline *pl, gopro_request_id id,
 	return 0;
 }
 
+int
+pipeline_complete_any(struct pipeline *pl, gopro_request_id id,
+    uint8_t command, const struct iovec *iov, int iovcnt)
+{
+	if (thread_pipeline != pl)
+		return pipeline_post(pl, id, command, 0, iov, iovcnt);
+	if (complete_inline(pl, id, command, iov, iovcnt))
+		return 0;
+	return complete_slow(pl, id, command, iov, iovcnt);
+}
+
 bool
 pipeline_on_loop(const struct pipeline *pl)
 {
-	return pthread_equal(pthread_self(), pl->loop_thread) != 0;
+	return thread_pipeline == pl;
 }
 
 int

@@ -57,13 +57,21 @@ struct pipeline_handler {
 	struct pipeline *pl;
 	struct pipeline_req_list pending;
 	ev_timer timer;
+	/*
+	 * Requests answered inside their request callback since the last
+	 * pipeline_flush_stats: counted in the shared segment (requests,
+	 * replies, the histogram's first bucket) once per loop iteration
+	 * instead of three times per request.
+	 */
+	uint64_t answered_inline;
+	struct pipeline_handler *next;  /* in pl->handlers */
 };
 
 /* How the pipeline reaches a queue's owner (the connection). */
 struct pipeline_ops {
-	/* Append one reply frame to the owner's output. */
+	/* Append one reply frame (a body of len bytes) to the owner's output. */
 	void (*emit)(void *owner, uint8_t command, const struct iovec *iov,
-	    int iovcnt);
+	    int iovcnt, size_t len);
 	void (*emit_error)(void *owner, uint16_t code, const char *text);
 	/*
 	 * The queue shrank (a reply was released); it may now be empty.  A
@@ -91,10 +99,17 @@ struct pipeline {
 	size_t nchunks;
 	struct pipeline_req *free_list;
 	struct pipeline_req_list cancelled; /* cancel callbacks still due */
-	struct pipeline_req *inline_req;    /* being dispatched, queue empty */
+	struct pipeline_handler *handlers;
+	/*
+	 * The request being dispatched into an empty queue: in no list, so
+	 * that its answer from inside the request callback (the common case)
+	 * goes straight to the owner.  Saved and restored around the callback,
+	 * since a callback that completes another connection's request can
+	 * make that connection dispatch its next one.
+	 */
+	struct pipeline_req *inline_req;
 
 	/* Completions from other threads. */
-	pthread_t loop_thread;
 	pthread_mutex_t lock;
 	struct pipeline_post *posted, **posted_tail;
 	ev_async wake;
@@ -107,6 +122,11 @@ void pipeline_cleanup(struct pipeline *pl);
 
 void pipeline_handler_init(struct pipeline *pl, struct pipeline_handler *h);
 void pipeline_handler_cleanup(struct pipeline_handler *h);
+/*
+ * Bring the handlers' shared counters up to date (the owner's loop calls
+ * it once per iteration, before it sleeps).
+ */
+void pipeline_flush_stats(struct pipeline *pl);
 
 void pipeline_queue_init(struct pipeline_queue *q, void *owner);
 static inline bool
@@ -147,6 +167,13 @@ int pipeline_complete(struct pipeline *pl, gopro_request_id id,
     uint8_t command, const struct iovec *iov, int iovcnt);
 int pipeline_complete_error(struct pipeline *pl, gopro_request_id id,
     uint16_t code, const char *text);
+
+/*
+ * pipeline_complete on the loop's thread, pipeline_post from any other:
+ * the module API's completev.
+ */
+int pipeline_complete_any(struct pipeline *pl, gopro_request_id id,
+    uint8_t command, const struct iovec *iov, int iovcnt);
 
 /* The same from any thread: copied and queued, applied on the loop. */
 int pipeline_post(struct pipeline *pl, gopro_request_id id, uint8_t command,

@@ -423,6 +423,7 @@ before_sleep_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 	}
 	/* Modules hear of cancelled requests here, never inside a close. */
 	pipeline_run_cancels(&w->pl);
+	pipeline_flush_stats(&w->pl);
 	if (TAILQ_EMPTY(&w->tls_pending))
 		ev_idle_stop(loop, &w->tls_pending_idle);
 	else

@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "decode.h"
 #include "gopro/gopro.h"
 
 static uint16_t
@@ -51,6 +52,8 @@ gopro_decode(const uint8_t *buf, size_t len, uint32_t max_body,
 	enum gopro_decode_status st;
 	uint64_t total;
 
+	if (gopro_decode_whole(buf, len, max_body, frame))
+		return GOPRO_DECODE_FRAME;
 	st = check_partial_header(buf, len);
 	if (st != GOPRO_DECODE_NEED_MORE)
 		return st;

@@ -23,13 +23,20 @@
 struct owner {
 	char log[4096];
 	unsigned released;
+	void (*on_released)(void *arg);  /* what a connection would do next */
+	void *arg;
 };
 
 static void
-owner_emit(void *o, uint8_t command, const struct iovec *iov, int iovcnt)
+owner_emit(void *o, uint8_t command, const struct iovec *iov, int iovcnt,
+    size_t len)
 {
 	struct owner *w = o;
-	size_t n = strlen(w->log);
+	size_t n = strlen(w->log), total = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	assert_int_equal(len, total);
 
 	n += (size_t)snprintf(w->log + n, sizeof(w->log) - n, "%u:", command);
 	for (int i = 0; i < iovcnt; i++)
@@ -50,7 +57,11 @@ owner_error(void *o, uint16_t code, const char *text)
 static void
 owner_released(void *o)
 {
-	((struct owner *)o)->released++;
+	struct owner *w = o;
+
+	w->released++;
+	if (w->on_released != NULL)
+		w->on_released(w->arg);
 }
 
 static const struct pipeline_ops ops = {
@@ -155,9 +166,96 @@ test_sync_replies_go_straight_out(void **state)
 	send_req(fx, "b");
 	assert_string_equal(fx->owner.log, "1:a 1:b ");
 	assert_true(pipeline_queue_empty(&fx->q));
+	/* Counted once per loop iteration, when the loop flushes. */
+	pipeline_flush_stats(&fx->pl);
+	assert_int_equal(fx->stats.counter[STATS_MOD_requests], 2);
+	assert_int_equal(fx->stats.counter[STATS_MOD_replies], 2);
+	assert_int_equal(fx->stats.hist[0], 2);
+	assert_int_equal(fx->stats.inflight, 0);
+	/* A second flush adds nothing. */
+	pipeline_flush_stats(&fx->pl);
+	assert_int_equal(fx->stats.counter[STATS_MOD_requests], 2);
+}
+
+/*
+ * The nesting case: the request callback of connection A completes the
+ * pending request of connection B, B (released) dispatches its next
+ * request, which its module answers at once, and only then does A's
+ * callback answer A's request.  Each answer goes to its own connection,
+ * nothing is held, lost or counted twice.
+ */
+struct nest {
+	struct fixture *fx;
+	struct pipeline_handler ha;
+	struct pipeline_queue qb;
+	struct owner ob;
+	gopro_request_id b1, a1;
+	struct stats_module stats_a;
+};
+
+static void
+nest_b_released(void *arg)
+{
+	struct nest *n = arg;
+
+	if (!pipeline_queue_empty(&n->qb))
+		return;
+	n->ob.on_released = NULL;
+	n->fx->fake.sync = true;
+	assert_int_equal(pipeline_dispatch(&n->fx->pl, &n->qb, &n->fx->h,
+	    GOPRO_CMD_MESSAGE, (const uint8_t *)"b2", 2, NULL), 0);
+}
+
+static void
+nest_a_request(void *state, const struct gopro_request *req)
+{
+	struct nest *n = state;
+	struct iovec b = { "b1", 2 }, a = { "a1", 2 };
+
+	n->a1 = req->id;
+	assert_int_equal(pipeline_complete(&n->fx->pl, n->b1,
+	    GOPRO_CMD_MESSAGE, &b, 1), 0);
+	assert_int_equal(pipeline_complete(&n->fx->pl, req->id,
+	    GOPRO_CMD_MESSAGE, &a, 1), 0);
+}
+
+static void
+test_answer_after_a_nested_dispatch(void **state)
+{
+	struct fixture *fx = *state;
+	struct nest n = { .fx = fx };
+	struct iovec again = { "x", 1 };
+
+	n.ha = (struct pipeline_handler){ .request = nest_a_request,
+		.state = &n, .timeout = 5, .max_inflight = 4,
+		.stats = &n.stats_a };
+	pipeline_handler_init(&fx->pl, &n.ha);
+	pipeline_queue_init(&n.qb, &n.ob);
+	/* B's first request waits at its module. */
+	assert_int_equal(pipeline_dispatch(&fx->pl, &n.qb, &fx->h,
+	    GOPRO_CMD_MESSAGE, (const uint8_t *)"b", 1, NULL), 0);
+	n.b1 = fx->fake.ids[0];
+	n.ob.on_released = nest_b_released;
+	n.ob.arg = &n;
+	assert_int_equal(pipeline_dispatch(&fx->pl, &fx->q, &n.ha,
+	    GOPRO_CMD_MESSAGE, (const uint8_t *)"a", 1, NULL), 0);
+	assert_string_equal(fx->owner.log, "1:a1 ");
+	assert_string_equal(n.ob.log, "1:b1 1:b2 ");
+	assert_true(pipeline_queue_empty(&fx->q));
+	assert_true(pipeline_queue_empty(&n.qb));
+	/* A's id is spent: a second answer is late. */
+	assert_int_equal(pipeline_complete(&fx->pl, n.a1, GOPRO_CMD_MESSAGE,
+	    &again, 1), 0);
+	assert_string_equal(fx->owner.log, "1:a1 ");
+	pipeline_flush_stats(&fx->pl);
+	assert_int_equal(n.stats_a.counter[STATS_MOD_requests], 1);
+	assert_int_equal(n.stats_a.counter[STATS_MOD_replies], 1);
+	assert_int_equal(n.stats_a.counter[STATS_MOD_late], 1);
 	assert_int_equal(fx->stats.counter[STATS_MOD_requests], 2);
 	assert_int_equal(fx->stats.counter[STATS_MOD_replies], 2);
 	assert_int_equal(fx->stats.inflight, 0);
+	assert_int_equal(n.stats_a.inflight, 0);
+	pipeline_handler_cleanup(&n.ha);
 }
 
 /*
@@ -186,6 +284,7 @@ test_sync_reply_behind_a_pending_one_waits(void **state)
 	send_req(fx, "c");
 	assert_string_equal(fx->owner.log, "1:a 1:b 1:c ");
 	assert_true(pipeline_queue_empty(&fx->q));
+	pipeline_flush_stats(&fx->pl);
 	assert_int_equal(fx->stats.counter[STATS_MOD_replies], 3);
 	assert_int_equal(fx->stats.counter[STATS_MOD_late], 1);
 	assert_int_equal(fx->stats.inflight, 0);
@@ -367,6 +466,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_sync_replies_go_straight_out),
+		T(test_answer_after_a_nested_dispatch),
 		T(test_sync_reply_behind_a_pending_one_waits),
 		T(test_replies_leave_in_request_order),
 		T(test_core_reply_waits_its_turn),

@@ -111,11 +111,26 @@ GOPRO_API enum gopro_decode_status gopro_decode(const uint8_t *buf, size_t len,
 /* The ERROR code that answers a decoder failure (0 for FRAME/NEED_MORE). */
 GOPRO_API uint16_t gopro_decode_error_code(enum gopro_decode_status status);
 
-/* Write an 8-byte header for a frame of version 1 (inline: once per reply). */
+/*
+ * Write an 8-byte header for a frame of version 1 (inline: once per
+ * reply).  On a little-endian GCC or Clang target it is two byte-swapped
+ * 32-bit stores instead of eight byte stores.
+ */
 static inline void
 gopro_header_write(uint8_t out[GOPRO_HEADER_SIZE], uint8_t command,
     uint32_t length)
 {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	uint32_t w[2] = {
+		__builtin_bswap32((uint32_t)GOPRO_MAGIC << 16 |
+		    (uint32_t)GOPRO_VERSION << 8 | command),
+		__builtin_bswap32(length),
+	};
+
+	__builtin_memcpy(out, w, sizeof(w));
+	return;
+#endif
 	out[0] = (uint8_t)(GOPRO_MAGIC >> 8);
 	out[1] = (uint8_t)(GOPRO_MAGIC & 0xFF);
 	out[2] = GOPRO_VERSION;
