@@ -560,10 +560,15 @@ conn_to_module(struct conn *c, const struct gopro_frame *f)
 		conn_reply_error(c, GOPRO_ERR_UNAVAILABLE, "out of memory");
 		return;
 	}
-	/* max_inflight at the modules: stop reading (backpressure). */
-	c->inflight_full = pipeline_queue_full(&c->q);
-	if (c->inflight_full)
+	/*
+	 * max_inflight at the modules: stop reading (backpressure) until
+	 * conn_pl_released sees room again.  Not full before the dispatch,
+	 * or conn_process would not have read the frame.
+	 */
+	if (pipeline_queue_full(&c->q)) {
+		c->inflight_full = true;
 		conn_update_reading(c);
+	}
 }
 
 static void
