@@ -25,31 +25,6 @@
 #define CHUNK_SLOTS (1u << CHUNK_SHIFT)
 #define MAX_SLOTS (1u << 24)    /* 16M requests in flight per worker */
 
-enum req_state {
-	REQ_FREE = 0,
-	REQ_PENDING,    /* handed to a module, no reply yet */
-	REQ_DONE,       /* reply held until its turn */
-	REQ_CANCELLED,  /* client gone, module's cancel still due */
-};
-
-struct pipeline_req {
-	uint32_t idx;
-	uint32_t seq;              /* bumped on every release */
-	uint8_t state;             /* enum req_state */
-	uint8_t command;           /* of the held reply */
-	uint16_t code;             /* of a held ERROR */
-	bool in_pending;           /* in h->pending */
-	struct pipeline_queue *q;
-	struct pipeline_handler *h;/* NULL for a core reply */
-	TAILQ_ENTRY(pipeline_req) qlink;
-	TAILQ_ENTRY(pipeline_req) hlink;  /* h->pending or pl->cancelled */
-	ev_tstamp deadline;
-	gopro_request_id cancel_id;
-	uint8_t *body;             /* held reply, or ERROR text (NUL-ended) */
-	size_t len;
-	struct pipeline_req *next_free;
-};
-
 struct pipeline_post {
 	struct pipeline_post *next;
 	gopro_request_id id;
@@ -123,7 +98,7 @@ req_free(struct pipeline *pl, struct pipeline_req *r)
 		r->body = NULL;
 		r->len = 0;
 	}
-	r->state = REQ_FREE;
+	r->state = PL_REQ_FREE;
 	r->q = NULL;
 	/* The old id never matches again (0 is skipped: no id is 0). */
 	if (++r->seq == 0)
@@ -141,7 +116,7 @@ req_find(const struct pipeline *pl, gopro_request_id id)
 	if ((idx >> CHUNK_SHIFT) >= pl->nchunks)
 		return NULL;
 	r = &pl->chunks[idx >> CHUNK_SHIFT][idx & (CHUNK_SLOTS - 1)];
-	return r->seq == seq && r->state == REQ_PENDING ? r : NULL;
+	return r->seq == seq && r->state == PL_REQ_PENDING ? r : NULL;
 }
 
 /* ------------------------------------------------------------ release */
@@ -218,7 +193,7 @@ release_ready(struct pipeline *pl, struct pipeline_queue *q, bool released)
 {
 	struct pipeline_req *r;
 
-	while ((r = TAILQ_FIRST(&q->reqs)) != NULL && r->state == REQ_DONE) {
+	while ((r = TAILQ_FIRST(&q->reqs)) != NULL && r->state == PL_REQ_DONE) {
 		TAILQ_REMOVE(&q->reqs, r, qlink);
 		q->n--;
 		emit_held(pl, q, r);
@@ -246,7 +221,7 @@ hold_copy(struct pipeline_req *r, uint8_t command, uint16_t code,
 {
 	size_t len = iov_total(iov, iovcnt), off = 0;
 
-	r->state = REQ_DONE;
+	r->state = PL_REQ_DONE;
 	r->command = command;
 	r->code = code;
 	if (len == 0 && command != GOPRO_CMD_ERROR)
@@ -281,7 +256,7 @@ emit_now(struct pipeline *pl, struct pipeline_queue *q, uint8_t command,
  * otherwise held.  For an ERROR, iov holds the text.  The request being
  * dispatched into an empty queue (pl->inline_req) is in no list and
  * counted in no gauge yet: its answer goes out with nothing to undo, and
- * pipeline_dispatch frees it when the callback returns (REQ_DONE tells it
+ * pipeline_dispatch frees it when the callback returns (PL_REQ_DONE tells it
  * that this answer was counted here).
  */
 static void
@@ -292,7 +267,7 @@ answer(struct pipeline *pl, struct pipeline_req *r, uint8_t command,
 
 	if (r == pl->inline_req) {
 		pl->inline_req = NULL;
-		r->state = REQ_DONE;
+		r->state = PL_REQ_DONE;
 		observe_now(r->h);
 		emit_now(pl, q, command, code, iov, iovcnt);
 		return;
@@ -484,8 +459,12 @@ make_pending(struct pipeline *pl, struct pipeline_handler *h,
 	arm(h);
 }
 
+/*
+ * pipeline_dispatch's every other case: a request behind others in its
+ * queue, or one that needs the slot table to grow first.
+ */
 int
-pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
+pipeline_dispatch_queued(struct pipeline *pl, struct pipeline_queue *q,
     struct pipeline_handler *h, uint8_t command, const uint8_t *body,
     size_t len, struct gopro_conn *conn)
 {
@@ -494,7 +473,7 @@ pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
 
 	if (r == NULL)
 		return -1;
-	r->state = REQ_PENDING;
+	r->state = PL_REQ_PENDING;
 	r->q = q;
 	r->h = h;
 	q->limit = h->max_inflight;
@@ -506,33 +485,38 @@ pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
 		h->request(h->state, &req);
 		/* Answered at once (and held): no deadline to keep. */
 		if ((uint32_t)(req.id >> 32) == r->seq &&
-		    r->state == REQ_PENDING)
+		    r->state == PL_REQ_PENDING)
 			make_pending(pl, h, r);
 		return 0;
 	}
-	/*
-	 * Into an empty queue, the request waits in no list while the module
-	 * runs: answered at once (the common case, the echo module's), it
-	 * goes straight out and neither the queue nor the gauge moved.
-	 */
 	outer = pl->inline_req;
 	pl->inline_req = r;
 	h->request(h->state, &req);
-	if (pl->inline_req != r) {
-		pl->inline_req = outer;
-		/* By complete_inline, which left the counting to here. */
-		if (r->state == REQ_FREE)
-			h->answered_inline++;
-		else
-			count(h, STATS_MOD_requests);
-		req_free(pl, r);
-		return 0;
-	}
-	pl->inline_req = outer;
-	count(h, STATS_MOD_requests);
-	enqueue(q, r);
-	make_pending(pl, h, r);
+	pipeline_inline_after(pl, r, outer);
 	return 0;
+}
+
+void
+pipeline_inline_after(struct pipeline *pl, struct pipeline_req *r,
+    struct pipeline_req *outer)
+{
+	struct pipeline_handler *h = r->h;
+	bool answered = pl->inline_req != r;
+
+	pl->inline_req = outer;
+	if (answered && r->state == PL_REQ_FREE) {
+		/* By complete_inline, which left the counting to here. */
+		h->answered_inline++;
+		req_free(pl, r);
+		return;
+	}
+	count(h, STATS_MOD_requests);
+	if (answered) {
+		req_free(pl, r);
+		return;
+	}
+	enqueue(r->q, r);
+	make_pending(pl, h, r);
 }
 
 static int
@@ -598,7 +582,7 @@ count_late(const struct pipeline *pl, gopro_request_id id)
 /*
  * The common case on its own: the request being dispatched into an empty
  * queue, answered from its callback with a valid reply, goes straight to
- * the owner.  It only marks the request answered (REQ_FREE: no completion
+ * the owner.  It only marks the request answered (PL_REQ_FREE: no completion
  * finds it again); pipeline_dispatch, which has it at hand, counts the
  * reply and frees it when the callback returns.  False when it is
  * anything else.
@@ -619,7 +603,7 @@ complete_inline(struct pipeline *pl, gopro_request_id id, uint8_t command,
 	    len > pl->max_reply)
 		return false;
 	pl->inline_req = NULL;
-	r->state = REQ_FREE;
+	r->state = PL_REQ_FREE;
 	pl->ops->emit(r->q->owner, command, iov, iovcnt, len);
 	return true;
 }
@@ -766,7 +750,7 @@ pipeline_queue_cancel(struct pipeline *pl, struct pipeline_queue *q)
 	while ((r = TAILQ_FIRST(&q->reqs)) != NULL) {
 		TAILQ_REMOVE(&q->reqs, r, qlink);
 		q->n--;
-		if (r->state != REQ_PENDING) {
+		if (r->state != PL_REQ_PENDING) {
 			req_free(pl, r);
 			continue;
 		}
@@ -776,7 +760,7 @@ pipeline_queue_cancel(struct pipeline *pl, struct pipeline_queue *q)
 		/* From now on a completion of the old id is late. */
 		if (++r->seq == 0)
 			r->seq = 1;
-		r->state = REQ_CANCELLED;
+		r->state = PL_REQ_CANCELLED;
 		TAILQ_INSERT_TAIL(&pl->cancelled, r, hlink);
 	}
 }

@@ -44,6 +44,36 @@ struct pipeline_req;
 
 TAILQ_HEAD(pipeline_req_list, pipeline_req);
 
+enum pipeline_req_state {
+	PL_REQ_FREE = 0,
+	PL_REQ_PENDING,    /* handed to a module, no reply yet */
+	PL_REQ_DONE,       /* reply held until its turn */
+	PL_REQ_CANCELLED,  /* client gone, module's cancel still due */
+};
+
+/*
+ * A request in the table of a worker (private to pipeline.c; here for
+ * the inline pipeline_dispatch).
+ */
+struct pipeline_req {
+	uint32_t idx;
+	uint32_t seq;              /* bumped on every release */
+	uint8_t state;             /* enum pipeline_req_state */
+	uint8_t command;           /* of the held reply */
+	uint16_t code;             /* of a held ERROR */
+	bool in_pending;           /* in h->pending */
+	struct pipeline_queue *q;
+	struct pipeline_handler *h;/* NULL for a core reply */
+	TAILQ_ENTRY(pipeline_req) qlink;
+	TAILQ_ENTRY(pipeline_req) hlink;  /* h->pending or pl->cancelled */
+	ev_tstamp deadline;
+	gopro_request_id cancel_id;
+	uint8_t *body;             /* held reply, or ERROR text (NUL-ended) */
+	size_t len;
+	struct pipeline_req *next_free;
+};
+
+
 /* A module as the pipeline of one worker sees it. */
 struct pipeline_handler {
 	void (*request)(void *state, const struct gopro_request *req);
@@ -141,13 +171,57 @@ pipeline_queue_full(const struct pipeline_queue *q)
 	return q->n > 0 && q->n >= q->limit;
 }
 
+int pipeline_dispatch_queued(struct pipeline *pl, struct pipeline_queue *q,
+    struct pipeline_handler *h, uint8_t command, const uint8_t *body,
+    size_t len, struct gopro_conn *conn);
+/* After the request callback of r, dispatched into an empty queue. */
+void pipeline_inline_after(struct pipeline *pl, struct pipeline_req *r,
+    struct pipeline_req *outer);
+
 /*
  * Hand a request to h.  conn is what the module sees as the connection.
  * Returns 0, or -1 (ENOMEM) and nothing was queued.
+ *
+ * Inline for its common case: into an empty queue, the request waits in
+ * no list while the module runs (pl->inline_req); answered at once (the
+ * echo module's way, through complete_inline), it went straight out, and
+ * all that is left is to count it and give its slot back.  The outer
+ * inline request is restored: a callback that completes another
+ * connection's request can make that connection dispatch its next one.
  */
-int pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
+static inline int
+pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
     struct pipeline_handler *h, uint8_t command, const uint8_t *body,
-    size_t len, struct gopro_conn *conn);
+    size_t len, struct gopro_conn *conn)
+{
+	struct pipeline_req *r = pl->free_list, *outer = pl->inline_req;
+	struct gopro_request req;
+
+	if (q->n > 0 || r == NULL)
+		return pipeline_dispatch_queued(pl, q, h, command, body, len,
+		    conn);
+	pl->free_list = r->next_free;
+	r->state = PL_REQ_PENDING;
+	r->q = q;
+	r->h = h;
+	q->limit = h->max_inflight;
+	req = (struct gopro_request){ .id = (uint64_t)r->seq << 32 | r->idx,
+		.command = command, .body = body, .len = len, .conn = conn };
+	pl->inline_req = r;
+	h->request(h->state, &req);
+	if (pl->inline_req == r || r->state != PL_REQ_FREE) {
+		pipeline_inline_after(pl, r, outer);
+		return 0;
+	}
+	pl->inline_req = outer;
+	h->answered_inline++;
+	/* Its id never matches again (no id is 0); it held no copy. */
+	if (++r->seq == 0)
+		r->seq = 1;
+	r->next_free = pl->free_list;
+	pl->free_list = r;
+	return 0;
+}
 
 /*
  * The core's own reply, behind the requests still pending in q (call only
