@@ -515,6 +515,8 @@ pipeline_inline_after(struct pipeline *pl, struct pipeline_req *r,
 		req_free(pl, r);
 		return;
 	}
+	/* Only a queue that holds requests is ever full. */
+	r->q->limit = h->max_inflight;
 	enqueue(r->q, r);
 	make_pending(pl, h, r);
 }
@@ -597,10 +599,11 @@ complete_inline(struct pipeline *pl, gopro_request_id id, uint8_t command,
 	if (r == NULL || req_id(r) != id || iovcnt < 0 ||
 	    (iovcnt > 0 && iov == NULL))
 		return false;
+	if (command < 0x10 && command != GOPRO_CMD_MESSAGE)
+		return false;
 	for (int i = 0; i < iovcnt; i++)
 		len += iov[i].iov_len;
-	if ((command != GOPRO_CMD_MESSAGE && command < 0x10) ||
-	    len > pl->max_reply)
+	if (len > pl->max_reply)
 		return false;
 	pl->inline_req = NULL;
 	r->state = PL_REQ_FREE;

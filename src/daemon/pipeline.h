@@ -204,7 +204,6 @@ pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
 	r->state = PL_REQ_PENDING;
 	r->q = q;
 	r->h = h;
-	q->limit = h->max_inflight;
 	req = (struct gopro_request){ .id = (uint64_t)r->seq << 32 | r->idx,
 		.command = command, .body = body, .len = len, .conn = conn };
 	pl->inline_req = r;
