@@ -43,26 +43,14 @@ for v in GOPROD GOPROCTL; do
 	fi
 done
 
+. "$(dirname "$0")/../harness/harness.sh"
 dir=$(mktemp -d /tmp/gopro-prom-XXXXXX) || exit 1
 goprod_pid=
 prom_pid=
 
-# Stop a process we started: SIGTERM, then SIGKILL after 10 s.
-stop_pid() {
-	local pid=$1 i
-
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-}
-
 cleanup() {
-	[ -n "$prom_pid" ] && stop_pid "$prom_pid"
-	[ -n "$goprod_pid" ] && stop_pid "$goprod_pid"
+	[ -n "$prom_pid" ] && harness_stop_pid "$prom_pid"
+	[ -n "$goprod_pid" ] && harness_stop_pid "$goprod_pid"
 	rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -90,67 +78,18 @@ before() {
 }
 
 # Three distinct free loopback ports: goprod, its metrics, Prometheus.
-# Taken below the kernel's ephemeral range (30000 up to its start; the C
-# tests' harness uses 10000-29999): a port from bind(0) is one that any
-# concurrent connect() may take as its local port before goprod binds it,
-# and make check runs thousands of those in parallel.
-read -r port_serve port_metrics port_prom < <(python3 - "$$" <<'PICK'
-import os, socket, sys
-with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-    eph_lo = int(f.read().split()[0])
-lo, hi = 30000, eph_lo - 1
-def free(port):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-picked = []
-if hi - lo >= 3:
-    start = lo + (int(sys.argv[1]) * 7) % (hi - lo + 1)
-    for i in range(hi - lo + 1):
-        port = lo + (start - lo + i) % (hi - lo + 1)
-        if free(port):
-            picked.append(port)
-            if len(picked) == 3:
-                break
-if len(picked) < 3:  # no room below the ephemeral range: bind(0)
-    socks = [socket.socket() for _ in range(3)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    picked = [s.getsockname()[1] for s in socks]
-print(*picked)
-PICK
-) || fail "cannot pick free loopback ports"
+read -r port_serve port_metrics port_prom < <(harness_ports 3)
+[ -n "${port_prom:-}" ] || fail "cannot pick free loopback ports"
 
 conf=$dir/gopro.conf
-cat >"$conf" <<EOF
-listen = {"127.0.0.1:$port_serve"}
-workers = 1
-user = ""
-group = ""
-pid_file = "$dir/goprod.pid"
-stats_file = "$dir/goprod.stats"
-control_socket = "$dir/goprod.sock"
-log = "file:$dir/goprod.log"
-log_level = "info"
-metrics_listen = "127.0.0.1:$port_metrics"
-EOF
-
-"$GOPROD" -f -c "$conf" </dev/null >/dev/null 2>>"$dir/goprod.log" &
-goprod_pid=$!
+{
+	harness_conf "$dir" "127.0.0.1:$port_serve"
+	echo 'log_level = "info"'
+	echo "metrics_listen = \"127.0.0.1:$port_metrics\""
+} >"$conf"
 
 # Ready when the master reports all workers running; no frame is sent.
-t0=$(now)
-until "$GOPROCTL" -c "$conf" status >/dev/null 2>&1; do
-	kill -0 "$goprod_pid" 2>/dev/null || fail "goprod exited during start-up"
-	before "$t0" "$START_TIMEOUT" ||
-	    fail "goprod not healthy within ${START_TIMEOUT}s (goproctl status)"
-	sleep 0.05
-done
+harness_start_goprod "$dir" "$START_TIMEOUT" || fail "goprod start-up"
 
 # The load: every frame must be answered, or the expected numbers are moot.
 "$GOPROCTL" -c "$conf" ping -n "$HEARTBEATS" -i 0.001 -W 10 >"$dir/ping.out" ||
@@ -256,7 +195,7 @@ echo "Prometheus:$report"
 
 # A clean stop: goprod exits 0 on SIGTERM and its log holds no sanitizer
 # report (the metrics process logs to the same file).
-stop_pid "$prom_pid"
+harness_stop_pid "$prom_pid"
 prom_pid=
 kill -TERM "$goprod_pid"
 t0=$(now)

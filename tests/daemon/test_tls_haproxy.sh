@@ -33,25 +33,14 @@ for v in GOPROD GOPROCTL TOP_SRCDIR; do
 	fi
 done
 
+. "$(dirname "$0")/../harness/harness.sh"
 dir=$(mktemp -d /tmp/gopro-haproxy-tls-XXXXXX) || exit 1
 goprod_pid=
 haproxy_pid=
 
-stop_pid() {
-	local pid=$1 i
-
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-}
-
 cleanup() {
-	[ -n "$haproxy_pid" ] && stop_pid "$haproxy_pid"
-	[ -n "$goprod_pid" ] && stop_pid "$goprod_pid"
+	[ -n "$haproxy_pid" ] && harness_stop_pid "$haproxy_pid"
+	[ -n "$goprod_pid" ] && harness_stop_pid "$goprod_pid"
 	rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -65,24 +54,13 @@ fail() {
 	exit 1
 }
 
-port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 sh "$TOP_SRCDIR/tests/harness/make_certs.sh" "$dir/certs" >/dev/null ||
     fail "make_certs.sh"
-plain=$(port)
-tls=$(port)
-front=$(port)
-cat > "$dir/gopro.conf" <<EOF
-listen = { "127.0.0.1:$plain", "127.0.0.1:$tls" }
-workers = 1
-user = ""
-group = ""
-pid_file = "$dir/goprod.pid"
-stats_file = "$dir/goprod.stats"
-control_socket = "$dir/goprod.sock"
-log = "file:$dir/goprod.log"
+read -r plain tls front < <(harness_ports 3)
+[ -n "${front:-}" ] || fail "cannot pick free loopback ports"
+{
+	harness_conf "$dir" "127.0.0.1:$plain" "127.0.0.1:$tls"
+	cat <<EOF
 log_level = debug
 proxy_protocol = { "127.0.0.1:$tls" }
 proxy_protocol_from = { "127.0.0.1" }
@@ -92,8 +70,8 @@ tls {
 	key = "$dir/certs/server.key"
 }
 EOF
-"$GOPROD" -f -c "$dir/gopro.conf" 2>>"$dir/goprod.log" &
-goprod_pid=$!
+} >"$dir/gopro.conf"
+harness_start_goprod "$dir" || fail "goprod start-up"
 
 # The health check: a HEARTBEAT with body "hc", expected back byte for byte.
 cat > "$dir/haproxy.cfg" <<EOF
