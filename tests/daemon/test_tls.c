@@ -113,6 +113,16 @@ tls_conf(char *buf, size_t len, int port, int tport, const char *tls_extra,
 	    cert(server_key), tls_extra ? tls_extra : "");
 }
 
+/* A free port for d's TLS listener, other than the plain port. */
+static void
+pick_tport(struct tlsd *d, int port)
+{
+	do
+		d->tport = harness_free_port();
+	while (d->tport == port);
+	snprintf(d->taddr, sizeof(d->taddr), "127.0.0.1:%d", d->tport);
+}
+
 /* proxy: the TLS listener is also a PROXY listener (from 127.0.0.1). */
 static void
 start_tls_proxy(struct tlsd *d, const char *tls_extra, const char *extra,
@@ -121,10 +131,7 @@ start_tls_proxy(struct tlsd *d, const char *tls_extra, const char *extra,
 	char conf[4096], more[1024];
 	int port = harness_free_port();
 
-	do
-		d->tport = harness_free_port();
-	while (d->tport == port);
-	snprintf(d->taddr, sizeof(d->taddr), "127.0.0.1:%d", d->tport);
+	pick_tport(d, port);
 	snprintf(more, sizeof(more), "%s\n%s", extra ? extra : "", !proxy ?
 	    "" : "proxy_protocol_from = {\"127.0.0.1\"}\n");
 	if (proxy)
@@ -732,6 +739,23 @@ test_tls_identity_stats_and_module(void **state)
 	harness_stop(&d.g);
 }
 
+/*
+ * The sum of the samples of goproctl stats --prometheus on the lines that
+ * match the awk pattern.
+ */
+static long long
+prometheus_sum(const struct tlsd *d, const char *pattern)
+{
+	char cmd[1024], out[64];
+
+	/* In a subshell: harness_run redirects the last command's stdin. */
+	snprintf(cmd, sizeof(cmd), "('%s' -c '%s' stats --prometheus | "
+	    "awk '%s { n += $2 } END { printf \"%%d\\n\", n }')",
+	    harness_program("GOPROCTL"), d->g.conf_path, pattern);
+	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
+	return strtoll(out, NULL, 10);
+}
+
 /* The workers' gauge of open TLS connections, summed. */
 static uint64_t
 tls_open(const struct goprod *g)
@@ -769,7 +793,6 @@ test_tls_open_gauge(void **state)
 	struct gopro_tls_ctx *ctx = ctx_with(NULL, NULL);
 	struct gopro_tls *t1, *t2;
 	static char out[1 << 16];
-	char cmd[1024];
 	struct tlsd d;
 	int plain;
 
@@ -786,13 +809,8 @@ test_tls_open_gauge(void **state)
 	assert_int_equal(goproctl_local(&d, "stats", out, sizeof(out)), 0);
 	if (strstr(out, "\n  tls_open                     2\n") == NULL)
 		fail_msg("no tls_open 2 in goproctl stats:\n%s", out);
-	/* In a subshell: harness_run redirects the last command's stdin. */
-	snprintf(cmd, sizeof(cmd), "('%s' -c '%s' stats --prometheus | "
-	    "awk '/^gopro_tls_connections_open[{]/ { n += $2 } "
-	    "END { print n + 0 }')", harness_program("GOPROCTL"),
-	    d.g.conf_path);
-	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
-	assert_string_equal(out, "2\n");
+	assert_int_equal(prometheus_sum(&d, "/^gopro_tls_connections_open[{]/"),
+	    2);
 	gopro_tls_close(t1);
 	assert_int_equal(tls_open_reaches(&d.g, 1), 1);
 	gopro_tls_close(t2);
@@ -884,13 +902,8 @@ test_tls_bytes_counted(void **state)
 	    N * FRAME);
 	if (strstr(text, cmd) == NULL)
 		fail_msg("no%s in goproctl stats:\n%s", cmd, text);
-	snprintf(cmd, sizeof(cmd), "('%s' -c '%s' stats --prometheus | awk "
-	    "'/^gopro_tls_sent_bytes_total[{].*layer=\"application\"/ "
-	    "{ n += $2 } END { print n + 0 }')", harness_program("GOPROCTL"),
-	    d.g.conf_path);
-	assert_int_equal(harness_run(cmd, text, sizeof(text)), 0);
-	snprintf(cmd, sizeof(cmd), "%d\n", N * FRAME);
-	assert_string_equal(text, cmd);
+	assert_int_equal(prometheus_sum(&d, "/^gopro_tls_sent_bytes_total[{]"
+	    ".*layer=\"application\"/"), N * FRAME);
 	/* The worker dies with the connection open: the totals stay. */
 	assert_int_equal(harness_worker_pids(&d.g, &worker, 1), 1);
 	now = worker;
@@ -1089,44 +1102,105 @@ resume_in_one_period(const struct tlsd *d, SSL_CTX *ctx, SSL_SESSION *sess,
 }
 
 /*
+ * The steps of a round after its first session, which the round took in
+ * period k: true when each fell in the period it is meant for.
+ */
+typedef bool (*rotation_steps)(struct tlsd *d, SSL_CTX *ctx,
+    SSL_SESSION *sess, long k, void *arg);
+
+#define ROTATION_ROUNDS 10	/* rounds a test may start before it fails */
+
+/*
+ * The rounds of a test that times its handshakes to the rotation periods
+ * of d (tls.ticket_key_rotation = 2s): each takes a session in one period
+ * k, then runs steps; a round that a slow machine pushed over a period
+ * boundary starts again, at most ROTATION_ROUNDS times.  True when a round
+ * ran to its end, *rounds the rounds taken.
+ */
+static bool
+rotation_rounds(struct tlsd *d, rotation_steps steps, void *arg,
+    int *rounds)
+{
+	SSL_CTX *ctx = ossl_ctx(TLS1_3_VERSION);
+	SSL_SESSION *sess = NULL;
+	bool done = false;
+	int round;
+	long k;
+
+	for (round = 0; !done && round < ROTATION_ROUNDS; round++) {
+		SSL_SESSION_free(sess);
+		sess = NULL;
+		done = resume_in_one_period(d, ctx, NULL, &sess, &k) >= 0 &&
+		    steps(d, ctx, sess, k, arg);
+	}
+	*rounds = round;
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(ctx);
+	return done;
+}
+
+/* One rotation later, then two: how the session fared each time. */
+struct rotation_fate {
+	int one, two;
+};
+
+static bool
+offer_after_rotations(struct tlsd *d, SSL_CTX *ctx, SSL_SESSION *sess,
+    long k, void *arg)
+{
+	struct rotation_fate *r = arg;
+	long p;
+
+	wait_period(k + 1);
+	r->one = resume_in_one_period(d, ctx, sess, NULL, &p);
+	if (r->one < 0 || p != k + 1)
+		return false;
+	wait_period(k + 2);
+	r->two = resume_in_one_period(d, ctx, sess, NULL, &p);
+	return r->two >= 0 && p == k + 2;
+}
+
+/*
  * tls.ticket_key_rotation = 2s: a session from the period before still
  * resumes, one from two periods before makes a full handshake (and is
- * served).  Each step must fall in the period it is meant for; a step that
- * a slow machine pushes over a boundary starts the round again.
+ * served).
  */
 static void
 test_tls_ticket_key_rotation(void **state)
 {
-	SSL_CTX *ctx = ossl_ctx(TLS1_3_VERSION);
-	SSL_SESSION *sess = NULL;
-	int round, one = -1, two = -1;
-	long k, p1, p2;
+	struct rotation_fate r = { -1, -1 };
 	struct tlsd d;
+	bool done;
+	int rounds;
 
 	start_tls(&d, "\tticket_key_rotation = 2s\n", "workers = 2\n");
-	for (round = 0; round < 10; round++) {
-		SSL_SESSION_free(sess);
-		sess = NULL;
-		if (resume_in_one_period(&d, ctx, NULL, &sess, &k) < 0)
-			continue;
-		wait_period(k + 1);
-		one = resume_in_one_period(&d, ctx, sess, NULL, &p1);
-		if (one < 0 || p1 != k + 1)
-			continue;
-		wait_period(k + 2);
-		two = resume_in_one_period(&d, ctx, sess, NULL, &p2);
-		if (two >= 0 && p2 == k + 2)
-			break;
-	}
+	done = rotation_rounds(&d, offer_after_rotations, &r, &rounds);
 	print_message("%d rounds; one rotation later: %s, two: %s\n",
-	    round + 1, one == 1 ? "resumed" : "full", two == 1 ? "resumed" :
+	    rounds, r.one == 1 ? "resumed" : "full", r.two == 1 ? "resumed" :
 	    "full");
-	assert_true(round < 10);
-	assert_int_equal(one, 1);
-	assert_int_equal(two, 0);
-	SSL_SESSION_free(sess);
-	SSL_CTX_free(ctx);
+	assert_true(done);
+	assert_int_equal(r.one, 1);
+	assert_int_equal(r.two, 0);
 	harness_stop(&d.g);
+}
+
+/* The reloads so far, and whether the session resumed after the last. */
+struct reload_fate {
+	uint32_t reloads;
+	int resumed;
+};
+
+static bool
+offer_after_reload(struct tlsd *d, SSL_CTX *ctx, SSL_SESSION *sess, long k,
+    void *arg)
+{
+	struct reload_fate *r = arg;
+	long p;
+
+	kill(d->g.pid, SIGHUP);
+	harness_wait_settled(&d->g, ++r->reloads);
+	r->resumed = resume_in_one_period(d, ctx, sess, NULL, &p);
+	return r->resumed >= 0 && p <= k + 1;
 }
 
 /*
@@ -1137,32 +1211,18 @@ test_tls_ticket_key_rotation(void **state)
 static void
 test_tls_ticket_keys_across_generations(void **state)
 {
-	SSL_CTX *ctx = ossl_ctx(TLS1_3_VERSION);
-	SSL_SESSION *sess = NULL;
-	uint32_t reloads = 0;
-	int round, resumed = -1;
-	long k, p;
+	struct reload_fate r = { 0, -1 };
 	struct tlsd d;
+	bool done;
+	int rounds;
 
 	start_tls(&d, "\tticket_key_rotation = 2s\n", "workers = 2\n");
-	for (round = 0; round < 10; round++) {
-		SSL_SESSION_free(sess);
-		sess = NULL;
-		if (resume_in_one_period(&d, ctx, NULL, &sess, &k) < 0)
-			continue;
-		kill(d.g.pid, SIGHUP);
-		harness_wait_settled(&d.g, ++reloads);
-		resumed = resume_in_one_period(&d, ctx, sess, NULL, &p);
-		if (resumed >= 0 && p <= k + 1)
-			break;
-	}
-	print_message("%d rounds, %u reloads\n", round + 1, reloads);
-	assert_true(round < 10);
-	assert_int_equal(resumed, 1);
+	done = rotation_rounds(&d, offer_after_reload, &r, &rounds);
+	print_message("%d rounds, %u reloads\n", rounds, r.reloads);
+	assert_true(done);
+	assert_int_equal(r.resumed, 1);
 	/* A round started again may have resumed too. */
 	assert_true(counter(&d.g, STATS_tls_handshakes_resumed) >= 1);
-	SSL_SESSION_free(sess);
-	SSL_CTX_free(ctx);
 	harness_stop(&d.g);
 }
 
@@ -1229,10 +1289,7 @@ test_tls_files_readable_by_user(void **state)
 
 	if (geteuid() != 0 || pw == NULL)
 		skip();
-	do
-		d.tport = harness_free_port();
-	while (d.tport == port);
-	snprintf(d.taddr, sizeof(d.taddr), "127.0.0.1:%d", d.tport);
+	pick_tport(&d, port);
 	harness_prepare(&d.g, port, "");
 	snprintf(dir, sizeof(dir), "%s/tls", d.g.dir);
 	snprintf(key, sizeof(key), "%s/server.key", dir);
