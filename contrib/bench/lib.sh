@@ -2,8 +2,9 @@
 # lib.sh - what the module benchmarks (modules.sh, module_thread.sh,
 # redis_stream.sh) share; sourced, not run.  Free loopback ports, a goprod
 # started from a temporary configuration and stopped by pid, its worker's
-# pid, a Redis of our own, the worker's instructions per request under
-# callgrind, its system calls per request under perf, and medians.
+# pid, a Redis of our own, the rounds that alternate the variants compared,
+# the worker's instructions per request under callgrind, its system calls
+# per request under perf, and medians.
 #
 # Everything started here is recorded in bench_pids and stopped, by pid,
 # when the script exits for any reason (the EXIT trap); temporary
@@ -90,6 +91,15 @@ bench_wait() {
 	return $rc
 }
 
+# bench_bg CMD...: CMD in the background (redirections on the call apply
+# to it), recorded in bench_pids for the cleanup; its pid in bench_bg_pid
+# (a variable, not output: a $(...) subshell would not be its parent).
+bench_bg() {
+	"$@" &
+	bench_bg_pid=$!
+	bench_pids+=("$bench_bg_pid")
+}
+
 # bench_stop PID: SIGTERM, wait for it, forget it.
 bench_stop() {
 	kill "$1" 2>/dev/null || true
@@ -118,9 +128,8 @@ log_level = "warning"
 idle_timeout = 3600s
 $extra
 CONF
-	"$@" "$goprod" -f -c "$dir/gopro.conf" 2>>"$dir/goprod.log" &
-	goprod_pid=$!
-	bench_pids+=("$goprod_pid")
+	bench_bg "$@" "$goprod" -f -c "$dir/gopro.conf" 2>>"$dir/goprod.log"
+	goprod_pid=$bench_bg_pid
 	# Bounded: valgrind takes seconds to start a worker.
 	for i in $(seq 600); do
 		"$bench" -s "127.0.0.1:$goprod_port" -c 1 -n 1 -q \
@@ -142,16 +151,33 @@ bench_redis() {
 	local dir=$1 i
 	shift
 	redis_port=$(bench_port)
-	"$@" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
-	    --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
-	redis_pid=$!
-	bench_pids+=("$redis_pid")
+	bench_bg "$@" redis-server --port "$redis_port" --bind 127.0.0.1 \
+	    --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log"
+	redis_pid=$bench_bg_pid
 	for i in $(seq 100); do
 		redis-cli -p "$redis_port" ping >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done
 	echo "redis-server did not start: $(tail -5 "$dir/redis.log")" >&2
 	return 1
+}
+
+# bench_rounds DIR CMD NAME...: the rounds of a benchmark that compares
+# NAMEs: repeat times, "CMD NAME" for each NAME in turn (alternating, so
+# that a change of the machine's load falls on all of them alike), its
+# output appended to DIR/NAME.txt, emptied first.  CMD runs in this shell:
+# what it sets stays for the next round.
+bench_rounds() {
+	local dir=$1 cmd=$2 name i
+	shift 2
+	for name in "$@"; do
+		: >"$dir/$name.txt"
+	done
+	for ((i = 0; i < repeat; i++)); do
+		for name in "$@"; do
+			"$cmd" "$name" >>"$dir/$name.txt"
+		done
+	done
 }
 
 # bench_throughput ARGS...: gopro-bench's requests per second (its JSON).

@@ -63,10 +63,9 @@ run() {
 profile() {
 	local lp f0 f1 sc fx rd wr ep cs ms
 	start "$1"
-	taskset -c 1 "$bench" -s "127.0.0.1:$goprod_port" "${load[@]}" -w 0 \
-	    -d 1h >/dev/null &
-	lp=$!
-	bench_pids+=("$lp")
+	bench_bg taskset -c 1 "$bench" -s "127.0.0.1:$goprod_port" \
+	    "${load[@]}" -w 0 -d 1h >/dev/null
+	lp=$bench_bg_pid
 	sleep 1
 	f0=$(bench_frames "$bench_dir/gopro.conf")
 	read -r sc fx rd wr ep cs ms < <(bench_syscalls "$goprod_worker" \
@@ -83,14 +82,7 @@ print('%-6s %9.3f %7.3f %7.3f %7.3f %10.3f %7.3f %7.2f  (%d requests)' % (
     $ms * 1000 / n, n))"
 }
 
-for v in loop thread; do
-	: >"$builddir/$v.txt"
-done
-for _ in $(seq "$repeat"); do
-	for v in loop thread; do
-		run "$v" >>"$builddir/$v.txt"
-	done
-done
+bench_rounds "$builddir" run loop thread
 l=$(bench_median <"$builddir/loop.txt")
 t=$(bench_median <"$builddir/thread.txt")
 echo "c=50 P=32, 64-byte MESSAGE, median (min-max) of $repeat rounds of ${duration}s, $(git -C "$srcdir" rev-parse --short "$commit")"

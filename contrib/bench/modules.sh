@@ -81,12 +81,7 @@ short() {
 }
 
 if [ "$rounds" = yes ]; then
-	: >"$builddir/base.txt"
-	: >"$builddir/modules.txt"
-	for _ in $(seq "$repeat"); do
-		run base >>"$builddir/base.txt"
-		run modules >>"$builddir/modules.txt"
-	done
+	bench_rounds "$builddir" run base modules
 	b=$(bench_median 1 <"$builddir/base.txt")
 	m=$(bench_median 1 <"$builddir/modules.txt")
 	bc=$(bench_median 2 %.3f <"$builddir/base.txt")

@@ -92,16 +92,23 @@ direct() {
 	    awk -F'"' 'NR == 2 { print $4 }'
 }
 
-# redis-benchmark has no duration: size N from the last rate.
+# round NAME: one round of direct or gateway; prints requests/s.
+# redis-benchmark has no duration: a direct round of n requests sizes the
+# next from its rate.
+round() {
+	local rps
+	case $1 in
+	direct)
+		rps=$(direct "$n")
+		n=$(( ${rps%.*} * duration ))
+		echo "$rps" ;;
+	gateway)
+		gateway -w 1s -d "${duration}s" ;;
+	esac
+}
+
 n=$(( $(direct 100000 | cut -d. -f1) * duration ))
-: >"$builddir/direct.txt"
-: >"$builddir/gateway.txt"
-for _ in $(seq "$repeat"); do
-	d=$(direct "$n")
-	echo "$d" >>"$builddir/direct.txt"
-	n=$(( ${d%.*} * duration ))
-	gateway -w 1s -d "${duration}s" >>"$builddir/gateway.txt"
-done
+bench_rounds "$builddir" round direct gateway
 dm=$(bench_median <"$builddir/direct.txt")
 gm=$(bench_median <"$builddir/gateway.txt")
 echo "c=50 P=32, XADD MAXLEN ~ $maxlen with a 64-byte body, median (min-max) of $repeat rounds of ${duration}s, $(git -C "$srcdir" rev-parse --short "$commit"), $(redis-server --version | cut -d' ' -f3)"
@@ -120,10 +127,23 @@ top_symbols() {
 # stat_bg PID OUT: perf stat of PID for the profile window, in the
 # background; its pid in stat_pid.
 stat_bg() {
-	perf stat -x, -e task-clock,raw_syscalls:sys_enter -p "$1" -o "$2" \
-	    -- sleep "$profile" 2>/dev/null &
-	stat_pid=$!
-	bench_pids+=("$stat_pid")
+	bench_bg perf stat -x, -e task-clock,raw_syscalls:sys_enter -p "$1" \
+	    -o "$2" -- sleep "$profile" 2>/dev/null
+	stat_pid=$bench_bg_pid
+}
+
+# record_bg PID OUT: perf record of PID for the profile window, in the
+# background; its pid in record_pid.
+record_bg() {
+	bench_bg perf record -q -e cpu-clock -F 999 -o "$2" -p "$1" \
+	    -- sleep "$profile" 2>/dev/null
+	record_pid=$bench_bg_pid
+}
+
+# commands: the commands Redis has processed so far.
+commands() {
+	redis-cli -p "$redis_port" info stats |
+	    awk -F: '/^total_commands_processed/ { print $2 + 0 }'
 }
 
 # field OUT EVENT: a count from a perf stat -x, file.
@@ -134,10 +154,9 @@ field() {
 echo
 echo "profile, ${profile}s under load (CPU: share of one CPU over the window):"
 # The gateway: goprod's worker, Redis and gopro-bench, side by side.
-taskset -c "$redis_cpu" "$bench" -s "127.0.0.1:$goprod_port" "${load[@]}" \
-    -w 0 -d 1h >/dev/null &
-lp=$!
-bench_pids+=("$lp")
+bench_bg taskset -c "$redis_cpu" "$bench" -s "127.0.0.1:$goprod_port" \
+    "${load[@]}" -w 0 -d 1h >/dev/null
+lp=$bench_bg_pid
 sleep 1
 f0=$(bench_frames "$gdir/gopro.conf")
 stat_bg "$goprod_worker" "$gdir/worker.stat"
@@ -150,14 +169,10 @@ bench_wait "$s1"
 bench_wait "$s2"
 bench_wait "$s3"
 f1=$(bench_frames "$gdir/gopro.conf")
-perf record -q -e cpu-clock -F 999 -o "$gdir/worker.data" \
-    -p "$goprod_worker" -- sleep "$profile" 2>/dev/null &
-r1=$!
-bench_pids+=("$r1")
-perf record -q -e cpu-clock -F 999 -o "$gdir/redis.data" \
-    -p "$redis_pid" -- sleep "$profile" 2>/dev/null &
-r2=$!
-bench_pids+=("$r2")
+record_bg "$goprod_worker" "$gdir/worker.data"
+r1=$record_pid
+record_bg "$redis_pid" "$gdir/redis.data"
+r2=$record_pid
 bench_wait "$r1"
 bench_wait "$r2"
 # SIGINT: gopro-bench stops sending, collects what it is owed and exits.
@@ -183,21 +198,21 @@ top_symbols "$gdir/redis.data"
 
 # The direct run: how busy Redis is when redis-benchmark drives it (sized
 # for far longer than the window, stopped after it).
-taskset -c "$other_cpu" redis-benchmark -h 127.0.0.1 -p "$redis_port" \
-    -c 50 -P 32 -n 2000000000 -q "${xadd[@]}" >/dev/null 2>&1 &
-lp=$!
-bench_pids+=("$lp")
+bench_bg taskset -c "$other_cpu" redis-benchmark -h 127.0.0.1 \
+    -p "$redis_port" -c 50 -P 32 -n 2000000000 -q "${xadd[@]}" \
+    >/dev/null 2>&1
+lp=$bench_bg_pid
 sleep 1
-x0=$(redis-cli -p "$redis_port" info stats | awk -F: '/^total_commands_processed/ { print $2 + 0 }')
+x0=$(commands)
 stat_bg "$redis_pid" "$rdir/redis.stat"
 s1=$stat_pid
 stat_bg "$lp" "$rdir/bench.stat"
 s2=$stat_pid
 bench_wait "$s1"
 bench_wait "$s2"
-x1=$(redis-cli -p "$redis_port" info stats | awk -F: '/^total_commands_processed/ { print $2 + 0 }')
-perf record -q -e cpu-clock -F 999 -o "$rdir/redis.data" -p "$redis_pid" \
-    -- sleep "$profile" 2>/dev/null
+x1=$(commands)
+record_bg "$redis_pid" "$rdir/redis.data"
+bench_wait "$record_pid"
 kill "$lp"
 bench_wait "$lp" || true
 python3 - "$((x1 - x0))" "$profile" \
