@@ -39,18 +39,35 @@ module_path(const char *name, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * Into buf, the section of module name loaded from file (a test module),
+ * lines inside it, then top (lines = NULL, top = NULL: none); buf.
+ */
+static const char *
+module_conf(char *buf, size_t len, const char *name, const char *file,
+    const char *lines, const char *top)
+{
+	char so[512];
+
+	if (snprintf(buf, len, "module %s {\n  path = \"%s\"\n%s}\n%s", name,
+	    module_path(file, so, sizeof(so)), lines != NULL ? lines : "",
+	    top != NULL ? top : "") >= (int)len)
+		fail_msg("module %s: the configuration is over %zu bytes", name,
+		    len);
+	return buf;
+}
+
 /* Module t (mod_v1.so) in mode, extra lines in its section, top after. */
 static void
 start_mode_top(struct goprod *g, const char *mode, const char *extra,
     const char *top)
 {
-	char conf[2048], so[512];
+	char conf[2048], lines[1024];
 
-	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n"
-	    "  mode = \"%s\"\n%s}\n%s", module_path("mod_v1.so", so,
-	    sizeof(so)), mode, extra != NULL ? extra : "",
-	    top != NULL ? top : "");
-	harness_start(g, conf);
+	snprintf(lines, sizeof(lines), "  mode = \"%s\"\n%s", mode,
+	    extra != NULL ? extra : "");
+	harness_start(g, module_conf(conf, sizeof(conf), "t", "mod_v1.so",
+	    lines, top));
 }
 
 static void
@@ -243,7 +260,7 @@ test_max_inflight_stops_reading(void **state)
 static void
 test_identity(void **state)
 {
-	char users[] = "/tmp/gopro-users-XXXXXX", conf[1024], so[512];
+	char users[] = "/tmp/gopro-users-XXXXXX", top[1024];
 	uint8_t buf[256];
 	struct gopro_frame f;
 	struct goprod g;
@@ -251,11 +268,9 @@ test_identity(void **state)
 
 	(void)state;
 	harness_users_file(users, "alice", "secret", 1000);
-	snprintf(conf, sizeof(conf), "auth {\n  required = true\n"
-	    "  users_file = \"%s\"\n}\nmodule t {\n  path = \"%s\"\n"
-	    "  mode = \"whoami\"\n}\n", users, module_path("mod_v1.so", so,
-	    sizeof(so)));
-	harness_start(&g, conf);
+	snprintf(top, sizeof(top), "auth {\n  required = true\n"
+	    "  users_file = \"%s\"\n}\n", users);
+	start_mode_top(&g, "whoami", NULL, top);
 	fd = harness_connect(&g);
 	/* auth.required: a module never sees a request before LOGIN. */
 	harness_send(fd, CMD_TEST, "x");
@@ -305,35 +320,33 @@ expect_refused(const char *extra, const char *text)
 static void
 test_check_refuses_bad_modules(void **state)
 {
-	char conf[1024], so[512], bad[512];
+	char conf[1024];
 
 	(void)state;
 	/* The harness writes 9 lines first: the option is on line 12. */
-	module_path("mod_v1.so", so, sizeof(so));
-	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n"
-	    "  nosuch = 1\n}\n", so);
-	expect_refused(conf, "gopro.conf:12: module.t.nosuch: unknown option");
-	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n"
-	    "  delay = \"soon\"\n}\n", so);
-	expect_refused(conf, "gopro.conf:12: module.t.delay: \"soon\" is not valid");
-	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n"
-	    "  mode = \"dance\"\n}\n", so);
-	expect_refused(conf, "module t: mode \"dance\" is not one of");
-	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n}\n",
-	    module_path("mod_badabi.so", bad, sizeof(bad)));
-	expect_refused(conf, "module t: built for module ABI 2.0");
+	expect_refused(module_conf(conf, sizeof(conf), "t", "mod_v1.so",
+	    "  nosuch = 1\n", NULL),
+	    "gopro.conf:12: module.t.nosuch: unknown option");
+	expect_refused(module_conf(conf, sizeof(conf), "t", "mod_v1.so",
+	    "  delay = \"soon\"\n", NULL),
+	    "gopro.conf:12: module.t.delay: \"soon\" is not valid");
+	expect_refused(module_conf(conf, sizeof(conf), "t", "mod_v1.so",
+	    "  mode = \"dance\"\n", NULL),
+	    "module t: mode \"dance\" is not one of");
+	expect_refused(module_conf(conf, sizeof(conf), "t", "mod_badabi.so",
+	    NULL, NULL), "module t: built for module ABI 2.0");
 	expect_refused("module t {\n  path = \"/nonexistent/t.so\"\n}\n",
 	    "module.t.path: cannot open /nonexistent/t.so");
 	/* A file that is not a shared object. */
 	expect_refused("module t {\n  path = \"/etc/passwd\"\n}\n",
 	    "module.t.path: cannot load /etc/passwd");
-	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n"
-	    "  commands = { \"0x02\" }\n}\n", so);
-	expect_refused(conf, "module.t.commands: \"0x02\" cannot be given");
+	expect_refused(module_conf(conf, sizeof(conf), "t", "mod_v1.so",
+	    "  commands = { \"0x02\" }\n", NULL),
+	    "module.t.commands: \"0x02\" cannot be given");
 	expect_refused("module nosuch {\n}\n", "no built-in module");
-	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n"
-	    "}\nmodule echo {\n  commands = { \"0x10\" }\n}\n", so);
-	expect_refused(conf, "is already served by");
+	expect_refused(module_conf(conf, sizeof(conf), "t", "mod_v1.so", NULL,
+	    "module echo {\n  commands = { \"0x10\" }\n}\n"),
+	    "is already served by");
 }
 
 /* Install version (a built module) as dir/current.so, as a deploy does. */
@@ -430,15 +443,13 @@ test_drain_left_lets_a_module_refuse(void **state)
 static void
 test_example_from_the_manual(void **state)
 {
-	char conf[1024], so[512];
+	char conf[1024];
 	struct goprod g;
 	int fd;
 
 	(void)state;
-	snprintf(conf, sizeof(conf), "module upper {\n  path = \"%s\"\n"
-	    "  prefix = \"> \"\n}\n", module_path("example_upper.so", so,
-	    sizeof(so)));
-	harness_start(&g, conf);
+	harness_start(&g, module_conf(conf, sizeof(conf), "upper",
+	    "example_upper.so", "  prefix = \"> \"\n", NULL));
 	fd = harness_connect(&g);
 	harness_send(fd, CMD_TEST, "hello");
 	expect_reply(fd, "> HELLO");
@@ -450,15 +461,13 @@ test_example_from_the_manual(void **state)
 static void
 test_echo_as_a_file(void **state)
 {
-	char conf[1024], so[512];
+	char conf[1024];
 	struct goprod g;
 	int fd;
 
 	(void)state;
-	snprintf(conf, sizeof(conf), "module echo {\n  path = \"%s\"\n"
-	    "  prefix = \"file: \"\n}\n", module_path("echo.so", so,
-	    sizeof(so)));
-	harness_start(&g, conf);
+	harness_start(&g, module_conf(conf, sizeof(conf), "echo", "echo.so",
+	    "  prefix = \"file: \"\n", NULL));
 	fd = harness_connect(&g);
 	harness_send(fd, GOPRO_CMD_MESSAGE, "x");
 	harness_expect_frame(fd, GOPRO_CMD_MESSAGE, "file: x", 7);
@@ -474,15 +483,13 @@ test_echo_as_a_file(void **state)
 static void
 test_thread_echo_module(void **state)
 {
-	char conf[1024], so[512], body[16], want[32];
+	char conf[1024], body[16], want[32];
 	struct goprod g;
 	int fd[2];
 
 	(void)state;
-	snprintf(conf, sizeof(conf), "module thread_echo {\n  path = \"%s\"\n"
-	    "  max_inflight = 256\n}\n", module_path("thread_echo.so", so,
-	    sizeof(so)));
-	harness_start(&g, conf);
+	harness_start(&g, module_conf(conf, sizeof(conf), "thread_echo",
+	    "thread_echo.so", "  max_inflight = 256\n", NULL));
 	fd[0] = harness_connect(&g);
 	fd[1] = harness_connect(&g);
 	for (int i = 0; i < 200; i++) {
@@ -766,7 +773,7 @@ static void
 test_crash_loop_rolls_back(void **state)
 {
 	struct rlimit no_core = { 0, 0 };
-	char conf[1024], so[512], out[4096], cmd[1024];
+	char conf[1024], out[4096], cmd[1024];
 	struct stats_snap snap;
 	struct goprod g;
 	int fd;
@@ -774,10 +781,9 @@ test_crash_loop_rolls_back(void **state)
 	(void)state;
 	assert_int_equal(setrlimit(RLIMIT_CORE, &no_core), 0);
 	start_mode(&g, "sync", NULL);
-	snprintf(conf, sizeof(conf), "rollback_crashes = 3\nmodule t {\n"
-	    "  path = \"%s\"\n  mode = \"crash_init\"\n}\n",
-	    module_path("mod_v2.so", so, sizeof(so)));
-	harness_rewrite_conf(&g, conf);
+	harness_rewrite_conf(&g, module_conf(conf, sizeof(conf), "t",
+	    "mod_v2.so", "  mode = \"crash_init\"\n",
+	    "rollback_crashes = 3\n"));
 	kill(g.pid, SIGHUP);
 	for (int i = 0; i < 500 && !harness_log_has(&g, "rolled back"); i++)
 		harness_sleep(0.02);
@@ -805,15 +811,14 @@ test_crash_loop_rolls_back(void **state)
 static void
 test_reload_refuses_broken_module(void **state)
 {
-	char conf[1024], so[512];
+	char conf[1024];
 	struct goprod g;
 	int fd;
 
 	(void)state;
 	start_mode(&g, "sync", NULL);
-	snprintf(conf, sizeof(conf), "module t {\n  path = \"%s\"\n}\n",
-	    module_path("mod_badabi.so", so, sizeof(so)));
-	harness_rewrite_conf(&g, conf);
+	harness_rewrite_conf(&g, module_conf(conf, sizeof(conf), "t",
+	    "mod_badabi.so", NULL, NULL));
 	kill(g.pid, SIGHUP);
 	for (int i = 0; i < 200 && !harness_log_has(&g, "reload failed"); i++)
 		harness_sleep(0.02);
