@@ -189,34 +189,17 @@ test_sigterm_drains_and_exits_zero(void **state)
 	harness_stop(&g);
 }
 
-/* Run goprod -t on a file; returns the exit code, output into out. */
-static int
-run_check(const char *conf_text, char *out, size_t outlen)
-{
-	char path[] = "/tmp/gopro-check-XXXXXX", cmd[600];
-	int fd = mkstemp(path), status;
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, conf_text, strlen(conf_text)),
-	    (ssize_t)strlen(conf_text));
-	close(fd);
-	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s'",
-	    harness_program("GOPROD"), path);
-	status = harness_run(cmd, out, outlen);
-	unlink(path);
-	return status;
-}
-
 static void
 test_check_mode(void **state)
 {
 	char out[4096];
 
-	assert_int_equal(run_check("listen = {\"127.0.0.1:1\"}\n"
-	    "user = \"\"\ngroup = \"\"\n", out, sizeof(out)), 0);
+	assert_int_equal(harness_check_conf("listen = {\"127.0.0.1:1\"}\n",
+	    out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "ok"));
-	assert_int_equal(run_check("listen = {\"127.0.0.1:1\"}\n"
-	    "user = \"\"\n\nidle_timeout = banana\n", out, sizeof(out)), 1);
+	/* After the harness's two lines: on line 4. */
+	assert_int_equal(harness_check_conf("listen = {\"127.0.0.1:1\"}\n"
+	    "idle_timeout = banana\n", out, sizeof(out)), 1);
 	/* The error names the file, the line and the option. */
 	assert_non_null(strstr(out, "/tmp/gopro-check-"));
 	assert_non_null(strstr(out, ":4"));

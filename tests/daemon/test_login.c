@@ -291,18 +291,11 @@ test_login_queue_full_is_busy(void **state)
 static int
 check_with_users(const char *users, char *out, size_t len)
 {
-	char cmd[700], conf[] = "/tmp/gopro-conf-XXXXXX";
-	int fd = mkstemp(conf), rc;
+	char text[600];
 
-	assert_true(fd >= 0);
-	dprintf(fd, "user = \"\"\ngroup = \"\"\nauth {\n users_file = "
-	    "\"%s\"\n}\n", users);
-	close(fd);
-	snprintf(cmd, sizeof(cmd), "'%s' -t -c '%s' 2>&1",
-	    harness_program("GOPROD"), conf);
-	rc = harness_run(cmd, out, len);
-	unlink(conf);
-	return rc;
+	snprintf(text, sizeof(text), "auth {\n users_file = \"%s\"\n}\n",
+	    users);
+	return harness_check_conf(text, out, len);
 }
 
 static void
