@@ -117,23 +117,14 @@ latency_print(struct latency *l, const char *during)
 
 /* ------------------------------------------------------------ helpers */
 
-static uint64_t
-counter(const struct goprod *g, enum stats_counter which)
-{
-	struct stats_values t;
-
-	harness_totals(g, &t);
-	return t.counter[which];
-}
-
 /* Wait until the server has no connection open (the start-up probe's). */
 static void
 wait_no_conns(const struct goprod *g)
 {
 	double t0 = harness_now();
 
-	while (counter(g, STATS_conn_accepted) !=
-	    counter(g, STATS_conn_closed) && harness_now() - t0 < 3)
+	while (harness_counter(g, STATS_conn_accepted) !=
+	    harness_counter(g, STATS_conn_closed) && harness_now() - t0 < 3)
 		harness_sleep(0.01);
 }
 
@@ -299,7 +290,7 @@ test_slowloris(void **state)
 	    "(frame_timeout %.1f s)\n", N, timeouts, first, worst,
 	    FRAME_TIMEOUT);
 	assert_int_equal(timeouts, N);
-	assert_int_equal(counter(&g, STATS_conn_frame_timeout), N);
+	assert_int_equal(harness_counter(&g, STATS_conn_frame_timeout), N);
 	assert_int_equal(early, 0);
 	latency_print(&lat, "slowloris");
 	close(good);
@@ -376,15 +367,17 @@ test_slow_consumers(void **state)
 	 * a safety limit that ends the test, not the property.
 	 */
 	t0 = harness_now();
-	while (counter(&g, STATS_conn_send_timeout) < CONSUMERS &&
+	while (harness_counter(&g, STATS_conn_send_timeout) < CONSUMERS &&
 	    harness_now() - t0 < 20) {
 		latency_probe(&lat, good);
 		harness_sleep(0.002);
 	}
 	print_message("slow consumers: %llu closed by send_timeout within "
-	    "%.1f s of the last write\n", (unsigned long long)counter(&g,
-	    STATS_conn_send_timeout), harness_now() - t0);
-	assert_int_equal(counter(&g, STATS_conn_send_timeout), CONSUMERS);
+	    "%.1f s of the last write\n",
+	    (unsigned long long)harness_counter(&g, STATS_conn_send_timeout),
+	    harness_now() - t0);
+	assert_int_equal(harness_counter(&g, STATS_conn_send_timeout),
+	    CONSUMERS);
 	for (int i = 0; i < CONSUMERS; i++) {
 		assert_true(harness_wait_closed(fds[i], 5));
 		close(fds[i]);
@@ -427,7 +420,7 @@ test_flood_max_connections(void **state)
 		harness_expect_frame(fds[i], GOPRO_CMD_HEARTBEAT, "still", 5);
 		close(fds[i]);
 	}
-	assert_int_equal(counter(&g, STATS_conn_refused_limit), 100);
+	assert_int_equal(harness_counter(&g, STATS_conn_refused_limit), 100);
 	wait_no_conns(&g);
 	for (int i = 0; i < 20; i++) {
 		fds[i] = harness_connect(&g);
@@ -529,14 +522,14 @@ test_flood_emfile(void **state)
 	}
 	/* Let the worker take what it can and hit EMFILE. */
 	harness_sleep(0.5);
-	assert_true(counter(&g, STATS_accept_emfile) >= 1);
+	assert_true(harness_counter(&g, STATS_accept_emfile) >= 1);
 	/* The window: t0 before the first count, dt after the second. */
 	t0 = harness_now();
-	emfile0 = counter(&g, STATS_accept_emfile);
+	emfile0 = harness_counter(&g, STATS_accept_emfile);
 	cpu0 = cpu_seconds(worker);
 	harness_sleep(2.0);
 	cpu1 = cpu_seconds(worker);
-	emfile1 = counter(&g, STATS_accept_emfile);
+	emfile1 = harness_counter(&g, STATS_accept_emfile);
 	dt = harness_now() - t0;
 	print_message("EMFILE: %d of %d connects succeeded; over %.2f s while "
 	    "saturated accept_emfile +%llu (limit %llu), worker CPU %.3f s\n",
@@ -658,14 +651,14 @@ test_login_flood_rate_limited(void **state)
 	dt = harness_now() - t0;
 	harness_write(fds[0], buf, login_frame(buf, sizeof(buf), "wonderland"));
 	harness_expect_error(fds[0], GOPRO_ERR_AUTH_FAILED);
-	limited = counter(&g, STATS_logins_rate_limited);
+	limited = harness_counter(&g, STATS_logins_rate_limited);
 	print_message("login flood: 100 wrong passwords answered in %.2f s "
 	    "(one hash takes %.0f ms), %llu rate-limited\n", dt,
 	    hash_seconds * 1e3, (unsigned long long)limited);
 	/* At most the burst plus the refill were hashed. */
 	assert_true(limited + 5 + (uint64_t)(dt * 0.001 + 1) >= 101);
-	assert_int_equal(counter(&g, STATS_logins_failed), 101);
-	assert_int_equal(counter(&g, STATS_errors_auth_failed), 101);
+	assert_int_equal(harness_counter(&g, STATS_logins_failed), 101);
+	assert_int_equal(harness_counter(&g, STATS_errors_auth_failed), 101);
 	other = try_connect(&g, "127.0.0.2");
 	if (other >= 0) {
 		other = harness_secure(other);

@@ -631,15 +631,6 @@ v2_tcp4(uint8_t *p, const char *client, uint16_t port)
 	return n + 12;
 }
 
-static uint64_t
-counter(const struct goprod *g, enum stats_counter which)
-{
-	struct stats_values t;
-
-	harness_totals(g, &t);
-	return t.counter[which];
-}
-
 /* Header and two frames in one write: all answered, the client counted. */
 static void
 test_serve_header_and_frames_at_once(void **state)
@@ -672,8 +663,8 @@ test_serve_header_and_frames_at_once(void **state)
 	harness_send(fd, GOPRO_CMD_HEARTBEAT, "more");
 	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "more", 4);
 	close(fd);
-	assert_int_equal(counter(&p.g, STATS_conn_proxied), 1);
-	assert_int_equal(counter(&p.g, STATS_proxy_rejected), 0);
+	assert_int_equal(harness_counter(&p.g, STATS_conn_proxied), 1);
+	assert_int_equal(harness_counter(&p.g, STATS_proxy_rejected), 0);
 	harness_sleep(0.2);
 	assert_true(harness_log_has(&p.g, "client 198.51.100.77:40001 via proxy "
 	    "127.0.0.1:"));
@@ -715,7 +706,7 @@ test_serve_header_in_pieces_and_local(void **state)
 	harness_send(fd, GOPRO_CMD_HEARTBEAT, "hc");
 	harness_expect_frame(fd, GOPRO_CMD_HEARTBEAT, "hc", 2);
 	close(fd);
-	assert_int_equal(counter(&p.g, STATS_conn_proxied), 1);
+	assert_int_equal(harness_counter(&p.g, STATS_conn_proxied), 1);
 	harness_sleep(0.2);
 	assert_true(harness_log_has(&p.g, "client [2001:db8::7]:40002 via proxy"));
 	assert_int_equal(harness_stop(&p.g), 0);
@@ -734,12 +725,12 @@ test_serve_rejections(void **state)
 
 	start_proxied(&p, "\"198.51.100.10\"", NULL);
 	/* The start-up probes (one, or more on a slow machine). */
-	accepted = counter(&p.g, STATS_conn_accepted);
+	accepted = harness_counter(&p.g, STATS_conn_accepted);
 	fd = connect_port(p.pport);
 	assert_true(harness_wait_closed(fd, 2.0));
 	close(fd);
-	assert_int_equal(counter(&p.g, STATS_proxy_rejected), 1);
-	assert_int_equal(counter(&p.g, STATS_conn_accepted), accepted);
+	assert_int_equal(harness_counter(&p.g, STATS_proxy_rejected), 1);
+	assert_int_equal(harness_counter(&p.g, STATS_conn_accepted), accepted);
 	harness_sleep(0.2);
 	assert_true(harness_log_has(&p.g, "connection from 127.0.0.1:"));
 	assert_true(harness_log_has(&p.g, "not in proxy_protocol_from"));
@@ -756,18 +747,19 @@ test_serve_rejections(void **state)
 	 * Half a header, then nothing: closed by frame_timeout, as counted
 	 * (3 s is a safety limit, not the property).
 	 */
-	uint64_t late = counter(&q.g, STATS_conn_frame_timeout);
+	uint64_t late = harness_counter(&q.g, STATS_conn_frame_timeout);
 	fd = connect_port(q.pport);
 	harness_write(fd, "PROXY TCP4 198.51", 17);
 	assert_true(harness_wait_closed(fd, 3.0));
-	assert_int_equal(counter(&q.g, STATS_conn_frame_timeout), late + 1);
+	assert_int_equal(harness_counter(&q.g, STATS_conn_frame_timeout),
+	    late + 1);
 	close(fd);
 	/* A connection that sends nothing is held by frame_timeout too. */
 	fd = connect_port(q.pport);
 	assert_true(harness_wait_closed(fd, 3.0));
 	close(fd);
-	assert_int_equal(counter(&q.g, STATS_proxy_rejected), 3);
-	assert_int_equal(counter(&q.g, STATS_conn_proxied), 0);
+	assert_int_equal(harness_counter(&q.g, STATS_proxy_rejected), 3);
+	assert_int_equal(harness_counter(&q.g, STATS_conn_proxied), 0);
 	harness_sleep(0.2);
 	assert_true(harness_log_has(&q.g, "invalid PROXY header: not a PROXY "
 	    "header"));
@@ -808,7 +800,7 @@ test_serve_login_rate_per_client(void **state)
 			    f.header.command);
 		close(fd);
 	}
-	assert_int_equal(counter(&p.g, STATS_logins_rate_limited), 1);
+	assert_int_equal(harness_counter(&p.g, STATS_logins_rate_limited), 1);
 	assert_int_equal(harness_stop(&p.g), 0);
 }
 

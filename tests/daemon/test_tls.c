@@ -156,15 +156,6 @@ restart_conf(struct tlsd *d, const char *tls_extra, const char *extra)
 	harness_rewrite_conf(&d->g, conf);
 }
 
-static uint64_t
-counter(const struct goprod *g, enum stats_counter which)
-{
-	struct stats_values t;
-
-	harness_totals(g, &t);
-	return t.counter[which];
-}
-
 /*
  * The counter once it reaches want (or what it is after 10 s): the client
  * may see the server's alert before the worker counts the failure.
@@ -176,7 +167,8 @@ counter_reaches(const struct goprod *g, enum stats_counter which,
 	double t0 = harness_now();
 	uint64_t v;
 
-	while ((v = counter(g, which)) < want && harness_now() - t0 < 10)
+	while ((v = harness_counter(g, which)) < want &&
+	    harness_now() - t0 < 10)
 		harness_sleep(0.02);
 	return v;
 }
@@ -320,8 +312,8 @@ test_tls_serves_frames(void **state)
 	    GOPRO_E_CLOSED);
 	gopro_tls_close(t);
 	assert_true(harness_answers(&d.g));
-	assert_int_equal(counter(&d.g, STATS_tls_handshakes_full), 1);
-	assert_int_equal(counter(&d.g, STATS_tls_version_1_3), 1);
+	assert_int_equal(harness_counter(&d.g, STATS_tls_handshakes_full), 1);
+	assert_int_equal(harness_counter(&d.g, STATS_tls_version_1_3), 1);
 	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
 }
@@ -393,11 +385,11 @@ test_tls_backpressure(void **state)
 		if (rc == GOPRO_OK)
 			sent++;
 		else if (rc != GOPRO_E_TIMEOUT ||
-		    counter(&d.g, STATS_backpressure) > 0)
+		    harness_counter(&d.g, STATS_backpressure) > 0)
 			break;
 	}
 	assert_int_equal(rc, GOPRO_E_TIMEOUT);
-	assert_true(counter(&d.g, STATS_backpressure) > 0);
+	assert_true(harness_counter(&d.g, STATS_backpressure) > 0);
 	for (int i = 0; i < sent; i++) {
 		assert_int_equal(gopro_tls_read_frame(t, buf, sizeof(buf), &f,
 		    10), GOPRO_OK);
@@ -459,7 +451,8 @@ test_tls_resumption(void **state)
 		gopro_tls_close(t);
 	}
 	assert_int_equal(resumed, 19);
-	assert_int_equal(counter(&d.g, STATS_tls_handshakes_resumed), 19);
+	assert_int_equal(harness_counter(&d.g, STATS_tls_handshakes_resumed),
+	    19);
 	/* Both workers took some: the tickets are shared. */
 	{
 		struct stats_snap s;
@@ -573,7 +566,7 @@ test_tls_ktls_degrades(void **state)
 	harness_sleep(0.2);
 	if (!ulp) {
 		assert_true(harness_log_has(&d.g, "offers no kTLS"));
-		assert_int_equal(counter(&d.g, STATS_tls_ktls), 0);
+		assert_int_equal(harness_counter(&d.g, STATS_tls_ktls), 0);
 	}
 	gopro_tls_ctx_free(ctx);
 	harness_stop(&d.g);
@@ -619,7 +612,7 @@ test_tls_verify_require(void **state)
 	assert_true(refused(&d, "other.pem", "other.key"));
 	assert_int_equal(counter_reaches(&d.g, STATS_tls_failed_certificate,
 	    4), 4);
-	assert_int_equal(counter(&d.g, STATS_tls_handshakes_full), 1);
+	assert_int_equal(harness_counter(&d.g, STATS_tls_handshakes_full), 1);
 	/* goproctl ping --tls, with and without the device's certificate. */
 	assert_int_equal(goproctl_tls(&d, "ping -n 1", "client"), 0);
 	assert_int_equal(goproctl_tls(&d, "ping -n 1", NULL), 1);
@@ -665,7 +658,7 @@ test_tls_identity_login(void **state)
 	    sizeof(buf)), GOPRO_CMD_MESSAGE);
 	gopro_tls_close(t);
 	assert_int_equal(goproctl_tls(&d, "send", "client"), 0);
-	assert_int_equal(counter(&d.g, STATS_tls_identity_logins), 2);
+	assert_int_equal(harness_counter(&d.g, STATS_tls_identity_logins), 2);
 	harness_sleep(0.2);
 	assert_true(harness_log_has(&d.g, "logs in \"device-1\""));
 	/* log_connections: the TLS version and the client's certificate. */
@@ -1222,7 +1215,7 @@ test_tls_ticket_keys_across_generations(void **state)
 	assert_true(done);
 	assert_int_equal(r.resumed, 1);
 	/* A round started again may have resumed too. */
-	assert_true(counter(&d.g, STATS_tls_handshakes_resumed) >= 1);
+	assert_true(harness_counter(&d.g, STATS_tls_handshakes_resumed) >= 1);
 	harness_stop(&d.g);
 }
 
@@ -1531,7 +1524,7 @@ test_tls_interop_openssl_and_python(void **state)
 	    "print(s.version(), r[8:].decode())\n'", cert("ca.pem"), d.tport);
 	assert_int_equal(harness_run(cmd, out, sizeof(out)), 0);
 	assert_string_equal(out, "TLSv1.3 py\n");
-	assert_int_equal(counter(&d.g, STATS_tls_version_1_2), 1);
+	assert_int_equal(harness_counter(&d.g, STATS_tls_version_1_2), 1);
 	harness_stop(&d.g);
 }
 

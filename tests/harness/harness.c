@@ -754,6 +754,15 @@ harness_totals(const struct goprod *g, struct stats_values *total)
 	stats_snap_free(&snap);
 }
 
+uint64_t
+harness_counter(const struct goprod *g, enum stats_counter which)
+{
+	struct stats_values t;
+
+	harness_totals(g, &t);
+	return t.counter[which];
+}
+
 int
 harness_worker_pids(const struct goprod *g, pid_t *pids, int max)
 {

@@ -154,6 +154,8 @@ void harness_header(const struct goprod *g, struct stats_header *hdr);
 void harness_wait_settled(const struct goprod *g, uint32_t reloads);
 /* Snapshot the stats totals of a running goprod. */
 void harness_totals(const struct goprod *g, struct stats_values *total);
+/* One counter of those totals. */
+uint64_t harness_counter(const struct goprod *g, enum stats_counter which);
 /* Pids of the live workers; returns how many. */
 int harness_worker_pids(const struct goprod *g, pid_t *pids, int max);
 /* VmRSS of a process in KiB, -1 when unknown. */
