@@ -7,7 +7,6 @@
  *
  * gopro-bench is found next to $GOPROD (both are built in src/).
  */
-#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,10 +24,7 @@ static char bench_path[512];
 static int
 setup(void **state)
 {
-	snprintf(bench_path, sizeof(bench_path), "%s",
-	    harness_program("GOPRO_BENCH"));
-	if (access(bench_path, X_OK) != 0)
-		fail_msg("%s: %s", bench_path, strerror(errno));
+	harness_program_copy("GOPRO_BENCH", bench_path, sizeof(bench_path));
 	return 0;
 }
 

@@ -50,10 +50,7 @@ static pid_t benches[4];
 static int
 setup(void **state)
 {
-	snprintf(bench_path, sizeof(bench_path), "%s",
-	    harness_program("GOPRO_BENCH"));
-	if (access(bench_path, X_OK) != 0)
-		fail_msg("%s: %s", bench_path, strerror(errno));
+	harness_program_copy("GOPRO_BENCH", bench_path, sizeof(bench_path));
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
 }

@@ -495,7 +495,7 @@ test_tls_reloads_under_load(void **state)
 
 	signal(SIGPIPE, SIG_IGN);
 	start_tls(&d, NULL, "workers = 2\n");
-	snprintf(prog, sizeof(prog), "%s", harness_program("GOPRO_BENCH"));
+	harness_program_copy("GOPRO_BENCH", prog, sizeof(prog));
 	args[n++] = prog;
 	args[n++] = "-s";
 	args[n++] = d.taddr;

@@ -70,6 +70,16 @@ harness_program(const char *name)
 	return p;
 }
 
+char *
+harness_program_copy(const char *name, char *buf, size_t len)
+{
+	if (snprintf(buf, len, "%s", harness_program(name)) >= (int)len)
+		fail_msg("%s: a path over %zu bytes", name, len);
+	if (access(buf, X_OK) != 0)
+		fail_msg("%s: %s", buf, strerror(errno));
+	return buf;
+}
+
 /* Can nothing else be listening on 127.0.0.1:port right now? */
 static bool
 port_is_free(int port)

@@ -67,6 +67,11 @@ int harness_wait_exit(struct goprod *g, double timeout);
 int harness_open_fds(void);
 /* Path of a built program: $GOPROD / $GOPROCTL from the environment. */
 const char *harness_program(const char *name);
+/*
+ * That program copied into buf (an argv wants char *); fails the test
+ * unless it is executable.  buf.
+ */
+char *harness_program_copy(const char *name, char *buf, size_t len);
 
 /*
  * The transport of the protocol tests: GOPRO_TEST_TRANSPORT=tls (the
