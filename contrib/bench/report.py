@@ -82,20 +82,15 @@ class Report:
         hb1 = get(d, "gopro", "0/50/1", "tput")
         best32 = max(get(d, "redis", "50/32", "tput_all") or [0]) or None
         best1 = max(get(d, "redis", "50/1", "tput_all") or [0]) or None
-        r = ratio(hb32, red32)
-        t.append(("pipelined HEARTBEAT, 50 conns, P=32 vs Redis PING",
-                  ">= %.1fx" % PIPE_RATIO, "%s vs %s req/s = %s (%s of "
-                  "Redis's best round)" %
-                  (fmt_rate(hb32), fmt_rate(red32), fmt_x(r),
-                   fmt_x(ratio(hb32, best32))),
-                  verdict(r and r >= PIPE_RATIO)))
-        r = ratio(m32, red32)
-        t.append(("MESSAGE 64 B, 50 conns, P=32 vs Redis PING",
-                  ">= %.1fx" % PIPE_RATIO, "%s vs %s req/s = %s (%s of "
-                  "Redis's best round)" %
-                  (fmt_rate(m32), fmt_rate(red32), fmt_x(r),
-                   fmt_x(ratio(m32, best32))),
-                  verdict(r and r >= PIPE_RATIO)))
+        for what, tput in (("pipelined HEARTBEAT", hb32),
+                           ("MESSAGE 64 B", m32)):
+            r = ratio(tput, red32)
+            t.append(("%s, 50 conns, P=32 vs Redis PING" % what,
+                      ">= %.1fx" % PIPE_RATIO, "%s vs %s req/s = %s (%s of "
+                      "Redis's best round)" %
+                      (fmt_rate(tput), fmt_rate(red32), fmt_x(r),
+                       fmt_x(ratio(tput, best32))),
+                      verdict(r and r >= PIPE_RATIO)))
         r = ratio(hb1, red1)
         t.append(("unpipelined HEARTBEAT, 50 conns, P=1 vs Redis PING",
                   ">= 1.0x", "%s vs %s req/s = %s (%s of Redis's best "
