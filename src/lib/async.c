@@ -659,7 +659,7 @@ conn_frames(struct gopro_async *a, struct gopro_io *c)
 	struct gopro_frame f;
 	int rc;
 
-	while ((rc = gopro_reader_next(&c->in, &f)) == 1) {
+	while ((rc = reader_next(&c->in, &f)) == 1) {
 		struct pend p;
 
 		if (f.header.command == GOPRO_CMD_GOAWAY) {

@@ -2,8 +2,9 @@
 /*
  * test_reader.c - the frame reader of the codec layer: frames fed a byte
  * at a time and many in one feed, reading straight into its space, the
- * limit on a body, a bad header that stays an error, and that a steady
- * stream of small frames does not grow the buffer.
+ * limit on a body, a bad header that stays an error, that a steady
+ * stream of small frames does not grow the buffer, and that the inline
+ * step of the library's own reply loops (reader_next) agrees with it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,6 +124,71 @@ test_steady_stream_keeps_its_buffer(void **state)
 	reader_fini(&r);
 }
 
+/*
+ * reader_next, the inline step of the library's reply loops, hands out
+ * what gopro_reader_next does, for every way a stream can be cut: each
+ * prefix of a stream of whole frames, then a body over the limit and a
+ * bad version, fed to a reader of each kind.
+ */
+static void
+expect_same(const uint8_t *wire, size_t n, uint32_t max_body)
+{
+	struct gopro_reader a, b;
+	struct gopro_frame fa, fb;
+	int ra, rb;
+
+	reader_init(&a, max_body);
+	reader_init(&b, max_body);
+	assert_int_equal(gopro_reader_feed(&a, wire, n), GOPRO_OK);
+	assert_int_equal(gopro_reader_feed(&b, wire, n), GOPRO_OK);
+	do {
+		ra = reader_next(&a, &fa);
+		rb = gopro_reader_next(&b, &fb);
+		assert_int_equal(ra, rb);
+		if (ra == 1) {
+			assert_int_equal(fa.header.command, fb.header.command);
+			assert_int_equal(fa.header.length, fb.header.length);
+			assert_int_equal(fa.size, fb.size);
+			assert_memory_equal(fa.body, fb.body, fa.header.length);
+		}
+	} while (ra == 1);
+	assert_int_equal(gopro_reader_buffered(&a), gopro_reader_buffered(&b));
+	/* An error stays, through either call. */
+	if (ra < 0) {
+		assert_int_equal(reader_next(&a, &fa), ra);
+		assert_int_equal(gopro_reader_next(&a, &fa), ra);
+	}
+	reader_fini(&a);
+	reader_fini(&b);
+}
+
+static void
+test_inline_next_agrees(void **state)
+{
+	uint8_t wire[256];
+	size_t n = 0, third;
+
+	n += gopro_frame_write(wire + n, sizeof(wire) - n, GOPRO_CMD_HEARTBEAT,
+	    NULL, 0);
+	n += gopro_frame_write(wire + n, sizeof(wire) - n, GOPRO_CMD_MESSAGE,
+	    "hello", 5);
+	third = n;
+	n += gopro_frame_write(wire + n, sizeof(wire) - n, GOPRO_CMD_MESSAGE,
+	    "12345678901234567890", 20);
+	for (size_t cut = 0; cut <= n; cut++)
+		expect_same(wire, cut, 20);
+	/* The third body is over a limit of 19: decided from its header. */
+	for (size_t cut = third; cut <= n; cut++)
+		expect_same(wire, cut, 19);
+	wire[third + 2] = 2; /* its version */
+	for (size_t cut = third; cut <= n; cut++)
+		expect_same(wire, cut, 20);
+	wire[third + 2] = GOPRO_VERSION;
+	wire[third + 1] = 'X'; /* its magic */
+	for (size_t cut = third; cut <= n; cut++)
+		expect_same(wire, cut, 20);
+}
+
 int
 main(void)
 {
@@ -131,6 +197,7 @@ main(void)
 		cmocka_unit_test(test_many_in_one_feed_and_space),
 		cmocka_unit_test(test_limits_and_sticky_errors),
 		cmocka_unit_test(test_steady_stream_keeps_its_buffer),
+		cmocka_unit_test(test_inline_next_agrees),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
