@@ -1016,16 +1016,17 @@ gopro_async_post(struct gopro_async *a, gopro_post_cb *fn, void *arg)
 	return GOPRO_OK;
 }
 
-int
-gopro_async_request(struct gopro_async *a, uint8_t command, const void *body,
-    size_t len, double timeout, gopro_reply_cb *cb, void *arg)
+/*
+ * The checks and the room of a request of size bytes on the current
+ * connection: GOPRO_OK and in *w where its frame goes in the output
+ * block, or why not.  Inline in both request calls, as is request_commit:
+ * they are the hot path of every client, a few dozen instructions each.
+ */
+static inline int
+request_room(struct gopro_async *a, size_t size, uint8_t **w)
 {
 	struct gopro_io *c = a->cur;
-	double now, deadline = 0;
-	int rc;
 
-	if (cb == NULL || len > UINT32_MAX || (len > 0 && body == NULL))
-		return GOPRO_E_INVALID;
 	if (a->freeing)
 		return GOPRO_E_CANCELLED;
 	if (a->closed)
@@ -1037,22 +1038,87 @@ gopro_async_request(struct gopro_async *a, uint8_t command, const void *body,
 	if (c == NULL || (c->state != CONN_UP && a->reconnecting &&
 	    !a->buffering))
 		return GOPRO_E_NOT_CONNECTED;
-	if (c->qlen - (c->login_pending ? 1u : 0u) >= a->max_pending)
+	/* The ring has max_pending + 1 entries: one for the LOGIN. */
+	if (c->qlen >= a->max_pending + (c->login_pending ? 1u : 0u))
 		return GOPRO_E_BUSY;
+	/* The call only when the block is short (rarely, once it has grown). */
+	if (buf_room(&c->out) < size &&
+	    buf_reserve(&c->out, size, SIZE_MAX) < 0)
+		return GOPRO_E_NOMEM;
+	/* Reserved above, so the block exists (buf_tail could be NULL). */
+	*w = c->out.data + c->out.end;
+	return GOPRO_OK;
+}
+
+/* The frame of size bytes is written at request_room: queue it. */
+static inline void
+request_commit(struct gopro_async *a, size_t size, double timeout,
+    gopro_reply_cb *cb, void *arg)
+{
+	struct gopro_io *c = a->cur;
+	double now = 0, deadline = 0;
+	unsigned i;
+
 	if (timeout == 0)
 		timeout = a->request_timeout;
 	if (timeout > 0) {
 		now = a->depth > 0 ? a->now : iowait_now();
 		deadline = now + timeout;
 	}
-	rc = queue_frame(c, command, body, len, cb, arg, deadline);
-	if (rc != GOPRO_OK)
-		return rc;
+	buf_commit(&c->out, size);
+	i = c->qhead + c->qlen++;
+	/* No division on the hot path: i < 2 * qcap. */
+	c->q[i >= c->qcap ? i - c->qcap : i] =
+	    (struct pend){ cb, arg, deadline, size };
 	if (deadline != 0)
 		arm(a, deadline, now);
 	/* Inside a read of c the write follows at once; else ask the loop. */
 	if (c->state == CONN_UP && !c->in_read && !(c->events & GOPRO_EV_WRITE))
 		want(c, c->events | GOPRO_EV_WRITE);
+}
+
+int
+gopro_async_request(struct gopro_async *a, uint8_t command, const void *body,
+    size_t len, double timeout, gopro_reply_cb *cb, void *arg)
+{
+	uint8_t *w;
+	int rc;
+
+	if (cb == NULL || len > UINT32_MAX || (len > 0 && body == NULL))
+		return GOPRO_E_INVALID;
+	if ((rc = request_room(a, GOPRO_HEADER_SIZE + len, &w)) != GOPRO_OK)
+		return rc;
+	gopro_header_write(w, command, (uint32_t)len);
+	if (len > 0)
+		memcpy(w + GOPRO_HEADER_SIZE, body, len);
+	request_commit(a, GOPRO_HEADER_SIZE + len, timeout, cb, arg);
+	return GOPRO_OK;
+}
+
+int
+gopro_async_request_frame(struct gopro_async *a, const void *frame,
+    size_t size, double timeout, gopro_reply_cb *cb, void *arg)
+{
+	const uint8_t *f = frame;
+	struct gopro_frame d;
+	uint8_t *w;
+	int rc;
+
+	/* One whole frame, as the decoder sees it, and nothing after it. */
+	if (cb == NULL || f == NULL ||
+	    !gopro_decode_whole(f, size, UINT32_MAX, &d) || d.size != size)
+		return GOPRO_E_INVALID;
+	if ((rc = request_room(a, size, &w)) != GOPRO_OK)
+		return rc;
+	/* Two fixed moves for a small frame (8 to 16 bytes), no call. */
+	if (size <= 2 * GOPRO_HEADER_SIZE) {
+		memcpy(w, f, GOPRO_HEADER_SIZE);
+		memcpy(w + size - GOPRO_HEADER_SIZE, f + size -
+		    GOPRO_HEADER_SIZE, GOPRO_HEADER_SIZE);
+	} else {
+		memcpy(w, f, size);
+	}
+	request_commit(a, size, timeout, cb, arg);
 	return GOPRO_OK;
 }
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_async.c - the asynchronous client on libev (gopro/libev.h) against
- * real goprod processes: pipelined requests answered in order, LOGIN on
+ * real goprod processes: pipelined requests answered in order (framed by
+ * the client, or whole frames given by the caller), LOGIN on
  * connect (accepted and refused), a GOAWAY during a reload handed over to
  * a new connection without a failed request, the per-request timeout that
  * closes the connection (against a listener that never answers), the
@@ -96,6 +97,31 @@ request(struct gopro_async *a, uint8_t cmd, unsigned n, double timeout)
 	    (void *)(uintptr_t)n);
 }
 
+/*
+ * The same request as a whole frame built here (gopro_async_request_frame):
+ * pad filler bytes, then the number, so that frames of every size class
+ * (8 to 16 bytes, and longer) are sent.  The buffer is overwritten after
+ * the call, which must have copied it.
+ */
+static int
+request_frame(struct gopro_async *a, uint8_t cmd, unsigned n, size_t pad)
+{
+	uint8_t frame[GOPRO_HEADER_SIZE + 64], body[64];
+	size_t size;
+	int rc;
+
+	assert_true(pad + sizeof(n) <= sizeof(body));
+	memset(body, 'x', pad);
+	memcpy(body + pad, &n, sizeof(n));
+	size = gopro_frame_write(frame, sizeof(frame), cmd, body,
+	    pad + sizeof(n));
+	assert_int_not_equal(size, 0);
+	rc = gopro_async_request_frame(a, frame, size, 0, on_reply,
+	    (void *)(uintptr_t)n);
+	memset(frame, 0, sizeof(frame));
+	return rc;
+}
+
 /* Run the loop until *count reaches want or seconds pass. */
 static bool
 run_until(unsigned *count, unsigned want, double seconds)
@@ -181,6 +207,65 @@ test_pipelined_in_order(void **state)
 	assert_true(run_until(&seen.replies, 300, 10));
 	assert_int_equal(seen.out_of_order, 0);
 	gopro_async_free(a);
+	assert_int_equal(harness_stop(&g), 0);
+}
+
+/*
+ * Requests given as whole frames, mixed with requests the client frames,
+ * answered in order, before and after the connection is up; a frame that
+ * is not one well-formed frame of its size is refused and never called
+ * back.
+ */
+static void
+test_request_frame(void **state)
+{
+	static const size_t pads[] = { 0, 4, 5, 40 };
+	struct goprod g;
+	const char *addrs[1];
+	struct gopro_async *a;
+	uint8_t frame[GOPRO_HEADER_SIZE + 8];
+	size_t size;
+
+	harness_start(&g, "");
+	addrs[0] = g.addr;
+	a = client(addrs, 1, NULL, NULL, false);
+	/* Queued while connecting, then from inside the loop. */
+	for (unsigned i = 0; i < 100; i++)
+		assert_int_equal(i % 5 == 4 ? request(a, GOPRO_CMD_MESSAGE, i,
+		    0) : request_frame(a, i % 2 ? GOPRO_CMD_MESSAGE :
+		    GOPRO_CMD_HEARTBEAT, i, pads[i % 4]), GOPRO_OK);
+	assert_true(run_until(&seen.replies, 100, 10));
+	for (unsigned i = 100; i < 200; i++)
+		assert_int_equal(request_frame(a, GOPRO_CMD_HEARTBEAT, i,
+		    pads[i % 4]), GOPRO_OK);
+	assert_true(run_until(&seen.replies, 200, 10));
+	assert_int_equal(seen.out_of_order, 0);
+
+	/* Not one frame of size bytes: refused, nothing queued. */
+	size = gopro_frame_write(frame, sizeof(frame), GOPRO_CMD_HEARTBEAT,
+	    "abcd", 4);
+	assert_int_equal(gopro_async_request_frame(a, frame, size - 1, 0,
+	    on_reply, NULL), GOPRO_E_INVALID);
+	assert_int_equal(gopro_async_request_frame(a, frame, size + 1, 0,
+	    on_reply, NULL), GOPRO_E_INVALID);
+	assert_int_equal(gopro_async_request_frame(a, frame,
+	    GOPRO_HEADER_SIZE - 1, 0, on_reply, NULL), GOPRO_E_INVALID);
+	assert_int_equal(gopro_async_request_frame(a, NULL, size, 0,
+	    on_reply, NULL), GOPRO_E_INVALID);
+	assert_int_equal(gopro_async_request_frame(a, frame, size, 0, NULL,
+	    NULL), GOPRO_E_INVALID);
+	frame[2] = GOPRO_VERSION + 1;
+	assert_int_equal(gopro_async_request_frame(a, frame, size, 0,
+	    on_reply, NULL), GOPRO_E_INVALID);
+	frame[2] = GOPRO_VERSION;
+	frame[1] = 'X';
+	assert_int_equal(gopro_async_request_frame(a, frame, size, 0,
+	    on_reply, NULL), GOPRO_E_INVALID);
+	assert_int_equal(gopro_async_pending(a), 0);
+	gopro_async_free(a);
+	assert_int_equal(seen.replies, 200);
+	for (unsigned i = 0; i < 16; i++)
+		assert_int_equal(seen.failed[i], 0);
 	assert_int_equal(harness_stop(&g), 0);
 }
 
@@ -424,6 +509,8 @@ test_max_pending_and_free_in_callback(void **state)
 	for (unsigned i = 0; i < 4; i++)
 		assert_int_equal(request(a, GOPRO_CMD_HEARTBEAT, i, 0), GOPRO_OK);
 	assert_int_equal(request(a, GOPRO_CMD_HEARTBEAT, 4, 0), GOPRO_E_BUSY);
+	assert_int_equal(request_frame(a, GOPRO_CMD_HEARTBEAT, 4, 0),
+	    GOPRO_E_BUSY);
 	/* The first reply frees the context; the other three are cancelled. */
 	seen.free_in_cb = a;
 	assert_true(run_until(&seen.failed[-GOPRO_E_CANCELLED], 3, 5));
@@ -578,6 +665,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pipelined_in_order, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_request_frame, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_login_on_connect, setup,
 		    teardown),

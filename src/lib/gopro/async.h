@@ -149,6 +149,16 @@ GOPRO_API int gopro_async_request(struct gopro_async *a, uint8_t command,
     const void *body, size_t len, double timeout, gopro_reply_cb *cb,
     void *arg);
 /*
+ * The same request given as one whole frame, header and body, as
+ * gopro_frame_write makes it (a template built once and sent many times):
+ * it is copied once and its header is not rebuilt.  GOPRO_E_INVALID also
+ * when frame is not one frame of size bytes (magic, version, and a length
+ * that is size minus the header).  (Since LIBGOPRO_1.2.)
+ */
+GOPRO_API int gopro_async_request_frame(struct gopro_async *a,
+    const void *frame, size_t size, double timeout, gopro_reply_cb *cb,
+    void *arg);
+/*
  * The one call safe from any thread: fn(a, GOPRO_OK, arg) will be called
  * in the loop thread, soon, in the order of the posts; fn(a,
  * GOPRO_E_CANCELLED, arg) instead when the context is freed first.
