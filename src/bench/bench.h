@@ -7,7 +7,8 @@
  *   bench_opts.c    command line, request mix, numbers, addresses, the
  *                   open-loop schedule arithmetic
  *   bench_verify.c  pre-built request frames, and every reply checked
- *                   byte for byte against its request
+ *                   byte for byte against its request (the check itself,
+ *                   bench_reply_check, is inline here: once per reply)
  *   bench_conn.c    one thread: a libev loop driving many connections,
  *                   each a libgopro async client (TLS: libgopro-tls)
  *   bench_report.c  the summary (text or JSON), progress lines, RSS, CPU
@@ -23,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -48,15 +50,42 @@ struct bench_hist {
 };
 
 void bench_hist_init(struct bench_hist *h);
-void bench_hist_record(struct bench_hist *h, uint64_t value, uint64_t count);
 void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src);
 /* The value at percentile p (0..100], within 0.4%; 0 when empty. */
 uint64_t bench_hist_percentile(const struct bench_hist *h, double p);
 double bench_hist_mean(const struct bench_hist *h);
 /* Bucket arithmetic, exposed for the tests. */
-size_t bench_hist_index(uint64_t value);
 uint64_t bench_hist_bucket_low(size_t index);
 uint64_t bench_hist_bucket_width(size_t index);
+
+/* The bucket of a value (inline, as is recording: once per reply). */
+static inline size_t
+bench_hist_index(uint64_t v)
+{
+	unsigned msb, shift;
+
+	if (v < 2 * BENCH_HIST_SUB)
+		return (size_t)v;
+	msb = 63u - (unsigned)__builtin_clzll(v);
+	shift = msb - 7u; /* v >> shift lands in [128, 256) */
+	return 256u + (size_t)(shift - 1u) * BENCH_HIST_SUB +
+	    (size_t)((v >> shift) - BENCH_HIST_SUB);
+}
+
+/* Record count values of value (a count of 0 records nothing). */
+static inline void
+bench_hist_record(struct bench_hist *h, uint64_t v, uint64_t count)
+{
+	if (count == 0)
+		return;
+	h->counts[bench_hist_index(v)] += count;
+	h->total += count;
+	h->sum += (double)v * (double)count;
+	if (v < h->min)
+		h->min = v;
+	if (v > h->max)
+		h->max = v;
+}
 
 /* ------------------------------------------------------------ requests */
 
@@ -175,13 +204,68 @@ void bench_plan_free(struct bench_plan *p);
 /* Append the request of kind k numbered seq to out (reserved by caller). */
 size_t bench_plan_write(const struct bench_plan *p, enum bench_kind k,
     uint64_t seq, uint8_t *out);
+
+/*
+ * The request number carried at p, big-endian, written and read: spelt
+ * out byte by byte, which compilers turn into one load or store and a
+ * byte swap.
+ */
+static inline void
+bench_seq_put(uint8_t *p, uint64_t seq)
+{
+	p[0] = (uint8_t)(seq >> 56);
+	p[1] = (uint8_t)(seq >> 48);
+	p[2] = (uint8_t)(seq >> 40);
+	p[3] = (uint8_t)(seq >> 32);
+	p[4] = (uint8_t)(seq >> 24);
+	p[5] = (uint8_t)(seq >> 16);
+	p[6] = (uint8_t)(seq >> 8);
+	p[7] = (uint8_t)seq;
+}
+
+static inline uint64_t
+bench_seq_get(const uint8_t *p)
+{
+	return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 |
+	    (uint64_t)p[2] << 40 | (uint64_t)p[3] << 32 |
+	    (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 |
+	    (uint64_t)p[6] << 8 | (uint64_t)p[7];
+}
+
 /*
  * Compare a reply frame with what the request (kind, seq) must get back:
  * -1 when it is exactly right, or the bench_error describing the first
- * difference (command, then length, then bytes).
+ * difference (command, then length, then bytes).  Inline, as is
+ * bench_reply_check: they run once per reply, in the reply callback.
  */
-int bench_plan_check(const struct bench_plan *p, enum bench_kind k,
-    uint64_t seq, const struct gopro_frame *f);
+static inline int
+bench_plan_check(const struct bench_plan *p, enum bench_kind k, uint64_t seq,
+    const struct gopro_frame *f)
+{
+	const struct bench_template *t = &p->t[k];
+	const uint8_t *want = t->reply + GOPRO_HEADER_SIZE;
+	size_t at, len = f->header.length;
+
+	if (f->header.command != t->reply[3])
+		return BENCH_ERR_COMMAND;
+	if (p->any_body)
+		return -1;
+	if (len != t->reply_len - GOPRO_HEADER_SIZE)
+		return BENCH_ERR_LENGTH;
+	/* No call to memcmp for the empty parts (a HEARTBEAT's body). */
+	if (t->seq_reply_at == 0)
+		return len == 0 || memcmp(f->body, want, len) == 0 ? -1 :
+		    BENCH_ERR_BODY;
+	/* The bytes around the number, then the number. */
+	at = t->seq_reply_at - GOPRO_HEADER_SIZE;
+	if ((at > 0 && memcmp(f->body, want, at) != 0) ||
+	    (len - at > BENCH_SEQ_SIZE && memcmp(f->body + at + BENCH_SEQ_SIZE,
+	    want + at + BENCH_SEQ_SIZE, len - at - BENCH_SEQ_SIZE) != 0))
+		return BENCH_ERR_BODY;
+	if (bench_seq_get(f->body + at) != seq)
+		return BENCH_ERR_ORDER;
+	return -1;
+}
 
 /* One request on the wire, waiting for its reply. */
 struct bench_pending {
@@ -201,14 +285,39 @@ enum bench_reply {
 	BENCH_REPLY_BROKEN,       /* a malformed ERROR: close the connection */
 };
 
+/* An ERROR in place of the reply to e: counted by code in st. */
+enum bench_reply bench_reply_error(const struct bench_pending *e,
+    const struct gopro_frame *f, struct bench_stats *st);
+
 /*
  * Check the reply f to the request e, arrived at now, and count it in st
  * (ok and the latency, warm-up, set-up, or the error, with the server's
  * code for an ERROR; bytes_in in every case).
  */
-enum bench_reply bench_reply_check(const struct bench_plan *p,
-    const struct bench_pending *e, const struct gopro_frame *f, uint64_t now,
-    struct bench_stats *st);
+static inline enum bench_reply
+bench_reply_check(const struct bench_plan *p, const struct bench_pending *e,
+    const struct gopro_frame *f, uint64_t now, struct bench_stats *st)
+{
+	int bad;
+
+	st->bytes_in += f->size;
+	if (f->header.command == GOPRO_CMD_ERROR)
+		return bench_reply_error(e, f, st);
+	bad = bench_plan_check(p, (enum bench_kind)e->kind, e->seq, f);
+	if (bad >= 0) {
+		st->errors[bad]++;
+		return BENCH_REPLY_WRONG;
+	}
+	if (e->flags & BENCH_PENDING_SETUP) {
+		st->setup++;
+	} else if (e->flags & BENCH_PENDING_MEASURED) {
+		st->ok++;
+		bench_hist_record(&st->hist, now > e->t0 ? now - e->t0 : 0, 1);
+		st->last_reply_ns = now;
+	} else
+		st->warmup++;
+	return BENCH_REPLY_GOOD;
+}
 /* A request that got no reply: a missing-reply error, or lost. */
 void bench_reply_missing(struct bench_stats *st, bool timeout);
 

@@ -6,8 +6,13 @@
  * client library its users get.
  *
  * The hot path is a reply callback: verify the reply against its request
- * (bench_verify.c), record its latency, and refill the pipeline with new
- * requests, which the client writes in one send when the read is over.
+ * (bench_reply_check, inline in bench.h), record its latency, and refill
+ * the pipeline with new requests, which the client writes in one send
+ * when the read is over.  The functions it passes through are static
+ * inline, so that a reply and the request that replaces it cost the one
+ * call into the client (gopro_async_request_frame, with the thread's copy
+ * of the request's frame) rather than a chain of small calls: per request
+ * those calls cost as much as the work.
  * Each request in flight holds an entry of the connection's pool (no
  * allocation per request); the entry, not the position, says what the
  * reply must be, because after a GOAWAY the replies of the old and the new
@@ -111,7 +116,13 @@ struct bench_thread {
 	ev_timer opener;
 	struct bench_stats st;
 	struct bench_progress pub;
-	uint8_t *scratch;         /* one request frame being built */
+	/*
+	 * The thread's copy of each kind's request frame: a request that
+	 * carries its number has it written in place, then the client
+	 * copies the frame (one copy of the body per request, as before the
+	 * port, not two).
+	 */
+	uint8_t *frame[BENCH_KINDS];
 #ifdef HAVE_TLS
 	struct gopro_tls_ctx *tls;
 	struct gopro_transport tls_transport; /* libgopro-tls's, counted */
@@ -119,7 +130,7 @@ struct bench_thread {
 };
 
 static void bconn_open(struct bconn *c);
-static void bconn_fill(struct bconn *c, uint64_t now);
+static inline void bconn_fill(struct bconn *c, uint64_t now);
 
 /* ------------------------------------------------------------ helpers */
 
@@ -193,27 +204,24 @@ static void bconn_reply(struct gopro_async *a, int result,
     const struct gopro_frame *f, void *arg);
 
 /* Send one request; false when it cannot go now. */
-static bool
+static inline bool
 bconn_queue(struct bconn *c, enum bench_kind k, uint64_t t0, uint8_t flags)
 {
 	struct bench_thread *t = c->t;
 	const struct bench_plan *p = t->sh->plan;
 	uint64_t every = t->o->reconnect_every;
 	const struct bench_template *tp = &p->t[k];
-	const uint8_t *frame = tp->request;
 	struct breq *r = c->free;
 	size_t n = tp->request_len;
 
 	/* --reconnect-every: the rest goes on the next connection. */
 	if (r == NULL || (every > 0 && c->conn_sent >= every))
 		return false;
-	/* A request that carries its number is built; others are as is. */
-	if (tp->seq_req_at != 0) {
-		n = bench_plan_write(p, k, c->seq, t->scratch);
-		frame = t->scratch;
-	}
-	if (gopro_async_request(c->a, frame[3], frame + GOPRO_HEADER_SIZE,
-	    n - GOPRO_HEADER_SIZE, 0, bconn_reply, r) != GOPRO_OK)
+	/* A request that carries its number gets it; others go as they are. */
+	if (tp->seq_req_at != 0)
+		bench_seq_put(t->frame[k] + tp->seq_req_at, c->seq);
+	if (gopro_async_request_frame(c->a, t->frame[k], n, 0, bconn_reply,
+	    r) != GOPRO_OK)
 		return false;
 	c->free = r->next;
 	r->e = (struct bench_pending){ t0, c->seq, (uint8_t)k, flags };
@@ -224,7 +232,7 @@ bconn_queue(struct bconn *c, enum bench_kind k, uint64_t t0, uint8_t flags)
 	return true;
 }
 
-static enum bench_kind
+static inline enum bench_kind
 bconn_next_kind(struct bconn *c)
 {
 	const struct bench_shared *sh = c->t->sh;
@@ -249,7 +257,7 @@ thread_finish(struct bench_thread *t, uint64_t now)
 }
 
 /* Account one request sent at t0; false when the run is over. */
-static bool
+static inline bool
 thread_take(struct bench_thread *t, uint64_t t0, uint8_t *flags)
 {
 	const struct bench_shared *sh = t->sh;
@@ -277,7 +285,7 @@ thread_untake(struct bench_thread *t, uint8_t flags)
 	}
 }
 
-static void
+static inline void
 bconn_fill_closed(struct bconn *c, uint64_t now)
 {
 	struct bench_thread *t = c->t;
@@ -327,7 +335,7 @@ bconn_fill_open(struct bconn *c, uint64_t now)
 	ev_timer_start(t->loop, &c->timer);
 }
 
-static void
+static inline void
 bconn_fill(struct bconn *c, uint64_t now)
 {
 	if (c->state != BC_RUN || c->doomed)
@@ -367,7 +375,7 @@ bconn_hold_result(struct bconn *c, enum bench_reply v)
 }
 
 /* After a reply on a running connection: refill, replace or end it. */
-static void
+static inline void
 bconn_after_reply(struct bconn *c, uint64_t now)
 {
 	struct bench_thread *t = c->t;
@@ -382,7 +390,7 @@ bconn_after_reply(struct bconn *c, uint64_t now)
 	bconn_fill(c, now);
 }
 
-static void
+static inline void
 bconn_release(struct bconn *c, struct breq *r)
 {
 	r->next = c->free;
@@ -418,7 +426,7 @@ bconn_missing(struct bconn *c, struct gopro_async *a, int result,
  * connection in each loop iteration, so once per read as a batch of
  * pipelined replies comes in one read, not once per reply.
  */
-static uint64_t
+static inline uint64_t
 bconn_arrival(struct bconn *c)
 {
 	unsigned it = ev_iteration(c->t->loop);
@@ -900,10 +908,16 @@ bench_thread_new(const struct bench_shared *sh, unsigned index,
 	numeric_address(&t->o->addr, t->o->addrlen, t->address,
 	    sizeof(t->address));
 	t->c = calloc(n, sizeof(*t->c));
-	t->scratch = malloc(sh->plan->max_request);
 	t->loop = ev_loop_new(EVFLAG_AUTO);
-	if (t->c == NULL || t->scratch == NULL || t->loop == NULL)
+	if (t->c == NULL || t->loop == NULL)
 		goto fail;
+	for (int k = 0; k < BENCH_KINDS; k++) {
+		const struct bench_template *tp = &sh->plan->t[k];
+
+		if ((t->frame[k] = malloc(tp->request_len)) == NULL)
+			goto fail;
+		memcpy(t->frame[k], tp->request, tp->request_len);
+	}
 #ifdef HAVE_TLS
 	if (t->o->tls && thread_tls_init(t) < 0)
 		goto fail;
@@ -927,7 +941,8 @@ bench_thread_free(struct bench_thread *t)
 		free(t->c[i].pool);
 	}
 	free(t->c);
-	free(t->scratch);
+	for (int k = 0; k < BENCH_KINDS; k++)
+		free(t->frame[k]);
 #ifdef HAVE_TLS
 	/* After the clients: their connections use it. */
 	gopro_tls_ctx_free(t->tls);

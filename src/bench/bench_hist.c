@@ -7,7 +7,8 @@
  * value below 256 ns, then 128 linear sub-buckets per power of two.  That
  * keeps every bucket within 1/128 of its value (two significant digits),
  * covers the whole uint64_t range in 7,424 counters (58 KiB per thread),
- * and makes merging the threads' histograms a plain sum.
+ * and makes merging the threads' histograms a plain sum.  Recording is
+ * inline in bench.h.
  */
 #include <string.h>
 
@@ -18,19 +19,6 @@ bench_hist_init(struct bench_hist *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->min = UINT64_MAX;
-}
-
-size_t
-bench_hist_index(uint64_t v)
-{
-	unsigned msb, shift;
-
-	if (v < 2 * BENCH_HIST_SUB)
-		return (size_t)v;
-	msb = 63u - (unsigned)__builtin_clzll(v);
-	shift = msb - 7u; /* v >> shift lands in [128, 256) */
-	return 256u + (size_t)(shift - 1u) * BENCH_HIST_SUB +
-	    (size_t)((v >> shift) - BENCH_HIST_SUB);
 }
 
 uint64_t
@@ -51,20 +39,6 @@ bench_hist_bucket_width(size_t i)
 	if (i < 2 * BENCH_HIST_SUB)
 		return 1;
 	return (uint64_t)1 << ((i - 256u) / BENCH_HIST_SUB + 1u);
-}
-
-void
-bench_hist_record(struct bench_hist *h, uint64_t v, uint64_t count)
-{
-	if (count == 0)
-		return;
-	h->counts[bench_hist_index(v)] += count;
-	h->total += count;
-	h->sum += (double)v * (double)count;
-	if (v < h->min)
-		h->min = v;
-	if (v > h->max)
-		h->max = v;
 }
 
 void

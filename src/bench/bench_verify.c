@@ -5,9 +5,10 @@
  *
  * Requests are built once, before the run (the plan); sending one is a
  * memcpy and an 8-byte patch of its number.  libgopro's async client
- * matches each reply with its request (they come in order); here the
- * reply is compared with the template of that request, byte for byte,
- * and an ERROR in its place is counted by code, with the verdict the
+ * matches each reply with its request (they come in order); the reply is
+ * compared with the template of that request, byte for byte, by the
+ * inline bench_reply_check of bench.h (it runs in every reply callback),
+ * and an ERROR in its place is counted by code here, with the verdict the
  * connection acts on (the server closes after some codes).  Nothing here
  * touches a socket, so the tests can hand it any frame.
  */
@@ -45,15 +46,6 @@ bench_error_key(enum bench_error e)
 }
 
 /* ------------------------------------------------------------ the plan */
-
-static void
-put_seq(uint8_t *p, uint64_t seq)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)seq;
-		seq >>= 8;
-	}
-}
 
 /* A recognisable, printable body: "abcd...zabc...". */
 static void
@@ -183,36 +175,8 @@ bench_plan_write(const struct bench_plan *p, enum bench_kind k, uint64_t seq,
 
 	memcpy(out, t->request, t->request_len);
 	if (t->seq_req_at)
-		put_seq(out + t->seq_req_at, seq);
+		bench_seq_put(out + t->seq_req_at, seq);
 	return t->request_len;
-}
-
-int
-bench_plan_check(const struct bench_plan *p, enum bench_kind k, uint64_t seq,
-    const struct gopro_frame *f)
-{
-	const struct bench_template *t = &p->t[k];
-	const uint8_t *want = t->reply + GOPRO_HEADER_SIZE;
-	size_t at, len = f->header.length;
-	uint8_t num[BENCH_SEQ_SIZE];
-
-	if (f->header.command != t->reply[3])
-		return BENCH_ERR_COMMAND;
-	if (p->any_body)
-		return -1;
-	if (len != t->reply_len - GOPRO_HEADER_SIZE)
-		return BENCH_ERR_LENGTH;
-	if (t->seq_reply_at == 0)
-		return memcmp(f->body, want, len) == 0 ? -1 : BENCH_ERR_BODY;
-	at = t->seq_reply_at - GOPRO_HEADER_SIZE;
-	at += BENCH_SEQ_SIZE;
-	if (memcmp(f->body, want, at - BENCH_SEQ_SIZE) != 0 ||
-	    memcmp(f->body + at, want + at, len - at) != 0)
-		return BENCH_ERR_BODY;
-	put_seq(num, seq);
-	if (memcmp(f->body + at - BENCH_SEQ_SIZE, num, BENCH_SEQ_SIZE) != 0)
-		return BENCH_ERR_ORDER;
-	return -1;
 }
 
 /* ------------------------------------------------------------ replies */
@@ -230,9 +194,8 @@ error_closes(uint16_t code, const struct bench_pending *e)
 	    code == GOPRO_ERR_TOO_LARGE || code == GOPRO_ERR_TIMEOUT;
 }
 
-/* An ERROR in place of the reply: counted by code. */
-static enum bench_reply
-reply_error(const struct bench_pending *e, const struct gopro_frame *f,
+enum bench_reply
+bench_reply_error(const struct bench_pending *e, const struct gopro_frame *f,
     struct bench_stats *st)
 {
 	struct gopro_status status;
@@ -246,31 +209,6 @@ reply_error(const struct bench_pending *e, const struct gopro_frame *f,
 	st->errors[BENCH_ERR_SERVER]++;
 	return error_closes(status.code, e) ? BENCH_REPLY_CLOSING :
 	    BENCH_REPLY_WRONG;
-}
-
-enum bench_reply
-bench_reply_check(const struct bench_plan *p, const struct bench_pending *e,
-    const struct gopro_frame *f, uint64_t now, struct bench_stats *st)
-{
-	int bad;
-
-	st->bytes_in += f->size;
-	if (f->header.command == GOPRO_CMD_ERROR)
-		return reply_error(e, f, st);
-	bad = bench_plan_check(p, (enum bench_kind)e->kind, e->seq, f);
-	if (bad >= 0) {
-		st->errors[bad]++;
-		return BENCH_REPLY_WRONG;
-	}
-	if (e->flags & BENCH_PENDING_SETUP) {
-		st->setup++;
-	} else if (e->flags & BENCH_PENDING_MEASURED) {
-		st->ok++;
-		bench_hist_record(&st->hist, now > e->t0 ? now - e->t0 : 0, 1);
-		st->last_reply_ns = now;
-	} else
-		st->warmup++;
-	return BENCH_REPLY_GOOD;
 }
 
 void

@@ -524,6 +524,61 @@ test_verify_large_body(void **state)
 	bench_plan_free(&plan);
 }
 
+/*
+ * Bodies at the edges of the number: none (0 bytes), only the number (8),
+ * the number and one byte (9); HEARTBEAT echoes, MESSAGE has the prefix
+ * before it.  Each byte of the reply is flipped in turn and seen, as a
+ * wrong body, or out of order when it is in the number.
+ */
+static void
+test_verify_number_edges(void **state)
+{
+	static const size_t bodies[] = { 0, 8, 9 };
+	struct bench_stats *st = malloc(sizeof(*st));
+	uint8_t req[64], rep[64];
+	char err[128];
+
+	assert_non_null(st);
+	for (size_t b = 0; b < sizeof(bodies) / sizeof(bodies[0]); b++)
+	for (int k = BENCH_HEARTBEAT; k <= BENCH_MESSAGE; k++) {
+		struct bench_plan_conf pc = { .body = bodies[b],
+			.prefix = PREFIX };
+		struct bench_pending e = { 0, 0x0102030405060708ull,
+		    (uint8_t)k, BENCH_PENDING_MEASURED };
+		const char *pre = k == BENCH_MESSAGE ? PREFIX : "";
+		struct bench_plan plan;
+		struct gopro_frame f;
+		size_t n, m, at;
+
+		assert_int_equal(bench_plan_init(&plan, &pc, err, sizeof(err)),
+		    0);
+		n = bench_plan_write(&plan, k, e.seq, req);
+		gopro_header_write(rep, req[3], (uint32_t)(strlen(pre) + n - 8));
+		memcpy(rep + 8, pre, strlen(pre));
+		memcpy(rep + 8 + strlen(pre), req + 8, n - 8);
+		m = 8 + strlen(pre) + n - 8;
+		assert_int_equal(gopro_decode(rep, m, plan.max_reply_body, &f,
+		    NULL), GOPRO_DECODE_FRAME);
+		bench_stats_init(st);
+		assert_int_equal(bench_reply_check(&plan, &e, &f, 1, st),
+		    BENCH_REPLY_GOOD);
+		at = 8 + strlen(pre);
+		for (size_t i = 8; i < m; i++) {
+			bool in_seq = bodies[b] >= 8 && i >= at && i < at + 8;
+
+			rep[i] ^= 1;
+			bench_stats_init(st);
+			assert_int_equal(bench_reply_check(&plan, &e, &f, 1, st),
+			    BENCH_REPLY_WRONG);
+			assert_int_equal(st->errors[in_seq ? BENCH_ERR_ORDER :
+			    BENCH_ERR_BODY], 1);
+			rep[i] ^= 1;
+		}
+		bench_plan_free(&plan);
+	}
+	free(st);
+}
+
 static void
 test_mix_parse(void **state)
 {
@@ -999,6 +1054,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_verify_setup_and_warmup,
 		    vfix_setup, vfix_teardown),
 		cmocka_unit_test(test_verify_large_body),
+		cmocka_unit_test(test_verify_number_edges),
 		cmocka_unit_test(test_mix_parse),
 		cmocka_unit_test(test_mix_errors),
 		cmocka_unit_test(test_parse_numbers),
