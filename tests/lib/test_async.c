@@ -304,11 +304,11 @@ test_login_on_connect(void **state)
 /*
  * Reload g on conf (message_prefix "v2: ") and keep requests flowing until
  * 20 replies of the new generation came: every request is answered, over
- * two connections, after one GOAWAY and no reconnection.
+ * a connection per GOAWAY and one more, with no reconnection.
  */
 static void
 reload_under_traffic(struct goprod *g, struct gopro_async *a,
-    const char *conf, unsigned sent)
+    const char *conf, unsigned sent, unsigned old_workers)
 {
 	harness_rewrite_conf(g, conf);
 	assert_int_equal(kill(g->pid, SIGHUP), 0);
@@ -322,8 +322,15 @@ reload_under_traffic(struct goprod *g, struct gopro_async *a,
 		ev_run(EV_DEFAULT, EVRUN_ONCE);
 	}
 	assert_true(run_until(&seen.replies, sent, 10));
-	assert_int_equal(seen.states[GOPRO_STATE_GOAWAY], 1);
-	assert_int_equal(seen.states[GOPRO_STATE_CONNECTED], 2);
+	/*
+	 * One GOAWAY, or with two old workers a second when the replacement
+	 * reached the other before its own signal did: a connection for each,
+	 * and never a reconnection after a loss.
+	 */
+	assert_true(seen.states[GOPRO_STATE_GOAWAY] >= 1);
+	assert_true(seen.states[GOPRO_STATE_GOAWAY] <= old_workers);
+	assert_int_equal(seen.states[GOPRO_STATE_CONNECTED],
+	    seen.states[GOPRO_STATE_GOAWAY] + 1);
 	assert_int_equal(seen.states[GOPRO_STATE_RECONNECTING], 0);
 	assert_true(seen.v2 >= 20);
 	/* Nothing lost; order is per connection, so only count here. */
@@ -347,7 +354,7 @@ test_goaway_handover(void **state)
 		    GOPRO_OK);
 	assert_true(run_until(&seen.replies, sent, 10));
 	reload_under_traffic(&g, a, "message_prefix = \"v2: \"\n"
-	    "goaway_grace = 2s\n", sent);
+	    "goaway_grace = 2s\n", sent, 1);
 	gopro_async_free(a);
 	assert_int_equal(harness_stop(&g), 0);
 }
@@ -378,7 +385,7 @@ test_unix_socket(void **state)
 	snprintf(conf, sizeof(conf), "listen = {\"%s\", \"%s\"}\n"
 	    "workers = 2\nmessage_prefix = \"v2: \"\ngoaway_grace = 2s\n",
 	    g.addr, unix_addr);
-	reload_under_traffic(&g, a, conf, sent);
+	reload_under_traffic(&g, a, conf, sent, 2);
 	gopro_async_free(a);
 	assert_int_equal(harness_stop(&g), 0);
 }
