@@ -929,6 +929,12 @@ conn_flush(struct conn *c)
 	c->flushing = false;
 	if (c->dead || len == 0)
 		return;
+	/*
+	 * The counters of requests answered inline reach the shared segment
+	 * before their replies reach the client: one who reads the stats
+	 * after a reply sees it counted.
+	 */
+	pipeline_flush_stats(&c->w->pl);
 	n = transport_write(c, buf_head(&c->out), len);
 	if (n < 0 && errno != EAGAIN && errno != EINTR) {
 		log_debug("connection %d: write: %s", c->fd, strerror(errno));

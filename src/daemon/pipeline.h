@@ -153,8 +153,8 @@ void pipeline_cleanup(struct pipeline *pl);
 void pipeline_handler_init(struct pipeline *pl, struct pipeline_handler *h);
 void pipeline_handler_cleanup(struct pipeline_handler *h);
 /*
- * Bring the handlers' shared counters up to date (the owner's loop calls
- * it once per iteration, before it sleeps).
+ * Bring the handlers' shared counters up to date (the owner calls it
+ * before it writes replies, and once per loop iteration before it sleeps).
  */
 void pipeline_flush_stats(struct pipeline *pl);
 
