@@ -18,13 +18,6 @@ get_be16(const uint8_t *p)
 	return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
 }
 
-static uint32_t
-get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
 static void
 put_be16(uint8_t *p, uint16_t v)
 {
@@ -65,7 +58,7 @@ gopro_decode(const uint8_t *buf, size_t len, uint32_t max_body,
 	frame->header.magic = get_be16(buf);
 	frame->header.version = buf[2];
 	frame->header.command = buf[3];
-	frame->header.length = get_be32(buf + 4);
+	frame->header.length = decode_be32(buf + 4);
 	if (frame->header.length > max_body)
 		return GOPRO_DECODE_TOO_LARGE;
 	total = (uint64_t)GOPRO_HEADER_SIZE + frame->header.length;

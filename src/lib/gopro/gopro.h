@@ -129,8 +129,7 @@ gopro_header_write(uint8_t out[GOPRO_HEADER_SIZE], uint8_t command,
 	};
 
 	__builtin_memcpy(out, w, sizeof(w));
-	return;
-#endif
+#else
 	out[0] = (uint8_t)(GOPRO_MAGIC >> 8);
 	out[1] = (uint8_t)(GOPRO_MAGIC & 0xFF);
 	out[2] = GOPRO_VERSION;
@@ -139,6 +138,7 @@ gopro_header_write(uint8_t out[GOPRO_HEADER_SIZE], uint8_t command,
 	out[5] = (uint8_t)(length >> 16);
 	out[6] = (uint8_t)(length >> 8);
 	out[7] = (uint8_t)length;
+#endif
 }
 
 /*
