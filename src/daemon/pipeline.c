@@ -51,8 +51,8 @@ req_id(const struct pipeline_req *r)
 	return (uint64_t)r->seq << 32 | r->idx;
 }
 
-static int
-grow(struct pipeline *pl)
+int
+pipeline_grow(struct pipeline *pl)
 {
 	struct pipeline_req **chunks, *c;
 	size_t base = pl->nchunks * CHUNK_SLOTS;
@@ -82,7 +82,7 @@ req_alloc(struct pipeline *pl)
 {
 	struct pipeline_req *r;
 
-	if (pl->free_list == NULL && grow(pl) < 0)
+	if (pl->free_list == NULL && pipeline_grow(pl) < 0)
 		return NULL;
 	r = pl->free_list;
 	pl->free_list = r->next_free;
@@ -100,9 +100,7 @@ req_free(struct pipeline *pl, struct pipeline_req *r)
 	}
 	r->state = PL_REQ_FREE;
 	r->q = NULL;
-	/* The old id never matches again (0 is skipped: no id is 0). */
-	if (++r->seq == 0)
-		r->seq = 1;
+	pipeline_req_retire(r);
 	r->next_free = pl->free_list;
 	pl->free_list = r;
 }
@@ -459,16 +457,13 @@ make_pending(struct pipeline *pl, struct pipeline_handler *h,
 	arm(h);
 }
 
-/*
- * pipeline_dispatch's every other case: a request behind others in its
- * queue, or one that needs the slot table to grow first.
- */
+/* pipeline_dispatch's other case: a request behind others in its queue. */
 int
 pipeline_dispatch_queued(struct pipeline *pl, struct pipeline_queue *q,
     struct pipeline_handler *h, uint8_t command, const uint8_t *body,
     size_t len, struct gopro_conn *conn)
 {
-	struct pipeline_req *r = req_alloc(pl), *outer;
+	struct pipeline_req *r = req_alloc(pl);
 	struct gopro_request req;
 
 	if (r == NULL)
@@ -479,20 +474,12 @@ pipeline_dispatch_queued(struct pipeline *pl, struct pipeline_queue *q,
 	q->limit = h->max_inflight;
 	req = (struct gopro_request){ .id = req_id(r), .command = command,
 		.body = body, .len = len, .conn = conn };
-	if (q->n > 0) {
-		count(h, STATS_MOD_requests);
-		enqueue(q, r);
-		h->request(h->state, &req);
-		/* Answered at once (and held): no deadline to keep. */
-		if ((uint32_t)(req.id >> 32) == r->seq &&
-		    r->state == PL_REQ_PENDING)
-			make_pending(pl, h, r);
-		return 0;
-	}
-	outer = pl->inline_req;
-	pl->inline_req = r;
+	count(h, STATS_MOD_requests);
+	enqueue(q, r);
 	h->request(h->state, &req);
-	pipeline_inline_after(pl, r, outer);
+	/* Answered at once (and held): no deadline to keep. */
+	if ((uint32_t)(req.id >> 32) == r->seq && r->state == PL_REQ_PENDING)
+		make_pending(pl, h, r);
 	return 0;
 }
 
@@ -504,12 +491,6 @@ pipeline_inline_after(struct pipeline *pl, struct pipeline_req *r,
 	bool answered = pl->inline_req != r;
 
 	pl->inline_req = outer;
-	if (answered && r->state == PL_REQ_FREE) {
-		/* By complete_inline, which left the counting to here. */
-		h->answered_inline++;
-		req_free(pl, r);
-		return;
-	}
 	count(h, STATS_MOD_requests);
 	if (answered) {
 		req_free(pl, r);
@@ -638,13 +619,21 @@ complete_slow(struct pipeline *pl, gopro_request_id id, uint8_t command,
 	return 0;
 }
 
-int
-pipeline_complete(struct pipeline *pl, gopro_request_id id, uint8_t command,
+/* Inline in both entry points: the fast case must not cost a call. */
+static inline int
+complete(struct pipeline *pl, gopro_request_id id, uint8_t command,
     const struct iovec *iov, int iovcnt)
 {
 	if (complete_inline(pl, id, command, iov, iovcnt))
 		return 0;
 	return complete_slow(pl, id, command, iov, iovcnt);
+}
+
+int
+pipeline_complete(struct pipeline *pl, gopro_request_id id, uint8_t command,
+    const struct iovec *iov, int iovcnt)
+{
+	return complete(pl, id, command, iov, iovcnt);
 }
 
 int
@@ -671,9 +660,7 @@ pipeline_complete_any(struct pipeline *pl, gopro_request_id id,
 {
 	if (thread_pipeline != pl)
 		return pipeline_post(pl, id, command, 0, iov, iovcnt);
-	if (complete_inline(pl, id, command, iov, iovcnt))
-		return 0;
-	return complete_slow(pl, id, command, iov, iovcnt);
+	return complete(pl, id, command, iov, iovcnt);
 }
 
 bool
@@ -761,8 +748,7 @@ pipeline_queue_cancel(struct pipeline *pl, struct pipeline_queue *q)
 		count(r->h, STATS_MOD_cancelled);
 		r->cancel_id = req_id(r);
 		/* From now on a completion of the old id is late. */
-		if (++r->seq == 0)
-			r->seq = 1;
+		pipeline_req_retire(r);
 		r->state = PL_REQ_CANCELLED;
 		TAILQ_INSERT_TAIL(&pl->cancelled, r, hlink);
 	}

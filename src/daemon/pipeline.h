@@ -73,6 +73,13 @@ struct pipeline_req {
 	struct pipeline_req *next_free;
 };
 
+/* Its old id never matches again (0 is skipped: no id is 0). */
+static inline void
+pipeline_req_retire(struct pipeline_req *r)
+{
+	if (++r->seq == 0)
+		r->seq = 1;
+}
 
 /* A module as the pipeline of one worker sees it. */
 struct pipeline_handler {
@@ -90,8 +97,8 @@ struct pipeline_handler {
 	/*
 	 * Requests answered inside their request callback since the last
 	 * pipeline_flush_stats: counted in the shared segment (requests,
-	 * replies, the histogram's first bucket) once per loop iteration
-	 * instead of three times per request.
+	 * replies, the histogram's first bucket) before the replies are
+	 * written, instead of three times per request.
 	 */
 	uint64_t answered_inline;
 	struct pipeline_handler *next;  /* in pl->handlers */
@@ -174,7 +181,12 @@ pipeline_queue_full(const struct pipeline_queue *q)
 int pipeline_dispatch_queued(struct pipeline *pl, struct pipeline_queue *q,
     struct pipeline_handler *h, uint8_t command, const uint8_t *body,
     size_t len, struct gopro_conn *conn);
-/* After the request callback of r, dispatched into an empty queue. */
+/* Grow the slot table: pl->free_list is not empty after 0; -1 (ENOMEM). */
+int pipeline_grow(struct pipeline *pl);
+/*
+ * After the request callback of r, dispatched into an empty queue, when
+ * complete_inline did not answer it: answered otherwise, or pending.
+ */
 void pipeline_inline_after(struct pipeline *pl, struct pipeline_req *r,
     struct pipeline_req *outer);
 
@@ -194,12 +206,15 @@ pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
     struct pipeline_handler *h, uint8_t command, const uint8_t *body,
     size_t len, struct gopro_conn *conn)
 {
-	struct pipeline_req *r = pl->free_list, *outer = pl->inline_req;
+	struct pipeline_req *r, *outer = pl->inline_req;
 	struct gopro_request req;
 
-	if (q->n > 0 || r == NULL)
+	if (q->n > 0)
 		return pipeline_dispatch_queued(pl, q, h, command, body, len,
 		    conn);
+	if (pl->free_list == NULL && pipeline_grow(pl) < 0)
+		return -1;
+	r = pl->free_list;
 	pl->free_list = r->next_free;
 	r->state = PL_REQ_PENDING;
 	r->q = q;
@@ -214,9 +229,8 @@ pipeline_dispatch(struct pipeline *pl, struct pipeline_queue *q,
 	}
 	pl->inline_req = outer;
 	h->answered_inline++;
-	/* Its id never matches again (no id is 0); it held no copy. */
-	if (++r->seq == 0)
-		r->seq = 1;
+	/* As req_free, but it held no copy and is marked free already. */
+	pipeline_req_retire(r);
 	r->next_free = pl->free_list;
 	pl->free_list = r;
 	return 0;
